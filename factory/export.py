@@ -1,0 +1,169 @@
+"""Our model <-> a Hugging Face `deberta-v2` folder (config.json + model.safetensors).
+
+Our module tree uses HF's parameter names, so saving is `state_dict()` as it is. Loading accepts what
+exists in the wild: our folders, `save_pretrained` folders (legacy `cls.predictions.*` MLM head or
+`lm_predictions.*`), bare-encoder or headed checkpoints, `pytorch_model.bin` and sharded safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from factory.errors import ModelFolderError
+from factory.model.config import ModelConfig
+from factory.model.heads import HEADS, HF_ARCHITECTURES, build_model, head_of
+
+WEIGHTS = "model.safetensors"
+PREFIX = "deberta."
+
+# HF's legacy MLM head (config.legacy=true, the `save_pretrained` default) -> the official names we use.
+_LEGACY_MLM = {
+    "cls.predictions.transform.dense.": "lm_predictions.lm_head.dense.",
+    "cls.predictions.transform.LayerNorm.": "lm_predictions.lm_head.LayerNorm.",
+    "cls.predictions.bias": "lm_predictions.lm_head.bias",
+}
+_TIED = ("cls.predictions.decoder.",)  # tied to the word embeddings / the bias: nothing to load
+
+
+def save_model(model: nn.Module, folder: Path | str, dtype: torch.dtype | None = None) -> None:
+    """Write config.json and model.safetensors into an existing folder."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    head = head_of(model)
+    config: ModelConfig = model.config
+    (folder / "config.json").write_text(json.dumps(config.to_hf(HF_ARCHITECTURES[head]), indent=2) + "\n")
+    state = {}
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach()
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        state[name] = t.cpu().contiguous()
+    save_file(state, str(folder / WEIGHTS), metadata={"format": "pt"})
+
+
+def read_config(folder: Path | str) -> ModelConfig:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"model folder {folder} does not exist; give the folder that holds config.json")
+    path = folder / "config.json"
+    if not path.is_file():
+        raise ModelFolderError(
+            f"{folder} has no config.json, so it is not a Hugging Face model folder; "
+            "make one with `factory init` or point at a `save_pretrained` folder"
+        )
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFolderError(f"{path} is not valid JSON ({e}); re-export the model") from None
+    return ModelConfig.from_hf(raw, where=str(path))
+
+
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if (folder / WEIGHTS).is_file():
+        return load_file(str(folder / WEIGHTS))
+    index = folder / f"{WEIGHTS}.index.json"
+    if index.is_file():
+        state: dict[str, torch.Tensor] = {}
+        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+            state.update(load_file(str(folder / shard)))
+        return state
+    if (folder / "pytorch_model.bin").is_file():
+        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise ModelFolderError(
+        f"{folder} has no weights (model.safetensors or pytorch_model.bin); "
+        "export the model again or point at the folder that holds them"
+    )
+
+
+def _normalise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename every known checkpoint layout to ours: `deberta.`-prefixed encoder + official head names."""
+    out = {}
+    for name, tensor in state.items():
+        if name.startswith(_TIED):
+            continue
+        for old, new in _LEGACY_MLM.items():
+            if name.startswith(old):
+                name = new + name[len(old) :]
+        if name.startswith(("embeddings.", "encoder.")):
+            name = PREFIX + name
+        out[name] = tensor
+    return out
+
+
+def infer_head(state: dict[str, torch.Tensor]) -> str:
+    names = list(state)
+    if any(n.startswith("lm_predictions.") for n in names):
+        return "mlm"
+    if any(n.startswith("mask_predictions.") for n in names):
+        return "rtd"
+    if any(n.startswith("classifier.") for n in names):
+        return "cls"
+    return "none"
+
+
+def load_model(
+    folder: Path | str,
+    head: str | None = None,
+    num_labels: int | None = None,
+    labels: tuple[str, ...] | None = None,
+) -> nn.Module:
+    """Load a deberta-v2 folder as our module.
+
+    Args:
+        folder: a folder with config.json and model.safetensors (or pytorch_model.bin).
+        head: "none" | "mlm" | "rtd" | "cls"; default: the head whose weights the folder holds. A head the
+            folder lacks is freshly initialised (e.g. "cls" on a pre-trained encoder for fine-tuning).
+        num_labels / labels: the classification head's size or label names (default: the config's).
+    """
+    folder = Path(folder)
+    config = read_config(folder)
+    state = _normalise(read_weights(folder))
+    head = head or infer_head(state)
+    if head not in HEADS:
+        raise ModelFolderError(f"head {head!r} unknown; use one of {', '.join(HEADS)}")
+    fresh_head = head not in ("none", infer_head(state))
+    if labels is None and num_labels is not None and num_labels != config.num_labels:
+        labels = tuple(f"LABEL_{i}" for i in range(num_labels))
+    if labels is not None and tuple(labels) != config.labels:
+        config = config.replace(labels=tuple(labels))
+        if head == "cls":  # another label set: the old classifier does not apply
+            state = {n: t for n, t in state.items() if not n.startswith("classifier.")}
+            fresh_head = True
+    model = build_model(config, head)
+    expected = model.state_dict()
+    if head == "none":  # a bare encoder takes the encoder part of any checkpoint
+        state = {n[len(PREFIX) :]: t for n, t in state.items() if n.startswith(PREFIX)}
+    state = {n: t for n, t in state.items() if n in expected or not _ignorable(n, config)}
+    unexpected = sorted(set(state) - set(expected))
+    missing = sorted(set(expected) - set(state))
+    if fresh_head:
+        missing = [n for n in missing if n.startswith(PREFIX)]
+    if unexpected or missing:
+        raise ModelFolderError(
+            f"{folder} does not fit its own config.json "
+            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}); re-export the model"
+        )
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise ModelFolderError(
+                f"{folder}: weight {name} has shape {tuple(tensor.shape)} but config.json says "
+                f"{tuple(expected[name].shape)}; the weights come from another preset or vocabulary"
+            )
+    model.load_state_dict(state, strict=not fresh_head)
+    return model.eval()
+
+
+def _ignorable(name: str, config: ModelConfig) -> bool:
+    """Keys that checkpoints carry but the model does not use (SPEC.md §3)."""
+    if "position_embeddings" in name and not config.position_biased_input:
+        return True
+    # heads other than the one asked for (e.g. an official discriminator's random MLM head)
+    return name.startswith(("lm_predictions.", "mask_predictions.", "classifier.", "pooler."))

@@ -1,0 +1,132 @@
+"""Disentangled self-attention (DeBERTa), written as one fused attention call with an additive bias.
+
+Scores are A = Q·Kᵀ/s + c2p + p2c (SPEC.md §2), with
+    c2p[i, j] = Q_i · Pk[idx(i - j)] / s        p2c[i, j] = K_j · Pq[idx(i - j)] / s
+where Pk/Pq are the shared key/query projections of the (LayerNorm'd) relative embeddings and
+idx(r) = clamp(bucket(r) + span, 0, 2·span - 1).
+
+HF gathers c2p/p2c out of an [L, 2·span] product with `torch.gather` (and scatters in backward). The index
+depends only on i - j, so we instead project onto the 2L relative *offsets* and turn the [L, 2L] product
+into [L, L] with a "skew": a reshape + slice view (as in Transformer-XL's relative shift), no gather and
+no scatter in backward. The content term, the mask and the softmax then run inside one
+`scaled_dot_product_attention` call with c2p + p2c as its float mask.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from factory.model.config import ModelConfig
+
+
+def log_bucket(rel: torch.Tensor, bucket_size: int, max_position: int) -> torch.Tensor:
+    """DeBERTa's log-bucketed relative position (exact for |r| <= bucket_size/2, log-spaced beyond).
+
+    Computed with the same float32 operations in the same order as HF, because r = 511 sits exactly on
+    a ceil() boundary and must land in the same bucket bit for bit.
+    """
+    sign = torch.sign(rel)
+    mid = bucket_size // 2
+    near = (rel < mid) & (rel > -mid)
+    abs_pos = torch.where(near, torch.tensor(mid - 1).type_as(rel), torch.abs(rel))
+    log_ratio = torch.log(abs_pos / mid) / torch.log(torch.tensor((max_position - 1) / mid))
+    log_pos = torch.ceil(log_ratio * (mid - 1)) + mid
+    return torch.where(abs_pos <= mid, rel.type_as(log_pos), log_pos * sign).long()
+
+
+def relative_index(offsets: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Row of the relative-embedding table used for each query-minus-key offset."""
+    rel = offsets
+    if config.position_buckets > 0:
+        rel = log_bucket(offsets, config.position_buckets, config.max_relative_span)
+    span = config.att_span
+    return torch.clamp(rel + span, 0, 2 * span - 1)
+
+
+@functools.lru_cache(maxsize=64)
+def skew_indices(length: int, config: ModelConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Relative-embedding rows for the 2L columns that `skew` turns into an [L, L] matrix.
+
+    Column m of the c2p product stands for offset i - j = L-1-m; column m of the p2c product for
+    offset i - j = m-(L-1). Cached: a training run sees one or two lengths.
+    """
+    with torch.inference_mode(False):  # cached tensors must be usable by autograd later
+        m = torch.arange(2 * length, device=device)
+        return relative_index(length - 1 - m, config), relative_index(m - (length - 1), config)
+
+
+def skew(x: torch.Tensor) -> torch.Tensor:
+    """(..., L, 2L) -> (..., L, L) with out[..., i, j] = x[..., i, L-1-i+j]; a view, no copy."""
+    *lead, length, width = x.shape
+    flat = x.reshape(*lead, length * width)
+    window = flat[..., length - 1 : length - 1 + length * (width - 1)]
+    return window.reshape(*lead, length, width - 1)[..., :length]
+
+
+class DisentangledSelfAttention(nn.Module):
+    """Multi-head attention with c2p + p2c relative terms; parameter names are HF's."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.heads = config.num_attention_heads
+        h = config.hidden_size
+        self.query_proj = nn.Linear(h, h)
+        self.key_proj = nn.Linear(h, h)
+        self.value_proj = nn.Linear(h, h)
+        self.c2p = config.relative_attention and "c2p" in config.pos_att_type
+        self.p2c = config.relative_attention and "p2c" in config.pos_att_type
+        if config.relative_attention and not config.share_att_key:
+            if self.c2p:
+                self.pos_key_proj = nn.Linear(h, h)
+            if self.p2c:
+                self.pos_query_proj = nn.Linear(h, h)
+        self.pos_dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout_p = config.attention_probs_dropout_prob
+        # s = sqrt(d * (1 + #relative terms)), SPEC.md §2
+        self.scale = (config.head_size * (1 + self.c2p + self.p2c)) ** -0.5
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, L, H) -> (B, nh, L, d)
+        return x.unflatten(-1, (self.heads, -1)).transpose(-3, -2)
+
+    def forward(
+        self,
+        hidden: torch.Tensor,  # (B, L, H)
+        pad_mask: torch.Tensor | None,  # (B, 1, L, L) bool, True = attend; None = no padding
+        rel_embeddings: torch.Tensor | None,  # (2·span, H), already LayerNorm'd
+    ) -> torch.Tensor:
+        q = self._heads(self.query_proj(hidden))  # (B, nh, L, d)
+        k = self._heads(self.key_proj(hidden))
+        v = self._heads(self.value_proj(hidden))
+        bias = self.relative_bias(q, k, rel_embeddings) if (self.c2p or self.p2c) else None
+        if pad_mask is not None:
+            # HF semantics: masked scores become finfo.min, so a fully padded query row attends uniformly.
+            if bias is None:
+                bias = torch.zeros(pad_mask.shape, dtype=q.dtype, device=q.device)
+            bias = bias.masked_fill(~pad_mask, torch.finfo(q.dtype).min)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.dropout_p if self.training else 0.0, scale=self.scale
+        )  # (B, nh, L, d)
+        return out.transpose(1, 2).flatten(2)  # (B, L, H)
+
+    def relative_bias(self, q: torch.Tensor, k: torch.Tensor, rel_embeddings: torch.Tensor) -> torch.Tensor:
+        """c2p + p2c as one (B, nh, L, L) additive bias, already divided by s."""
+        length = q.shape[-2]
+        c2p_rows, p2c_rows = skew_indices(length, self.config, q.device)
+        rel = self.pos_dropout(rel_embeddings)
+        bias = None
+        if self.c2p:
+            proj = self.key_proj if self.config.share_att_key else self.pos_key_proj
+            pos_key = self._heads(proj(rel)[c2p_rows])  # (nh, 2L, d)
+            bias = skew(torch.matmul(q, pos_key.transpose(-1, -2)))  # (B, nh, L, L)
+        if self.p2c:
+            proj = self.query_proj if self.config.share_att_key else self.pos_query_proj
+            pos_query = self._heads(proj(rel)[p2c_rows])  # (nh, 2L, d)
+            p2c = skew(torch.matmul(k, pos_query.transpose(-1, -2))).transpose(-1, -2)
+            bias = p2c if bias is None else bias + p2c
+        return bias * self.scale

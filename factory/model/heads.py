@@ -1,0 +1,143 @@
+"""Task heads on the encoder: MLM (the generator), RTD (the discriminator), sequence classification.
+
+Names are those of the checkpoints people already have: `lm_predictions.lm_head.*` (official generator,
+HF with legacy=false), `mask_predictions.*` (official RTD head), `pooler.dense` + `classifier` (HF).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from factory.model.config import ModelConfig
+from factory.model.encoder import DebertaModel, ModelOutput, activation, init_weights
+
+
+class LMHead(nn.Module):
+    """logits = LN(gelu(dense(h))) · E_wordᵀ + bias, the output matrix tied to the word embeddings."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, h: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.act(self.dense(h))) @ word_embeddings.t() + self.bias
+
+
+class LMPredictions(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.lm_head = LMHead(config)
+
+
+class RTDHead(nn.Module):
+    """Official `LMMaskPredictionHead`: logit_i = classifier(gelu(dense(LN(h_CLS + h_i)))), one unit."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.LayerNorm(h[:, :1] + h)  # (B, L, H)
+        return self.classifier(self.act(self.dense(x))).squeeze(-1)  # (B, L)
+
+
+class ContextPooler(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.pooler_dropout)
+        self.act = activation(config.pooler_hidden_act)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(self.dropout(h[:, 0])))
+
+
+class DebertaForMaskedLM(nn.Module):
+    """The generator: encoder + tied MLM head. `positions` limits the head to the masked tokens."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.deberta = DebertaModel(config)
+        self.lm_predictions = LMPredictions(config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,  # (N,) flat indices into B·L, or None for every token
+    ) -> ModelOutput:
+        h = self.deberta(input_ids, attention_mask).last_hidden_state
+        x = h if positions is None else h.flatten(0, 1)[positions]
+        logits = self.lm_predictions.lm_head(x, self.deberta.embeddings.word_embeddings.weight)
+        return ModelOutput(last_hidden_state=h, logits=logits)
+
+
+class DebertaForRTD(nn.Module):
+    """The discriminator: encoder + replaced-token-detection head (one logit per token)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.deberta = DebertaModel(config)
+        self.mask_predictions = RTDHead(config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> ModelOutput:
+        h = self.deberta(input_ids, attention_mask).last_hidden_state
+        return ModelOutput(last_hidden_state=h, logits=self.mask_predictions(h))
+
+
+class DebertaForSequenceClassification(nn.Module):
+    """HF's head: classifier(dropout(gelu(pooler.dense(dropout(h_CLS)))))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.deberta = DebertaModel(config)
+        self.pooler = ContextPooler(config)
+        drop = config.hidden_dropout_prob if config.cls_dropout is None else config.cls_dropout
+        self.dropout = nn.Dropout(drop)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> ModelOutput:
+        h = self.deberta(input_ids, attention_mask).last_hidden_state
+        return ModelOutput(last_hidden_state=h, logits=self.classifier(self.dropout(self.pooler(h))))
+
+
+HEADS: dict[str, type[nn.Module]] = {
+    "none": DebertaModel,
+    "mlm": DebertaForMaskedLM,
+    "rtd": DebertaForRTD,
+    "cls": DebertaForSequenceClassification,
+}
+
+# The architecture name written to config.json, so `transformers` picks the matching class.
+HF_ARCHITECTURES = {
+    "none": "DebertaV2Model",
+    "mlm": "DebertaV2ForMaskedLM",
+    "rtd": "DebertaV2Model",  # HF has no RTD class; the head's weights travel as mask_predictions.*
+    "cls": "DebertaV2ForSequenceClassification",
+}
+
+
+def build_model(config: ModelConfig, head: str = "none", seed: int | None = None) -> nn.Module:
+    """A freshly initialised model; `seed` makes the weights reproducible."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = HEADS[head](config)
+    init_weights(model, config.initializer_range)
+    return model
+
+
+def head_of(model: nn.Module) -> str:
+    for name, cls in HEADS.items():
+        if type(model) is cls:
+            return name
+    raise TypeError(f"not a factory model: {type(model).__name__}")
