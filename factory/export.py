@@ -30,10 +30,11 @@ _TIED = ("cls.predictions.decoder.",)  # tied to the word embeddings / the bias:
 
 
 def save_model(model: nn.Module, folder: Path | str, dtype: torch.dtype | None = None) -> None:
-    """Write config.json and model.safetensors into an existing folder."""
+    """Write config.json and model.safetensors into `folder` (created if needed)."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     head = head_of(model)
     config: ModelConfig = model.config
     (folder / "config.json").write_text(json.dumps(config.to_hf(HF_ARCHITECTURES[head]), indent=2) + "\n")
@@ -147,9 +148,9 @@ def load_model(
         missing = [n for n in missing if n.startswith(PREFIX)]
     if unexpected or missing:
         raise ModelFolderError(
-            f"{folder} does not fit its own config.json "
-            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}); re-export the model"
+            f"{folder}: the weights do not fit config.json (missing {missing[:2]}{'...' if len(missing) > 2 else ''}"
+            f", unexpected {unexpected[:2]}{'...' if len(unexpected) > 2 else ''}); they come from another "
+            "preset or the folder is incomplete: re-export the model"
         )
     for name, tensor in state.items():
         if tensor.shape != expected[name].shape:

@@ -1,0 +1,70 @@
+"""The runtime tokenizer: a vocabulary folder's `spm.model` plus DeBERTa-v3's special tokens.
+
+Special ids are DeBERTa-v3's (SPEC.md §7): [PAD]=0, [CLS]=1, [SEP]=2, [UNK]=3, and [MASK] right after the
+SentencePiece pieces (id = number of pieces). Sequences use the templates `[CLS] A [SEP]` and
+`[CLS] A [SEP] B [SEP]`. This is what shards, pre-training and evaluation use; `transformers` is never
+needed at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from factory.errors import FactoryError
+
+SPM_FILE = "spm.model"
+SPECIAL_TOKENS = {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2, "[UNK]": 3}
+
+
+class Tokenizer:
+    pad_id, cls_id, sep_id, unk_id = 0, 1, 2, 3
+
+    def __init__(self, model_file: Path | str):
+        import sentencepiece as spm
+
+        self.path = Path(model_file)
+        self.sp = spm.SentencePieceProcessor(model_file=str(self.path))
+        for piece, idx in SPECIAL_TOKENS.items():
+            if self.sp.id_to_piece(idx) != piece:
+                raise FactoryError(
+                    f"{self.path}: id {idx} is {self.sp.id_to_piece(idx)!r}, not {piece}; "
+                    "this is not a DeBERTa-v3 vocabulary: build one with `factory vocab`"
+                )
+        self.mask_id = self.sp.get_piece_size()
+
+    @classmethod
+    def from_folder(cls, folder: Path | str) -> Tokenizer:
+        path = Path(folder) / SPM_FILE
+        if not path.is_file():
+            raise FactoryError(f"{folder} has no {SPM_FILE}; point at a vocabulary made by `factory vocab`")
+        return cls(path)
+
+    @property
+    def num_pieces(self) -> int:
+        return self.sp.get_piece_size()
+
+    def __len__(self) -> int:
+        """Pieces + [MASK]: the smallest embedding that fits (configs may add spare rows)."""
+        return self.num_pieces + 1
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of `text` without special tokens."""
+        return self.sp.encode(text)
+
+    def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
+        return self.sp.encode(list(texts))
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.sp.decode([i for i in ids if 3 < i < self.mask_id])
+
+    def single(self, ids: list[int], max_length: int) -> list[int]:
+        """[CLS] A [SEP], A truncated to fit."""
+        return [self.cls_id, *ids[: max_length - 2], self.sep_id]
+
+    def pair(self, a: list[int], b: list[int], max_length: int) -> list[int]:
+        """[CLS] A [SEP] B [SEP], the longer side truncated first (as HF's longest_first)."""
+        a, b = list(a), list(b)
+        while len(a) + len(b) > max_length - 3:
+            (a if len(a) >= len(b) else b).pop()
+        return [self.cls_id, *a, self.sep_id, *b, self.sep_id]

@@ -1,0 +1,118 @@
+"""CLI contract: every command teaches with --help; user mistakes are one line and exit code 2."""
+
+import json
+
+import pytest
+import transformers
+from click.testing import CliRunner
+
+from factory.cli import cli
+from factory.model import load_model
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _one_error_line(result):
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_help_for_every_command():
+    top = run("--help")
+    assert top.exit_code == 0 and "factory presets" in top.output
+    for name, command in cli.commands.items():
+        assert command.help, f"{name} has no docstring"
+        result = run(name, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.output, name
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and "factory, version" in result.output
+
+
+def test_presets_table_and_json():
+    table = run("presets")
+    assert table.exit_code == 0 and "xsmall" in table.output and "85.5M" in table.output
+    rows = json.loads(run("presets", "--json", "--vocab-size", "32k").output)
+    base = next(r for r in rows if r["preset"] == "base")
+    assert base["embedding"] == 32_100 * 768 and base["total"] == base["backbone"] + base["embedding"]
+
+
+def test_init_writes_a_folder_transformers_loads(tmp_out):
+    result = run("init", "--preset", "debug", "--vocab-size", "2k", "--head", "mlm", "--out", tmp_out, "--seed", 7)
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in tmp_out.iterdir()}
+    assert {"config.json", "model.safetensors", "factory.json"} <= names
+    hf, info = transformers.AutoModelForMaskedLM.from_pretrained(tmp_out, output_loading_info=True)
+    assert not any(info.values())
+    ours = load_model(tmp_out)
+    assert ours.config.vocab_size == 2100 and ours.config.factory["preset"] == "debug"
+    # same seed -> same weights
+    again = run("init", "--preset", "debug", "--vocab-size", "2k", "--head", "mlm", "--out", tmp_out / "b", "--seed", 7)
+    assert again.exit_code == 0
+    assert (tmp_out / "model.safetensors").read_bytes() == (tmp_out / "b" / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--preset", "medium"], "Invalid value for '--preset'"),
+        (["--vocab-size", "lots"], "not a size"),
+        (["--vocab-size", "999"], "at least 1000"),
+    ],
+)
+def test_init_bad_input(args, expected, tmp_out):
+    line = _one_error_line(run("init", *args, "--out", tmp_out))
+    assert expected in line
+    assert not tmp_out.exists()
+
+
+def test_init_never_overwrites_without_force(tmp_out):
+    tmp_out.mkdir()
+    (tmp_out / "keep.txt").write_text("precious")
+    line = _one_error_line(run("init", "--preset", "debug", "--vocab-size", "1k", "--out", tmp_out))
+    assert "--force" in line
+    assert (tmp_out / "keep.txt").read_text() == "precious"
+    assert run("init", "--preset", "debug", "--vocab-size", "1k", "--out", tmp_out, "--force").exit_code == 0
+    assert not (tmp_out / "keep.txt").exists() and (tmp_out / "config.json").exists()
+
+
+def test_load_model_on_folders_that_are_not_deberta(tmp_path):
+    from factory.errors import ModelFolderError
+
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        load_model(tmp_path / "nowhere")
+    with pytest.raises(ModelFolderError, match="no config.json"):
+        load_model(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 64}))
+    with pytest.raises(ModelFolderError, match="not 'deberta-v2'"):
+        load_model(tmp_path)
+
+
+def test_load_model_refuses_weights_of_another_preset(tmp_path):
+    from factory.errors import ModelFolderError
+
+    assert run("init", "--preset", "debug", "--vocab-size", "1k", "--out", tmp_path / "a").exit_code == 0
+    assert run("init", "--preset", "xsmall", "--vocab-size", "1k", "--out", tmp_path / "b").exit_code == 0
+    (tmp_path / "a" / "model.safetensors").replace(tmp_path / "b" / "model.safetensors")
+    with pytest.raises(ModelFolderError, match="another preset|does not fit"):
+        load_model(tmp_path / "b")
+    with pytest.raises(ModelFolderError, match="no weights"):
+        load_model(tmp_path / "a")
+
+
+def test_the_console_script_prints_one_line(tmp_path):
+    """The installed entry point, in a real process: one line on stderr, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "factory", "init", "--preset", "nope", "--out", str(tmp_path / "x")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ") and proc.stdout == ""

@@ -1,0 +1,115 @@
+"""Our forward pass against `transformers`' DebertaV2, on random weights, in both directions."""
+
+import pytest
+import torch
+import transformers
+
+from factory.model import build_model, load_model, save_model
+from tests.conftest import micro_config, padded_batch
+
+LENGTHS = [1, 7, 129, 600]  # 600 > position_buckets (256) and > max_relative_positions (512)
+TOL = 1e-4
+
+
+def _compare(ours, theirs, ids, mask):
+    ours.eval()
+    with torch.no_grad():
+        a = ours(ids, attention_mask=mask)
+        b = theirs(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    hidden = (a.last_hidden_state - b.hidden_states[-1]).abs().max().item()
+    logits = (a.logits - b.logits).abs().max().item() if a.logits is not None else 0.0
+    return hidden, logits
+
+
+@pytest.mark.parametrize("preset", ["xsmall", "small", "base", "large", "xlarge", "xxlarge"])
+def test_ours_to_transformers(preset, tmp_path):
+    config = micro_config(preset)
+    ours = build_model(config, "mlm", seed=1)
+    save_model(ours, tmp_path)
+    theirs, info = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert not any(info.values()), info
+    theirs.eval()
+    for length in LENGTHS:
+        ids, mask = padded_batch(config.vocab_size, length)
+        hidden, logits = _compare(ours, theirs, ids, mask)
+        assert hidden <= TOL and logits <= TOL, (preset, length, hidden, logits)
+
+
+def test_full_xsmall_to_transformers(tmp_path):
+    config = micro_config("xsmall", layers=12)
+    ours = build_model(config, "mlm", seed=2)
+    save_model(ours, tmp_path)
+    theirs = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path).eval()
+    for length in (7, 600):
+        ids, mask = padded_batch(config.vocab_size, length, seed=length)
+        hidden, logits = _compare(ours, theirs, ids, mask)
+        assert hidden <= TOL and logits <= TOL, (length, hidden, logits)
+
+
+@pytest.mark.parametrize("preset", ["xsmall", "base", "xlarge"])
+def test_transformers_to_ours(preset, tmp_path):
+    """A `save_pretrained` folder (HF's default legacy MLM head) loads into our model."""
+    hf_config = transformers.DebertaV2Config(**micro_config(preset).to_hf())
+    hf_config.legacy = True
+    torch.manual_seed(3)
+    theirs = transformers.DebertaV2ForMaskedLM(hf_config).eval()
+    with torch.no_grad():  # make the head's LayerNorm and bias non-trivial, so a mix-up would show
+        theirs.cls.predictions.transform.LayerNorm.weight.normal_(1.0, 0.1)
+        theirs.cls.predictions.bias.normal_(0.0, 0.1)
+    theirs.save_pretrained(tmp_path)
+    ours = load_model(tmp_path)
+    for length in LENGTHS:
+        ids, mask = padded_batch(hf_config.vocab_size, length, seed=length)
+        hidden, logits = _compare(ours, theirs, ids, mask)
+        assert hidden <= TOL and logits <= TOL, (preset, length, hidden, logits)
+
+
+def test_sequence_classification_both_ways(tmp_path):
+    config = micro_config("xsmall", labels=("entailment", "neutral", "contradiction"))
+    ours = build_model(config, "cls", seed=4)
+    save_model(ours, tmp_path / "ours")
+    theirs, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+        tmp_path / "ours", output_loading_info=True
+    )
+    assert not any(info.values()), info
+    assert theirs.config.id2label[2] == "contradiction"
+    ids, mask = padded_batch(config.vocab_size, 33)
+    hidden, logits = _compare(ours, theirs.eval(), ids, mask)
+    assert hidden <= TOL and logits <= TOL
+    theirs.save_pretrained(tmp_path / "theirs")
+    back = load_model(tmp_path / "theirs")
+    hidden, logits = _compare(back, theirs, ids, mask)
+    assert hidden <= TOL and logits <= TOL
+
+
+@pytest.mark.parametrize("variant", [{"share_att_key": False}, {"pos_att_type": ("c2p",)}, {"pos_att_type": ("p2c",)}])
+def test_attention_variants(variant, tmp_path):
+    """v2 checkpoints in the wild: separate position projections, or a single relative term."""
+    config = micro_config("debug", **variant)
+    ours = build_model(config, "none", seed=5)
+    save_model(ours, tmp_path)
+    theirs, info = transformers.AutoModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not any(info.values()), info
+    ids, mask = padded_batch(config.vocab_size, 300)
+    with torch.no_grad():
+        diff = (ours.eval()(ids, mask).last_hidden_state - theirs.eval()(input_ids=ids, attention_mask=mask)[0]).abs().max()
+    assert diff <= TOL
+
+
+def test_training_mode_gradients_match(tmp_path):
+    """Backward too: same loss and same gradients as HF with dropout off."""
+    config = micro_config("debug", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    ours = build_model(config, "mlm", seed=6).train()
+    save_model(ours, tmp_path)
+    theirs = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path).train()
+    ids, mask = padded_batch(config.vocab_size, 130)
+    labels = torch.where(mask.bool(), ids, -100)
+    loss_ours = torch.nn.functional.cross_entropy(ours(ids, mask).logits.flatten(0, 1), labels.flatten())
+    loss_theirs = theirs(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss_ours.backward()
+    loss_theirs.backward()
+    assert abs(loss_ours.item() - loss_theirs.item()) < 1e-5
+    g_ours = dict(ours.named_parameters())
+    for name, p in theirs.named_parameters():
+        if name in g_ours and p.grad is not None:
+            assert torch.allclose(g_ours[name].grad, p.grad, atol=1e-5), name
