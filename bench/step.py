@@ -146,8 +146,10 @@ def main() -> None:
         hf, ours = (next(r for r in results if r["mode"] == mode and r["impl"] == i) for i in ("hf", "ours"))
         for r in (hf, ours):
             ratio = f"{ours['seconds'] / hf['seconds']:.2f}x" if r is ours else ""
-            print(f"{mode:<18} {r['impl']:<5} {r['seconds'] * 1e3:>9.1f} {r['tokens_per_s']:>10.0f} "
-                  f"{r['peak_mib']:>9.0f} {ratio:>8}")
+            print(
+                f"{mode:<18} {r['impl']:<5} {r['seconds'] * 1e3:>9.1f} {r['tokens_per_s']:>10.0f} "
+                f"{r['peak_mib']:>9.0f} {ratio:>8}"
+            )
     path = args.json or Path(__file__).parent / f"step-{args.preset}-{args.seq_len}-{args.device}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")

@@ -121,15 +121,20 @@ def _millions(n: int) -> str:
     show_default=True,
     help="Embedding rows: as published (128k -> 128100) or padded to a multiple of 128 (faster on GPU).",
 )
-@click.option("--head", type=click.Choice(HEAD_NAMES), default="none", show_default=True,
-              help="none: bare encoder (AutoModel); mlm: generator head; rtd: discriminator head; "
-                   "cls: sequence classification.")
+@click.option(
+    "--head",
+    type=click.Choice(HEAD_NAMES),
+    default="none",
+    show_default=True,
+    help="none: bare encoder (AutoModel); mlm: generator head; rtd: discriminator head; cls: sequence classification.",
+)
 @click.option("--num-labels", type=click.IntRange(min=1), default=2, show_default=True, help="Labels of --head cls.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random weights.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write.")
 @click.option("--force", is_flag=True, help="Replace --out if it is not empty.")
-def init(preset: str, vocab_size: str, layout: str, head: str, num_labels: int, seed: int, out: Path,
-         force: bool) -> None:
+def init(
+    preset: str, vocab_size: str, layout: str, head: str, num_labels: int, seed: int, out: Path, force: bool
+) -> None:
     """Write a randomly initialised model of a size preset, in Hugging Face deberta-v2 format.
 
     The folder loads with transformers (AutoModel, AutoModelForMaskedLM for --head mlm,
@@ -153,10 +158,16 @@ def init(preset: str, vocab_size: str, layout: str, head: str, num_labels: int, 
         model = build_model(config, head, seed=seed)
         save_model(model, tmp)
         counts = count_parameters(config)
-        write_manifest(tmp, "init", {"preset": preset, "vocab_size": str(vocab), "layout": layout,
-                                     "head": head, "seed": seed}, parameters=counts)
-    click.echo(f"wrote {out}: {preset}, {vocab.pieces:,}-piece vocabulary ({vocab.rows:,} rows), head {head}, "
-               f"{counts['total'] / 1e6:.1f}M parameters")
+        write_manifest(
+            tmp,
+            "init",
+            {"preset": preset, "vocab_size": str(vocab), "layout": layout, "head": head, "seed": seed},
+            parameters=counts,
+        )
+    click.echo(
+        f"wrote {out}: {preset}, {vocab.pieces:,}-piece vocabulary ({vocab.rows:,} rows), head {head}, "
+        f"{counts['total'] / 1e6:.1f}M parameters"
+    )
 
 
 if __name__ == "__main__":

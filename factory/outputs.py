@@ -30,7 +30,9 @@ def check_output(path: Path, force: bool) -> None:
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"--out {path} is a file; give a folder path")
     if path.is_dir() and any(path.iterdir()) and not force:
-        raise OutputExistsError(f"--out {path} exists and is not empty; pass --force to replace it, or pick another folder")
+        raise OutputExistsError(
+            f"--out {path} exists and is not empty; pass --force to replace it, or pick another folder"
+        )
 
 
 @contextlib.contextmanager

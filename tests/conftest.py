@@ -26,9 +26,9 @@ def padded_batch(vocab: int, length: int, batch: int = 3, seed: int = 0):
     ids = torch.randint(4, vocab, (batch, length), generator=g)
     mask = torch.ones(batch, length, dtype=torch.long)
     if batch > 1:
-        mask[1, max(1, length // 2):] = 0
+        mask[1, max(1, length // 2) :] = 0
     if batch > 2:
-        mask[2, max(1, length - 3):] = 0
+        mask[2, max(1, length - 3) :] = 0
     return ids * mask, mask
 
 

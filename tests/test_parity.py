@@ -92,7 +92,11 @@ def test_attention_variants(variant, tmp_path):
     assert not any(info.values()), info
     ids, mask = padded_batch(config.vocab_size, 300)
     with torch.no_grad():
-        diff = (ours.eval()(ids, mask).last_hidden_state - theirs.eval()(input_ids=ids, attention_mask=mask)[0]).abs().max()
+        diff = (
+            (ours.eval()(ids, mask).last_hidden_state - theirs.eval()(input_ids=ids, attention_mask=mask)[0])
+            .abs()
+            .max()
+        )
     assert diff <= TOL
 
 

@@ -1,10 +1,11 @@
 """The DeBERTa-v3 architecture in plain PyTorch.
 
-    from factory.model import load_model
-    model = load_model("out/base")                 # any deberta-v2 folder
-    out = model(input_ids, attention_mask=mask)    # out.last_hidden_state, out.logits
+from factory.model import load_model
+model = load_model("out/base")                 # any deberta-v2 folder
+out = model(input_ids, attention_mask=mask)    # out.last_hidden_state, out.logits
 """
 
+from factory.export import load_model, save_model
 from factory.model.config import ModelConfig
 from factory.model.encoder import DebertaModel, ModelOutput
 from factory.model.heads import (
@@ -14,8 +15,6 @@ from factory.model.heads import (
     DebertaForSequenceClassification,
     build_model,
 )
-
-from factory.export import load_model, save_model  # noqa: E402  (export imports the modules above)
 
 __all__ = [
     "HEADS",

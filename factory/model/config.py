@@ -13,6 +13,7 @@ from typing import Any
 
 from factory.errors import ModelFolderError
 
+
 @dataclass(frozen=True)
 class ModelConfig:
     """A DeBERTa-v2/v3 encoder. Field names and meanings are HF's (SPEC.md §1); defaults are v3-base's."""
