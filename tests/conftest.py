@@ -35,3 +35,41 @@ def padded_batch(vocab: int, length: int, batch: int = 3, seed: int = 0):
 @pytest.fixture
 def tmp_out(tmp_path):
     return tmp_path / "out"
+
+
+def pseudo_text(n_lines: int, seed: int = 0) -> list[str]:
+    """Deterministic sentences of pseudo-words (syllable soup): enough variety for a 1k vocabulary."""
+    import random
+
+    rng = random.Random(seed)
+    syllables = [c + v for c in "bcdfglmnprstvz" for v in "aeiou"] + ["ção", "ões", "nh", "lh", "qu"]
+    words = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 4))) for _ in range(3000)]
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(5, 25))) + "." for _ in range(n_lines)]
+
+
+@pytest.fixture(scope="session")
+def tiny_vocab(tmp_path_factory):
+    """A 1000-piece DeBERTa-v3-style vocabulary folder: spm.model with [PAD]=0 [CLS]=1 [SEP]=2 [UNK]=3.
+
+    Built straight with sentencepiece so that model-side tests do not depend on `factory vocab`.
+    """
+    import sentencepiece as spm
+
+    folder = tmp_path_factory.mktemp("tiny_vocab")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(pseudo_text(3000)),
+        model_prefix=str(folder / "spm"),
+        vocab_size=1000,
+        model_type="unigram",
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+        unk_id=3,
+        pad_piece="[PAD]",
+        bos_piece="[CLS]",
+        eos_piece="[SEP]",
+        unk_piece="[UNK]",
+        num_threads=2,
+        minloglevel=2,
+    )
+    return folder

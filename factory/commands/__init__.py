@@ -1,0 +1,1 @@
+"""Click commands, one module per pipeline step; `factory/cli.py` registers them."""
