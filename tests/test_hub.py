@@ -1,0 +1,311 @@
+"""`factory publish`: the staged folder, its model card, and the upload up to the HTTP boundary (fake Hub)."""
+
+import json
+import logging
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+from fake_hub import FakeHub
+
+from factory.cli import cli
+from factory.hub import card_languages
+from factory.model import build_model, load_model, save_model
+from factory.outputs import write_manifest
+from factory.presets import PRESETS, VocabSize, count_parameters
+
+TOKEN = "hf_fakeTOKEN0123456789abcdefSECRET"
+SPECIALS = {
+    "bos_token": "[CLS]",
+    "eos_token": "[SEP]",
+    "unk_token": "[UNK]",
+    "sep_token": "[SEP]",
+    "pad_token": "[PAD]",
+    "cls_token": "[CLS]",
+    "mask_token": "[MASK]",
+}
+TRAIN_LANGS = ["en", "pt", "ru"]
+EVAL_LANGS = ["en", "pt", "ru", "zh"]
+PRETRAIN_FIGURES = {
+    "sharing": "gdes",
+    "rtd_lambda": 50.0,
+    "seq_len": 128,
+    "global_batch": 32,
+    "lr": 5e-4,
+    "steps": 1234,
+    "tokens": 5_054_464,
+    "wall_time_s": 5432.0,
+    "generator_loss": 3.2109,
+    "rtd_loss": 0.2468,
+}
+
+
+def run(*args):
+    """`factory publish ARGS` in-process."""
+    return CliRunner().invoke(cli, ["publish", *(str(a) for a in args)])
+
+
+def write_tokenizer_files(folder):
+    """What `factory vocab` writes beside spm.model (minimal, correct for DeBERTa-v3)."""
+    config = {"tokenizer_class": "DebertaV2Tokenizer", "do_lower_case": False, "vocab_type": "spm"}
+    config.update(split_by_punct=False, model_max_length=512, **SPECIALS)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    (folder / "special_tokens_map.json").write_text(json.dumps(SPECIALS, indent=2))
+
+
+def make_model_folder(folder, tiny_vocab, head="rtd", layers=2, seed=0, **factory):
+    config = PRESETS["debug"].config(VocabSize.from_pieces(1000), num_hidden_layers=layers)
+    config = config.replace(factory={**config.factory, "preset": "debug", **factory})
+    save_model(build_model(config, head, seed=seed), folder)
+    shutil.copy(tiny_vocab / "spm.model", folder / "spm.model")
+    write_tokenizer_files(folder)
+    return folder
+
+
+def xnli_results():
+    """A results.json as `factory eval xnli` writes it (schema factory.eval/v1)."""
+    acc = {"en": 61.25, "pt": 55.5, "ru": 52.75, "zh": 40.0}
+    results = {
+        lang: {
+            "validation": {"accuracy": a + 1, "std": 0.5, "per_run": [a + 0.5, a + 1.5], "n": 2490},
+            "test": {"accuracy": a, "std": 0.4, "per_run": [a - 0.4, a + 0.4], "n": 5010},
+        }
+        for lang, a in acc.items()
+    }
+    mean = sum(acc.values()) / len(acc)
+    return {
+        "schema": "factory.eval/v1",
+        "suite": "xnli",
+        "model": "model",
+        "train_language": "en",
+        "languages": EVAL_LANGS,
+        "runs": 2,
+        "seeds": [1, 2],
+        "settings": {"lr": 2e-5, "epochs": 1},
+        "results": results,
+        "average": {"validation": {"accuracy": mean + 1, "std": 0.3}, "test": {"accuracy": mean, "std": 0.2}},
+        "references": {
+            "mDeBERTa-v3-base": {"en": 88.2, "ru": 80.8, "zh": 79.5, "avg": 79.8},
+            "XLM-R-base": {"en": 85.8, "ru": 78.1, "zh": 76.7, "avg": 76.2},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory, tiny_vocab):
+    """A pre-trained-looking family: discriminator (+ manifest, + eval results) and generator folders."""
+    root = tmp_path_factory.mktemp("family")
+    model = make_model_folder(root / "model", tiny_vocab, languages=TRAIN_LANGS)
+    write_manifest(model, "pretrain", {"preset": "debug", "sharing": "gdes"}, figures=PRETRAIN_FIGURES)
+    (model / "eval" / "xnli").mkdir(parents=True)
+    (model / "eval" / "xnli" / "results.json").write_text(json.dumps(xnli_results()))
+    generator = make_model_folder(root / "generator", tiny_vocab, head="mlm", layers=1, seed=1, emd=False)
+    return root, model, generator
+
+
+@pytest.fixture(scope="module")
+def staged(family):
+    """`factory publish --dry-run` of the family: the staging folder and the command's output."""
+    root, model, generator = family
+    staging = root / "staging"
+    result = run(model, "--repo-id", "me/deberta-v3-debug", "--generator", generator, "--staging", staging, "--dry-run")
+    assert result.exit_code == 0, result.output
+    return staging, result
+
+
+# ---- 1. the card ---------------------------------------------------------------------------------
+def test_card_reads_back_with_its_metadata(family, staged):
+    from huggingface_hub import ModelCard
+
+    _, model, _ = family
+    staging, result = staged
+    assert "dry run: nothing uploaded" in result.output and "4 XNLI results" in result.output
+    card = ModelCard.load(staging / "README.md")
+    data = card.data
+    assert data.language == ["multilingual", *TRAIN_LANGS] == card_languages(TRAIN_LANGS)
+    assert data.license == "mit" and data.library_name == "transformers"
+    assert {"deberta", "deberta-v3", "fill-mask"} <= set(data.tags)
+    # model-index: one XNLI accuracy per language evaluated, the test split's numbers
+    results = xnli_results()["results"]
+    assert [r.dataset_config for r in data.eval_results] == EVAL_LANGS
+    assert [r.metric_value for r in data.eval_results] == [results[lang]["test"]["accuracy"] for lang in EVAL_LANGS]
+    assert {(r.task_type, r.dataset_type, r.dataset_split, r.metric_type) for r in data.eval_results} == {
+        ("text-classification", "facebook/xnli", "test", "accuracy")
+    }
+    assert data.model_name == "deberta-v3-debug"
+
+
+def test_card_body_numbers_come_from_the_files(family, staged):
+    staging, _ = staged
+    _, model, _ = family
+    text = (staging / "README.md").read_text()
+    counts = count_parameters(load_model(model).config)
+    assert f"| Backbone parameters | {counts['backbone'] / 1e6:.3f}M |" in text
+    assert f"| Embedding parameters | {counts['embedding'] / 1e6:.3f}M (1,100 x 64) |" in text
+    assert "| Vocabulary | 1,000 SentencePiece pieces + [MASK]; 1,100 embedding rows |" in text
+    for row in ("| Embedding sharing | gdes |", "| RTD loss weight (lambda) | 50.0 |", "| Steps | 1,234 |"):
+        assert row in text
+    assert "| Tokens seen | 5,054,464 |" in text and "| Wall time | 1h 30m |" in text
+    assert "Hardware" not in text and "Warm-up" not in text  # not in the manifest: omitted, never invented
+    # results beside the published references; a reference language that is missing shows "-"
+    assert "| **deberta-v3-debug** | 52.4 ± 0.2 | 61.2 | 55.5 | 52.8 | 40.0 |" in text
+    assert "| mDeBERTa-v3-base (published) | 79.8 | 88.2 | - | 80.8 | 79.5 |" in text
+    assert 'AutoModelForSequenceClassification.from_pretrained("me/deberta-v3-debug", num_labels=3)' in text
+    assert "@misc{he2021debertav3" in text and "@inproceedings{he2021deberta" in text
+    assert "no Enhanced Mask Decoder (EMD) in Hugging Face form" in text  # the generator config says emd: false
+
+
+def test_card_without_manifest_or_results_says_so(tmp_path, tiny_vocab):
+    model = make_model_folder(tmp_path / "bare", tiny_vocab, head="none")
+    result = run(model, "--repo-id", "me/bare", "--dry-run", "--language", "pt")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "bare-hub" / "README.md").read_text()
+    assert "No pre-training manifest" in text and "## Results" not in text and "model-index" not in text
+    assert "language:\n- pt\n" in text  # one language: no `multilingual`
+
+
+# ---- 2. transformers loads the staged folder -----------------------------------------------------
+def test_staged_folder_loads_in_transformers(staged, tiny_vocab):
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from factory.tokenizer import Tokenizer
+
+    staging, _ = staged
+    assert sorted(p.name for p in staging.iterdir()) == [
+        "README.md",
+        "config.json",
+        "generator",
+        "model.safetensors",
+        "special_tokens_map.json",
+        "spm.model",
+        "tokenizer_config.json",
+    ]
+    ours = Tokenizer.from_folder(staging)
+    text = "bacedi lomu. zeção ra"
+    expected = [1, *ours.encode(text), 2]
+    for use_fast in (False, True):  # transformers 5 has one DebertaV2Tokenizer and ignores use_fast
+        tok = AutoTokenizer.from_pretrained(staging, use_fast=use_fast)
+        assert tok(text)["input_ids"] == expected
+        assert (tok.pad_token_id, tok.cls_token_id, tok.sep_token_id, tok.unk_token_id) == (0, 1, 2, 3)
+        assert tok.mask_token_id == ours.mask_id == 1000
+    ids = torch.tensor([expected])
+    hf = AutoModel.from_pretrained(staging).eval()
+    with torch.no_grad():
+        ref = load_model(staging, head="none")(ids).last_hidden_state  # (1, T, 64)
+        assert torch.allclose(hf(ids).last_hidden_state, ref, atol=1e-4)
+    clf = AutoModelForSequenceClassification.from_pretrained(staging, num_labels=3)
+    assert clf(ids).logits.shape == (1, 3)
+    gen = AutoModelForMaskedLM.from_pretrained(staging, subfolder="generator")
+    assert gen.config.num_hidden_layers == 1
+
+
+# ---- 3 + 4. upload through a fake Hub; the token appears nowhere ----------------------------------
+@pytest.fixture
+def hub_env(monkeypatch, tmp_path):
+    """HF_ENDPOINT -> a fake Hub on loopback, a known token, offline mode off for huggingface_hub only."""
+    from huggingface_hub import constants
+
+    with FakeHub(user="me") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)  # as if HF_ENDPOINT was set before the import
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
+        yield hub
+
+
+def _files_under(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_upload_sends_exactly_the_staged_folder_and_retries(family, tmp_path, hub_env, caplog):
+    caplog.set_level(logging.DEBUG)
+    _, model, generator = family
+    staging = tmp_path / "staging"
+    args = [model, "--repo-id", "me/deberta-v3-debug", "--generator", generator, "--staging", staging]
+
+    hub_env.fail["create"] = [500]  # create_repo is not retried by huggingface_hub: the command fails
+    failed = run(*args, "--revision", "step-1234")
+    lines = [line for line in failed.output.splitlines() if line.strip()]
+    assert failed.exit_code == 1 and len(lines) == 1, failed.output
+    assert lines[0].startswith("Error: the Hub answered HTTP 500 when trying to create the repository")
+    assert "run the same command again to retry" in lines[0]
+    assert not hub_env.files  # nothing committed
+
+    hub_env.fail["commit"] = [500]  # the commit POST is retried by huggingface_hub itself (after 1 s)
+    retried = run(*args, "--revision", "step-1234")  # the same command again
+    assert retried.exit_code == 0, retried.output
+    assert sum(r["path"].endswith("/commit/step-1234") for r in hub_env.requests) == 2
+    assert "published me/deberta-v3-debug@step-1234" in retried.output
+    arrived = hub_env.files[("me/deberta-v3-debug", "step-1234")]
+    assert arrived == _files_under(staging)  # names and bytes, generator/ included
+    assert "generator/model.safetensors" in arrived and "README.md" in arrived
+    assert hub_env.branches["me/deberta-v3-debug"] == {"main", "step-1234"}
+    assert all(
+        r["headers"].get("authorization") == f"Bearer {TOKEN}" for r in hub_env.requests if "api/models" in r["path"]
+    )
+
+    main = run(*args[:-2], "--staging", tmp_path / "staging-main", "--private")  # to main, repo already there
+    assert main.exit_code == 0, main.output
+    assert hub_env.files[("me/deberta-v3-debug", "main")] == _files_under(tmp_path / "staging-main")
+
+    # 4. the token is in no file written (staging, model folders, HF_HOME) and in no output or log
+    outputs = [failed.output, retried.output, main.output, caplog.text]
+    outputs += [failed.stderr, retried.stderr, main.stderr]
+    assert all(TOKEN not in text for text in outputs)
+    written = [*tmp_path.rglob("*"), *family[0].rglob("*")]
+    assert written and all(TOKEN.encode() not in p.read_bytes() for p in written if p.is_file())
+
+
+# ---- 5. bad input: one line, exit code 2 ---------------------------------------------------------
+def _one_error_line(result):
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output and TOKEN not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "me/bad name", "me/double--dash", "/name", "me/x.git"])
+def test_malformed_repo_id(family, tmp_path, repo_id):
+    line = _one_error_line(run(family[1], "--repo-id", repo_id, "--dry-run", "--staging", tmp_path / "s"))
+    assert "is not a Hub repository id" in line and "namespace/name" in line
+    assert not (tmp_path / "s").exists()
+
+
+def test_folder_without_weights(family, tmp_path):
+    folder = tmp_path / "noweights"
+    folder.mkdir()
+    shutil.copy(family[1] / "config.json", folder / "config.json")
+    line = _one_error_line(run(folder, "--repo-id", "me/x", "--dry-run"))
+    assert "has no weights" in line
+    assert not (tmp_path / "noweights-hub").exists()
+
+
+def test_no_token_says_how_to_log_in(family, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token-here"))
+    line = _one_error_line(run(family[1], "--repo-id", "me/x", "--staging", tmp_path / "s"))
+    assert "no Hugging Face token" in line and "hf auth login" in line and "HF_TOKEN" in line
+    assert not (tmp_path / "s").exists()
+
+
+def test_repo_of_someone_else(family, tmp_path, hub_env):
+    hub_env.repos["microsoft/mdeberta-v3-base"] = "microsoft"
+    line = _one_error_line(run(family[1], "--repo-id", "microsoft/mdeberta-v3-base", "--staging", tmp_path / "s"))
+    assert "no write access to microsoft/mdeberta-v3-base (403)" in line and "belongs to another user" in line
+    assert ("microsoft/mdeberta-v3-base", "main") not in hub_env.files
+
+
+def test_wrong_vocabulary_is_refused(family, tmp_path, tiny_vocab):
+    folder = tmp_path / "m"
+    config = PRESETS["debug"].config(VocabSize.from_pieces(2000))
+    save_model(build_model(config, "none"), folder)
+    shutil.copy(tiny_vocab / "spm.model", folder / "spm.model")
+    write_tokenizer_files(folder)
+    line = _one_error_line(run(folder, "--repo-id", "me/x", "--dry-run"))
+    assert "[MASK]=1000" in line and "[MASK]=2000" in line
