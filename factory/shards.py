@@ -1,0 +1,291 @@
+"""Token shards: a corpus tokenised once and packed into fixed-length sequences for pre-training.
+
+    factory shards --vocab vocab/ --corpus data/*.txt --seq-len 512 --out shards/
+
+Each row is `[CLS] + seq_len-2 tokens + [SEP]`, cut from the stream of all documents joined by [SEP]
+(SPEC.md §5: the official recipe stream-chunks the corpus the same way), so there is no padding waste; only
+the very last row is padded with [PAD]. Rows are stored as uint32 in Arrow IPC files (`shard-00000.arrow`,
+fixed-size lists), which the trainer memory-maps: reading a batch is a slice, and neither building nor
+reading holds the corpus in memory. `factory.json` records the vocabulary fingerprint, seq_len and counts, so
+pre-training refuses shards made with another vocabulary.
+
+Sources: local `.txt` (one document per line; blank lines are skipped), `.jsonl`/`.json`, `.parquet` (the
+`text` column), their `.gz` forms, folders of those, and `hf:NAME[:CONFIG][@SPLIT]` Hub datasets (streamed).
+Tokenisation runs with `datasets.map(num_proc=all cores)` on local files (Arrow on disk, memory flat).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from factory.errors import FactoryError
+from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
+from factory.tokenizer import SPM_FILE, Tokenizer
+
+SHARD_GLOB = "shard-*.arrow"
+COLUMN = "input_ids"
+ROWS_PER_SHARD = 16384  # 32 MiB at 512 tokens
+BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+class ShardError(FactoryError):
+    """Shards that are missing, empty or do not fit the vocabulary / model."""
+
+
+# ---- reading the corpus --------------------------------------------------------------------------
+def _suffix(path: Path) -> str:
+    suffixes = [s for s in path.suffixes if s != ".gz"]
+    return suffixes[-1].lower() if suffixes else ""
+
+
+def local_files(source: str) -> list[Path]:
+    """A file or a folder (searched recursively) -> the readable files in it, sorted."""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p) in BUILDERS)
+        if not files:
+            raise FactoryError(f"--corpus {source}: no .txt, .jsonl, .json or .parquet files in this folder")
+        return files
+    if not path.is_file():
+        raise FactoryError(f"--corpus {source} does not exist; give text files, folders or hf:NAME datasets")
+    if _suffix(path) not in BUILDERS:
+        raise FactoryError(f"--corpus {source}: unknown file type; use .txt, .jsonl, .json or .parquet (or .gz)")
+    return [path]
+
+
+def load_source(source: str, cache_dir: Path, text_field: str = "text"):
+    """One --corpus source as a `datasets` Dataset (local, on-disk Arrow) or IterableDataset (Hub, streamed)."""
+    import datasets
+
+    if source.startswith("hf:"):
+        name, _, split = source[3:].partition("@")
+        name, _, config = name.partition(":")
+        ds = datasets.load_dataset(name, config or None, split=split or "train", streaming=True)
+    else:
+        files = local_files(source)
+        kinds = {BUILDERS[_suffix(f)] for f in files}
+        if len(kinds) > 1:  # one builder per call: split mixed folders into one source per kind
+            parts = [load_source(str(f), cache_dir, text_field) for f in files]
+            return datasets.concatenate_datasets(parts)
+        ds = datasets.load_dataset(
+            kinds.pop(), data_files=[str(f) for f in files], split="train", cache_dir=str(cache_dir)
+        )
+    if text_field not in (ds.column_names or [text_field]):
+        raise FactoryError(f"--corpus {source} has no {text_field!r} column (it has {ds.column_names}); pick one")
+    extra = [c for c in (ds.column_names or []) if c != text_field]
+    ds = ds.remove_columns(extra) if extra else ds
+    return ds.rename_column(text_field, "text") if text_field != "text" else ds
+
+
+_TOKENIZERS: dict[str, Tokenizer] = {}
+
+
+def _tokenize_batch(batch: dict[str, list], spm_path: str) -> dict[str, list]:
+    """datasets.map worker: texts -> ids (empty documents dropped). One Tokenizer per worker process."""
+    tok = _TOKENIZERS.get(spm_path) or _TOKENIZERS.setdefault(spm_path, Tokenizer(spm_path))
+    texts = [t.strip() for t in batch["text"] if t and t.strip()]
+    return {"ids": tok.encode_batch(texts) if texts else []}
+
+
+def tokenize(ds, spm_path: Path, num_proc: int | None):
+    """Tokenise with every core on local data; Hub streams are tokenised lazily as they are read."""
+    import datasets
+
+    kwargs = {"batched": True, "batch_size": 1000, "remove_columns": ["text"], "fn_kwargs": {"spm_path": str(spm_path)}}
+    if isinstance(ds, datasets.IterableDataset):
+        return ds.map(_tokenize_batch, **kwargs)
+    procs = max(1, min(num_proc or os.cpu_count() or 1, len(ds) // 1000))
+    return ds.map(_tokenize_batch, num_proc=procs if procs > 1 else None, desc="tokenising", **kwargs)
+
+
+# ---- packing and writing -------------------------------------------------------------------------
+@dataclass
+class Packer:
+    """Cuts the [SEP]-joined document stream into rows `[CLS] body [SEP]`; holds at most one row of tokens."""
+
+    seq_len: int
+    cls_id: int = 1
+    sep_id: int = 2
+    pad_id: int = 0
+    leftover: list[int] = field(default_factory=list)
+    documents: int = 0
+
+    def add(self, docs: Sequence[Sequence[int]]):
+        """Documents in, full rows out: a (n, seq_len) uint32 array (n may be 0)."""
+        import numpy as np
+
+        body = self.seq_len - 2
+        self.documents += len(docs)
+        stream = [*self.leftover]
+        for doc in docs:
+            stream.extend(doc)
+            stream.append(self.sep_id)
+        n = len(stream) // body
+        self.leftover = stream[n * body :]
+        return self._wrap(np.asarray(stream[: n * body], dtype=np.uint32).reshape(n, body))
+
+    def finish(self):
+        """The last, partial row padded with [PAD] (or no row)."""
+        import numpy as np
+
+        if not self.leftover:
+            return np.zeros((0, self.seq_len), dtype=np.uint32)
+        row = self._wrap(np.asarray([self.leftover], dtype=np.uint32))
+        self.leftover = []
+        return np.pad(row, ((0, 0), (0, self.seq_len - row.shape[1])), constant_values=self.pad_id)
+
+    def _wrap(self, rows):
+        import numpy as np
+
+        n = rows.shape[0]
+        cls = np.full((n, 1), self.cls_id, dtype=np.uint32)
+        sep = np.full((n, 1), self.sep_id, dtype=np.uint32)
+        return np.concatenate([cls, rows, sep], axis=1)  # (n, len + 2)
+
+
+class ShardWriter:
+    """Appends rows to `shard-NNNNN.arrow` files of at most `rows_per_shard` rows each."""
+
+    def __init__(self, folder: Path, seq_len: int, rows_per_shard: int = ROWS_PER_SHARD):
+        import pyarrow as pa
+
+        self.folder, self.seq_len, self.rows_per_shard = folder, seq_len, rows_per_shard
+        self.schema = pa.schema([(COLUMN, pa.list_(pa.uint32(), seq_len))])
+        self.shards: list[dict] = []
+        self._writer = None
+        self._rows = 0
+        self.tokens = 0
+        self.padding = 0
+
+    def write(self, rows) -> None:
+        import pyarrow as pa
+
+        while len(rows):
+            if self._writer is None:
+                name = f"shard-{len(self.shards):05d}.arrow"
+                self._writer = pa.ipc.new_file(str(self.folder / name), self.schema)
+                self.shards.append({"file": name, "sequences": 0})
+            take = rows[: self.rows_per_shard - self._rows]
+            values = pa.array(take.reshape(-1), type=pa.uint32())
+            column = pa.FixedSizeListArray.from_arrays(values, self.seq_len)
+            self._writer.write_batch(pa.record_batch([column], schema=self.schema))
+            self._rows += len(take)
+            self.shards[-1]["sequences"] += len(take)
+            pads = int((take == 0).sum())
+            self.padding += pads
+            self.tokens += take.size - pads
+            rows = rows[len(take) :]
+            if self._rows == self.rows_per_shard:
+                self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer, self._rows = None, 0
+
+
+def build_shards(
+    vocab: Path,
+    corpus: Sequence[str],
+    seq_len: int,
+    out: Path,
+    force: bool = False,
+    num_proc: int | None = None,
+    text_field: str = "text",
+    rows_per_shard: int = ROWS_PER_SHARD,
+) -> dict:
+    """Tokenise `corpus` with the vocabulary in `vocab`, pack, and write shards + factory.json into `out`."""
+    if seq_len < 8:
+        raise ShardError(f"--seq-len {seq_len} is too short; use at least 8 (512 is the DeBERTa-v3 length)")
+    tok = Tokenizer.from_folder(vocab)
+    spm_path = Path(vocab) / SPM_FILE
+    if not corpus:
+        raise FactoryError("no --corpus given; pass text files, folders or hf:NAME datasets")
+    for source in corpus:
+        if not source.startswith("hf:"):
+            local_files(source)  # fail on a bad path before any work
+    with staged_output(out, force) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".cache-") as cache:
+        packer, writer = Packer(seq_len), ShardWriter(tmp, seq_len, rows_per_shard)
+        for source in corpus:
+            ds = tokenize(load_source(source, Path(cache), text_field), spm_path, num_proc)
+            for batch in ds.iter(batch_size=1000):
+                writer.write(packer.add(batch["ids"]))
+        writer.write(packer.finish())
+        writer.close()
+        if not writer.shards:
+            raise FactoryError(f"--corpus {' '.join(corpus)} holds no text; nothing to shard")
+        figures = {
+            "vocab_fingerprint": fingerprint_file(spm_path),
+            "vocab_pieces": tok.num_pieces,
+            "mask_token_id": tok.mask_id,
+            "seq_len": seq_len,
+            "documents": packer.documents,
+            "sequences": sum(s["sequences"] for s in writer.shards),
+            "tokens": writer.tokens,
+            "padding": writer.padding,
+            "shards": writer.shards,
+        }
+        arguments = {"vocab": str(vocab), "corpus": list(corpus), "seq_len": seq_len, "text_field": text_field}
+        write_manifest(tmp, "shards", arguments, **figures)
+    return figures
+
+
+# ---- reading shards ------------------------------------------------------------------------------
+class ShardSet:
+    """Every row of a shard folder, memory-mapped: `rows(indices)` -> (n, seq_len) int64 ids."""
+
+    def __init__(self, folder: Path):
+        import pyarrow as pa
+
+        folder = Path(folder)
+        self.folder = folder
+        self.manifest = read_manifest(folder) if folder.is_dir() else None
+        files = sorted(folder.glob(SHARD_GLOB)) if folder.is_dir() else []
+        if self.manifest is None or self.manifest.get("step") != "shards" or not files:
+            raise ShardError(
+                f"{folder} holds no shards (no shard-*.arrow + factory.json); build them with `factory shards`"
+            )
+        self.seq_len = int(self.manifest["seq_len"])
+        self.blocks = []  # (n, seq_len) uint32 views into the memory maps
+        for path in files:
+            table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+            for chunk in table.column(COLUMN).chunks:
+                self.blocks.append(chunk.values.to_numpy(zero_copy_only=True).reshape(-1, self.seq_len))
+        import numpy as np
+
+        self.starts = np.cumsum([0] + [len(b) for b in self.blocks])
+        if self.starts[-1] == 0:
+            raise ShardError(f"{folder} holds no sequences; rebuild the shards from a non-empty corpus")
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def check_vocab(self, vocab: Path) -> None:
+        """Refuse shards tokenised with another spm.model."""
+        mine = fingerprint_file(Path(vocab) / SPM_FILE)
+        theirs = self.manifest.get("vocab_fingerprint")
+        if mine != theirs:
+            raise ShardError(
+                f"shards {self.folder} were made with another vocabulary (fingerprint {theirs}, {vocab} is {mine}); "
+                "rebuild them with `factory shards --vocab` this vocabulary"
+            )
+
+    def rows(self, indices) -> torch.Tensor:  # noqa: F821 (torch is imported lazily)
+        import numpy as np
+        import torch
+
+        indices = np.asarray(indices)
+        block = np.searchsorted(self.starts, indices, side="right") - 1
+        out = np.stack([self.blocks[b][i - self.starts[b]] for b, i in zip(block, indices)])
+        return torch.from_numpy(out.astype(np.int64))  # (n, seq_len)
+
+
+def iter_rows(folder: Path) -> Iterator:
+    """Every row in order (tests and inspection)."""
+    shards = ShardSet(folder)
+    for block in shards.blocks:
+        yield from block
