@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from factory.errors import FactoryError
 from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
@@ -29,6 +30,9 @@ from factory.tokenizer import SPM_FILE, Tokenizer
 SHARD_GLOB = "shard-*.arrow"
 COLUMN = "input_ids"
 ROWS_PER_SHARD = 16384  # 32 MiB at 512 tokens
+if TYPE_CHECKING:
+    import torch
+
 BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
@@ -274,13 +278,13 @@ class ShardSet:
                 "rebuild them with `factory shards --vocab` this vocabulary"
             )
 
-    def rows(self, indices) -> torch.Tensor:  # noqa: F821 (torch is imported lazily)
+    def rows(self, indices) -> torch.Tensor:
         import numpy as np
         import torch
 
         indices = np.asarray(indices)
         block = np.searchsorted(self.starts, indices, side="right") - 1
-        out = np.stack([self.blocks[b][i - self.starts[b]] for b, i in zip(block, indices)])
+        out = np.stack([self.blocks[b][i - self.starts[b]] for b, i in zip(block, indices, strict=True)])
         return torch.from_numpy(out.astype(np.int64))  # (n, seq_len)
 
 

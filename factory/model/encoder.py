@@ -45,8 +45,14 @@ class Embeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.word_embeddings(input_ids)  # (B, L, H)
+    def forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor | None, word_embeddings: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # `word_embeddings` overrides the table (RTD pre-training's shared/GDES embedding, factory/rtd.py)
+        if word_embeddings is None:
+            x = self.word_embeddings(input_ids)  # (B, L, H)
+        else:
+            x = F.embedding(input_ids, word_embeddings, self.word_embeddings.padding_idx)  # (B, L, H)
         if hasattr(self, "position_embeddings"):
             x = x + self.position_embeddings.weight[: input_ids.shape[1]]
         x = self.LayerNorm(x)
@@ -164,16 +170,26 @@ class DebertaModel(nn.Module):
         self.embeddings = Embeddings(config)
         self.encoder = Encoder(config)
 
-    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def hidden_states(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        word_embeddings: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
         mask = None
         if attention_mask is not None:
             mask = attention_mask.bool()
             if bool(mask.all()):
                 mask = None  # no padding: skip the mask work entirely
-        return self.encoder(self.embeddings(input_ids, mask), mask)
+        return self.encoder(self.embeddings(input_ids, mask, word_embeddings), mask)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> ModelOutput:
-        return ModelOutput(last_hidden_state=self.hidden_states(input_ids, attention_mask)[-1])
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        word_embeddings: torch.Tensor | None = None,  # (V, H) table to use instead of our own (RTD/GDES)
+    ) -> ModelOutput:
+        return ModelOutput(last_hidden_state=self.hidden_states(input_ids, attention_mask, word_embeddings)[-1])
 
 
 def init_weights(module: nn.Module, std: float) -> None:

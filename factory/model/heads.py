@@ -89,8 +89,13 @@ class DebertaForRTD(nn.Module):
         self.deberta = DebertaModel(config)
         self.mask_predictions = RTDHead(config)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> ModelOutput:
-        h = self.deberta(input_ids, attention_mask).last_hidden_state
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        word_embeddings: torch.Tensor | None = None,  # (V, H) override: the GDES/ES table (factory/rtd.py)
+    ) -> ModelOutput:
+        h = self.deberta(input_ids, attention_mask, word_embeddings).last_hidden_state
         return ModelOutput(last_hidden_state=h, logits=self.mask_predictions(h))
 
 
