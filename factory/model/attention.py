@@ -5,11 +5,10 @@ Scores are A = Q·Kᵀ/s + c2p + p2c (SPEC.md §2), with
 where Pk/Pq are the shared key/query projections of the (LayerNorm'd) relative embeddings and
 idx(r) = clamp(bucket(r) + span, 0, 2·span - 1).
 
-HF gathers c2p/p2c out of an [L, 2·span] product with `torch.gather` (and scatters in backward). The index
-depends only on i - j, so we instead project onto the 2L relative *offsets* and turn the [L, 2L] product
-into [L, L] with a "skew": a reshape + slice view (as in Transformer-XL's relative shift), no gather and
-no scatter in backward. The content term, the mask and the softmax then run inside one
-`scaled_dot_product_attention` call with c2p + p2c as its float mask.
+c2p/p2c are gathered out of the [L, 2·span] products of the queries/keys with the projected relative table
+(measured on CPU: faster forward and backward than projecting onto the 2L offsets and skewing, or than
+index_select). Unlike HF we do not `repeat` the table per batch row, and the content term, the mask and the
+softmax run inside one `scaled_dot_product_attention` call with c2p + p2c as its float mask.
 """
 
 from __future__ import annotations
@@ -48,23 +47,15 @@ def relative_index(offsets: torch.Tensor, config: ModelConfig) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def skew_indices(length: int, config: ModelConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Relative-embedding rows for the 2L columns that `skew` turns into an [L, L] matrix.
+def relative_indices(length: int, config: ModelConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, L) rows of the relative table for c2p (idx(i - j)) and for p2c (its transpose, contiguous).
 
-    Column m of the c2p product stands for offset i - j = L-1-m; column m of the p2c product for
-    offset i - j = m-(L-1). Cached: a training run sees one or two lengths.
+    Cached: a training run sees one or two lengths.
     """
     with torch.inference_mode(False):  # cached tensors must be usable by autograd later
-        m = torch.arange(2 * length, device=device)
-        return relative_index(length - 1 - m, config), relative_index(m - (length - 1), config)
-
-
-def skew(x: torch.Tensor) -> torch.Tensor:
-    """(..., L, 2L) -> (..., L, L) with out[..., i, j] = x[..., i, L-1-i+j]; a view, no copy."""
-    *lead, length, width = x.shape
-    flat = x.reshape(*lead, length * width)
-    window = flat[..., length - 1 : length - 1 + length * (width - 1)]
-    return window.reshape(*lead, length, width - 1)[..., :length]
+        pos = torch.arange(length, device=device)
+        c2p = relative_index(pos[:, None] - pos[None, :], config)
+        return c2p, c2p.t().contiguous()
 
 
 class DisentangledSelfAttention(nn.Module):
@@ -116,17 +107,20 @@ class DisentangledSelfAttention(nn.Module):
 
     def relative_bias(self, q: torch.Tensor, k: torch.Tensor, rel_embeddings: torch.Tensor) -> torch.Tensor:
         """c2p + p2c as one (B, nh, L, L) additive bias, already divided by s."""
-        length = q.shape[-2]
-        c2p_rows, p2c_rows = skew_indices(length, self.config, q.device)
+        batch, heads, length, _ = q.shape
+        c2p_idx, p2c_idx = relative_indices(length, self.config, q.device)
+        shape = (batch, heads, length, length)
         rel = self.pos_dropout(rel_embeddings)
         bias = None
         if self.c2p:
             proj = self.key_proj if self.config.share_att_key else self.pos_key_proj
-            pos_key = self._heads(proj(rel)[c2p_rows])  # (nh, 2L, d)
-            bias = skew(torch.matmul(q, pos_key.transpose(-1, -2)))  # (B, nh, L, L)
+            pos_key = self._heads(proj(rel))  # (nh, 2·span, d)
+            scores = torch.matmul(q, pos_key.transpose(-1, -2))  # (B, nh, L, 2·span)
+            bias = torch.gather(scores, -1, c2p_idx.expand(shape))  # (B, nh, L, L)
         if self.p2c:
             proj = self.query_proj if self.config.share_att_key else self.pos_query_proj
-            pos_query = self._heads(proj(rel)[p2c_rows])  # (nh, 2L, d)
-            p2c = skew(torch.matmul(k, pos_query.transpose(-1, -2))).transpose(-1, -2)
+            pos_query = self._heads(proj(rel))  # (nh, 2·span, d)
+            scores = torch.matmul(k, pos_query.transpose(-1, -2))  # (B, nh, L_k, 2·span)
+            p2c = torch.gather(scores, -1, p2c_idx.expand(shape)).transpose(-1, -2)
             bias = p2c if bias is None else bias + p2c
         return bias * self.scale
