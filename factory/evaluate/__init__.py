@@ -1,0 +1,32 @@
+"""Zero-shot cross-lingual evaluation: fine-tune on one language, test on all (XNLI, PAWS-X, any files).
+
+Modules, in the order a run uses them: `suite` (eval/*.yaml: languages, settings, references), `data`
+(local files or `datasets`), `finetune` (Accelerate loop + prediction), `report` (numbers, files),
+`runner` (one command end to end), `demo_nli` (the generator of recipes/demo/nli/).
+
+An output folder holds:
+    results.json              the schema below
+    results.md                our accuracy per language beside the suite's references
+    {suite}_accuracy.png      per-language bar chart (validation accuracy, references beside)
+    predictions/{lang}.{split}.jsonl   {"index", "text_a", "text_b", "label" (gold id),
+                              "predictions" (predicted id per run), "predicted_label" (name, run 1)}
+    factory.json              the manifest (command arguments, versions, model fingerprint)
+
+results.json (schema "factory.eval/v1"; the model card of the publishing step reads it):
+    {"schema": "factory.eval/v1", "suite": "xnli", "model": "<path>", "train_language": "en",
+     "languages": ["en", ...],                       # evaluated, in the suite's order
+     "runs": N, "seeds": [42, 43, ...],              # run k uses seed settings.seed + k
+     "settings": {"learning_rate", "epochs", "batch_size", "max_length", "warmup" (steps used),
+                  "total_steps", ...},               # the resolved settings of the run
+     "results": {"<lang>": {"validation": {"accuracy": <percent, mean over runs>, "std": <percent, sample
+                                          std over runs; 0 for one run>, "per_run": [...], "n": <examples>},
+                            "test": {...}}},
+     "average": {"validation": {"accuracy": .., "std": ..}, "test": {...}},   # per run over languages, then
+                                                                              # mean/std over runs
+     "references": {"mDeBERTa-v3-base": {"en": 88.2, ..., "avg": 79.8}, "XLM-R-base": {...}}}
+                                                     # published zero-shot dev accuracy, from eval/<suite>.yaml
+"""
+
+from factory.evaluate.suite import Settings, Suite, load_suite
+
+__all__ = ["Settings", "Suite", "load_suite"]

@@ -1,0 +1,160 @@
+"""Evaluation data: a local folder of XNLI-format files, single files (classify), or a `datasets` dataset.
+
+Everything becomes `{split: {language: [Example, ...]}}` and is checked before any model is trained, so a
+missing split or a bad label costs one line and no compute.
+
+Local folder layouts (FORMATS: .jsonl, .tsv with a header row, .parquet):
+    DIR/{split}.{ext}            all languages in one file, with a `language` column
+    DIR/{split}.{lang}.{ext}     one file per split and language (the `language` column may be absent)
+with split one of train, validation (or dev), test. Columns: the suite's text columns (XNLI: premise,
+hypothesis; PAWS-X: sentence1, sentence2), `label` (an integer id), and `language`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from factory.errors import FactoryError
+
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {
+    "dev": "validation",
+    "valid": "validation",
+    "train": "train",
+    "validation": "validation",
+    "test": "test",
+}
+FORMATS = ("jsonl", "tsv", "parquet")
+
+Data = dict[str, dict[str, list["Example"]]]  # split -> language -> examples
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    text_a: str
+    text_b: str | None
+    label: int
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of one jsonl / tsv / parquet file as dicts."""
+    ext = path.name.rsplit(".", 1)[-1]
+    if ext == "jsonl":
+        rows = []
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise FactoryError(f"{path}:{number}: not JSON ({e.msg}); one object per line") from None
+        return rows
+    if ext == "tsv":
+        with open(path, encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if ext == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    raise FactoryError(f"{path}: unknown format; use one of .{', .'.join(FORMATS)}")
+
+
+def to_examples(
+    rows: list[dict], where: str, text_a: str, text_b: str | None, num_labels: int, language: str | None = None
+) -> dict[str, list[Example]]:
+    """Rows -> examples per language, checking columns and labels (0..num_labels-1)."""
+    out: dict[str, list[Example]] = defaultdict(list)
+    for number, row in enumerate(rows, 1):
+        missing = [c for c in (text_a, text_b, "label") if c and c not in row]
+        lang = row.get("language", language)
+        if lang is None:
+            missing.append("language")
+        if missing:
+            raise FactoryError(f"{where} row {number}: no column {', '.join(missing)}; see `--help` for the layout")
+        try:
+            label = int(row["label"])
+        except (TypeError, ValueError):
+            raise FactoryError(f"{where} row {number}: label {row['label']!r} is not an integer id") from None
+        if not 0 <= label < num_labels:
+            raise FactoryError(
+                f"{where} row {number}: label {label} is outside 0..{num_labels - 1}; "
+                "labels must be ids (XNLI: 0 entailment, 1 neutral, 2 contradiction)"
+            )
+        out[str(lang)].append(Example(str(row[text_a]), str(row[text_b]) if text_b else None, label))
+    return dict(out)
+
+
+def load_folder(folder: Path, text_a: str, text_b: str | None, num_labels: int) -> Data:
+    """Every recognised file of `folder` (layouts in the module docstring)."""
+    if not folder.is_dir():
+        raise FactoryError(f"--data {folder} is not a folder; give a folder of {{split}}.jsonl files or hf:NAME")
+    data: Data = {}
+    for path in sorted(folder.iterdir()):
+        parts = path.name.split(".")
+        if len(parts) not in (2, 3) or parts[-1] not in FORMATS or parts[0] not in SPLIT_ALIASES:
+            continue
+        split, lang = SPLIT_ALIASES[parts[0]], (parts[1] if len(parts) == 3 else None)
+        for language, examples in to_examples(read_rows(path), str(path), text_a, text_b, num_labels, lang).items():
+            data.setdefault(split, {}).setdefault(language, []).extend(examples)
+    if not data:
+        raise FactoryError(
+            f"--data {folder} holds no train/validation/test .jsonl, .tsv or .parquet files; "
+            "see `--help` for the layout"
+        )
+    return data
+
+
+def load_hub(name: str, languages: list[str], train_language: str, text_a: str, text_b: str | None, n: int) -> Data:
+    """`datasets.load_dataset(name, lang)` per language (the layout of facebook/xnli and paws-x)."""
+    import datasets
+
+    data: Data = {}
+    for lang in languages:
+        try:
+            dataset = datasets.load_dataset(name, lang)
+        except Exception as e:  # offline, unknown name, no such config: all are one line to the user
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise FactoryError(
+                f"could not load hf:{name} ({lang}): {first[:200]}; connect to the network once to cache it, "
+                "or give --data a local folder"
+            ) from None
+        for split in SPLITS:
+            if split == "train" and lang != train_language or split not in dataset:
+                continue
+            rows = dataset[split].to_list()
+            data.setdefault(split, {}).update(to_examples(rows, f"hf:{name}/{lang}/{split}", text_a, text_b, n, lang))
+    return data
+
+
+def load_files(files: dict[str, Path], text_a: str, text_b: str | None, num_labels: int) -> Data:
+    """One file per split (`factory eval classify --train F --test F`), each with a `language` column."""
+    data: Data = {}
+    for split, path in files.items():
+        if not path.is_file():
+            raise FactoryError(f"--{split} {path} does not exist; give a .jsonl, .tsv or .parquet file")
+        data[split] = to_examples(read_rows(path), str(path), text_a, text_b, num_labels)
+    return data
+
+
+def check_data(
+    data: Data, train_language: str, languages: list[str], where: str, splits: tuple[str, ...] = SPLITS[1:]
+) -> None:
+    """Train and every evaluated split present; train has the train language; eval splits have every language."""
+    for split in ("train", *splits):
+        if split not in data:
+            raise FactoryError(f"{where} has no {split} split; add {split}.jsonl (or .tsv/.parquet) to it")
+    if train_language not in data["train"]:
+        raise FactoryError(
+            f"{where}: the train split has no {train_language!r} examples (it has {', '.join(sorted(data['train']))}); "
+            "pick another --train-lang"
+        )
+    for split in splits:
+        lacking = [lang for lang in languages if lang not in data[split]]
+        if lacking:
+            raise FactoryError(
+                f"{where}: the {split} split has no examples for {', '.join(lacking)}; drop them from --langs"
+            )

@@ -1,0 +1,157 @@
+"""Fine-tune a sequence-classification head on Accelerate, then predict; the numbers do not depend on the
+number of processes.
+
+Why they do not: every process builds the same global batch order from the run's seed; a global batch of
+`batch_size` pairs is cut into micro-batches of `micro_batch_size`, and micro-batch j of a step runs on
+process j % world (accumulating gradients when there are fewer processes than micro-batches). Each
+micro-batch reseeds the dropout RNG from (seed, step, j), so it sees the same data *and* the same dropout
+masks whichever process runs it. Prediction batches are likewise fixed globally and dealt round-robin; the
+gathered predictions are put back in example order, so there are no duplicates from padding a shard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+
+import torch
+from torch import nn
+
+from factory.evaluate.data import Example
+from factory.evaluate.suite import Settings
+from factory.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def encode(tokenizer: Tokenizer, examples: list[Example], max_length: int) -> list[list[int]]:
+    """Examples -> `[CLS] A [SEP] B [SEP]` (or `[CLS] A [SEP]`) id lists, truncated to `max_length`."""
+    a = tokenizer.encode_batch(e.text_a for e in examples)
+    if examples and examples[0].text_b is None:
+        return [tokenizer.single(x, max_length) for x in a]
+    b = tokenizer.encode_batch(e.text_b or "" for e in examples)
+    return [tokenizer.pair(x, y, max_length) for x, y in zip(a, b, strict=True)]
+
+
+def collate(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad with id 0 ([PAD]) to the longest row: ids and attention mask, both (B, L)."""
+    length = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), length, dtype=torch.long)
+    mask = torch.zeros(len(rows), length, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+
+def plan(n_train: int, settings: Settings) -> Schedule:
+    """Optimizer steps (incomplete last batch dropped, reshuffled each epoch) and the warm-up, capped on small data."""
+    steps_per_epoch = n_train // settings.batch_size
+    if steps_per_epoch == 0:
+        from factory.errors import FactoryError
+
+        raise FactoryError(
+            f"the training set has {n_train} examples, fewer than one batch of {settings.batch_size}; "
+            "lower it with --set batch_size=N (a multiple of micro_batch_size)"
+        )
+    total = max(1, math.ceil(steps_per_epoch * settings.epochs))
+    warmup = min(settings.warmup_steps, int(settings.max_warmup_fraction * total))
+    return Schedule(steps_per_epoch, total, warmup)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, schedule: Schedule) -> torch.optim.lr_scheduler.LambdaLR:
+    """HF's get_linear_schedule_with_warmup: 0 -> lr over the warm-up, then linearly down to 0."""
+
+    def factor(step: int) -> float:
+        if step < schedule.warmup_steps:
+            return step / max(1, schedule.warmup_steps)
+        return max(0.0, (schedule.total_steps - step) / max(1, schedule.total_steps - schedule.warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _step_seed(seed: int, step: int, micro: int) -> int:
+    return (seed * 1_000_003 + step * 4099 + micro) % (2**63 - 1)
+
+
+def train(accelerator, model: nn.Module, train_ids: list[list[int]], labels: list[int], settings: Settings, seed: int):
+    """Fine-tune `model` in place; returns (the prepared model, mean loss of the last epoch)."""
+    from tqdm.auto import tqdm
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    micro_per_step = settings.batch_size // settings.micro_batch_size
+    if micro_per_step % world:
+        from factory.errors import FactoryError
+
+        raise FactoryError(
+            f"batch_size {settings.batch_size} = {micro_per_step} micro-batches of {settings.micro_batch_size} "
+            f"cannot be shared by {world} processes; use --set micro_batch_size=N with N * {world} dividing it"
+        )
+    schedule = plan(len(train_ids), settings)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, eps=settings.adam_epsilon, weight_decay=settings.weight_decay
+    )
+    scheduler = linear_schedule(optimizer, schedule)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    targets = torch.tensor(labels)
+    bar = tqdm(total=schedule.total_steps, desc=f"fine-tune (seed {seed})", disable=not accelerator.is_main_process)
+    step, losses = 0, []
+    while step < schedule.total_steps:
+        epoch = step // schedule.steps_per_epoch
+        order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(seed * 1009 + epoch))
+        losses = []
+        for start in range(0, schedule.steps_per_epoch * settings.batch_size, settings.batch_size):
+            if step >= schedule.total_steps:
+                break
+            batch = order[start : start + settings.batch_size].view(micro_per_step, settings.micro_batch_size)
+            mine = list(range(rank, micro_per_step, world))  # micro-batches this process runs
+            for k, micro in enumerate(mine):
+                ids, mask = collate([train_ids[i] for i in batch[micro].tolist()])
+                torch.manual_seed(_step_seed(seed, step, micro))  # same dropout masks on any process count
+                last = k == len(mine) - 1  # gradients are all-reduced once per step, on the last micro-batch
+                with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                    with accelerator.autocast():
+                        logits = model(ids.to(accelerator.device), mask.to(accelerator.device)).logits  # (b, labels)
+                    loss = nn.functional.cross_entropy(logits.float(), targets[batch[micro]].to(accelerator.device))
+                    # DDP averages over `world`; scaling by world / micro_per_step makes it the mean over the batch
+                    accelerator.backward(loss * world / micro_per_step)
+                losses.append(loss.item())
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}")
+    bar.close()
+    return model, (sum(losses) / len(losses) if losses else float("nan"))
+
+
+@torch.no_grad()
+def predict(accelerator, model: nn.Module, ids: list[list[int]], batch_size: int, desc: str = "") -> list[int]:
+    """Argmax labels for every row, in row order; batches fixed by length and dealt round-robin to processes."""
+    from accelerate.utils import gather_object
+    from tqdm.auto import tqdm
+
+    model = accelerator.unwrap_model(model).eval()
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))  # similar lengths together: less padding
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    mine = batches[accelerator.process_index :: accelerator.num_processes]
+    out: list[tuple[int, int]] = []
+    for batch in tqdm(mine, desc=desc, disable=not accelerator.is_main_process, leave=False):
+        x, mask = collate([ids[i] for i in batch])
+        with accelerator.autocast():
+            logits = model(x.to(accelerator.device), mask.to(accelerator.device)).logits  # (B, labels)
+        out.extend(zip(batch, logits.argmax(-1).tolist(), strict=True))
+    gathered = gather_object(out) if accelerator.num_processes > 1 else out
+    predictions = dict(gathered)
+    return [predictions[i] for i in range(len(ids))]

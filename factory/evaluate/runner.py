@@ -1,0 +1,214 @@
+"""One evaluation command end to end: check inputs, fine-tune N seeds, predict every language, write the folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from factory.errors import FactoryError
+from factory.evaluate.data import Data, check_data, load_files, load_folder, load_hub
+from factory.evaluate.suite import Settings, Suite
+
+log = logging.getLogger(__name__)
+EVAL_SPLITS = ("validation", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What the user asked for, after parsing (the command builds it; `run` validates it)."""
+
+    suite: Suite
+    model: Path
+    data: str  # "hf:NAME" or a folder
+    train_language: str
+    languages: str  # "all" or "en,fr,..."
+    runs: int
+    settings: Settings
+    out: Path
+    force: bool = False
+    arguments: dict[str, Any] = dataclasses.field(default_factory=dict)  # for factory.json
+    files: dict[str, Path] | None = None  # classify: split -> file, instead of `data`
+    splits: tuple[str, ...] = EVAL_SPLITS  # the splits evaluated
+
+
+def resolve_languages(suite: Suite, spec: str, train_language: str, data_languages: set[str] | None) -> list[str]:
+    """`all` -> the suite's languages (those the data has, for a local folder); a list is checked against the suite."""
+    known = list(suite.languages) or sorted(data_languages or ())
+    if train_language not in known and suite.languages:
+        raise FactoryError(f"unknown --train-lang {train_language!r}; {suite.name} has {', '.join(known)}")
+    if spec == "all":
+        return [lang for lang in known if data_languages is None or lang in data_languages]
+    wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [lang for lang in wanted if lang not in known]
+    if unknown:
+        raise FactoryError(f"unknown language {', '.join(unknown)} in --langs; {suite.name} has {', '.join(known)}")
+    return wanted
+
+
+def load_data(request: Request, languages: list[str] | None) -> Data:
+    s = request.suite
+    if request.files is not None:
+        return load_files(request.files, s.text_a, s.text_b, len(s.labels))
+    if request.data.startswith("hf:"):
+        assert languages is not None
+        langs = sorted(set(languages) | {request.train_language})
+        return load_hub(request.data[3:], langs, request.train_language, s.text_a, s.text_b, len(s.labels))
+    return load_folder(Path(request.data), s.text_a, s.text_b, len(s.labels))
+
+
+def check_model(folder: Path) -> None:
+    """A deberta-v2 folder with spm.model: checked before any data is read."""
+    import factory.model  # noqa: F401  (before factory.export: importing that one first is circular)
+    from factory.export import read_config
+    from factory.tokenizer import SPM_FILE
+
+    read_config(folder)  # ModelFolderError for a missing folder, no config.json, or another model type
+    if not (folder / SPM_FILE).is_file():
+        raise FactoryError(f"{folder} has no {SPM_FILE}; copy the vocabulary's spm.model into the model folder")
+
+
+def make_accelerator(precision: str):
+    import torch
+    from accelerate import Accelerator
+
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if precision == "bf16" and not bf16:
+        raise FactoryError("precision bf16 needs a GPU that supports it; use --set precision=auto")
+    return Accelerator(mixed_precision="bf16" if precision == "bf16" or (precision == "auto" and bf16) else "no")
+
+
+def run(request: Request) -> dict[str, Any]:
+    """Check everything, then fine-tune and evaluate `request.runs` seeds; returns the results.json dict."""
+    from factory.evaluate.report import summarise
+    from factory.outputs import check_output
+
+    suite, settings = request.suite, request.settings
+    if request.runs < 1:
+        raise FactoryError("--runs must be at least 1")
+    check_model(request.model)
+    check_output(request.out, request.force)
+    # the language list is checked before a download; a local folder also tells which languages it has
+    hub = request.data.startswith("hf:")
+    languages = resolve_languages(suite, request.languages, request.train_language, None) if hub else None
+    data = load_data(request, languages)
+    if not hub:
+        present = set(data.get("validation", {})) | set(data.get("test", {})) | set(data.get("train", {}))
+        languages = resolve_languages(suite, request.languages, request.train_language, present)
+    assert languages is not None
+    check_data(data, request.train_language, languages, request.data, request.splits)
+    accelerator = make_accelerator(settings.precision)
+    per_run, predictions, losses, schedule = _run_seeds(accelerator, request, data, languages)
+    counts = {lang: {split: len(data[split][lang]) for split in request.splits} for lang in languages}
+    results, average = summarise(per_run, counts, request.splits)
+    report = _report(request, data, languages, results, average, schedule, accelerator, losses)
+    if accelerator.is_main_process:
+        _write(request, report, data, predictions, languages)
+    accelerator.wait_for_everyone()
+    return report
+
+
+def _run_seeds(accelerator, request: Request, data: Data, languages: list[str]):
+    import torch
+
+    from factory.evaluate.finetune import encode, plan, predict, train
+    from factory.model import load_model
+    from factory.tokenizer import Tokenizer
+
+    settings = request.settings
+    tokenizer = Tokenizer.from_folder(request.model)
+    train_examples = data["train"][request.train_language]
+    train_ids = encode(tokenizer, train_examples, settings.max_length)
+    eval_ids = {
+        (lang, s): encode(tokenizer, data[s][lang], settings.max_length) for lang in languages for s in request.splits
+    }
+    per_run = {lang: {s: [] for s in request.splits} for lang in languages}
+    predictions: dict[tuple[str, str], list[list[int]]] = {key: [] for key in eval_ids}
+    losses = []
+    for k in range(request.runs):
+        seed = settings.seed + k
+        torch.manual_seed(seed)  # the fresh classification head depends on the seed
+        model = load_model(request.model, head="cls", labels=request.suite.labels)
+        _set_dropout(model, settings.dropout)
+        model, loss = train(accelerator, model, train_ids, [e.label for e in train_examples], settings, seed)
+        losses.append(round(loss, 4))
+        for (lang, split), ids in eval_ids.items():
+            preds = predict(accelerator, model, ids, settings.eval_batch_size, desc=f"{lang} {split}")
+            predictions[(lang, split)].append(preds)
+            gold = [e.label for e in data[split][lang]]
+            per_run[lang][split].append(100.0 * sum(p == g for p, g in zip(preds, gold, strict=True)) / len(gold))
+        accelerator.free_memory()
+        log.info("run %d (seed %d): %s", k, seed, {lang: per_run[lang][request.splits[0]][-1] for lang in languages})
+    return per_run, predictions, losses, plan(len(train_ids), settings)
+
+
+def _set_dropout(model, p: float | None) -> None:
+    """Override every active dropout (embeddings, hidden, attention, classifier); pooler's 0 stays 0."""
+    if p is None:
+        return
+    from torch import nn
+
+    for module in model.modules():
+        if isinstance(module, nn.Dropout) and module.p > 0:
+            module.p = p
+        if getattr(module, "dropout_p", 0) > 0:
+            module.dropout_p = p
+
+
+def _report(request, data, languages, results, average, schedule, accelerator, losses) -> dict[str, Any]:
+    s = request.settings
+    settings = {
+        **dataclasses.asdict(s),
+        "warmup": schedule.warmup_steps,
+        "total_steps": schedule.total_steps,
+        "steps_per_epoch": schedule.steps_per_epoch,
+        "train_examples": len(data["train"][request.train_language]),
+        "processes": accelerator.num_processes,
+        "mixed_precision": str(accelerator.mixed_precision),
+        "final_train_loss": losses,
+        "labels": list(request.suite.labels),
+        "data": request.data,
+    }
+    suite_langs = set(request.suite.languages) | {"avg"}
+    return {
+        "schema": "factory.eval/v1",
+        "suite": request.suite.name,
+        "model": str(request.model),
+        "train_language": request.train_language,
+        "languages": languages,
+        "runs": request.runs,
+        "seeds": [s.seed + k for k in range(request.runs)],
+        "settings": settings,
+        "results": results,
+        "average": {split: {k: v for k, v in average[split].items() if k != "per_run"} for split in request.splits},
+        "references": {
+            name: {lang: v for lang, v in table.items() if lang in suite_langs or not request.suite.languages}
+            for name, table in request.suite.references.items()
+        },
+    }
+
+
+def _write(request: Request, report: dict[str, Any], data: Data, predictions, languages: list[str]) -> None:
+    import json
+
+    from factory.evaluate.report import chart, markdown, write_predictions
+    from factory.outputs import fingerprint_file, staged_output, write_manifest
+
+    with staged_output(request.out, request.force) as tmp:
+        for (lang, split), runs in predictions.items():
+            write_predictions(tmp / "predictions", lang, split, data[split][lang], runs, request.suite.labels)
+        (tmp / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (tmp / "results.md").write_text(markdown(report))
+        chart(report, tmp / f"{request.suite.name}_accuracy.png", len(request.suite.labels))
+        weights = request.model / "model.safetensors"
+        inputs = {"model": str(request.model)}
+        if weights.is_file():
+            inputs["model_fingerprint"] = fingerprint_file(weights)
+        write_manifest(
+            tmp,
+            f"eval {request.suite.name}",
+            request.arguments,
+            inputs=inputs,
+            figures={"average": report["average"], "languages": languages, "splits": list(request.splits)},
+        )
