@@ -303,7 +303,7 @@ def build_card(facts: Facts):
         language=card_languages(facts.languages) or None,
         license=facts.license,
         library_name="transformers",
-        tags=["deberta", "deberta-v3", "fill-mask", *(["mdeberta"] if len(facts.languages) > 1 else [])],
+        tags=["deberta", "deberta-v3", "fill-mask"],
         datasets=facts.datasets or None,
         model_name=facts.name,
         eval_results=eval_results(facts.results, facts.name) or None,
@@ -335,6 +335,24 @@ def _language_phrase(languages: list[str]) -> str:
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
+SHARING = {
+    "gdes": "gradient-disentangled embedding sharing (GDES)",
+    "es": "embedding sharing between generator and discriminator (ES)",
+    "nes": "no embedding sharing (NES)",
+}
+
+
+def _how_trained(facts: Facts) -> str:
+    """What the manifests say about pre-training; nothing is claimed for a model with no pre-training manifest."""
+    sharing = facts.figure("sharing", "embedding_sharing", kind=str)
+    if sharing is None and not any(m.get("step") == "pretrain" for m in facts.manifests):
+        return ""
+    how = " with replaced token detection (RTD)"
+    if sharing:
+        how += f" and {SHARING.get(sharing.lower(), sharing)}"
+    return f", pre-trained ELECTRA-style{how} as in [DeBERTaV3](https://arxiv.org/abs/2111.09543)"
+
+
 def _intro(facts: Facts) -> str:
     cfg = facts.hf_config
     size = f"{facts.preset} " if facts.preset else ""
@@ -342,20 +360,23 @@ def _intro(facts: Facts) -> str:
     what = f"a {size}DeBERTa-v3 encoder" + (f" for {langs}" if langs else "")
     return (
         f"# {facts.name}\n\n"
-        f"{facts.name} is {what}, pre-trained ELECTRA-style with replaced token detection (RTD) and "
-        "gradient-disentangled embedding sharing (GDES), as in "
-        "[DeBERTaV3](https://arxiv.org/abs/2111.09543). It has "
-        f"{cfg['num_hidden_layers']} layers and a hidden size of {cfg['hidden_size']}: "
+        f"{facts.name} is {what}{_how_trained(facts)}. It has "
+        f"{_plural(cfg['num_hidden_layers'], 'layer')} and a hidden size of {cfg['hidden_size']}: "
         f"{_millions(facts.counts['backbone'])} backbone parameters and {_millions(facts.counts['embedding'])} "
         "in the embedding layer.\n\n"
         "[DeBERTa](https://arxiv.org/abs/2006.03654) improves BERT and RoBERTa with disentangled attention "
         "(content and relative position attend to each other separately) and an enhanced mask decoder. "
-        "DeBERTaV3 replaces masked language modelling by replaced token detection: a small generator fills masked "
-        "positions and this model, the discriminator, learns to tell original tokens from replaced ones; GDES lets "
-        "both share the embedding without their gradients pulling against each other.\n\n"
+        "[DeBERTaV3](https://arxiv.org/abs/2111.09543) replaces masked language modelling by replaced token "
+        "detection: a small generator fills masked positions and the discriminator (this model) learns to tell "
+        "original tokens from replaced ones; gradient-disentangled embedding sharing lets both use one embedding "
+        "without their gradients pulling against each other.\n\n"
         "The folder is a standard `deberta-v2` repository: `transformers` loads it with `AutoModel`, "
         "`AutoTokenizer` and `AutoModelForSequenceClassification`."
     )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _architecture(facts: Facts) -> str:
@@ -478,7 +499,8 @@ def _generator(facts: Facts) -> str:
         return ""
     cfg = gen["config"]
     text = (
-        f"## Generator\n\nThe RTD generator is in `{GENERATOR_DIR}/` ({cfg['num_hidden_layers']} layers, hidden size "
+        f"## Generator\n\nThe RTD generator is in `{GENERATOR_DIR}/` "
+        f"({_plural(cfg['num_hidden_layers'], 'layer')}, hidden size "
         f"{cfg['hidden_size']}, {_millions(gen['counts']['backbone'])} backbone parameters). It is a masked language "
         "model:\n\n```python\nfrom transformers import AutoModelForMaskedLM\n\n"
         f'generator = AutoModelForMaskedLM.from_pretrained("{facts.repo_id}", subfolder="{GENERATOR_DIR}")\n```'

@@ -134,6 +134,9 @@ def test_card_reads_back_with_its_metadata(family, staged):
         ("text-classification", "facebook/xnli", "test", "accuracy")
     }
     assert data.model_name == "deberta-v3-debug"
+    intro = card.text.split("## Architecture")[0]
+    assert "debug DeBERTa-v3 encoder for English, Portuguese and Russian, pre-trained ELECTRA-style" in intro
+    assert "gradient-disentangled embedding sharing (GDES)" in intro and "It has 2 layers" in intro
 
 
 def test_card_body_numbers_come_from_the_files(family, staged):
@@ -162,6 +165,7 @@ def test_card_without_manifest_or_results_says_so(tmp_path, tiny_vocab):
     assert result.exit_code == 0, result.output
     text = (tmp_path / "bare-hub" / "README.md").read_text()
     assert "No pre-training manifest" in text and "## Results" not in text and "model-index" not in text
+    assert "pre-trained ELECTRA-style" not in text  # no manifest says so: not claimed
     assert "language:\n- pt\n" in text  # one language: no `multilingual`
 
 
@@ -309,3 +313,21 @@ def test_wrong_vocabulary_is_refused(family, tmp_path, tiny_vocab):
     write_tokenizer_files(folder)
     line = _one_error_line(run(folder, "--repo-id", "me/x", "--dry-run"))
     assert "[MASK]=1000" in line and "[MASK]=2000" in line
+
+
+def test_bad_results_file(family, tmp_path):
+    bad = tmp_path / "results.json"
+    bad.write_text(json.dumps({"schema": "something/else", "results": {}}))
+    line = _one_error_line(run(family[1], "--repo-id", "me/x", "--dry-run", "--results", bad))
+    assert "is not a factory.eval/v1 results file" in line
+
+
+def test_unreachable_hub_is_one_line_and_retryable(family, tmp_path, hub_env, monkeypatch):
+    from huggingface_hub import constants
+
+    hub_env.stop()  # nothing listens on that port any more
+    monkeypatch.setattr(constants, "ENDPOINT", hub_env.url)
+    result = run(family[1], "--repo-id", "me/x", "--staging", tmp_path / "s")
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: could not reach {hub_env.url} to create the repository")
