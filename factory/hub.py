@@ -261,9 +261,9 @@ def card_languages(languages: list[str]) -> list[str]:
 
 
 def results_split(results: dict[str, Any]) -> str:
-    """The test split when every language has one, else validation."""
+    """Validation (dev) when every language has it, as the published references are dev accuracy; else test."""
     per_lang = results["results"].values()
-    return "test" if all("test" in r for r in per_lang) else "validation"
+    return "validation" if all("validation" in r for r in per_lang) else "test"
 
 
 def eval_results(results: dict[str, Any] | None, name: str) -> list:
@@ -484,7 +484,7 @@ def _results(facts: Facts) -> str:
     seeds = res.get("seeds")
     how = (
         f"Zero-shot cross-lingual transfer: fine-tuned on {res.get('train_language', 'en')} only and evaluated on the "
-        f"{split} set of each language; accuracy in %"
+        f"{'validation (dev)' if split == 'validation' else split} set of each language; accuracy in %"
         + (f", mean over {runs} runs" if isinstance(runs, int) else "")
         + (f" (seeds {', '.join(map(str, seeds))})" if seeds else "")
         + ". Published rows are the numbers reported by their authors (the avg column is theirs, over all 15 "

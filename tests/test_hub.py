@@ -126,12 +126,13 @@ def test_card_reads_back_with_its_metadata(family, staged):
     assert data.language == ["multilingual", *TRAIN_LANGS] == card_languages(TRAIN_LANGS)
     assert data.license == "mit" and data.library_name == "transformers"
     assert {"deberta", "deberta-v3", "fill-mask"} <= set(data.tags)
-    # model-index: one XNLI accuracy per language evaluated, the test split's numbers
+    # model-index: one XNLI accuracy per language evaluated, on the dev split (as the published references)
     results = xnli_results()["results"]
     assert [r.dataset_config for r in data.eval_results] == EVAL_LANGS
-    assert [r.metric_value for r in data.eval_results] == [results[lang]["test"]["accuracy"] for lang in EVAL_LANGS]
+    expected = [results[lang]["validation"]["accuracy"] for lang in EVAL_LANGS]
+    assert [r.metric_value for r in data.eval_results] == expected
     assert {(r.task_type, r.dataset_type, r.dataset_split, r.metric_type) for r in data.eval_results} == {
-        ("text-classification", "facebook/xnli", "test", "accuracy")
+        ("text-classification", "facebook/xnli", "validation", "accuracy")
     }
     assert data.model_name == "deberta-v3-debug"
     intro = card.text.split("## Architecture")[0]
@@ -152,7 +153,8 @@ def test_card_body_numbers_come_from_the_files(family, staged):
     assert "| Tokens seen | 5,054,464 |" in text and "| Wall time | 1h 30m |" in text
     assert "Hardware" not in text and "Warm-up" not in text  # not in the manifest: omitted, never invented
     # results beside the published references; a reference language that is missing shows "-"
-    assert "| **deberta-v3-debug** | 52.4 ± 0.2 | 61.2 | 55.5 | 52.8 | 40.0 |" in text
+    assert "| **deberta-v3-debug** | 53.4 ± 0.3 | 62.2 | 56.5 | 53.8 | 41.0 |" in text
+    assert "evaluated on the validation (dev) set of each language" in text
     assert "| mDeBERTa-v3-base (published) | 79.8 | 88.2 | - | 80.8 | 79.5 |" in text
     assert 'AutoModelForSequenceClassification.from_pretrained("me/deberta-v3-debug", num_labels=3)' in text
     assert "@misc{he2021debertav3" in text and "@inproceedings{he2021deberta" in text
