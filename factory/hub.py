@@ -576,7 +576,7 @@ def _check_staging(path: Path) -> None:
 
 
 def stage_folder(facts: Facts, model_dir: Path, staging: Path, tokenizer_dir: Path, generator_dir: Path | None):
-    """Write the exact repository contents into `staging` (replaced whole, atomically) and return the card."""
+    """Write the exact repository contents into `staging`, validate them, and only then put the folder in place."""
     _check_staging(staging)
     files = [model_dir / "config.json", *_weight_files(model_dir), *_tokenizer_files(tokenizer_dir)]
     card = build_card(facts)
@@ -589,6 +589,7 @@ def stage_folder(facts: Facts, model_dir: Path, staging: Path, tokenizer_dir: Pa
             for src in gen_files:
                 shutil.copy2(src, tmp / GENERATOR_DIR / src.name)
         card.save(tmp / CARD)
+        validate_staging(tmp, facts)  # inside: a folder that fails is removed, never left looking complete
     return card
 
 
@@ -743,7 +744,6 @@ def publish(
         generator_dir=generator_dir,
     )
     stage_folder(facts, model_dir, staging, tokenizer_dir, generator_dir)
-    validate_staging(staging, facts)
     summary = {
         "staging": str(staging),
         "files": sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()),

@@ -315,6 +315,16 @@ def test_wrong_vocabulary_is_refused(family, tmp_path, tiny_vocab):
     write_tokenizer_files(folder)
     line = _one_error_line(run(folder, "--repo-id", "me/x", "--dry-run"))
     assert "[MASK]=1000" in line and "[MASK]=2000" in line
+    assert not (tmp_path / "m-hub").exists()  # validation runs before the staging folder is put in place
+
+
+def test_staging_folder_with_other_files_is_refused(family, tmp_path):
+    staging = tmp_path / "mine"
+    staging.mkdir()
+    (staging / "notes.txt").write_text("keep me")
+    line = _one_error_line(run(family[1], "--repo-id", "me/x", "--dry-run", "--staging", staging))
+    assert "holds files publish did not write (notes.txt)" in line
+    assert (staging / "notes.txt").read_text() == "keep me"
 
 
 def test_bad_results_file(family, tmp_path):
