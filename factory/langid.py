@@ -1,0 +1,214 @@
+"""Fast, deterministic language identification with langdetect's own language profiles.
+
+Plain `langdetect` (~350 docs/s) spends its time in Python: it walks the text one character at a time through
+`NGram.add_char`, then runs 7 random trials that multiply a 55-language probability vector by the profile
+row of one sampled n-gram at a time, until it converges. Its answer is a Monte-Carlo estimate of a naive
+Bayes posterior over the text's 1-3-grams, with additive smoothing `alpha / 10000`.
+
+`LanguageId` computes that posterior exactly instead of sampling it:
+- the same text cleaning (URLs, e-mails, Vietnamese normalisation, Latin removal in non-Latin text) and the
+  same n-gram extraction rules (word padding, ALL-CAPS words skipped), but with a cached `str.translate`
+  table in place of per-character calls;
+- one numpy gather-and-sum over a [n-grams, languages] matrix of log(p + alpha/10000);
+- the text bounded to `max_chars` characters (langdetect's own default bound is 10000);
+- worker processes for large inputs (`identify_many`).
+It is deterministic (no sampling: no seed needed) and does no worse on accuracy (see bench/langid.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+
+from factory.errors import FactoryError
+
+ALPHA = 0.5  # langdetect's Detector.ALPHA_DEFAULT
+BASE_FREQ = 10000  # langdetect's Detector.BASE_FREQ
+ALIASES = {"zh": "zh-cn"}  # the project says zh; langdetect's profiles are zh-cn (simplified) and zh-tw
+
+
+def profile_dir() -> str:
+    import langdetect
+
+    return os.path.join(os.path.dirname(langdetect.__file__), "profiles")
+
+
+@cache
+def profile_codes() -> tuple[str, ...]:
+    """Language codes langdetect has a profile for (55), plus our aliases."""
+    return tuple(sorted({*os.listdir(profile_dir()), *ALIASES}))
+
+
+def canonical(code: str) -> str:
+    """Our code for a langdetect label: zh-cn and zh-tw are both `zh`."""
+    return "zh" if code.startswith("zh") else code
+
+
+def check_codes(codes: Iterable[str], option: str = "--lang") -> list[str]:
+    """Validate language codes against the profiles; the error lists every valid code."""
+    codes = list(codes)
+    bad = [c for c in codes if c not in profile_codes()]
+    if bad:
+        raise FactoryError(
+            f"{option}: unknown language code {', '.join(map(repr, bad))}; the language filter knows: "
+            f"{' '.join(profile_codes())} (or pass --no-langid to keep text unchecked)"
+        )
+    return codes
+
+
+class _NormTable(dict):
+    """`str.translate` table computed on demand with langdetect's `NGram.normalize` (cached per char)."""
+
+    def __missing__(self, code: int) -> str:
+        from langdetect.utils.ngram import NGram
+
+        value = self[code] = NGram.normalize(chr(code))
+        return value
+
+
+@dataclass(frozen=True)
+class Guess:
+    lang: str  # our code ("zh" for zh-cn/zh-tw), or "" when the text has no usable n-gram
+    prob: float
+
+
+class LanguageId:
+    """Exact naive-Bayes posterior over langdetect's profiles; see the module docstring."""
+
+    def __init__(self, max_chars: int = 400):
+        import numpy as np
+        from langdetect import DetectorFactory
+
+        factory = DetectorFactory()
+        factory.load_profile(profile_dir())
+        self.langs = [canonical(code) for code in factory.get_lang_list()]
+        self.raw_langs = factory.get_lang_list()
+        grams = factory.word_lang_prob_map
+        self.index = {gram: row for row, gram in enumerate(grams)}
+        probs = np.asarray(list(grams.values()), dtype=np.float64)  # (G, L)
+        self.logp = np.log(probs + ALPHA / BASE_FREQ).astype(np.float32)  # (G, L)
+        self.max_chars = max_chars
+        self.table = _NormTable()
+
+    def ngram_rows(self, text: str) -> list[int]:
+        """Rows of the profile n-grams in `text`, following langdetect's Detector/NGram rules."""
+        from langdetect.detector import Detector
+        from langdetect.utils.ngram import NGram
+
+        text = Detector.MAIL_RE.sub(" ", Detector.URL_RE.sub(" ", text))
+        text = NGram.normalize_vi(text)[: self.max_chars]
+        text = _drop_latin_if_minor(text).translate(self.table)
+        index, rows = self.index, []
+        words = text.split(" ")
+        last = len(words) - 1
+        for k, word in enumerate(words):
+            if not word:
+                continue
+            padded = " " + word + (" " if k < last else "")
+            if word[1:] != word[1:].lower():  # maybe an ALL-CAPS run: exact slow path
+                rows.extend(_rows_with_caps(padded, index))
+                continue
+            n = len(padded)
+            grams = [padded[i - 1 : i + 1] for i in range(1, n)]
+            grams += [padded[i - 2 : i + 1] for i in range(2, n)]
+            grams += [ch for ch in padded if ch != " "]
+            rows.extend(row for row in map(index.get, grams) if row is not None)
+        return rows
+
+    def identify(self, text: str) -> Guess:
+        """The most likely language and its posterior probability (uniform prior)."""
+        import numpy as np
+
+        rows = self.ngram_rows(text)
+        if not rows:
+            return Guess("", 0.0)
+        scores = self.logp[rows].sum(axis=0, dtype=np.float64)  # (L,)
+        scores -= scores.max()
+        post = np.exp(scores)
+        post /= post.sum()
+        # zh-cn and zh-tw are one language for us: add their mass
+        by_lang: dict[str, float] = {}
+        for lang, p in zip(self.langs, post.tolist(), strict=False):
+            by_lang[lang] = by_lang.get(lang, 0.0) + p
+        lang = max(by_lang, key=by_lang.__getitem__)
+        return Guess(lang, by_lang[lang])
+
+
+_LATIN = re.compile(r"[A-z]")
+_NON_LATIN = re.compile("[\u0300-\u1dff\u1f00-\U0010ffff]")  # >= U+0300 outside Latin Extended Additional
+
+
+def _rows_with_caps(padded: str, index: dict[str, int]) -> list[int]:
+    """The slow path of `NGram.add_char` for words with upper case: skip n-grams inside ALL-CAPS runs."""
+    rows, prev_upper = [], False
+    for i in range(1, len(padded)):
+        ch = padded[i]
+        upper = ch.isupper()
+        capitalword, prev_upper = upper and prev_upper, upper
+        if capitalword:
+            continue
+        grams = [padded[i - 1 : i + 1]] + ([padded[i - 2 : i + 1]] if i >= 2 else []) + ([ch] if ch != " " else [])
+        rows.extend(row for row in map(index.get, grams) if row is not None)
+    return rows
+
+
+def _drop_latin_if_minor(text: str) -> str:
+    """langdetect's `Detector.cleaning_text`: drop ASCII letters from mostly non-Latin text."""
+    if len(_LATIN.findall(text)) * 2 < len(_NON_LATIN.findall(text)):
+        return _LATIN.sub("", text)
+    return text
+
+
+# ---- worker processes ---------------------------------------------------------------------------
+_WORKER: LanguageId | None = None
+
+
+def _worker_identify(texts: list[str]) -> list[Guess]:
+    global _WORKER
+    if _WORKER is None:
+        _WORKER = LanguageId()
+    return [_WORKER.identify(t) for t in texts]
+
+
+def identify_many(texts: Iterable[str], workers: int = 1, chunk: int = 256) -> Iterator[tuple[str, Guess]]:
+    """(text, guess) pairs in input order, streaming; `workers` > 1 spreads chunks over processes.
+
+    At most `2 * workers` chunks are in flight, so memory stays flat however long the input is.
+    """
+    if workers <= 1:
+        lid = LanguageId()
+        for text in texts:
+            yield text, lid.identify(text)
+        return
+    import collections
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    with ctx.Pool(workers) as pool:
+        pending: collections.deque = collections.deque()
+        for batch in _chunks(texts, chunk):
+            pending.append((batch, pool.apply_async(_worker_identify, (batch,))))
+            if len(pending) >= 2 * workers:
+                done, result = pending.popleft()
+                yield from zip(done, result.get(), strict=False)
+        while pending:
+            done, result = pending.popleft()
+            yield from zip(done, result.get(), strict=False)
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 1)))
