@@ -19,6 +19,7 @@ from factory.errors import FactoryError
 COMMANDS = {
     "presets": "factory.commands.model:presets",
     "init": "factory.commands.model:init",
+    "vocab": "factory.commands.vocab:vocab",
     "eval": "factory.commands.evaluate:eval_group",
     "publish": "factory.commands.publish:publish",
 }
