@@ -46,8 +46,9 @@ def eval_group() -> None:
     Each command fine-tunes a fresh classification head on the train split of one language, evaluates
     the validation and test splits of every language in the same run, and writes results.json,
     results.md (beside the published references), a per-language chart and the predictions.
-    Runs on Accelerate: `accelerate launch -m factory eval xnli ...` uses several GPUs or CPU
-    processes, with the same numbers as one process.
+    Runs on Accelerate, with the same numbers as one process: `accelerate launch --multi_gpu -m factory
+    eval xnli ...` on several GPUs, `torchrun --standalone --nproc_per_node 2 -m factory eval xnli ...`
+    on CPU processes. bf16 autocast where the GPU supports it.
     """
 
 
@@ -112,7 +113,7 @@ def xnli(model, train_lang, langs, runs, overrides, out, force, data) -> None:
     Examples:
       factory eval xnli --model models/mdeberta --out results/xnli
       factory eval xnli --model m/ --data recipes/demo/nli --set epochs=3 --out results/demo
-      accelerate launch -m factory eval xnli --model m/ --runs 3 --out results/xnli
+      accelerate launch --multi_gpu -m factory eval xnli --model m/ --runs 3 --out results/xnli
     """
     _run("xnli", model, data, train_lang, langs, runs, overrides, out, force)
 

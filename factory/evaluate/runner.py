@@ -76,7 +76,11 @@ def make_accelerator(precision: str):
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if precision == "bf16" and not bf16:
         raise FactoryError("precision bf16 needs a GPU that supports it; use --set precision=auto")
-    return Accelerator(mixed_precision="bf16" if precision == "bf16" or (precision == "auto" and bf16) else "no")
+    # cpu=True without CUDA: Accelerate then treats a torchrun launch (WORLD_SIZE > 1) as multi-CPU (gloo)
+    return Accelerator(
+        mixed_precision="bf16" if precision == "bf16" or (precision == "auto" and bf16) else "no",
+        cpu=not torch.cuda.is_available(),
+    )
 
 
 def run(request: Request) -> dict[str, Any]:

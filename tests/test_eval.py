@@ -1,0 +1,234 @@
+"""`factory eval`: zero-shot fine-tuning on the demo NLI set, results files, process-count invariance, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from factory.cli import cli
+from factory.evaluate import demo_nli
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "recipes" / "demo" / "nli"
+# A tiny model learns the demo set's cues in ~30 optimizer steps at this learning rate (the card's 2e-5 is for
+# a pre-trained 86M-parameter encoder, not a random 2-layer one).
+FAST = ["--set", "epochs=3", "--set", "learning_rate=2e-3"]
+
+
+@pytest.fixture(scope="module")
+def nli_model(tmp_path_factory):
+    """A random debug-size deberta-v2 folder whose spm.model is trained on the demo set's text.
+
+    The conftest `tiny_vocab` is syllable soup: it splits English into ~67 pieces per pair, three times
+    slower to fine-tune and harder to learn than this word-level 300-piece vocabulary.
+    """
+    import sentencepiece as spm
+
+    from factory.model import build_model, save_model
+    from tests.conftest import micro_config
+
+    folder = tmp_path_factory.mktemp("nli_model")
+    texts = [t for row in _rows(DEMO / "train.jsonl") for t in (row["premise"], row["hypothesis"])]
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_prefix=str(folder / "spm"),
+        vocab_size=300,
+        model_type="unigram",
+        character_coverage=1.0,
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+        unk_id=3,
+        pad_piece="[PAD]",
+        bos_piece="[CLS]",
+        eos_piece="[SEP]",
+        unk_piece="[UNK]",
+        num_threads=2,
+        minloglevel=2,
+    )
+    save_model(build_model(micro_config(), "none", seed=0), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def one_process(nli_model, tmp_path_factory):
+    """`factory eval xnli` on the demo set in this process: (output folder, CLI output)."""
+    out = tmp_path_factory.mktemp("eval") / "xnli"
+    args = ["eval", "xnli", "--model", str(nli_model), "--data", str(DEMO), *FAST, "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_demo_set_is_the_generator_output(tmp_path):
+    for path in demo_nli.write(tmp_path):
+        assert path.read_bytes() == (DEMO / path.name).read_bytes(), f"regenerate {path.name}: see demo_nli.py"
+    rows = _rows(DEMO / "validation.jsonl")
+    by_lang = {lang: [r for r in rows if r["language"] == lang] for lang in demo_nli.LANGUAGES}
+    assert len(by_lang) >= 3 and all(len(v) == len(by_lang["en"]) for v in by_lang.values())
+    assert [r["label"] for r in by_lang["en"]] == [r["label"] for r in by_lang["ru"]]  # translations, same labels
+    assert by_lang["en"][0]["premise"] != by_lang["ru"][0]["premise"]
+
+
+def test_fine_tuned_on_english_beats_chance_and_reports_every_language(one_process):
+    out, output = one_process
+    report = json.loads((out / "results.json").read_text())
+    assert report["languages"] == ["de", "en", "es", "ru"]  # every language of the data, in the suite's order
+    for lang in report["languages"]:
+        assert lang in output
+    assert report["results"]["en"]["validation"]["accuracy"] > 50.0  # chance is 33.3
+    assert report["results"]["en"]["test"]["accuracy"] > 50.0
+
+
+def test_accuracies_recomputed_from_saved_predictions(one_process):
+    out, _ = one_process
+    report = json.loads((out / "results.json").read_text())
+    per_run_average = []
+    for lang in report["languages"]:
+        for split in ("validation", "test"):
+            rows = _rows(out / "predictions" / f"{lang}.{split}.jsonl")
+            gold = [r["label"] for r in _rows(DEMO / f"{split}.jsonl") if r["language"] == lang]
+            assert [r["label"] for r in rows] == gold
+            accuracy = 100 * sum(r["predictions"][0] == r["label"] for r in rows) / len(rows)
+            entry = report["results"][lang][split]
+            assert entry["n"] == len(rows)
+            assert entry["per_run"] == [round(accuracy, 2)]
+            assert entry["accuracy"] == pytest.approx(accuracy, abs=0.01)
+            if split == "validation":
+                per_run_average.append(accuracy)
+    assert report["average"]["validation"]["accuracy"] == pytest.approx(sum(per_run_average) / 4, abs=0.01)
+
+
+def test_results_files_and_references(one_process):
+    out, _ = one_process
+    report = json.loads((out / "results.json").read_text())
+    suite = yaml.safe_load((ROOT / "eval" / "xnli.yaml").read_text())
+    assert set(report) == {
+        "schema", "suite", "model", "train_language", "languages", "runs", "seeds", "settings", "results",
+        "average", "references",
+    }  # fmt: skip
+    assert report["schema"] == "factory.eval/v1" and report["suite"] == "xnli" and report["train_language"] == "en"
+    assert report["runs"] == 1 and report["seeds"] == [42]
+    for key in ("learning_rate", "epochs", "batch_size", "max_length", "warmup"):
+        assert key in report["settings"]
+    assert report["settings"]["learning_rate"] == 2e-3 and report["settings"]["max_length"] == 256
+    for split in ("validation", "test"):
+        assert set(report["average"][split]) == {"accuracy", "std"}
+        for lang in report["languages"]:
+            assert set(report["results"][lang][split]) == {"accuracy", "std", "per_run", "n"}
+    assert report["references"] == {
+        name: {k: float(v) for k, v in t.items()} for name, t in suite["references"].items()
+    }
+    assert report["references"]["mDeBERTa-v3-base"]["avg"] == 79.8 and report["references"]["XLM-R-base"]["en"] == 85.8
+    md = (out / "results.md").read_text()
+    en_row = next(line for line in md.splitlines() if line.startswith("| en |"))
+    assert (
+        "88.2" in en_row and "85.8" in en_row and f"{report['results']['en']['validation']['accuracy']:.1f}" in en_row
+    )
+    assert "| **avg**" in md and "79.8" in md
+    png = (out / "xnli_accuracy.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    manifest = json.loads((out / "factory.json").read_text())
+    assert manifest["step"] == "eval xnli" and "model_fingerprint" in manifest["inputs"]
+
+
+def test_two_processes_give_the_same_numbers(nli_model, one_process, tmp_path):
+    out1, _ = one_process
+    out2 = tmp_path / "two"
+    # torchrun: `accelerate launch --cpu` starts one process unless MPI is set up; Accelerate reads torchrun's env
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "factory"]
+    args = ["eval", "xnli", "--model", str(nli_model), "--data", str(DEMO), *FAST, "--out", str(out2)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(launch + args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = (json.loads((o / "results.json").read_text()) for o in (out1, out2))
+    assert two["settings"]["processes"] == 2 and one["settings"]["processes"] == 1
+    assert two["results"] == one["results"] and two["average"] == one["average"]
+    for name in os.listdir(out1 / "predictions"):  # same predictions, none duplicated or lost
+        assert (out2 / "predictions" / name).read_text() == (out1 / "predictions" / name).read_text()
+
+
+def test_classify_pairs_from_files_without_validation(nli_model, tmp_path):
+    rows = _rows(DEMO / "test.jsonl")
+    train = tmp_path / "train.jsonl"
+    train.write_text("\n".join(json.dumps({"text": r["hypothesis"], "label": int(r["label"] == 2),
+                                           "language": r["language"]}) for r in rows) + "\n")  # fmt: skip
+    out = tmp_path / "out"
+    args = ["eval", "classify", "--model", str(nli_model), "--train", str(train), "--test", str(train)]
+    args += ["--labels", "affirmed,negated", "--set", "epochs=1", "--langs", "en,ru", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "results.json").read_text())
+    assert report["suite"] == "classify" and report["languages"] == ["en", "ru"]
+    assert list(report["results"]["en"]) == ["test"] and report["references"] == {}
+    assert report["results"]["ru"]["test"]["n"] == 90
+
+
+# ---- bad input: one line, exit code 2, no output folder ----------------------------------------------------
+def _bad_data(tmp_path: Path, kind: str) -> Path:
+    folder = tmp_path / kind
+    folder.mkdir()
+    for split in ("train", "validation", "test"):
+        if kind == "missing_split" and split == "test":
+            continue
+        rows = _rows(DEMO / f"{split}.jsonl")[:40]
+        if kind == "bad_label" and split == "validation":
+            rows[7]["label"] = 3
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("not_deberta", "not 'deberta-v2'"),
+        ("no_spm", "no spm.model"),
+        ("unknown_language", "unknown language xx"),
+        ("missing_split", "no test split"),
+        ("bad_label", "label 3 is outside 0..2"),
+        ("offline_hub", "could not load hf:facebook/xnli"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(case, expected, nli_model, tmp_path):
+    import shutil
+
+    model, data, langs = nli_model, str(DEMO), "all"
+    if case in ("not_deberta", "no_spm"):
+        model = tmp_path / "model"
+        shutil.copytree(nli_model, model)
+        if case == "not_deberta":
+            config = json.loads((model / "config.json").read_text())
+            (model / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+        else:
+            (model / "spm.model").unlink()
+    elif case == "unknown_language":
+        langs = "en,xx"
+    elif case in ("missing_split", "bad_label"):
+        data = str(_bad_data(tmp_path, case))
+    elif case == "offline_hub":
+        data = "hf:facebook/xnli"
+        langs = "en"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["eval", "xnli", "--model", str(model), "--data", data, "--langs", langs,
+                                      "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and expected in lines[0], result.output
+    assert not out.exists()
+
+
+def test_help_documents_the_data_layout():
+    result = CliRunner().invoke(cli, ["eval", "xnli", "--help"])
+    assert result.exit_code == 0
+    assert "{split}.{lang}.{ext}" in result.output and "premise, hypothesis" in result.output
