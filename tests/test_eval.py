@@ -232,3 +232,45 @@ def test_help_documents_the_data_layout():
     result = CliRunner().invoke(cli, ["eval", "xnli", "--help"])
     assert result.exit_code == 0
     assert "{split}.{lang}.{ext}" in result.output and "premise, hypothesis" in result.output
+
+
+def test_local_layouts_tsv_and_parquet_per_language(tmp_path):
+    """{split}.{lang}.tsv and .parquet read the same examples as the all-language jsonl files."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from factory.evaluate.data import load_folder
+
+    for split in ("train", "validation", "test"):
+        rows = _rows(DEMO / f"{split}.jsonl")
+        for lang in ("en", "ru"):
+            mine = [{k: r[k] for k in ("premise", "hypothesis", "label")} for r in rows if r["language"] == lang]
+            if lang == "en":
+                with open(tmp_path / f"{split}.{lang}.tsv", "w", newline="", encoding="utf-8") as f:
+                    writer = csv.DictWriter(f, ["premise", "hypothesis", "label"], delimiter="\t")
+                    writer.writeheader()
+                    writer.writerows(mine)
+            else:
+                pq.write_table(
+                    pa.Table.from_pylist(mine), tmp_path / f"{'dev' if split == 'validation' else split}.ru.parquet"
+                )
+    ours, reference = (load_folder(p, "premise", "hypothesis", 3) for p in (tmp_path, DEMO))
+    for split in ("train", "validation", "test"):
+        assert sorted(ours[split]) == ["en", "ru"]
+        for lang in ("en", "ru"):
+            assert ours[split][lang] == reference[split][lang]
+
+
+def test_mean_and_std_over_runs():
+    from factory.evaluate.report import summarise
+
+    per_run = {"en": {"validation": [80.0, 84.0], "test": [70.0, 70.0]}, "fr": {"validation": [60.0, 62.0],
+               "test": [50.0, 54.0]}}  # fmt: skip
+    counts = {lang: {"validation": 10, "test": 20} for lang in per_run}
+    results, average = summarise(per_run, counts, ("validation", "test"))
+    assert results["en"]["validation"] == {"accuracy": 82.0, "std": 2.83, "per_run": [80.0, 84.0], "n": 10}
+    assert results["en"]["test"]["std"] == 0.0
+    assert average["validation"]["accuracy"] == 71.5 and average["validation"]["per_run"] == [70.0, 73.0]
+    assert average["validation"]["std"] == 2.12
