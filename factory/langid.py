@@ -17,6 +17,7 @@ It is deterministic (no sampling: no seed needed) and does no worse on accuracy 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -59,6 +60,29 @@ def check_codes(codes: Iterable[str], option: str = "--lang") -> list[str]:
     return codes
 
 
+@cache
+def _profiles():
+    """(languages, n-gram -> row, log(p + alpha/BASE_FREQ) as float32 (G, L)), read straight from the
+    profile files as langdetect's DetectorFactory.add_profile does, without its 55-float list per n-gram."""
+    import numpy as np
+
+    langs, index, cells = [], {}, []
+    folder = profile_dir()
+    for col, name in enumerate(sorted(os.listdir(folder))):
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            profile = json.load(f)
+        langs.append(profile["name"])
+        n_words = profile["n_words"]
+        for gram, freq in profile["freq"].items():
+            if 1 <= len(gram) <= 3:
+                row = index.setdefault(gram, len(index))
+                cells.append((row, col, freq / n_words[len(gram) - 1]))
+    rows, cols, probs = (np.asarray(x) for x in zip(*cells, strict=True))
+    table = np.zeros((len(index), len(langs)), dtype=np.float32)  # (G, L)
+    table[rows, cols] = probs
+    return langs, index, np.log(table + np.float32(ALPHA / BASE_FREQ))
+
+
 class _NormTable(dict):
     """`str.translate` table computed on demand with langdetect's `NGram.normalize` (cached per char)."""
 
@@ -79,17 +103,8 @@ class LanguageId:
     """Exact naive-Bayes posterior over langdetect's profiles; see the module docstring."""
 
     def __init__(self, max_chars: int = 400):
-        import numpy as np
-        from langdetect import DetectorFactory
-
-        factory = DetectorFactory()
-        factory.load_profile(profile_dir())
-        self.langs = [canonical(code) for code in factory.get_lang_list()]
-        self.raw_langs = factory.get_lang_list()
-        grams = factory.word_lang_prob_map
-        self.index = {gram: row for row, gram in enumerate(grams)}
-        probs = np.asarray(list(grams.values()), dtype=np.float64)  # (G, L)
-        self.logp = np.log(probs + ALPHA / BASE_FREQ).astype(np.float32)  # (G, L)
+        self.raw_langs, self.index, self.logp = _profiles()
+        self.langs = [canonical(code) for code in self.raw_langs]
         self.max_chars = max_chars
         self.table = _NormTable()
 
