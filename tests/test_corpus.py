@@ -169,7 +169,8 @@ MEMORY_SCRIPT = textwrap.dedent(
         for lang in ("en", "pt", "ru"):
             for line in textgen.generate(lang, n // 3, seed=5):
                 f.write(line + "\\n")
-    r = C.build_sample([C.Source(str(src))], ["en", "pt", "ru"], work, C.LanguageFilter(["en", "pt", "ru"], enabled=langid),
+    langs = ["en", "pt", "ru"]
+    r = C.build_sample([C.Source(str(src))], langs, work, C.LanguageFilter(langs, enabled=langid),
                        C.Cleaning(dedupe_bits=1 << 24), alpha=0.3, max_sentences=500)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (large) pytest parent across exec
     hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0].split()[1]
