@@ -102,54 +102,76 @@ class Guess:
 class LanguageId:
     """Exact naive-Bayes posterior over langdetect's profiles; see the module docstring."""
 
-    def __init__(self, max_chars: int = 400):
+    def __init__(self, max_chars: int = 400, cache_words: int = 1 << 16):
+        import numpy as np
+
         self.raw_langs, self.index, self.logp = _profiles()
         self.langs = [canonical(code) for code in self.raw_langs]
+        self.group_names = sorted(set(self.langs))
+        self.groups = np.zeros((len(self.group_names), len(self.langs)))  # (L', L)
+        for col, lang in enumerate(self.langs):
+            self.groups[self.group_names.index(lang), col] = 1.0
         self.max_chars = max_chars
         self.table = _NormTable()
+        self.cache: dict[str, int] = {}  # word -> row of word_scores
+        self.word_scores = np.zeros((cache_words, len(self.langs)), dtype=np.float32)  # (W, L)
+        self.word_grams = np.zeros(cache_words, dtype=np.int32)
 
-    def ngram_rows(self, text: str) -> list[int]:
-        """Rows of the profile n-grams in `text`, following langdetect's Detector/NGram rules."""
+    def _words(self, text: str) -> list[tuple[str, bool]]:
+        """(word, padded) after langdetect's cleaning; `padded`: a space follows (all but a final word)."""
         from langdetect.detector import Detector
         from langdetect.utils.ngram import NGram
 
         text = Detector.MAIL_RE.sub(" ", Detector.URL_RE.sub(" ", text))
         text = NGram.normalize_vi(text)[: self.max_chars]
-        text = _drop_latin_if_minor(text).translate(self.table)
-        index, rows = self.index, []
-        words = text.split(" ")
+        words = _drop_latin_if_minor(text).translate(self.table).split(" ")
         last = len(words) - 1
-        for k, word in enumerate(words):
-            if not word:
-                continue
-            padded = " " + word + (" " if k < last else "")
-            if word[1:] != word[1:].lower():  # maybe an ALL-CAPS run: exact slow path
-                rows.extend(_rows_with_caps(padded, index))
-                continue
-            n = len(padded)
-            grams = [padded[i - 1 : i + 1] for i in range(1, n)]
-            grams += [padded[i - 2 : i + 1] for i in range(2, n)]
-            grams += [ch for ch in padded if ch != " "]
-            rows.extend(row for row in map(index.get, grams) if row is not None)
-        return rows
+        return [(word, k < last) for k, word in enumerate(words) if word]
+
+    def ngram_rows(self, text: str) -> list[int]:
+        """Rows of the profile n-grams in `text`, following langdetect's Detector/NGram rules."""
+        return [row for word, padded in self._words(text) for row in _word_rows(word, padded, self.index)]
+
+    def _word_slot(self, word: str, padded: bool) -> int:
+        """Row of `self.word_scores` holding the word's summed log-probabilities (computed once, cached)."""
+        key = word if padded else word + "\0"
+        slot = self.cache.get(key)
+        if slot is None:
+            if len(self.cache) >= len(self.word_scores):  # bounded: start over rather than grow
+                self.cache.clear()
+            slot = self.cache[key] = len(self.cache)
+            rows = _word_rows(word, padded, self.index)
+            self.word_scores[slot] = self.logp[rows].sum(axis=0) if rows else 0.0
+            self.word_grams[slot] = len(rows)
+        return slot
 
     def identify(self, text: str) -> Guess:
-        """The most likely language and its posterior probability (uniform prior)."""
+        """The most likely language and its posterior probability (uniform prior).
+
+        The score of a text is the sum over its n-grams, i.e. the sum over its words of each word's n-gram
+        sum; words repeat (Zipf), so each word's sum is computed once and cached (bounded cache)."""
         import numpy as np
 
-        rows = self.ngram_rows(text)
-        if not rows:
+        slots = [self._word_slot(word, padded) for word, padded in self._words(text)]
+        if not slots or not self.word_grams[slots].any():
             return Guess("", 0.0)
-        scores = self.logp[rows].sum(axis=0, dtype=np.float64)  # (L,)
+        scores = self.word_scores[slots].sum(axis=0, dtype=np.float64)  # (L,)
         scores -= scores.max()
         post = np.exp(scores)
-        post /= post.sum()
-        # zh-cn and zh-tw are one language for us: add their mass
-        by_lang: dict[str, float] = {}
-        for lang, p in zip(self.langs, post.tolist(), strict=False):
-            by_lang[lang] = by_lang.get(lang, 0.0) + p
-        lang = max(by_lang, key=by_lang.__getitem__)
-        return Guess(lang, by_lang[lang])
+        grouped = self.groups @ post  # (L',): zh-cn and zh-tw are one language for us
+        best = int(grouped.argmax())
+        return Guess(self.group_names[best], float(grouped[best] / grouped.sum()))
+
+
+def _word_rows(word: str, padded: bool, index: dict[str, int]) -> list[int]:
+    """Profile rows of one word's 1-3-grams, the word seen as " word " (no trailing space at text end)."""
+    s = " " + word + (" " if padded else "")
+    if word[1:] != word[1:].lower():  # maybe an ALL-CAPS run: exact per-character path
+        return _rows_with_caps(s, index)
+    grams = [s[i : i + 2] for i in range(len(s) - 1)]
+    grams += [s[i : i + 3] for i in range(len(s) - 2)]
+    grams += [ch for ch in s if ch != " "]
+    return [row for row in map(index.get, grams) if row is not None]
 
 
 _LATIN = re.compile(r"[A-z]")
