@@ -49,27 +49,14 @@ def pseudo_text(n_lines: int, seed: int = 0) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_vocab(tmp_path_factory):
-    """A 1000-piece DeBERTa-v3-style vocabulary folder: spm.model with [PAD]=0 [CLS]=1 [SEP]=2 [UNK]=3.
-
-    Built straight with sentencepiece so that model-side tests do not depend on `factory vocab`.
-    """
-    import sentencepiece as spm
+    """A 1000-piece DeBERTa-v3-style vocabulary folder made by `factory.vocab` (what `factory vocab` writes):
+    spm.model with [PAD]=0 [CLS]=1 [SEP]=2 [UNK]=3, [MASK]=1000, and the Hugging Face tokenizer files."""
+    from factory.vocab import SpmSettings, train_spm, write_hf_files
 
     folder = tmp_path_factory.mktemp("tiny_vocab")
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(pseudo_text(3000)),
-        model_prefix=str(folder / "spm"),
-        vocab_size=1000,
-        model_type="unigram",
-        pad_id=0,
-        bos_id=1,
-        eos_id=2,
-        unk_id=3,
-        pad_piece="[PAD]",
-        bos_piece="[CLS]",
-        eos_piece="[SEP]",
-        unk_piece="[UNK]",
-        num_threads=2,
-        minloglevel=2,
-    )
+    sample = folder / ".sample.txt"
+    sample.write_text("\n".join(pseudo_text(3000)) + "\n", encoding="utf-8")
+    train_spm(sample, 3000, folder, SpmSettings(pieces=1000, threads=2))
+    write_hf_files(folder)
+    sample.unlink()
     return folder

@@ -242,3 +242,26 @@ def test_bad_binary_or_unreadable(tmp_path):
     bad_gz = tmp_path / "c.txt.gz"
     bad_gz.write_bytes(b"not gzip at all")
     _bad(tmp_path, ["--corpus", str(bad_gz), "--lang", "pt"], "cannot read")
+
+
+# ---- specs -----------------------------------------------------------------------------------------
+def test_specs_load_and_hub_sources_fail_offline(tmp_path, monkeypatch):
+    from factory.vocab import load_spec
+
+    root = Path(__file__).resolve().parents[1] / "vocab"
+    specs = {p.stem: load_spec(p) for p in root.glob("*.yaml")}
+    assert specs["pt"]["langs"] == ["pt"] and specs["pt"]["size"] == "32k"
+    assert len(specs["xnli15"]["langs"]) == 15 and specs["xnli15"]["alpha"] == 0.3
+    assert len(specs["cc100"]["langs"]) >= 100 and specs["cc100"]["size"] == "250k" and specs["cc100"]["alpha"] == 0.3
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _bad(tmp_path, ["--spec", str(root / "xnli15.yaml")], "HF_HUB_OFFLINE")
+
+
+def test_spec_with_local_corpus_and_flag_overrides(tmp_path):
+    corpus = write(tmp_path / "pt.txt", textgen.generate("pt", 1500))
+    spec = Path(__file__).resolve().parents[1] / "vocab" / "pt.yaml"
+    out = tmp_path / "v"
+    result = run(["vocab", "--spec", str(spec), "--corpus", f"pt={corpus}", "--size", "1000", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    arguments = json.loads((out / "factory.json").read_text())["arguments"]
+    assert arguments["character_coverage"] == 1.0 and arguments["size"] == "1000" and arguments["langs"] == ["pt"]
