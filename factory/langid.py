@@ -9,7 +9,8 @@ Bayes posterior over the text's 1-3-grams, with additive smoothing `alpha / 1000
 - the same text cleaning (URLs, e-mails, Vietnamese normalisation, Latin removal in non-Latin text) and the
   same n-gram extraction rules (word padding, ALL-CAPS words skipped), but with a cached `str.translate`
   table in place of per-character calls;
-- one numpy gather-and-sum over a [n-grams, languages] matrix of log(p + alpha/10000);
+- one numpy gather-and-sum over a [n-grams, languages] matrix of log(p + alpha/10000), done per word and
+  cached (a text's score is the sum of its words' scores; words repeat, so most are looked up once);
 - the text bounded to `max_chars` characters (langdetect's own default bound is 10000);
 - worker processes for large inputs (`identify_many`).
 It is deterministic (no sampling: no seed needed) and does no worse on accuracy (see bench/langid.py).
