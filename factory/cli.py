@@ -19,6 +19,8 @@ from factory.errors import FactoryError
 COMMANDS = {
     "presets": "factory.commands.model:presets",
     "init": "factory.commands.model:init",
+    "shards": "factory.commands.pretrain:shards",
+    "pretrain": "factory.commands.pretrain:pretrain",
     "vocab": "factory.commands.vocab:vocab",
     "eval": "factory.commands.evaluate:eval_group",
     "publish": "factory.commands.publish:publish",

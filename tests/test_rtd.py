@@ -1,0 +1,136 @@
+"""The RTD model: official masking, sampling, GDES / ES / NES gradients, export folding, the bench API."""
+
+import pytest
+import torch
+from conftest import micro_config
+
+from factory.rtd import (
+    RTDModel,
+    build_rtd_model,
+    choose_masked,
+    export_discriminator,
+    make_step_noise,
+    max_predictions,
+    sample_replacements,
+)
+
+MASK_ID = 1000
+
+
+def batch(length=64, rows=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, MASK_ID, (rows, length), generator=g)
+    ids[:, 0], ids[:, -1] = 1, 2
+    ids[-1, length // 2 :] = 0  # a padded row
+    return ids
+
+
+def test_masking_follows_the_official_scheme():
+    ids = batch(512, rows=8)
+    masked = choose_masked(ids, MASK_ID, torch.Generator().manual_seed(0))
+    assert not masked[ids <= 3].any()  # never [PAD]/[CLS]/[SEP]/[UNK]
+    counts = masked.sum(1)
+    assert counts.max() <= max_predictions(512) == 80
+    assert (counts[:-1] == 77).all()  # round(0.15 * 512) = 77 < 80: 15% of the tokens
+    # one per window of 6 candidates: consecutive masks are at most 11 candidates apart and never in one window
+    pos = masked[0].nonzero().squeeze(-1) - 1  # candidate rank (row 0 has [CLS] first)
+    assert ((pos // 6).diff() == 1).all()
+    again = choose_masked(ids, MASK_ID, torch.Generator().manual_seed(0))
+    assert torch.equal(masked, again)
+    assert max_predictions(128) == 20
+
+
+def test_sampling_is_the_softmax_distribution_and_skips_mask():
+    logits = torch.tensor([[0.0, 1.0, 2.0, -1.0] + [5.0] * 4])  # columns 4.. are [MASK] and spare rows
+    n = 20000
+    g = torch.Generator().manual_seed(0)
+    sampled = sample_replacements(logits.expand(n, -1).clone(), torch.rand(n, generator=g), mask_id=4)
+    freq = torch.bincount(sampled, minlength=8).float() / n
+    expected = logits[0, :4].softmax(-1)
+    assert freq[4:].sum() == 0
+    torch.testing.assert_close(freq[:4], expected, atol=0.01, rtol=0)
+
+
+def test_forward_counts_and_labels():
+    torch.manual_seed(0)
+    model = build_rtd_model(micro_config(), generator_layers=1)
+    ids = batch()
+    noise = make_step_noise(ids, MASK_ID, seed=0, step=0, micro=0)
+    out = model(ids, noise.masked, noise.uniforms)
+    assert out.masked == noise.masked.sum() and out.tokens == (ids != 0).sum()
+    assert 0 < out.replaced <= out.masked  # replaced only where masked
+    assert torch.isfinite(out.mlm_loss_sum) and torch.isfinite(out.rtd_loss_sum)
+
+
+def rtd_grads(sharing: str):
+    """Gradients of the RTD loss alone."""
+    model = build_rtd_model(micro_config(), generator_layers=1, sharing=sharing, seed=0)
+    ids = batch()
+    noise = make_step_noise(ids, MASK_ID, 0, 0, 0)
+    model(ids, noise.masked, noise.uniforms).rtd_loss_sum.backward()
+    return model
+
+
+def test_gdes_rtd_loss_leaves_the_generator_embedding_alone():
+    model = rtd_grads("gdes")
+    grad = model.generator_embedding().grad
+    assert grad is None or grad.abs().max() == 0
+    assert model.embedding_delta.grad.abs().max() > 0  # RTD trains delta instead
+    assert model.discriminator.deberta.embeddings.word_embeddings.weight is None
+
+
+def test_es_rtd_loss_trains_the_shared_embedding():
+    model = rtd_grads("es")
+    assert model.generator_embedding().grad.abs().max() > 0
+    assert model.discriminator.deberta.embeddings.word_embeddings.weight is None
+
+
+def test_nes_keeps_two_matrices():
+    model = rtd_grads("nes")
+    own = model.discriminator.deberta.embeddings.word_embeddings.weight
+    assert own is not None and own.data_ptr() != model.generator_embedding().data_ptr()
+    assert own.grad.abs().max() > 0
+    g = model.generator_embedding().grad
+    assert g is None or g.abs().max() == 0
+    names = [n for n, _ in model.named_parameters() if n.endswith("word_embeddings.weight")]
+    assert len(names) == 2
+
+
+def test_mlm_loss_trains_the_generator_embedding_under_gdes():
+    model = build_rtd_model(micro_config(), 1, "gdes", seed=0)
+    ids = batch()
+    noise = make_step_noise(ids, MASK_ID, 0, 0, 0)
+    model(ids, noise.masked, noise.uniforms).mlm_loss_sum.backward()
+    assert model.generator_embedding().grad.abs().max() > 0
+    assert model.embedding_delta.grad is None or model.embedding_delta.grad.abs().max() == 0
+
+
+def test_export_folds_the_gdes_embedding():
+    model = build_rtd_model(micro_config(), 1, "gdes", seed=0)
+    with torch.no_grad():
+        model.embedding_delta.normal_()
+    disc = export_discriminator(model)
+    folded = model.generator_embedding() + model.embedding_delta
+    torch.testing.assert_close(disc.deberta.embeddings.word_embeddings.weight, folded, rtol=0, atol=0)
+    ids = batch()
+    model.eval()
+    ours = model.discriminator(ids, ids != 0, model.discriminator_embedding()).logits
+    torch.testing.assert_close(disc(ids, ids != 0).logits, ours)
+
+
+def test_bench_api_builds_and_steps():
+    """bench/step.py uses these: build_rtd(preset, vocab pieces) and rtd_step(model, optimizer, ids)."""
+    from factory.pretrain import build_rtd, make_optimizer, rtd_step
+
+    model = build_rtd("debug", 1000, num_hidden_layers=2)
+    assert isinstance(model, RTDModel) and model.generator.config.num_hidden_layers == 1
+    optimizer = make_optimizer(model, lr=1e-3)
+    before = model.discriminator.mask_predictions.dense.weight.clone()
+    mlm, rtd = rtd_step(model, optimizer, batch())
+    assert mlm > 0 and rtd > 0
+    assert not torch.equal(before, model.discriminator.mask_predictions.dense.weight)
+
+
+def test_unknown_sharing():
+    with pytest.raises(ValueError, match="sharing"):
+        RTDModel(micro_config(), 1, "shared")

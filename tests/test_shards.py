@@ -1,0 +1,84 @@
+"""Token shards: packing, sources, manifest, and the errors pre-training relies on."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import pseudo_text
+
+from factory.cli import cli
+from factory.errors import FactoryError
+from factory.shards import Packer, ShardError, ShardSet, build_shards, iter_rows
+from factory.tokenizer import Tokenizer
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    lines = pseudo_text(400, seed=3)
+    (folder / "a.txt").write_text("\n".join(lines[:200]) + "\n\n\n")  # blank lines are skipped
+    (folder / "b.jsonl").write_text("".join(json.dumps({"text": t, "n": i}) + "\n" for i, t in enumerate(lines[200:])))
+    return folder, lines
+
+
+def test_rows_are_cls_body_sep_and_reproduce_the_documents(tiny_vocab, corpus, tmp_path):
+    folder, lines = corpus
+    figures = build_shards(
+        tiny_vocab, [str(folder / "a.txt"), str(folder / "b.jsonl")], 48, tmp_path / "s", rows_per_shard=50
+    )
+    rows = list(iter_rows(tmp_path / "s"))
+    assert len(rows) == figures["sequences"] > 100 and len(figures["shards"]) == -(-len(rows) // 50)
+    assert all(r[0] == 1 for r in rows) and all(r[-1] == 2 for r in rows[:-1])
+    # the stream of bodies is the documents joined by [SEP]
+    stream = [int(t) for r in rows for t in r[1:-1] if t != 0]
+    tok = Tokenizer.from_folder(tiny_vocab)
+    expected = [t for line in lines for t in [*tok.encode(line), 2]]
+    assert stream[: len(expected) - 1] == expected[:-1]
+    assert figures["documents"] == len(lines)
+    assert figures["tokens"] + figures["padding"] == len(rows) * 48
+    manifest = json.loads((tmp_path / "s" / "factory.json").read_text())
+    assert manifest["seq_len"] == 48 and manifest["vocab_pieces"] == 1000 and len(manifest["vocab_fingerprint"]) == 16
+
+
+def test_folder_and_parquet_sources(tiny_vocab, corpus, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder, lines = corpus
+    pq.write_table(pa.table({"body": lines[:50]}), tmp_path / "c.parquet")
+    figures = build_shards(tiny_vocab, [str(tmp_path / "c.parquet")], 32, tmp_path / "p", text_field="body")
+    assert figures["documents"] == 50
+    assert build_shards(tiny_vocab, [str(folder)], 32, tmp_path / "f")["documents"] == len(lines)
+
+
+def test_packer_holds_at_most_one_row():
+    """Memory stays flat: whatever the input size, only the unfinished row is kept."""
+    packer = Packer(seq_len=16)
+    for _ in range(50):
+        rows = packer.add([list(range(4, 40))] * 7)
+        assert rows.shape[1] == 16 and len(packer.leftover) < 14
+
+
+def test_shard_errors(tiny_vocab, corpus, tmp_path):
+    with pytest.raises(ShardError, match="holds no shards"):
+        ShardSet(tmp_path)
+    with pytest.raises(FactoryError, match="does not exist"):
+        build_shards(tiny_vocab, [str(tmp_path / "missing.txt")], 32, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_shards_and_one_line_errors(tiny_vocab, corpus, tmp_path):
+    folder, _ = corpus
+    runner = CliRunner()
+    out = tmp_path / "s"
+    ok = runner.invoke(
+        cli, ["shards", "--vocab", str(tiny_vocab), "--corpus", str(folder), "--seq-len", "64", "--out", str(out)]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "sequences of 64" in ok.output and ShardSet(out).seq_len == 64
+    again = runner.invoke(cli, ["shards", "--vocab", str(tiny_vocab), "--corpus", str(folder), "--out", str(out)])
+    assert again.exit_code == 2 and "--force" in again.output
+    bad = runner.invoke(
+        cli, ["shards", "--vocab", str(tmp_path), "--corpus", str(folder), "--out", str(tmp_path / "y")]
+    )
+    assert bad.exit_code == 2 and "spm.model" in bad.output and len(bad.output.strip().splitlines()) == 1
