@@ -209,7 +209,7 @@ def resolve_vocab(args: TrainArgs) -> VocabSize:
     return VocabSize.parse(args.vocab_size or "128k", args.layout)
 
 
-def make_plan(args: TrainArgs, seq_len: int) -> Plan:
+def make_plan(args: TrainArgs, seq_len: int, processes: int | None = None) -> Plan:
     """Validate the sizes and resolve the schedule; every problem is a one-line ConfigError."""
     preset = get_preset(args.preset)
     vocab = resolve_vocab(args)
@@ -221,7 +221,7 @@ def make_plan(args: TrainArgs, seq_len: int) -> Plan:
             f"{config.max_position_embeddings} tokens and every v3 recipe trains at 512; rebuild the shards with "
             "--seq-len 512 or less"
         )
-    processes = world_size()
+    processes = processes or world_size()
     if args.batch % processes:
         raise ConfigError(f"--batch {args.batch} is not divisible by the {processes} processes; pick a multiple")
     micro = args.micro_batch or min(32, args.batch // processes)
@@ -296,19 +296,22 @@ class MicroBatch:
 
 
 def step_batches(shards, order: BatchOrder, plan: Plan, step: int, rank: int, mask_id: int, seed: int):
-    """This process's micro-batches of global step `step`, and the global counts the losses divide by."""
+    """This process's micro-batches of global step `step`, and the global counts the losses divide by.
+
+    The whole global batch is read and its noise drawn at once, so row r of step s gets the same mask and
+    sampling uniforms however the batch is split into processes and accumulation steps.
+    """
     from factory.rtd import make_step_noise
 
+    ids = shards.rows(order.rows(step * plan.batch, plan.batch))  # (batch, L)
+    noise = make_step_noise(ids, mask_id, seed, step, 0)
     global_micro = plan.micro_batch * plan.processes
-    batches, masked_total, tokens_total = [], 0, 0
+    batches = []
     for m in range(plan.accumulation):
-        ids = shards.rows(order.rows(step * plan.batch + m * global_micro, global_micro))  # (micro * P, L)
-        noise = make_step_noise(ids, mask_id, seed, step, m)
-        masked_total += int(noise.masked.sum())
-        tokens_total += int((ids != 0).sum())
-        mine = slice(rank * plan.micro_batch, (rank + 1) * plan.micro_batch)
+        start = m * global_micro + rank * plan.micro_batch
+        mine = slice(start, start + plan.micro_batch)
         batches.append(MicroBatch(ids[mine], noise.masked[mine], noise.uniforms[mine]))
-    return batches, max(masked_total, 1), max(tokens_total, 1)
+    return batches, max(int(noise.masked.sum()), 1), max(int((ids != 0).sum()), 1)
 
 
 # ---- model and optimizer -------------------------------------------------------------------------
@@ -588,6 +591,8 @@ def setup(args: TrainArgs) -> Run:
     accelerator = Accelerator(
         mixed_precision=mixed, log_with=list(args.log_with) or None, project_dir=str(out / "logs")
     )
+    if accelerator.num_processes != plan.processes:
+        plan = make_plan(args, shards.seq_len, accelerator.num_processes)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
     config = model_config(args.preset, plan.vocab, args.dropout)

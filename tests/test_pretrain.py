@@ -1,0 +1,262 @@
+"""Pre-training end to end on CPU: learning, exact resume after SIGKILL, 2 processes = 1, HF loading, bad input.
+
+Micro settings everywhere (debug preset: hidden 64, 2 + 1 layers; 32-token sequences; a few steps).
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import pseudo_text
+
+from factory.cli import cli
+from factory.shards import build_shards
+
+ROOT = Path(__file__).resolve().parents[1]
+LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Micro models gain nothing from threads, and on a shared CPU thread sync can cost 10x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def shards(tiny_vocab, tmp_path_factory):
+    """Pseudo-words repeated within a line: context the micro model can learn in a hundred steps."""
+    folder = tmp_path_factory.mktemp("pretrain-data")
+    rng = random.Random(0)
+    words = [w.strip(".") for line in pseudo_text(200, seed=1) for w in line.split()]
+    lines = [" ".join([w] * rng.randint(8, 16)) for w in words[:1200]]
+    (folder / "corpus.txt").write_text("\n".join(lines) + "\n")
+    build_shards(tiny_vocab, [str(folder / "corpus.txt")], 32, folder / "shards")
+    return folder / "shards"
+
+
+def args(vocab, shards, out, *extra):
+    base = ["pretrain", "--vocab", str(vocab), "--shards", str(shards), "--preset", "debug", "--out", str(out)]
+    base += ["--batch", "8", "--warmup", "2", "--lr", "3e-3", "--log-every", "1", "--mixed-precision", "no"]
+    return base + list(extra)
+
+
+def invoke(argv):
+    result = CliRunner().invoke(cli, argv)
+    return result
+
+
+def log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def assert_same_weights(a: Path, b: Path, atol: float) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0, msg=name)
+
+
+def env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+
+
+# ---- 1. a tiny model learns ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tiny_vocab, shards, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    result = invoke(
+        args(tiny_vocab, shards, out, "--max-steps", "120", "--batch", "16", "--dropout", "0", "--log-every", "20")
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_tiny_model_learns(trained):
+    records = log(trained)
+    first, last = records[0], records[-1]
+    assert last["mlm_loss"] < first["mlm_loss"] - 1.0  # generator
+    assert last["rtd_loss"] < first["rtd_loss"]  # discriminator
+    assert last["rtd_accuracy"] > last["rtd_baseline"]  # beats answering "original" everywhere
+    manifest = json.loads((trained / "factory.json").read_text())
+    for key in (
+        "preset",
+        "vocab_size",
+        "seq_len",
+        "batch",
+        "lr",
+        "sharing",
+        "rtd_lambda",
+        "steps",
+        "tokens",
+        "hardware",
+    ):
+        assert key in manifest, key
+    assert manifest["steps"] == 120 and manifest["tokens"] == 120 * 16 * 32 and manifest["tokens_per_s"] > 0
+    assert (trained / "discriminator" / "spm.model").is_file()
+
+
+# ---- 5. the exports load in transformers -------------------------------------------------------
+def test_exports_load_in_transformers(trained):
+    import transformers
+
+    from factory.model import load_model
+
+    ids = torch.randint(4, 1000, (2, 40), generator=torch.Generator().manual_seed(0))
+    ids[:, 0], ids[1, 30:] = 1, 0
+    mask = (ids != 0).long()
+    hf = transformers.AutoModel.from_pretrained(trained / "discriminator").eval()
+    ours = load_model(trained / "discriminator", head="none")
+    with torch.no_grad():
+        a = hf(input_ids=ids, attention_mask=mask).last_hidden_state
+        b = ours(ids, mask).last_hidden_state
+    keep = mask.bool()
+    torch.testing.assert_close(a[keep], b[keep], atol=1e-4, rtol=0)
+    gen = transformers.DebertaV2ForMaskedLM.from_pretrained(trained / "generator").eval()
+    ours_gen = load_model(trained / "generator")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            gen(input_ids=ids, attention_mask=mask).logits[keep], ours_gen(ids, mask).logits[keep], atol=1e-4, rtol=0
+        )
+    assert gen.config.num_hidden_layers == 1 and hf.config.num_hidden_layers == 2
+
+
+# ---- 3. exact resume after SIGKILL ---------------------------------------------------------------
+def test_resume_after_sigkill_is_exact(tiny_vocab, shards, tmp_path):
+    steps = ["--max-steps", "10", "--save-every", "2", "--keep", "2"]
+    straight = tmp_path / "straight"
+    assert invoke(args(tiny_vocab, shards, straight, *steps)).exit_code == 0
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "factory", *args(tiny_vocab, shards, killed, *steps)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(), cwd=ROOT)
+    for line in proc.stdout:  # the first checkpoint is on disk: kill at once, mid-run
+        if line.startswith("checkpoint"):
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    assert proc.wait() == -signal.SIGKILL
+    assert not (killed / "discriminator").exists()
+    resumed = invoke(args(tiny_vocab, shards, killed, *steps, "--resume", "auto"))
+    assert resumed.exit_code == 0, resumed.output
+    a, b = log(straight), log(killed)
+    assert [r["step"] for r in b] == list(range(1, 11))
+    for ra, rb in zip(a, b, strict=True):
+        for key in LOSSES:
+            assert abs(ra[key] - rb[key]) <= 1e-6, (ra["step"], key)
+    last = "checkpoints/step-00000010/model.safetensors"
+    assert_same_weights(straight / last, killed / last, atol=1e-6)
+    assert len(list((killed / "checkpoints").glob("step-*"))) == 2  # --keep 2
+
+
+# ---- 4. two processes = one --------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one(tiny_vocab, shards, tmp_path):
+    extra = ["--max-steps", "4", "--save-every", "4", "--dropout", "0", "--micro-batch", "4"]
+    one = tmp_path / "one"
+    assert invoke(args(tiny_vocab, shards, one, *extra)).exit_code == 0  # 1 process x 2 accumulation steps
+    two = tmp_path / "two"
+    # accelerate launch --cpu needs MPI for several processes; torchrun is what it uses for --multi_gpu, and
+    # Accelerate picks the processes up from its environment (gloo on CPU)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    done = subprocess.run(
+        [*launch, "-m", "factory", *args(tiny_vocab, shards, two, *extra)],
+        env={**env(), "ACCELERATE_USE_CPU": "true"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((two / "factory.json").read_text())
+    assert manifest["processes"] == 2 and manifest["accumulation"] == 1
+    for ra, rb in zip(log(one), log(two), strict=True):
+        for key in LOSSES:
+            assert abs(ra[key] - rb[key]) <= 1e-5, (ra["step"], key)
+    last = "checkpoints/step-00000004/model.safetensors"
+    assert_same_weights(one / last, two / last, atol=1e-5)
+
+
+# ---- 7. bad input: one line, exit 2, nothing lost ------------------------------------------------
+def one_line_error(result, *needles):
+    assert result.exit_code == 2, result.output
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1, result.output
+    for needle in needles:
+        assert needle in error[0], error[0]
+
+
+def test_shards_from_another_vocabulary(tiny_vocab, shards, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_vocab, other)
+    with open(other / "spm.model", "ab") as f:
+        f.write(b"\n")  # a different file: another fingerprint
+    one_line_error(invoke(args(other, shards, tmp_path / "r", "--max-steps", "1")), "another vocabulary")
+    assert not (tmp_path / "r").exists()
+
+
+def test_seq_len_above_the_model_maximum(tiny_vocab, shards, tmp_path):
+    long = tmp_path / "long"
+    build_shards(tiny_vocab, [str(shards.parent / "corpus.txt")], 1024, long)
+    one_line_error(invoke(args(tiny_vocab, long, tmp_path / "r", "--max-steps", "1")), "--seq-len 1024", "512")
+    assert not (tmp_path / "r").exists()
+
+
+def test_empty_shard_folder(tiny_vocab, tmp_path):
+    (tmp_path / "empty").mkdir()
+    one_line_error(invoke(args(tiny_vocab, tmp_path / "empty", tmp_path / "r", "--max-steps", "1")), "no shards")
+
+
+def test_resume_from_another_preset(tiny_vocab, shards, tmp_path):
+    out = tmp_path / "r"
+    assert invoke(args(tiny_vocab, shards, out, "--max-steps", "1", "--save-every", "1")).exit_code == 0
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    other = args(tiny_vocab, shards, out, "--max-steps", "2", "--resume", "auto")
+    other[other.index("debug")] = "xsmall"
+    one_line_error(invoke(other), "preset")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before
+    one_line_error(invoke(args(tiny_vocab, shards, out, "--max-steps", "2")), "--resume auto")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_vocab, shards, tmp_path):
+    out = tmp_path / "r"
+    result = invoke(
+        args(tiny_vocab, shards, out, "--max-steps", "20", "--save-every", "1", "--lr", "1e30", "--warmup", "0")
+    )
+    one_line_error(result, "non-finite", "step-00000001")
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000001"]
+    state = json.loads((out / "checkpoints" / "step-00000001" / "trainer.json").read_text())
+    assert state["step"] == 1
+    assert all(torch.isfinite(t).all() for t in weights(out / "checkpoints/step-00000001/model.safetensors").values())
+
+
+def test_dry_run_prints_the_plan(tmp_path):
+    result = invoke(["pretrain", "--preset", "base", "--vocab-size", "128k", "--dry-run", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output.strip().splitlines()[-1])
+    assert plan["steps"] == 500_000 and plan["batch"] == 8192 and plan["lr"] == 5e-4 and plan["warmup"] == 10_000
+    assert 80e6 < plan["parameters"]["discriminator_body"] < 90e6  # v3-base: 86M backbone
+    assert plan["flops_per_step"] > 6 * 8192 * 512 * 86e6
+    assert "FLOPs/step" in result.output and "memory" in result.output and "days" in result.output
+    assert not (tmp_path / "r").exists()
