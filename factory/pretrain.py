@@ -565,6 +565,22 @@ def clear_run(out: Path) -> None:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",),
+            "comet_ml": ("comet_ml",), "aim": ("aim",), "clearml": ("clearml",), "dvclive": ("dvclive",),
+            "swanlab": ("swanlab",), "trackio": ("trackio",)}  # fmt: skip
+
+
+def check_trackers(names: tuple[str, ...]) -> None:
+    """Accelerate only warns about a tracker that is not installed; a user asking for one wants to know."""
+    import importlib.util
+
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(f"--log-with {name} is not an Accelerate tracker; use one of {', '.join(TRACKERS)}")
+        if not any(importlib.util.find_spec(module) for module in TRACKERS[name]):
+            raise ConfigError(f"--log-with {name}: the package is not installed; pip install {TRACKERS[name][0]}")
+
+
 def setup(args: TrainArgs) -> Run:
     """Check inputs, then build the Accelerator, model, optimizer and schedule; load a checkpoint to resume."""
     import torch
@@ -575,6 +591,7 @@ def setup(args: TrainArgs) -> Run:
 
     if args.vocab is None:
         raise ConfigError("give --vocab (the folder with spm.model the shards were made with)")
+    check_trackers(args.log_with)
     shards = open_shards(args)
     plan = make_plan(args, shards.seq_len)
     resume = prepare_out(args)

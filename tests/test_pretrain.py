@@ -251,6 +251,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_vocab, sh
     assert all(torch.isfinite(t).all() for t in weights(out / "checkpoints/step-00000001/model.safetensors").values())
 
 
+def test_tracker_that_is_not_installed(tiny_vocab, shards, tmp_path):
+    result = invoke(args(tiny_vocab, shards, tmp_path / "r", "--log-with", "nosuchtracker"))
+    one_line_error(result, "--log-with nosuchtracker")
+    assert not (tmp_path / "r").exists()
+
+
 def test_dry_run_prints_the_plan(tmp_path):
     result = invoke(["pretrain", "--preset", "base", "--vocab-size", "128k", "--dry-run", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
