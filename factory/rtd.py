@@ -99,9 +99,8 @@ def sample_replacements(logits: torch.Tensor, uniforms: torch.Tensor, mask_id: i
     across processes. [MASK] and the spare rows after it are never sampled. No gradient flows through.
     """
     with torch.no_grad():
-        logits = logits.float()
-        logits[:, mask_id:] = float("-inf")  # (N, V)
-        cdf = logits.softmax(-1).cumsum(-1)  # (N, V)
+        # slice off [MASK] and the spare rows; softmax makes a new tensor, so the caller's logits stay intact
+        cdf = logits[:, :mask_id].float().softmax(-1).cumsum_(-1)  # (N, mask_id): one (N, V) buffer at most
         target = uniforms.float().unsqueeze(-1) * cdf[:, -1:]  # (N, 1)
         sampled = torch.searchsorted(cdf, target).squeeze(-1)  # (N,)
         return sampled.clamp(max=mask_id - 1)

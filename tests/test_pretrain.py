@@ -93,7 +93,7 @@ def test_tiny_model_learns(trained):
     first, last = records[0], records[-1]
     assert last["mlm_loss"] < first["mlm_loss"] - 1.0  # generator
     assert last["rtd_loss"] < first["rtd_loss"]  # discriminator
-    assert last["rtd_accuracy"] > last["rtd_baseline"]  # beats answering "original" everywhere
+    assert last["rtd_accuracy"] > last["rtd_baseline"] + 0.005  # beats answering "original" everywhere
     manifest = json.loads((trained / "factory.json").read_text())
     for key in (
         "preset",

@@ -44,7 +44,9 @@ def test_sampling_is_the_softmax_distribution_and_skips_mask():
     logits = torch.tensor([[0.0, 1.0, 2.0, -1.0] + [5.0] * 4])  # columns 4.. are [MASK] and spare rows
     n = 20000
     g = torch.Generator().manual_seed(0)
-    sampled = sample_replacements(logits.expand(n, -1).clone(), torch.rand(n, generator=g), mask_id=4)
+    many = logits.expand(n, -1).clone()
+    sampled = sample_replacements(many, torch.rand(n, generator=g), mask_id=4)
+    assert torch.equal(many, logits.expand(n, -1))  # the caller's logits are left alone
     freq = torch.bincount(sampled, minlength=8).float() / n
     expected = logits[0, :4].softmax(-1)
     assert freq[4:].sum() == 0
