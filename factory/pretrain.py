@@ -274,18 +274,21 @@ class BatchOrder:
         self.n_rows, self.seed = n_rows, seed
         self._epoch, self._perm = -1, None
 
-    def rows(self, start: int, count: int) -> list[int]:
+    def rows(self, start: int, count: int) -> torch.Tensor:
         """Row indices of global sequences [start, start + count) of the (infinite) stream."""
         import torch
 
-        out = []
-        for g in range(start, start + count):
-            epoch = g // self.n_rows
-            if epoch != self._epoch:
+        parts, g, end = [], start, start + count
+        while g < end:
+            epoch, offset = divmod(g, self.n_rows)
+            if epoch != self._epoch:  # one int32/int64 tensor per epoch, not a Python list
                 gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)
-                self._epoch, self._perm = epoch, torch.randperm(self.n_rows, generator=gen).tolist()
-            out.append(self._perm[g % self.n_rows])
-        return out
+                dtype = torch.int32 if self.n_rows < 2**31 else torch.int64
+                self._epoch, self._perm = epoch, torch.randperm(self.n_rows, generator=gen, dtype=dtype)
+            take = min(end - g, self.n_rows - offset)
+            parts.append(self._perm[offset : offset + take])
+            g += take
+        return torch.cat(parts)
 
 
 @dataclass

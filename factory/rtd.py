@@ -62,17 +62,18 @@ def choose_masked(ids: torch.Tensor, mask_id: int, generator: torch.Generator) -
     window = int(1 / MASK_PROB)  # 6, as [MS] mask_window
     batch, length = ids.shape
     candidate = ~special_token_mask(ids, mask_id)  # (B, L)
-    rank = candidate.long().cumsum(1) - 1  # (B, L): index among the row's candidates
     count = candidate.sum(1, keepdim=True)  # (B, 1)
     n_windows = -(-length // window)
     u = torch.rand(batch, n_windows, generator=generator)  # (B, W)
     starts = torch.arange(n_windows) * window  # (W,)
     sizes = (count - starts).clamp(min=0, max=window)  # (B, W): candidates in each window
     pick = starts + (u * sizes).long().clamp(max=window - 1)  # (B, W): chosen candidate rank per window
-    pick = torch.where(sizes > 0, pick, torch.full_like(pick, -1))
-    chosen = candidate & (rank.unsqueeze(-1) == pick.unsqueeze(1)).any(-1)  # (B, L)
     budget = min(max_predictions(length), max(1, round(length * MASK_PROB)))
-    return chosen & (chosen.long().cumsum(1) <= budget)
+    keep = (sizes > 0) & (torch.arange(n_windows) < budget)  # (B, W): left to right, at most `budget`
+    by_rank = torch.sort((~candidate).to(torch.uint8), dim=1, stable=True).indices  # (B, L): candidates first
+    positions = by_rank.gather(1, pick.clamp(max=length - 1))  # (B, W): rank -> position in the row
+    chosen = torch.zeros_like(candidate)
+    return chosen.scatter_(1, positions, keep) & candidate  # (B, L)
 
 
 @dataclass
