@@ -723,6 +723,9 @@ def train(run: Run) -> dict[str, Any]:
                 acc, Path(args.out), done, trainer_state(run, done, elapsed), args.keep
             )
     bar.close()
+    if not last and log.path.is_file():  # resumed a finished run: nothing trained, report the logged end
+        lines = log.path.read_text().splitlines()
+        last = json.loads(lines[-1]) if lines else {}
     wall = run.elapsed + time.perf_counter() - t0
     session_steps = plan.steps - run.start_step
     return {

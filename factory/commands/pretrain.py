@@ -140,7 +140,7 @@ def pretrain(shards_dir: Path | None, corpus: tuple[str, ...], dry_run: bool, **
     if corpus:
         args.shards = _build_corpus_shards(args, corpus)
     figures = run(args)
-    final = figures["final"]
+    final = {k: (v if v is not None else float("nan")) for k, v in figures["final"].items()}
     click.echo(
         f"wrote {args.out}: {figures['steps']:,} steps, {figures['tokens']:,} tokens; generator loss "
         f"{final['mlm_loss']:.3f}, RTD loss {final['rtd_loss']:.4f}, RTD accuracy {final['rtd_accuracy']:.3f} "
