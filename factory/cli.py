@@ -24,6 +24,7 @@ COMMANDS = {
     "vocab": "factory.commands.vocab:vocab",
     "eval": "factory.commands.evaluate:eval_group",
     "publish": "factory.commands.publish:publish",
+    "run": "factory.commands.run:run",
 }
 
 
