@@ -738,18 +738,21 @@ def train(run: Run) -> dict[str, Any]:
 def export(run: Run, figures: dict[str, Any]) -> None:
     """discriminator/ (deberta-v2, folded GDES embedding, tokenizer files) and generator/ beside the checkpoints."""
     from factory.export import save_model
-    from factory.rtd import export_discriminator, export_generator
+    from factory.rtd import build_rtd_model, export_discriminator, export_generator
 
     acc = run.accelerator
+    state = acc.get_state_dict(run.model)  # gathered from every process under FSDP / DeepSpeed ZeRO-3
     if not acc.is_main_process:
         return
-    model = acc.unwrap_model(run.model)
+    wrapped = acc.unwrap_model(run.model)
+    model = build_rtd_model(wrapped.config, wrapped.generator.config.num_hidden_layers, wrapped.sharing)
+    model.load_state_dict({k: v.float().cpu() for k, v in state.items()})
     out = Path(run.args.out)
     extra = {"pretraining": "rtd", "sharing": run.args.sharing, "rtd_lambda": run.args.rtd_lambda}
     for name, net in (("discriminator", export_discriminator(model)), ("generator", export_generator(model))):
         net.config = net.config.replace(factory={**net.config.factory, **extra, "role": f"rtd-{name}", "emd": False})
         with staged_output(out / name, force=True) as tmp:
-            save_model(net.float().cpu(), tmp)
+            save_model(net, tmp)
             for file in TOKENIZER_FILES:
                 if (Path(run.args.vocab) / file).is_file():
                     shutil.copy2(Path(run.args.vocab) / file, tmp / file)
