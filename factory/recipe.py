@@ -314,7 +314,7 @@ def print_plan(plan: list[Step], recipe: dict[str, Any], echo) -> None:
     pretrain = next((s for s in plan if s.name == "pretrain"), None)
     if pretrain is None:
         return
-    from factory.presets import VocabSize
+    from factory.presets import VocabSize, count_parameters, get_preset
     from factory.pretrain import count_rtd_parameters
 
     opts = {k: v for k, v in pretrain.options.items() if k not in ("vocab", "shards", "resume")}
@@ -331,9 +331,13 @@ def print_plan(plan: list[Step], recipe: dict[str, Any], echo) -> None:
         prog_name="factory pretrain",
         standalone_mode=False,
     )
-    params = count_rtd_parameters(
-        opts.get("preset", "base"), VocabSize.parse(size, layout), opts.get("sharing", "gdes")
+    preset, vocab = opts.get("preset", "base"), VocabSize.parse(size, layout)
+    model = count_parameters(get_preset(preset).config(vocab))
+    echo(
+        f"exported model ({preset}, {vocab.pieces:,} pieces): backbone {model['backbone']:,} + embedding "
+        f"{model['embedding']:,} = {model['total']:,} parameters"
     )
+    params = count_rtd_parameters(preset, vocab, opts.get("sharing", "gdes"))
     keep = int(opts.get("keep", 3))
     checkpoints = keep * 16 * params["total"]  # fp32 weights + grads + Adam moments, per kept checkpoint
     exports = 4 * (params["generator"] + params["discriminator"])

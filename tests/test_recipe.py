@@ -1,0 +1,115 @@
+"""Recipes and `factory run`: every recipe plans; the demo pipeline runs end to end with small settings,
+re-runs nothing when nothing changed, and re-runs exactly the steps downstream of a deleted output."""
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from click.testing import CliRunner
+
+from factory.cli import cli
+from factory.model import load_model
+from factory.presets import VocabSize, count_parameters, get_preset
+
+RECIPES = sorted(Path(__file__).parents[1].joinpath("recipes").glob("*.yaml"))
+DEMO = Path(__file__).parents[1] / "recipes" / "demo.yaml"
+# The demo, smaller: fewer pre-training steps and a smaller batch, one fine-tuning epoch.
+SMALL = [
+    "--set", "steps.pretrain.max_steps=12",
+    "--set", "steps.pretrain.batch=8",
+    "--set", "steps.pretrain.warmup=2",
+    "--set", "steps.pretrain.save_every=6",
+    "--set", "steps.vocab.size=1000",
+    "--set", "steps.eval.xnli.set=[epochs=1, learning_rate=0.002]",
+]  # fmt: skip
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["run", *map(str, args)])
+
+
+def test_recipes_ship_for_every_family():
+    names = {p.stem for p in RECIPES}
+    for family in ("deberta-v3-xsmall", "deberta-v3-small", "deberta-v3-base", "deberta-v3-large",
+                   "mdeberta-v3-base", "debertina-xsmall", "debertina-base", "debertina-base-128k",
+                   "debertina-large", "demo"):  # fmt: skip
+        assert family in names
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_every_recipe_dry_runs_with_the_presets_parameter_counts(recipe, tmp_path):
+    import yaml
+
+    result = run(recipe, "--dry-run", "--run-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    spec = yaml.safe_load(recipe.read_text())
+    pretrain = spec["steps"]["pretrain"]
+    vocab = VocabSize.parse(str(spec["steps"]["vocab"]["size"]), pretrain.get("layout", "official"))
+    counts = count_parameters(get_preset(pretrain["preset"]).config(vocab))
+    line = next(x for x in result.output.splitlines() if x.startswith("exported model"))
+    printed = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{3,}", line)]
+    assert printed[-3:] == [counts["backbone"], counts["embedding"], counts["total"]], line
+    assert "FLOPs/step" in result.output and "disk:" in result.output
+    assert not (tmp_path / "vocab").exists()  # a dry run writes nothing
+
+
+def test_set_overrides_and_unknown_keys(tmp_path):
+    result = run(DEMO, "--dry-run", "--run-dir", tmp_path, "--set", "steps.pretrain.max_steps=7")
+    assert result.exit_code == 0 and "--max-steps 7 " in result.output
+    bad = run(DEMO, "--dry-run", "--set", "steps.pretrain.max_stepz=7")
+    assert bad.exit_code == 2 and "unknown key 'max_stepz'" in bad.output and "max_steps" in bad.output
+    wired = run(DEMO, "--dry-run", "--set", "steps.pretrain.out=elsewhere")
+    assert wired.exit_code == 2 and "set by `factory run`" in wired.output
+    assert run(DEMO, "--set", "nonsense").exit_code == 2
+    assert run(DEMO, "--dry-run", "--set", "steps.train.lr=1").exit_code == 2
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: x\nstpes: {}\n")
+    result = run(recipe, "--dry-run")
+    assert result.exit_code == 2 and "unknown key" in result.output and len(result.output.splitlines()) == 1
+
+
+def _ran(output: str) -> list[str]:
+    return re.search(r"done: ran (.*);", output).group(1).split(", ")
+
+
+def test_demo_pipeline_small(tmp_path):
+    run_dir = tmp_path / "demo"
+    result = run(DEMO, "--run-dir", run_dir, *SMALL)
+    assert result.exit_code == 0, result.output[-2000:]
+    assert _ran(result.output) == ["vocab", "shards", "pretrain", "eval.xnli", "publish"]
+
+    # the discriminator loads in transformers and gives our hidden states
+    disc = run_dir / "pretrain" / "discriminator"
+    ours = load_model(disc, head="none")
+    theirs = transformers.AutoModel.from_pretrained(disc).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(disc)
+    batch = tokenizer(["The old man reads a book.", "Маленькая компания пишет письмо."], padding=True,
+                      return_tensors="pt")  # fmt: skip
+    with torch.no_grad():
+        a = ours(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+        b = theirs(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    assert (a - b).abs().max() <= 1e-4
+    # an XNLI-style table with its chart, and a card
+    results = json.loads((run_dir / "eval" / "xnli" / "results.json").read_text())
+    assert {"en", "es", "de", "ru"} <= set(results["results"])
+    assert (run_dir / "eval" / "xnli" / "results.md").is_file()
+    assert list((run_dir / "eval" / "xnli").glob("*.png"))
+    assert "model-index" in (run_dir / "hub" / "README.md").read_text()
+
+    # nothing changed: every step is skipped, quickly
+    start = time.perf_counter()
+    again = run(DEMO, "--run-dir", run_dir, *SMALL)
+    assert again.exit_code == 0 and "ran nothing" in again.output, again.output
+    assert time.perf_counter() - start < 10
+
+    # one output deleted: that step and those after it run again, nothing else
+    import shutil
+
+    shutil.rmtree(run_dir / "eval" / "xnli")
+    third = run(DEMO, "--run-dir", run_dir, *SMALL)
+    assert third.exit_code == 0, third.output[-2000:]
+    assert _ran(third.output) == ["eval.xnli", "publish"]
