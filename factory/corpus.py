@@ -188,11 +188,11 @@ def _open_arrow(path: Path):
 
 
 def _read_hub(spec: str, text_field: str) -> Iterator[str]:
-    """`hf:REPO[:CONFIG]`, streamed (`datasets`); offline or unreachable: one line that says so."""
+    """`hf:REPO[:CONFIG][@SPLIT]`, streamed (`datasets`); offline or unreachable: one line that says so."""
     import os
 
-    parts = spec[3:].split(":")
-    repo, config = parts[0], (parts[1] if len(parts) > 1 else None)
+    name, _, split = spec[3:].partition("@")
+    repo, _, config = name.partition(":")
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
         raise FactoryError(
             f"--corpus {spec}: the Hugging Face Hub is off (HF_HUB_OFFLINE=1); download the data and pass a local path"
@@ -200,7 +200,7 @@ def _read_hub(spec: str, text_field: str) -> Iterator[str]:
     try:
         import datasets
 
-        stream = datasets.load_dataset(repo, config, split="train", streaming=True)
+        stream = datasets.load_dataset(repo, config or None, split=split or "train", streaming=True)
         for record in stream:
             if text_field not in record:
                 raise FactoryError(f"--corpus {spec} has no field {text_field!r} (it has: {', '.join(record)})")

@@ -9,9 +9,9 @@ fixed-size lists), which the trainer memory-maps: reading a batch is a slice, an
 reading holds the corpus in memory. `factory.json` records the vocabulary fingerprint, seq_len and counts, so
 pre-training refuses shards made with another vocabulary.
 
-Sources: local `.txt` (one document per line; blank lines are skipped), `.jsonl`/`.json`, `.parquet` (the
-`text` column), their `.gz` forms, folders of those, and `hf:NAME[:CONFIG][@SPLIT]` Hub datasets (streamed).
-Tokenisation runs with `datasets.map(num_proc=all cores)` on local files (Arrow on disk, memory flat).
+Sources are read by `factory.corpus.read_source`, exactly as `factory vocab` reads them (.txt, .jsonl,
+.parquet, .arrow, .gz, folders, `lang=` prefixes, `hf:NAME[:CONFIG][@SPLIT]` streamed). Tokenisation runs with
+`datasets.map(num_proc=all cores)` on local files (Arrow on disk, memory flat).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from factory.corpus import Source, read_source
 from factory.errors import FactoryError
 from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
 from factory.tokenizer import SPM_FILE, Tokenizer
@@ -33,56 +34,30 @@ ROWS_PER_SHARD = 16384  # 32 MiB at 512 tokens
 if TYPE_CHECKING:
     import torch
 
-BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
-
 
 class ShardError(FactoryError):
     """Shards that are missing, empty or do not fit the vocabulary / model."""
 
 
 # ---- reading the corpus --------------------------------------------------------------------------
-def _suffix(path: Path) -> str:
-    suffixes = [s for s in path.suffixes if s != ".gz"]
-    return suffixes[-1].lower() if suffixes else ""
-
-
-def local_files(source: str) -> list[Path]:
-    """A file or a folder (searched recursively) -> the readable files in it, sorted."""
-    path = Path(source)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p) in BUILDERS)
-        if not files:
-            raise FactoryError(f"--corpus {source}: no .txt, .jsonl, .json or .parquet files in this folder")
-        return files
-    if not path.is_file():
-        raise FactoryError(f"--corpus {source} does not exist; give text files, folders or hf:NAME datasets")
-    if _suffix(path) not in BUILDERS:
-        raise FactoryError(f"--corpus {source}: unknown file type; use .txt, .jsonl, .json or .parquet (or .gz)")
-    return [path]
+def _documents(spec: str, text_field: str) -> Iterator[dict[str, str]]:
+    """datasets generator: the documents of one --corpus source, read exactly as `factory vocab` reads them."""
+    for text in read_source(Source.parse(spec), text_field):
+        yield {"text": text}
 
 
 def load_source(source: str, cache_dir: Path, text_field: str = "text"):
-    """One --corpus source as a `datasets` Dataset (local, on-disk Arrow) or IterableDataset (Hub, streamed)."""
+    """One --corpus source as a `datasets` Dataset (local: Arrow on disk, memory flat) or IterableDataset (Hub)."""
     import datasets
 
-    if source.startswith("hf:"):
-        name, _, split = source[3:].partition("@")
-        name, _, config = name.partition(":")
-        ds = datasets.load_dataset(name, config or None, split=split or "train", streaming=True)
-    else:
-        files = local_files(source)
-        kinds = {BUILDERS[_suffix(f)] for f in files}
-        if len(kinds) > 1:  # one builder per call: split mixed folders into one source per kind
-            parts = [load_source(str(f), cache_dir, text_field) for f in files]
-            return datasets.concatenate_datasets(parts)
-        ds = datasets.load_dataset(
-            kinds.pop(), data_files=[str(f) for f in files], split="train", cache_dir=str(cache_dir)
-        )
-    if text_field not in (ds.column_names or [text_field]):
-        raise FactoryError(f"--corpus {source} has no {text_field!r} column (it has {ds.column_names}); pick one")
-    extra = [c for c in (ds.column_names or []) if c != text_field]
-    ds = ds.remove_columns(extra) if extra else ds
-    return ds.rename_column(text_field, "text") if text_field != "text" else ds
+    kwargs = {"gen_kwargs": {"spec": source, "text_field": text_field}}
+    if Source.parse(source).is_hub:
+        return datasets.IterableDataset.from_generator(_documents, **kwargs)
+    try:
+        return datasets.Dataset.from_generator(_documents, cache_dir=str(cache_dir), **kwargs)
+    except datasets.exceptions.DatasetGenerationError as e:  # the reader's one-line error, not datasets' wrapper
+        cause = e.__cause__ or e.__context__
+        raise cause if isinstance(cause, FactoryError) else e from None
 
 
 _TOKENIZERS: dict[str, Tokenizer] = {}
@@ -210,8 +185,8 @@ def build_shards(
     if not corpus:
         raise FactoryError("no --corpus given; pass text files, folders or hf:NAME datasets")
     for source in corpus:
-        if not source.startswith("hf:"):
-            local_files(source)  # fail on a bad path before any work
+        if not Source.parse(source).is_hub:
+            next(read_source(Source.parse(source), text_field), None)  # fail on a bad path before any work
     with staged_output(out, force) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".cache-") as cache:
         packer, writer = Packer(seq_len), ShardWriter(tmp, seq_len, rows_per_shard)
         for source in corpus:
