@@ -3,8 +3,14 @@
     python -m bench.step --preset xsmall --seq-len 512 --batch 4            # CPU
     python -m bench.step --preset base --seq-len 512 --batch 32 --device cuda --dtype bf16
 
+Modes: the bare encoder's forward and forward+backward (same weights for both), and a full RTD training step
+(generator + discriminator, GDES, AdamW): ours is `factory.pretrain.rtd_step`; HF's is the same recipe built
+from `DebertaV2ForMaskedLM` + `DebertaV2ForTokenClassification` (1 label), fed the discriminator's embedding
+as `inputs_embeds` (= stop_grad(E_G) + delta).
+
 Each (implementation, mode) runs in its own process, so peak memory is that measurement's alone:
-peak RSS growth on CPU, `torch.cuda.max_memory_allocated` on GPU. Prints a table with ratios
+peak RSS on CPU (the whole process: libraries and weights included), `torch.cuda.max_memory_allocated`
+on GPU. Prints a table with ratios
 (ours / HF: < 1 is faster) and writes JSON next to it. Append notable runs to bench/RESULTS.md.
 """
 
@@ -21,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-MODES = ("forward", "forward+backward")
+MODES = ("forward", "forward+backward", "rtd-step")
+MASK_PROB, RTD_LAMBDA = 0.15, 50.0  # SPEC.md §5
 
 
 def _load(impl: str, folder: str, device: str):
@@ -36,36 +43,115 @@ def _load(impl: str, folder: str, device: str):
     return model.to(device)
 
 
+def _encoder_step(args: argparse.Namespace):
+    """forward / forward+backward of the bare encoder loaded from the shared folder."""
+    import torch
+
+    model = _load(args.impl, args.folder, args.device)
+    model.train(args.mode != "forward")
+    _no_dropout(model)
+    ids = torch.randint(4, model.config.vocab_size - 100, (args.batch, args.seq_len), device=args.device)
+    mask = torch.ones_like(ids)
+
+    def step():
+        if args.mode == "forward":
+            with torch.no_grad():
+                model(input_ids=ids, attention_mask=mask)
+            return
+        out = model(input_ids=ids, attention_mask=mask)
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        hidden.float().square().mean().backward()
+        model.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _no_dropout(model) -> None:
+    """Compare the maths, not RNG traffic."""
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        if hasattr(m, "dropout_p"):
+            m.dropout_p = 0.0
+
+
+def _ours_rtd(args: argparse.Namespace):
+    import torch
+
+    from factory.presets import VocabSize
+    from factory.pretrain import build_rtd, make_optimizer, rtd_step
+
+    pieces = VocabSize.parse(args.vocab_size).pieces
+    model = build_rtd(args.preset, pieces, "gdes", seed=0).to(args.device).train()
+    _no_dropout(model)
+    optimizer = make_optimizer(model, 1e-4)
+    ids = torch.randint(4, pieces, (args.batch, args.seq_len), device=args.device)
+    ids[:, 0], ids[:, -1] = 1, 2
+    return lambda: rtd_step(model, optimizer, ids, RTD_LAMBDA)
+
+
+def _hf_rtd(args: argparse.Namespace):
+    """The same step from transformers' modules: MLM generator (logits at every position, as HF computes
+    them), discriminator with a 1-label token head, GDES through inputs_embeds, one AdamW."""
+    import torch
+    import torch.nn.functional as F
+    import transformers
+
+    from factory.presets import VocabSize, get_preset
+
+    vocab = VocabSize.parse(args.vocab_size)
+    preset = get_preset(args.preset)
+    hf = preset.config(vocab).to_hf()
+    torch.manual_seed(0)
+    gen = transformers.DebertaV2ForMaskedLM(
+        transformers.DebertaV2Config(**{**hf, "num_hidden_layers": preset.generator_layers})
+    )
+    disc = transformers.DebertaV2ForTokenClassification(transformers.DebertaV2Config(**{**hf, "num_labels": 1}))
+    nets = torch.nn.ModuleDict({"gen": gen, "disc": disc}).to(args.device).train()
+    _no_dropout(nets)
+    delta = torch.nn.Parameter(torch.zeros_like(gen.deberta.embeddings.word_embeddings.weight))
+    optimizer = torch.optim.AdamW([*nets.parameters(), delta], lr=1e-4, betas=(0.9, 0.98), eps=1e-6)
+    ids = torch.randint(4, vocab.pieces, (args.batch, args.seq_len), device=args.device)
+    ids[:, 0], ids[:, -1] = 1, 2
+    special = ids < 4
+
+    def step():
+        masked = (torch.rand(ids.shape, device=ids.device) < MASK_PROB) & ~special
+        logits = gen(input_ids=ids.masked_fill(masked, vocab.pieces)).logits  # (B, L, V)
+        picked = logits[masked]
+        mlm = F.cross_entropy(picked.float(), ids[masked])
+        with torch.no_grad():
+            sampled = torch.multinomial(picked.float().softmax(-1), 1).squeeze(-1)
+        replaced = ids.clone()
+        replaced[masked] = sampled
+        table = gen.deberta.embeddings.word_embeddings.weight.detach() + delta
+        out = disc(inputs_embeds=F.embedding(replaced, table)).logits.squeeze(-1)
+        rtd = F.binary_cross_entropy_with_logits(out.float(), (replaced != ids).float())
+        (mlm + RTD_LAMBDA * rtd).backward()
+        torch.nn.utils.clip_grad_norm_([*nets.parameters(), delta], 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
 def _child(args: argparse.Namespace) -> dict:
     """One measurement: build, warm up, time `iters` steps, report median time and peak memory."""
     import torch
 
     torch.manual_seed(0)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    model = _load(args.impl, args.folder, args.device)
-    model.train(args.mode != "forward")
-    if args.mode != "forward":  # no dropout: compare the maths, not RNG traffic
-        for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.p = 0.0
-        for m in model.modules():
-            if hasattr(m, "dropout_p"):
-                m.dropout_p = 0.0
-    vocab = model.config.vocab_size
-    ids = torch.randint(4, vocab, (args.batch, args.seq_len), device=args.device)
-    mask = torch.ones_like(ids)
+    if args.mode == "rtd-step":
+        body = _ours_rtd(args) if args.impl == "ours" else _hf_rtd(args)
+    else:
+        body = _encoder_step(args)
     cuda = args.device.startswith("cuda")
 
     def step():
         with torch.autocast(args.device.split(":")[0], dtype=dtype, enabled=args.dtype != "fp32"):
-            if args.mode == "forward":
-                with torch.no_grad():
-                    model(input_ids=ids, attention_mask=mask)
-            else:
-                out = model(input_ids=ids, attention_mask=mask)
-                hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-                hidden.float().square().mean().backward()
-                model.zero_grad(set_to_none=True)
+            body()
         if cuda:
             torch.cuda.synchronize()
 
@@ -73,7 +159,6 @@ def _child(args: argparse.Namespace) -> dict:
         step()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     for _ in range(args.iters):
         t0 = time.perf_counter()
@@ -83,15 +168,31 @@ def _child(args: argparse.Namespace) -> dict:
     median = times[len(times) // 2]
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**20
-    else:  # KiB on Linux; growth over the warm state
-        peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, base_rss) / 1024
-    return {
+    else:  # peak resident set of this process (KiB on Linux)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {
         "impl": args.impl,
         "mode": args.mode,
         "seconds": median,
         "tokens_per_s": args.batch * args.seq_len / median,
         "peak_mib": peak,
     }
+    if args.mode == "rtd-step" and cuda:
+        result["mfu"] = _mfu(args, median)
+    return result
+
+
+def _mfu(args: argparse.Namespace, seconds: float) -> float:
+    """Model FLOPs (generator + discriminator, factory.pretrain.flops_per_step) / time / the GPU's dense peak."""
+    import torch
+
+    from factory.presets import VocabSize
+    from factory.pretrain import count_rtd_parameters, flops_per_step, peak_tflops
+
+    vocab = VocabSize.parse(args.vocab_size)
+    flops = flops_per_step(args.preset, vocab, args.seq_len, args.batch, count_rtd_parameters(args.preset, vocab))
+    peak = peak_tflops(torch.cuda.get_device_name(), None)
+    return flops / seconds / (peak * 1e12) if peak else float("nan")
 
 
 def _machine(device: str) -> str:
@@ -141,15 +242,17 @@ def main() -> None:
         "results": results,
     }
     print(f"{args.preset}, L={args.seq_len}, batch {args.batch}, {args.device} {args.dtype} — {report['machine']}")
-    print(f"{'mode':<18} {'impl':<5} {'time ms':>9} {'tokens/s':>10} {'peak MiB':>9} {'ours/HF':>8}")
+    print(f"{'mode':<18} {'impl':<5} {'time ms':>9} {'tokens/s':>10} {'peak MiB':>9} {'ours/HF':>8} {'MFU':>6}")
     for mode in MODES:
         hf, ours = (next(r for r in results if r["mode"] == mode and r["impl"] == i) for i in ("hf", "ours"))
         for r in (hf, ours):
             ratio = f"{ours['seconds'] / hf['seconds']:.2f}x" if r is ours else ""
+            mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
             print(
                 f"{mode:<18} {r['impl']:<5} {r['seconds'] * 1e3:>9.1f} {r['tokens_per_s']:>10.0f} "
-                f"{r['peak_mib']:>9.0f} {ratio:>8}"
+                f"{r['peak_mib']:>9.0f} {ratio:>8} {mfu:>6}"
             )
+    print("ours/HF: time ratio (< 1 is faster). Peak MiB: process RSS on CPU, max allocated on GPU.")
     path = args.json or Path(__file__).parent / f"step-{args.preset}-{args.seq_len}-{args.device}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
