@@ -274,6 +274,10 @@ def eval_results(results: dict[str, Any] | None, name: str) -> list:
         return []
     split = results_split(results)
     train = results.get("train_language", "en")
+    suite = str(results.get("suite", "xnli"))
+    data = str((results.get("settings") or {}).get("data") or "hf:facebook/xnli")
+    # A Hub dataset id only when the data came from the Hub; local files are named as such, not as XNLI's.
+    dataset_type = data[3:].split(":")[0] if data.startswith("hf:") else f"local:{Path(data).name}"
     out = []
     for lang, splits in results["results"].items():
         accuracy = (splits.get(split) or {}).get("accuracy")
@@ -283,8 +287,10 @@ def eval_results(results: dict[str, Any] | None, name: str) -> list:
             EvalResult(
                 task_type="text-classification",
                 task_name="Natural Language Inference",
-                dataset_type="facebook/xnli",
-                dataset_name=f"XNLI ({lang})",
+                dataset_type=dataset_type,
+                dataset_name=f"{suite.upper()} ({lang})"
+                if data.startswith("hf:")
+                else f"{suite}-format {data} ({lang})",
                 dataset_config=lang,
                 dataset_split=split,
                 metric_type="accuracy",

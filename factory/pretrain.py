@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import ConfigError, FactoryError
-from factory.outputs import fingerprint_file, staged_output, write_manifest
+from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
 from factory.presets import VocabSize, get_preset
 from factory.rtd import DEFAULT_RTD_LAMBDA, max_predictions
 
@@ -749,6 +749,7 @@ def export(run: Run, figures: dict[str, Any]) -> None:
     model.load_state_dict({k: v.float().cpu() for k, v in state.items()})
     out = Path(run.args.out)
     extra = {"pretraining": "rtd", "sharing": run.args.sharing, "rtd_lambda": run.args.rtd_lambda}
+    extra.update(data_provenance(Path(run.args.vocab), Path(run.args.shards) if run.args.shards else None))
     for name, net in (("discriminator", export_discriminator(model)), ("generator", export_generator(model))):
         net.config = net.config.replace(factory={**net.config.factory, **extra, "role": f"rtd-{name}", "emd": False})
         with staged_output(out / name, force=True) as tmp:
@@ -757,6 +758,20 @@ def export(run: Run, figures: dict[str, Any]) -> None:
                 if (Path(run.args.vocab) / file).is_file():
                     shutil.copy2(Path(run.args.vocab) / file, tmp / file)
             write_manifest(tmp, "pretrain", run.args.to_json(), role=name, **figures)
+
+
+def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
+    """Languages (from the vocabulary's manifest) and corpus sources (from the shards'), for the model card."""
+    out: dict[str, Any] = {}
+    vocab_manifest = read_manifest(vocab) or {}
+    langs = (vocab_manifest.get("arguments") or {}).get("langs")
+    if langs:
+        out["languages"] = [langs] if isinstance(langs, str) else list(langs)
+    shards_manifest = read_manifest(shards) if shards is not None else None
+    corpus = ((shards_manifest or {}).get("arguments") or {}).get("corpus")
+    if corpus:
+        out["corpus"] = list(corpus)
+    return out
 
 
 def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:

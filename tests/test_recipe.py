@@ -98,7 +98,12 @@ def test_demo_pipeline_small(tmp_path):
     assert {"en", "es", "de", "ru"} <= set(results["results"])
     assert (run_dir / "eval" / "xnli" / "results.md").is_file()
     assert list((run_dir / "eval" / "xnli").glob("*.png"))
-    assert "model-index" in (run_dir / "hub" / "README.md").read_text()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(run_dir / "hub" / "README.md")
+    assert card.data.language[:3] == ["multilingual", "en", "pt"]  # from the vocabulary, through pre-training
+    assert {r.dataset_config for r in card.data.eval_results} == {"en", "es", "de", "ru"}
+    assert all(r.dataset_type == "local:nli" for r in card.data.eval_results)  # local data is not called XNLI's
 
     # nothing changed: every step is skipped, quickly
     start = time.perf_counter()
