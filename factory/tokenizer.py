@@ -15,6 +15,7 @@ from factory.errors import FactoryError
 
 SPM_FILE = "spm.model"
 SPECIAL_TOKENS = {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2, "[UNK]": 3}
+MASK_TOKEN = "[MASK]"  # id = number of SentencePiece pieces
 
 
 class Tokenizer:

@@ -33,11 +33,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from factory.errors import FactoryError
+from factory.tokenizer import MASK_TOKEN, SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
 
-SPECIALS = {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2, "[UNK]": 3}
-MASK = "[MASK]"
+SPECIALS, MASK = SPECIAL_TOKENS, MASK_TOKEN
 # Unicode White_Space: what Rust's regex \s and char::is_whitespace match (tokenizers' Replace and Strip)
 WHITESPACE = [chr(c) for c in (9, 10, 11, 12, 13, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B))]
 WHITESPACE += [chr(c) for c in (0x2028, 0x2029, 0x202F, 0x205F, 0x3000)]

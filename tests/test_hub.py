@@ -16,15 +16,6 @@ from factory.outputs import write_manifest
 from factory.presets import PRESETS, VocabSize, count_parameters
 
 TOKEN = "hf_fakeTOKEN0123456789abcdefSECRET"
-SPECIALS = {
-    "bos_token": "[CLS]",
-    "eos_token": "[SEP]",
-    "unk_token": "[UNK]",
-    "sep_token": "[SEP]",
-    "pad_token": "[PAD]",
-    "cls_token": "[CLS]",
-    "mask_token": "[MASK]",
-}
 TRAIN_LANGS = ["en", "pt", "ru"]
 EVAL_LANGS = ["en", "pt", "ru", "zh"]
 PRETRAIN_FIGURES = {
@@ -46,20 +37,26 @@ def run(*args):
     return CliRunner().invoke(cli, ["publish", *(str(a) for a in args)])
 
 
-def write_tokenizer_files(folder):
-    """What `factory vocab` writes beside spm.model (minimal, correct for DeBERTa-v3)."""
-    config = {"tokenizer_class": "DebertaV2Tokenizer", "do_lower_case": False, "vocab_type": "spm"}
-    config.update(split_by_punct=False, model_max_length=512, **SPECIALS)
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-    (folder / "special_tokens_map.json").write_text(json.dumps(SPECIALS, indent=2))
+TOKENIZER_FILES = (
+    "spm.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "tokenizer.json",
+)
+
+
+def copy_tokenizer(tiny_vocab, folder):
+    """What `factory vocab` writes (the tiny_vocab fixture is built by it) goes beside the weights."""
+    for name in TOKENIZER_FILES:
+        shutil.copy(tiny_vocab / name, folder / name)
 
 
 def make_model_folder(folder, tiny_vocab, head="rtd", layers=2, seed=0, **factory):
     config = PRESETS["debug"].config(VocabSize.from_pieces(1000), num_hidden_layers=layers)
     config = config.replace(factory={**config.factory, "preset": "debug", **factory})
     save_model(build_model(config, head, seed=seed), folder)
-    shutil.copy(tiny_vocab / "spm.model", folder / "spm.model")
-    write_tokenizer_files(folder)
+    copy_tokenizer(tiny_vocab, folder)
     return folder
 
 
@@ -180,11 +177,13 @@ def test_staged_folder_loads_in_transformers(staged, tiny_vocab):
     staging, _ = staged
     assert sorted(p.name for p in staging.iterdir()) == [
         "README.md",
+        "added_tokens.json",
         "config.json",
         "generator",
         "model.safetensors",
         "special_tokens_map.json",
         "spm.model",
+        "tokenizer.json",
         "tokenizer_config.json",
     ]
     ours = Tokenizer.from_folder(staging)
@@ -311,8 +310,7 @@ def test_wrong_vocabulary_is_refused(family, tmp_path, tiny_vocab):
     folder = tmp_path / "m"
     config = PRESETS["debug"].config(VocabSize.from_pieces(2000))
     save_model(build_model(config, "none"), folder)
-    shutil.copy(tiny_vocab / "spm.model", folder / "spm.model")
-    write_tokenizer_files(folder)
+    copy_tokenizer(tiny_vocab, folder)
     line = _one_error_line(run(folder, "--repo-id", "me/x", "--dry-run"))
     assert "[MASK]=1000" in line and "[MASK]=2000" in line
     assert not (tmp_path / "m-hub").exists()  # validation runs before the staging folder is put in place
