@@ -117,3 +117,33 @@ def test_training_mode_gradients_match(tmp_path):
     for name, p in theirs.named_parameters():
         if name in g_ours and p.grad is not None:
             assert torch.allclose(g_ours[name].grad, p.grad, atol=1e-5), name
+
+
+@pytest.mark.parametrize("variant", [{}, {"pos_att_type": ("c2p",)}])
+def test_flex_attention_path_forward(variant, tmp_path, monkeypatch):
+    """The GPU path (FlexAttention gathers c2p/p2c per tile, no [B, nh, L, L] tensor), run here in its CPU
+    reference mode: same hidden states as transformers, with padding and beyond the position buckets."""
+    config = micro_config("xsmall", **variant)
+    ours = build_model(config, "mlm", seed=7)
+    save_model(ours, tmp_path)
+    theirs = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path).eval()
+    monkeypatch.setenv("FACTORY_ATTENTION", "flex")
+    for length in (7, 129, 300):
+        ids, mask = padded_batch(config.vocab_size, length, seed=length)
+        hidden, logits = _compare(ours, theirs, ids, mask)
+        assert hidden <= TOL and logits <= TOL, (length, hidden, logits)
+
+
+def test_attention_backend_choice(monkeypatch):
+    from factory.model.attention import use_flex
+
+    q = torch.zeros(1, 1, 4, 8)
+    monkeypatch.setenv("FACTORY_ATTENTION", "flex")
+    assert use_flex(q, dropout=0.0) and not use_flex(q, dropout=0.1)  # flex has no attention dropout
+    monkeypatch.setenv("FACTORY_ATTENTION", "auto")
+    assert not use_flex(q, dropout=0.0)  # CPU: the SDPA path
+    monkeypatch.setenv("FACTORY_ATTENTION", "sdpa")
+    assert not use_flex(q, dropout=0.0)
+    monkeypatch.setenv("FACTORY_ATTENTION", "fast")
+    with pytest.raises(ValueError, match="FACTORY_ATTENTION"):
+        use_flex(q, dropout=0.0)

@@ -14,8 +14,10 @@ softmax run inside one `scaled_dot_product_attention` call with c2p + p2c as its
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
+import torch.nn.attention
 import torch.nn.functional as F
 from torch import nn
 
@@ -58,6 +60,35 @@ def relative_indices(length: int, config: ModelConfig, device: torch.device) -> 
         return c2p, c2p.t().contiguous()
 
 
+BACKENDS = ("auto", "sdpa", "flex")
+
+
+def attention_backend() -> str:
+    """`FACTORY_ATTENTION`: sdpa (gathered bias + one SDPA call, everywhere), flex (FlexAttention, no
+    [B, nh, L, L] tensor; forward parity-tested on CPU, its CUDA backward not yet measured), or auto."""
+    backend = os.environ.get("FACTORY_ATTENTION", "auto")
+    if backend not in BACKENDS:
+        raise ValueError(f"FACTORY_ATTENTION={backend!r}; use one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def use_flex(q: torch.Tensor, dropout: float) -> bool:
+    """FlexAttention has no attention dropout, so training with dropout always takes the SDPA path; `auto`
+    takes flex only for CUDA inference until its backward has been checked on a GPU."""
+    backend = attention_backend()
+    if backend == "sdpa" or dropout > 0 or not hasattr(torch.nn.attention, "flex_attention"):
+        return False
+    return backend == "flex" or (q.is_cuda and not torch.is_grad_enabled())
+
+
+@functools.cache
+def flex_attention_fn(compiled: bool):
+    """flex_attention, compiled for GPUs (where it becomes one fused kernel); eager (a reference) on CPU."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False) if compiled else flex_attention
+
+
 class DisentangledSelfAttention(nn.Module):
     """Multi-head attention with c2p + p2c relative terms; parameter names are HF's."""
 
@@ -88,39 +119,67 @@ class DisentangledSelfAttention(nn.Module):
     def forward(
         self,
         hidden: torch.Tensor,  # (B, L, H)
-        pad_mask: torch.Tensor | None,  # (B, 1, L, L) bool, True = attend; None = no padding
+        mask: torch.Tensor | None,  # (B, L) bool, True = real token; None = no padding
         rel_embeddings: torch.Tensor | None,  # (2·span, H), already LayerNorm'd
     ) -> torch.Tensor:
         q = self._heads(self.query_proj(hidden))  # (B, nh, L, d)
         k = self._heads(self.key_proj(hidden))
         v = self._heads(self.value_proj(hidden))
-        bias = self.relative_bias(q, k, rel_embeddings) if (self.c2p or self.p2c) else None
-        if pad_mask is not None:
-            # HF semantics: masked scores become finfo.min, so a fully padded query row attends uniformly.
-            if bias is None:
-                bias = torch.zeros(pad_mask.shape, dtype=q.dtype, device=q.device)
-            bias = bias.masked_fill(~pad_mask, torch.finfo(q.dtype).min)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout_p if self.training else 0.0, scale=self.scale
-        )  # (B, nh, L, d)
-        return out.transpose(1, 2).flatten(2)  # (B, L, H)
+        c2p, p2c = self.relative_scores(q, k, rel_embeddings)
+        dropout = self.dropout_p if self.training else 0.0
+        if use_flex(q, dropout):
+            out = self._flex(q, k, v, c2p, p2c, mask)
+        else:
+            out = self._sdpa(q, k, v, c2p, p2c, mask, dropout)
+        return out.transpose(1, 2).flatten(2)  # (B, nh, L, d) -> (B, L, H)
 
-    def relative_bias(self, q: torch.Tensor, k: torch.Tensor, rel_embeddings: torch.Tensor) -> torch.Tensor:
-        """c2p + p2c as one (B, nh, L, L) additive bias, already divided by s."""
-        batch, heads, length, _ = q.shape
-        c2p_idx, p2c_idx = relative_indices(length, self.config, q.device)
-        shape = (batch, heads, length, length)
-        rel = self.pos_dropout(rel_embeddings)
-        bias = None
+    def relative_scores(self, q: torch.Tensor, k: torch.Tensor, rel_embeddings: torch.Tensor | None):
+        """Queries against the projected relative keys and keys against the projected relative queries,
+        (B, nh, L, 2·span) each and already divided by s; None for a term the config leaves out."""
+        rel = self.pos_dropout(rel_embeddings) if (self.c2p or self.p2c) else None
+        c2p = p2c = None
         if self.c2p:
             proj = self.key_proj if self.config.share_att_key else self.pos_key_proj
             pos_key = self._heads(proj(rel))  # (nh, 2·span, d)
-            scores = torch.matmul(q, pos_key.transpose(-1, -2))  # (B, nh, L, 2·span)
-            bias = torch.gather(scores, -1, c2p_idx.expand(shape))  # (B, nh, L, L)
+            c2p = torch.matmul(q, pos_key.transpose(-1, -2)) * self.scale
         if self.p2c:
             proj = self.query_proj if self.config.share_att_key else self.pos_query_proj
             pos_query = self._heads(proj(rel))  # (nh, 2·span, d)
-            scores = torch.matmul(k, pos_query.transpose(-1, -2))  # (B, nh, L_k, 2·span)
-            p2c = torch.gather(scores, -1, p2c_idx.expand(shape)).transpose(-1, -2)
-            bias = p2c if bias is None else bias + p2c
-        return bias * self.scale
+            p2c = torch.matmul(k, pos_query.transpose(-1, -2)) * self.scale
+        return c2p, p2c
+
+    def _sdpa(self, q, k, v, c2p, p2c, mask, dropout: float) -> torch.Tensor:
+        """Gather c2p + p2c into one (B, nh, L, L) float mask for a single fused attention call."""
+        batch, heads, length, _ = q.shape
+        c2p_idx, p2c_idx = relative_indices(length, self.config, q.device)
+        shape = (batch, heads, length, length)
+        bias = None
+        if c2p is not None:
+            bias = torch.gather(c2p, -1, c2p_idx.expand(shape))
+        if p2c is not None:
+            term = torch.gather(p2c, -1, p2c_idx.expand(shape)).transpose(-1, -2)
+            bias = term if bias is None else bias + term
+        if mask is not None:
+            # HF semantics: masked scores become finfo.min, so a fully padded query row attends uniformly.
+            pairs = mask[:, None, :, None] & mask[:, None, None, :]  # (B, 1, L, L)
+            if bias is None:
+                bias = torch.zeros(pairs.shape, dtype=q.dtype, device=q.device)
+            bias = bias.masked_fill(~pairs, torch.finfo(q.dtype).min)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=self.scale)
+
+    def _flex(self, q, k, v, c2p, p2c, mask) -> torch.Tensor:
+        """The same scores with no (B, nh, L, L) tensor: FlexAttention gathers c2p/p2c inside each tile."""
+        idx = relative_indices(q.shape[-2], self.config, q.device)[0]
+        low = torch.finfo(q.dtype).min
+
+        def score_mod(score, b, h, qi, ki):
+            r = idx[qi, ki]
+            if c2p is not None:
+                score = score + c2p[b, h, qi, r]
+            if p2c is not None:
+                score = score + p2c[b, h, ki, r]
+            if mask is not None:
+                score = torch.where(mask[b, qi] & mask[b, ki], score, low)
+            return score
+
+        return flex_attention_fn(q.is_cuda)(q, k, v, score_mod=score_mod, scale=self.scale)

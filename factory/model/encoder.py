@@ -80,8 +80,8 @@ class Attention(nn.Module):
         self.self = DisentangledSelfAttention(config)
         self.output = ResidualNorm(config.hidden_size, config)
 
-    def forward(self, x, pad_mask, rel_embeddings):
-        return self.output(self.self(x, pad_mask, rel_embeddings), x)
+    def forward(self, x, mask, rel_embeddings):
+        return self.output(self.self(x, mask, rel_embeddings), x)
 
 
 class Intermediate(nn.Module):
@@ -101,8 +101,8 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = ResidualNorm(config.intermediate_size, config)
 
-    def forward(self, x, pad_mask, rel_embeddings):
-        x = self.attention(x, pad_mask, rel_embeddings)
+    def forward(self, x, mask, rel_embeddings):
+        x = self.attention(x, mask, rel_embeddings)
         return self.output(self.intermediate(x), x)
 
 
@@ -146,15 +146,13 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> list[torch.Tensor]:
         """Returns every layer's output (the EMD needs the second to last)."""
-        # (B, L) -> (B, 1, L, L): query i may attend key j iff both are real tokens, as HF.
-        pad_mask = None if mask is None else (mask[:, None, :, None] & mask[:, None, None, :])
         rel = self.rel_table()
         embedded, outputs = x, []
         for i, layer in enumerate(self.layer):
             if self.gradient_checkpointing and self.training:
-                x = checkpoint(layer, x, pad_mask, rel, use_reentrant=False)
+                x = checkpoint(layer, x, mask, rel, use_reentrant=False)
             else:
-                x = layer(x, pad_mask, rel)
+                x = layer(x, mask, rel)
             if i == 0 and hasattr(self, "conv"):
                 x = self.conv(embedded, x, mask if mask is not None else torch.ones_like(x[..., 0]).bool())
             outputs.append(x)
