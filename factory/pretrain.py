@@ -371,7 +371,8 @@ def rtd_step(model, optimizer, ids: torch.Tensor, rtd_lambda: float = DEFAULT_RT
     mlm = out.mlm_loss_sum / out.masked.clamp(min=1)
     rtd = out.rtd_loss_sum / out.tokens.clamp(min=1)
     (mlm + rtd_lambda * rtd).backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+    for group in model.clip_groups():
+        torch.nn.utils.clip_grad_norm_(group, CLIP)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return float(mlm.detach()), float(rtd.detach())
@@ -659,7 +660,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
             loss = out.mlm_loss_sum / masked_total + run.args.rtd_lambda * out.rtd_loss_sum / tokens_total
             acc.backward(loss * plan.processes)
         stats += torch.stack([getattr(out, k).detach().double() for k in STAT_KEYS])
-    grad_norm = acc.clip_grad_norm_(run.model.parameters(), CLIP)
+    grad_norm = clip_gradients(acc, run.model)
     stats = acc.reduce(stats, reduction="sum")
     values = dict(zip(STAT_KEYS, stats.tolist(), strict=True))
     values["grad_norm"] = float(grad_norm)
@@ -674,6 +675,17 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     run.schedule.step()
     run.optimizer.zero_grad(set_to_none=True)
     return values
+
+
+def clip_gradients(acc, model) -> float:
+    """Clip each of the RTD model's groups to CLIP on its own; returns the overall norm (for the log).
+    FSDP can only clip the whole sharded model, so there it falls back to one global clip."""
+    from accelerate.utils import DistributedType
+
+    if acc.distributed_type == DistributedType.FSDP:
+        return float(acc.clip_grad_norm_(model.parameters(), CLIP))
+    norms = [float(acc.clip_grad_norm_(group, CLIP)) for group in acc.unwrap_model(model).clip_groups()]
+    return math.sqrt(sum(n * n for n in norms))
 
 
 def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:

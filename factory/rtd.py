@@ -145,6 +145,17 @@ class RTDModel(nn.Module):
         if sharing == "gdes":
             self.embedding_delta = nn.Parameter(torch.zeros(config.vocab_size, config.hidden_size))  # E_delta
 
+    def clip_groups(self) -> list[list[nn.Parameter]]:
+        """Parameter groups whose gradients are clipped separately. The official decoupled training steps the
+        generator and the discriminator with their own optimizers (SPEC.md §5), so lambda·RTD's large
+        gradients never shrink the generator's update: generator | discriminator (+ delta). Under es one
+        table takes both losses (the paper's joint loss), so there is one group."""
+        if self.sharing == "es":
+            return [list(self.parameters())]
+        generator = list(self.generator.parameters())
+        mine = {id(p) for p in generator}
+        return [generator, [p for p in self.parameters() if id(p) not in mine]]
+
     def generator_embedding(self) -> torch.Tensor:
         return self.generator.deberta.embeddings.word_embeddings.weight  # (V, H)
 

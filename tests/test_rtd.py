@@ -136,3 +136,33 @@ def test_bench_api_builds_and_steps():
 def test_unknown_sharing():
     with pytest.raises(ValueError, match="sharing"):
         RTDModel(micro_config(), 1, "shared")
+
+
+@pytest.mark.parametrize("sharing, groups", [("gdes", 2), ("nes", 2), ("es", 1)])
+def test_clip_groups_split_generator_from_discriminator(sharing, groups):
+    """Decoupled as the official training: lambda * RTD gradients must not shrink the generator's clip."""
+    model = RTDModel(micro_config(), 1, sharing)
+    split = model.clip_groups()
+    assert len(split) == groups
+    ids = [id(p) for group in split for p in group]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))  # a partition of every parameter
+    if groups == 2:
+        assert {id(p) for p in model.generator.parameters()} == {id(p) for p in split[0]}
+
+
+def test_generator_update_is_independent_of_the_rtd_weight():
+    """With the groups clipped apart, the generator's gradient after clipping is the same for lambda 1 and 1000."""
+    import torch.nn.utils as nn_utils
+
+    def generator_grads(rtd_lambda: float):
+        torch.manual_seed(0)
+        model = RTDModel(micro_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0), 1, "gdes")
+        ids = batch()
+        noise = make_step_noise(ids, model.mask_id, 0, 0, 0)
+        out = model(ids, noise.masked, noise.uniforms)
+        (out.mlm_loss_sum / out.masked + rtd_lambda * out.rtd_loss_sum / out.tokens).backward()
+        for group in model.clip_groups():
+            nn_utils.clip_grad_norm_(group, 1.0)
+        return torch.cat([p.grad.flatten() for p in model.generator.parameters() if p.grad is not None])
+
+    assert torch.allclose(generator_grads(1.0), generator_grads(1000.0), atol=1e-6)
