@@ -18,4 +18,4 @@ class ModelFolderError(FactoryError):
 
 
 class OutputExistsError(FactoryError):
-    """An output folder that already holds something we would overwrite."""
+    """An output folder we must not overwrite (without --force) or cannot write."""

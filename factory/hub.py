@@ -595,36 +595,33 @@ def stage_folder(facts: Facts, model_dir: Path, staging: Path, tokenizer_dir: Pa
             for src in gen_files:
                 shutil.copy2(src, tmp / GENERATOR_DIR / src.name)
         card.save(tmp / CARD)
-        validate_staging(tmp, facts)  # inside: a folder that fails is removed, never left looking complete
+        validate_staging(
+            tmp, facts, model_dir, generator_dir
+        )  # inside: a folder that fails is removed, never left looking complete
     return card
 
 
-def validate_staging(staging: Path, facts: Facts) -> None:
+def validate_staging(staging: Path, facts: Facts, model_dir: Path, generator_dir: Path | None = None) -> None:
     """Prove the folder works before any network call: model, tokenizer, generator and card."""
     from factory.export import load_model
 
-    _validate_model(staging, load_model)
+    _validate_model(staging, load_model, model_dir)
     if facts.generator is not None:
-        _validate_model(staging / GENERATOR_DIR, load_model)
+        _validate_model(staging / GENERATOR_DIR, load_model, generator_dir or staging / GENERATOR_DIR)
     _validate_card(staging / CARD, facts)
 
 
-def _validate_model(folder: Path, load_model) -> None:
+def _validate_model(folder: Path, load_model, shown: Path) -> None:
+    """`folder` is the staging copy; errors name `shown`, the folder the user gave."""
+    from factory.errors import ModelFolderError
     from factory.tokenizer import Tokenizer
 
-    model = load_model(folder)  # config.json is deberta-v2 and the weights fit it (ModelFolderError otherwise)
+    try:
+        model = load_model(folder)  # config.json is deberta-v2 and the weights fit it
+    except ModelFolderError as e:
+        raise ModelFolderError(str(e).replace(str(folder), str(shown))) from None
     tokenizer = Tokenizer.from_folder(folder)  # special ids [PAD]=0 [CLS]=1 [SEP]=2 [UNK]=3
-    expected_mask = model.config.factory.get("mask_token_id")
-    if expected_mask is not None and expected_mask != tokenizer.mask_id:
-        raise FactoryError(
-            f"{folder}: the tokenizer has {tokenizer.num_pieces} pieces ([MASK]={tokenizer.mask_id}) but the model was "
-            f"built for [MASK]={expected_mask}; pass --tokenizer with the vocabulary the model was trained with"
-        )
-    if model.config.vocab_size < len(tokenizer):
-        raise FactoryError(
-            f"{folder}: the tokenizer needs {len(tokenizer)} embedding rows but the model has "
-            f"{model.config.vocab_size}; pass --tokenizer with the vocabulary the model was trained with"
-        )
+    tokenizer.check_fits(model.config, shown, "pass --tokenizer with the vocabulary the model was trained with")
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
         try:
             json.loads((folder / name).read_text())

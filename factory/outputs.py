@@ -40,8 +40,11 @@ def staged_output(path: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     check_output(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    except OSError as e:
+        raise OutputExistsError(f"cannot write --out {path} ({e.strerror or e}); pick a folder you can write") from None
     try:
         yield tmp
     except BaseException:

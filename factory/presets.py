@@ -66,6 +66,7 @@ PUBLISHED_BACKBONE_M = {"xsmall": 22, "small": 44, "base": 86, "large": 304, "xl
 # [MASK] (HF #12428, 128100 rows for 128k); DeBERTina's 32k follows v3; mDeBERTa has 251000 rows.
 PUBLISHED_ROWS = {32_000: 32_100, 128_000: 128_100, 250_000: 251_000}
 MIN_PIECES = 1000
+MAX_PIECES = 2_000_000  # 8x mDeBERTa's 250k; beyond this an embedding table is a typo, not a vocabulary
 
 
 def get_preset(name: str) -> Preset:
@@ -93,6 +94,8 @@ class VocabSize:
         pieces = int(match.group(1)) * (1000 if match.group(2) else 1)
         if pieces < MIN_PIECES:
             raise ConfigError(f"vocab size {pieces} is too small; use at least {MIN_PIECES} (e.g. 2k for tests)")
+        if pieces > MAX_PIECES:
+            raise ConfigError(f"vocab size {pieces:,} is too large; use at most {MAX_PIECES:,} (mDeBERTa has 250k)")
         return cls.from_pieces(pieces, layout)
 
     @classmethod

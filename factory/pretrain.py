@@ -36,6 +36,7 @@ from factory.errors import ConfigError, FactoryError
 from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
 from factory.presets import VocabSize, get_preset
 from factory.rtd import DEFAULT_RTD_LAMBDA, max_predictions
+from factory.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -595,6 +596,7 @@ def setup(args: TrainArgs) -> Run:
 
     if args.vocab is None:
         raise ConfigError("give --vocab (the folder with spm.model the shards were made with)")
+    Tokenizer.from_folder(args.vocab)  # a missing or broken vocabulary: one line, before anything is written
     check_trackers(args.log_with)
     shards = open_shards(args)
     plan = make_plan(args, shards.seq_len)

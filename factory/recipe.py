@@ -69,11 +69,13 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
     if not path.is_file():
         raise RecipeError(f"recipe {path} not found; see recipes/ for the ones that ship")
     try:
-        recipe = yaml.safe_load(path.read_text()) or {}
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path} is not a text file; a recipe is YAML (see recipes/*.yaml)") from None
     except yaml.YAMLError as e:
         raise RecipeError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(recipe, dict):
-        raise RecipeError(f"{path} must be a mapping with 'name' and 'steps'")
+        raise RecipeError(f"{path} must be a mapping with 'name' and 'steps' (see recipes/demo.yaml)")
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -82,6 +84,8 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
     unknown = set(recipe) - TOP_KEYS
     if unknown:
         raise RecipeError(f"{path}: unknown key(s) {sorted(unknown)}; a recipe has {sorted(TOP_KEYS)}")
+    if not recipe.get("steps"):
+        raise RecipeError(f"{path} has no 'steps'; a recipe names at least one of {', '.join(STEPS)}")
     unknown = set(recipe.get("steps") or {}) - set(STEPS)
     if unknown:
         raise RecipeError(f"{path}: unknown step(s) {sorted(unknown)}; steps are {', '.join(STEPS)}")

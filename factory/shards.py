@@ -185,8 +185,8 @@ def build_shards(
     if not corpus:
         raise FactoryError("no --corpus given; pass text files, folders or hf:NAME datasets")
     for source in corpus:
-        if not Source.parse(source).is_hub:
-            next(read_source(Source.parse(source), text_field), None)  # fail on a bad path before any work
+        if not Source.parse(source).is_hub and next(read_source(Source.parse(source), text_field), None) is None:
+            raise FactoryError(f"--corpus {source} holds no text; give files with at least one document")
     with staged_output(out, force) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".cache-") as cache:
         packer, writer = Packer(seq_len), ShardWriter(tmp, seq_len, rows_per_shard)
         for source in corpus:

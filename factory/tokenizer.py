@@ -25,7 +25,13 @@ class Tokenizer:
         import sentencepiece as spm
 
         self.path = Path(model_file)
-        self.sp = spm.SentencePieceProcessor(model_file=str(self.path))
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=str(self.path))
+        except (OSError, RuntimeError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise FactoryError(
+                f"{self.path} is not a SentencePiece model ({first[:120]}); rebuild it with `factory vocab`"
+            ) from None
         for piece, idx in SPECIAL_TOKENS.items():
             if self.sp.id_to_piece(idx) != piece:
                 raise FactoryError(
@@ -40,6 +46,19 @@ class Tokenizer:
         if not path.is_file():
             raise FactoryError(f"{folder} has no {SPM_FILE}; point at a vocabulary made by `factory vocab`")
         return cls(path)
+
+    def check_fits(
+        self, config, where: Path | str, hint: str = "use the vocabulary the model was trained with"
+    ) -> None:
+        """Refuse a model whose embedding was not built for this vocabulary (e.g. spm.model of another run):
+        [MASK] must sit where the model expects it (when the config records it) and inside the embedding."""
+        expected = config.factory.get("mask_token_id")
+        if (expected is not None and expected != self.mask_id) or config.vocab_size < len(self):
+            built = f"[MASK]={expected}, " if expected is not None else ""
+            raise FactoryError(
+                f"{where}: the tokenizer has {self.num_pieces:,} pieces ([MASK]={self.mask_id}) but the model was "
+                f"built for {built}{config.vocab_size:,} embedding rows; {hint}"
+            )
 
     @property
     def num_pieces(self) -> int:

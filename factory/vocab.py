@@ -392,8 +392,11 @@ def load_spec(path: Path) -> dict:
 
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise FactoryError(f"--spec {path}: cannot read it ({e})") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise FactoryError(f"--spec {path}: cannot read it as YAML ({first}); see vocab/*.yaml") from None
+    if not isinstance(data, dict):
+        raise FactoryError(f"--spec {path}: a spec is a mapping (languages, size, corpus ...); see vocab/*.yaml")
     fields = set(VocabArgs.__dataclass_fields__)
     out = {}
     for key, value in data.items():

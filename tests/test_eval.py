@@ -32,7 +32,7 @@ def nli_model(tmp_path_factory):
     import sentencepiece as spm
 
     from factory.model import build_model, save_model
-    from tests.conftest import micro_config
+    from factory.presets import PRESETS, VocabSize
 
     folder = tmp_path_factory.mktemp("nli_model")
     texts = [t for row in _rows(DEMO / "train.jsonl") for t in (row["premise"], row["hypothesis"])]
@@ -53,7 +53,8 @@ def nli_model(tmp_path_factory):
         num_threads=2,
         minloglevel=2,
     )
-    save_model(build_model(micro_config(), "none", seed=0), folder)
+    config = PRESETS["debug"].config(VocabSize.from_pieces(300), num_hidden_layers=2)  # the vocabulary above
+    save_model(build_model(config, "none", seed=0), folder)
     return folder
 
 

@@ -210,8 +210,12 @@ def test_shards_from_another_vocabulary(tiny_vocab, shards, tmp_path):
 
     other = tmp_path / "other"
     shutil.copytree(tiny_vocab, other)
-    with open(other / "spm.model", "ab") as f:
-        f.write(b"\n")  # a different file: another fingerprint
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString((other / "spm.model").read_bytes())
+    proto.pieces[10].score += 0.5  # a valid vocabulary of the same size, but another one (another fingerprint)
+    (other / "spm.model").write_bytes(proto.SerializeToString())
     one_line_error(invoke(args(other, shards, tmp_path / "r", "--max-steps", "1")), "another vocabulary")
     assert not (tmp_path / "r").exists()
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from factory.commands import Number
+
 PRESET_NAMES = ["debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge"]  # == presets.PRESETS
 
 
@@ -68,11 +70,15 @@ def shards(
 @click.option("--seq-len", type=click.IntRange(min=8), help="Sequence length [default: the shards'; 512 for --corpus].")
 @click.option("--batch", type=click.IntRange(min=1), default=8192, show_default=True, help="Global batch (sequences).")
 @click.option("--micro-batch", type=click.IntRange(min=1), help="Sequences per process per forward [default: <= 32].")
-@click.option("--lr", type=float, help="Peak learning rate [default: 5e-4 base/small/xsmall, 3e-4 large].")
+@click.option(
+    "--lr", type=Number(0, low_open=True), help="Peak learning rate [default: 5e-4 base/small/xsmall, 3e-4 large]."
+)
 @click.option("--warmup", type=click.IntRange(min=0), help="Warm-up steps [default: 10k, at most 10% of the run].")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Optimizer steps [default: 500k, the paper's].")
-@click.option("--tokens", type=float, help="Train for this many tokens instead (e.g. 1e9).")
-@click.option("--rtd-lambda", type=float, default=50.0, show_default=True, help="Weight of the RTD loss (paper 50).")
+@click.option("--tokens", type=Number(0, low_open=True), help="Train for this many tokens instead (e.g. 1e9).")
+@click.option(
+    "--rtd-lambda", type=Number(0), default=50.0, show_default=True, help="Weight of the RTD loss (paper 50)."
+)
 @click.option(
     "--sharing",
     type=click.Choice(["gdes", "es", "nes"]),
@@ -105,10 +111,22 @@ def shards(
 @click.option("--log-with", multiple=True, help="Accelerate tracker(s): tensorboard, wandb, ... (train.jsonl always).")
 @click.option("--resume", help="auto (the latest checkpoint in --out, if any) or a checkpoint folder.")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in backward (large presets).")
-@click.option("--peak-tflops", type=float, help="Peak TFLOP/s per device for MFU [default: from the GPU name].")
+@click.option(
+    "--peak-tflops", type=Number(0, low_open=True), help="Peak TFLOP/s per device for MFU [default: from the GPU name]."
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan (parameters, FLOPs, memory, time) and stop.")
-@click.option("--assume-tflops", type=float, default=100.0, show_default=True, help="Dry run: achieved TFLOP/s.")
-@click.option("--assume-tokens-per-s", type=float, help="Dry run: achieved tokens/s (instead of --assume-tflops).")
+@click.option(
+    "--assume-tflops",
+    type=Number(0, low_open=True),
+    default=100.0,
+    show_default=True,
+    help="Dry run: achieved TFLOP/s.",
+)
+@click.option(
+    "--assume-tokens-per-s",
+    type=Number(0, low_open=True),
+    help="Dry run: achieved tokens/s (instead of --assume-tflops).",
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (checkpoints, logs, exports).")
 @click.option("--force", is_flag=True, help="Start over in an --out that holds an earlier run.")
 def pretrain(shards_dir: Path | None, corpus: tuple[str, ...], dry_run: bool, **options) -> None:

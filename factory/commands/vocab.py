@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from factory.commands import Number
+
 # option name -> VocabArgs field, for options a --spec file may also set (flags win over the spec)
 _SPEC_OPTIONS = [
     "size",
@@ -34,14 +36,19 @@ _SPEC_OPTIONS = [
 @click.option(
     "--size", default=None, help="SentencePiece pieces, specials included: 32k, 128k, 250k or a number.  [default: 32k]"
 )
-@click.option("--alpha", type=float, default=None, help="Language sampling p_i ∝ n_i^alpha.  [default: 0.3]")
+@click.option("--alpha", type=Number(0, 1), default=None, help="Language sampling p_i ∝ n_i^alpha.  [default: 0.3]")
 @click.option(
     "--max-sentences", type=click.IntRange(min=1), default=None, help="Documents fed to SentencePiece.  [default: 10M]"
 )
 @click.option(
     "--model-type", type=click.Choice(["unigram", "bpe"]), default=None, help="SentencePiece model.  [default: unigram]"
 )
-@click.option("--character-coverage", type=float, default=None, help="0.9995 (default); 1.0 for small alphabets.")
+@click.option(
+    "--character-coverage",
+    type=Number(0, 1, low_open=True),
+    default=None,
+    help="0.9995 (default); 1.0 for small alphabets.",
+)
 @click.option(
     "--byte-fallback/--no-byte-fallback",
     default=None,

@@ -41,7 +41,18 @@ class Example:
 
 
 def read_rows(path: Path) -> list[dict]:
-    """The rows of one jsonl / tsv / parquet file as dicts."""
+    """The rows of one jsonl / tsv / parquet file as dicts; an unreadable file is one clear error."""
+    import pyarrow as pa
+
+    try:
+        return _read_rows(path)
+    except UnicodeDecodeError:
+        raise FactoryError(f"{path} is not UTF-8 text (a binary file?); give jsonl, tsv or parquet") from None
+    except (OSError, pa.ArrowException) as e:
+        raise FactoryError(f"cannot read {path} ({str(e).splitlines()[0][:120]}); check the file") from None
+
+
+def _read_rows(path: Path) -> list[dict]:
     ext = path.name.rsplit(".", 1)[-1]
     if ext == "jsonl":
         rows = []

@@ -62,11 +62,12 @@ def check_model(folder: Path) -> None:
     """A deberta-v2 folder with spm.model: checked before any data is read."""
     import factory.model  # noqa: F401  (before factory.export: importing that one first is circular)
     from factory.export import read_config
-    from factory.tokenizer import SPM_FILE
+    from factory.tokenizer import SPM_FILE, Tokenizer
 
-    read_config(folder)  # ModelFolderError for a missing folder, no config.json, or another model type
+    config = read_config(folder)  # ModelFolderError for a missing folder, no config.json, or another model type
     if not (folder / SPM_FILE).is_file():
         raise FactoryError(f"{folder} has no {SPM_FILE}; copy the vocabulary's spm.model into the model folder")
+    Tokenizer.from_folder(folder).check_fits(config, folder)
 
 
 def make_accelerator(precision: str):

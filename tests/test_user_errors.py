@@ -1,0 +1,104 @@
+"""User mistakes found in review, across commands: each is one `Error:` line, exit code 2, no traceback,
+and no output folder left behind."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from factory.cli import cli
+
+DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo"
+
+
+def one_error_line(args, out: Path | None = None) -> str:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    if out is not None:
+        assert not out.exists() or not any(out.iterdir()), f"{out} was left behind"
+    return lines[0]
+
+
+@pytest.fixture
+def files(tmp_path):
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(bytes(range(256)) * 8)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- en\n- pt\n")
+    return {"binary": binary, "empty": empty, "list": listed}
+
+
+def test_vocab_mistakes(files, tmp_path):
+    out = tmp_path / "v"
+    corpus = DEMO / "corpus" / "en.txt"
+    assert "cannot read it as YAML" in one_error_line(["vocab", "--spec", files["binary"], "--out", out], out)
+    assert "a spec is a mapping" in one_error_line(["vocab", "--spec", files["list"], "--out", out], out)
+    for alpha in ("nan", "-1", "2"):
+        line = one_error_line(["vocab", "--corpus", corpus, "--lang", "en", "--alpha", alpha, "--out", out], out)
+        assert "--alpha" in line
+
+
+def test_shards_mistakes(files, tiny_vocab, tmp_path):
+    out = tmp_path / "s"
+    line = one_error_line(["shards", "--vocab", tiny_vocab, "--corpus", files["empty"], "--out", out], out)
+    assert "holds no text" in line
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_vocab, broken)
+    (broken / "spm.model").write_bytes(b"not a model")
+    line = one_error_line(["shards", "--vocab", broken, "--corpus", DEMO / "corpus" / "en.txt", "--out", out], out)
+    assert "not a SentencePiece model" in line
+
+
+def test_pretrain_mistakes(tiny_vocab, tmp_path):
+    out = tmp_path / "p"
+    line = one_error_line(["pretrain", "--vocab", tmp_path / "nowhere", "--shards", tmp_path, "--out", out], out)
+    assert "spm.model" in line
+    for flag, value in (("--lr", "-1"), ("--lr", "0"), ("--rtd-lambda", "nan"), ("--tokens", "inf")):
+        line = one_error_line(["pretrain", "--vocab", tiny_vocab, "--shards", tmp_path, flag, value, "--out", out], out)
+        assert flag in line
+
+
+def test_run_mistakes(files, tmp_path):
+    assert "not a text file" in one_error_line(["run", files["binary"]])
+    assert "has no 'steps'" in one_error_line(["run", files["empty"]])
+    assert not Path("runs/empty").exists()
+
+
+def test_init_mistakes(tmp_path):
+    assert "too large" in one_error_line(["init", "--vocab-size", "999999999999", "--out", tmp_path / "i"])
+    assert "too large" in one_error_line(["presets", "--vocab-size", "100000000000"])
+    assert "cannot write --out" in one_error_line(["init", "--preset", "debug", "--vocab-size", "1k",
+                                                   "--out", "/proc/factory-test/x"])  # fmt: skip
+
+
+def test_eval_refuses_a_vocabulary_the_model_was_not_built_for(tiny_vocab, tmp_path):
+    from factory.model import build_model, save_model
+    from factory.presets import PRESETS, VocabSize
+
+    model = tmp_path / "m"
+    save_model(build_model(PRESETS["debug"].config(VocabSize.from_pieces(2000)), "none"), model)
+    shutil.copy(tiny_vocab / "spm.model", model / "spm.model")  # 1000 pieces
+    out = tmp_path / "e"
+    line = one_error_line(["eval", "xnli", "--model", model, "--data", DEMO / "nli", "--out", out], out)
+    assert "[MASK]=1000" in line and "[MASK]=2000" in line
+
+
+def test_eval_data_that_is_not_text(tiny_vocab, tmp_path, files):
+    from factory.model import build_model, save_model
+    from factory.presets import PRESETS, VocabSize
+
+    model = tmp_path / "m"
+    save_model(build_model(PRESETS["debug"].config(VocabSize.from_pieces(1000)), "none"), model)
+    shutil.copy(tiny_vocab / "spm.model", model / "spm.model")
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "validation", "test"):
+        shutil.copy(files["binary"], data / f"{split}.jsonl")
+    out = tmp_path / "e"
+    line = one_error_line(["eval", "xnli", "--model", model, "--data", data, "--out", out], out)
+    assert "not UTF-8" in line
