@@ -438,7 +438,7 @@ PRETRAIN_FIGURES: list[tuple[str, tuple[str, ...], Any, str]] = [
     ("Steps", ("steps", "global_step", "steps_done", "max_steps"), int, "{:,}"),
     ("Tokens seen", ("tokens", "tokens_seen", "train_tokens"), int, "{:,}"),
     ("Precision", ("mixed_precision", "precision"), str, "{}"),
-    ("Hardware", ("hardware", "devices", "device"), str, "{}"),
+    ("Hardware", ("hardware_summary", "hardware", "devices", "device"), str, "{}"),
     ("Wall time", ("wall_time_s", "wall_seconds", "elapsed_s", "train_time_s", "duration_s"), (int, float), "time"),
     ("Final generator (MLM) loss", ("generator_loss", "gen_loss", "mlm_loss"), (int, float), "{:.4f}"),
     ("Final discriminator (RTD) loss", ("rtd_loss", "discriminator_loss", "disc_loss"), (int, float), "{:.4f}"),
@@ -480,19 +480,21 @@ def _results(facts: Facts) -> str:
 
     ours = [(res["results"][lang].get(split) or {}) for lang in langs]
     avg = (res.get("average") or {}).get(split) or {}
-    avg_text = cell(avg.get("accuracy")) + (f" ± {avg['std']:.1f}" if isinstance(avg.get("std"), (int, float)) else "")
+    runs = res.get("runs")
+    several = isinstance(runs, int) and runs > 1  # a standard deviation over one run says nothing
+    std = avg.get("std")
+    avg_text = cell(avg.get("accuracy")) + (f" ± {std:.1f}" if several and isinstance(std, (int, float)) else "")
     rows = [f"| **{facts.name}** | {avg_text} | " + " | ".join(cell(r.get("accuracy")) for r in ours) + " |"]
     for model, ref in (res.get("references") or {}).items():
         rows.append(
             f"| {model} (published) | {cell(ref.get('avg'))} | " + " | ".join(cell(ref.get(x)) for x in langs) + " |"
         )
-    runs = res.get("runs")
-    seeds = res.get("seeds")
+    seeds = res.get("seeds") or []
     how = (
         f"Zero-shot cross-lingual transfer: fine-tuned on {res.get('train_language', 'en')} only and evaluated on the "
         f"{'validation (dev)' if split == 'validation' else split} set of each language; accuracy in %"
-        + (f", mean over {runs} runs" if isinstance(runs, int) else "")
-        + (f" (seeds {', '.join(map(str, seeds))})" if seeds else "")
+        + (f", mean ± std over {runs} runs (seeds {', '.join(map(str, seeds))})" if several else "")
+        + (f", one run (seed {seeds[0]})" if not several and len(seeds) == 1 else "")
         + ". Published rows are the numbers reported by their authors (the avg column is theirs, over all 15 "
         "languages)."
     )

@@ -476,8 +476,10 @@ def hardware() -> dict[str, Any]:
     import torch
 
     if torch.cuda.is_available():
-        return {"device": torch.cuda.get_device_name(0), "count": torch.cuda.device_count(), "kind": "cuda"}
-    return {"device": platform.processor() or platform.machine(), "count": os.cpu_count(), "kind": "cpu"}
+        name, count = torch.cuda.get_device_name(0), torch.cuda.device_count()
+        return {"device": name, "count": count, "kind": "cuda", "hardware_summary": f"{count} x {name}"}
+    name, count = platform.processor() or platform.machine(), os.cpu_count()
+    return {"device": name, "count": count, "kind": "cpu", "hardware_summary": f"{count} CPU cores ({name})"}
 
 
 @dataclass

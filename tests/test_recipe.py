@@ -104,6 +104,11 @@ def test_demo_pipeline_small(tmp_path):
     assert card.data.language[:3] == ["multilingual", "en", "pt"]  # from the vocabulary, through pre-training
     assert {r.dataset_config for r in card.data.eval_results} == {"en", "es", "de", "ru"}
     assert all(r.dataset_type == "local:nli" for r in card.data.eval_results)  # local data is not called XNLI's
+    # the card's pre-training numbers are the real manifest's, not invented
+    manifest = json.loads((disc / "factory.json").read_text())
+    body = card.text
+    assert "| Steps | 12 |" in body and f"| Sequence length | {manifest['seq_len']} |" in body
+    assert "CPU cores" in body and "±" not in body  # one fine-tuning run: no standard deviation
 
     # nothing changed: every step is skipped, quickly
     start = time.perf_counter()
