@@ -26,13 +26,13 @@ from typing import Any
 
 from factory.errors import FactoryError
 from factory.outputs import read_manifest, staged_output
+from factory.tokenizer import TOKENIZER_FILES
 
 logger = logging.getLogger(__name__)
 
 CARD = "README.md"
 GENERATOR_DIR = "generator"
-TOKENIZER_REQUIRED = ("spm.model", "tokenizer_config.json", "special_tokens_map.json")
-TOKENIZER_OPTIONAL = ("tokenizer.json", "added_tokens.json")
+TOKENIZER_REQUIRED, TOKENIZER_OPTIONAL = TOKENIZER_FILES[:3], TOKENIZER_FILES[3:]  # transformers needs the first 3
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 RESULTS_SCHEMA = "factory.eval/v1"
 LOGIN_HINT = "run `hf auth login` or set the HF_TOKEN environment variable to a token with write access"

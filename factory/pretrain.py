@@ -36,7 +36,7 @@ from factory.errors import ConfigError, FactoryError
 from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
 from factory.presets import VocabSize, get_preset
 from factory.rtd import DEFAULT_RTD_LAMBDA, max_predictions
-from factory.tokenizer import Tokenizer
+from factory.tokenizer import TOKENIZER_FILES, Tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -57,13 +57,6 @@ CHECKPOINTS = "checkpoints"
 SHARDS = "shards"  # `factory pretrain --corpus` builds its shards here
 LOG_FILE = "train.jsonl"
 TRAINER_STATE = "trainer.json"
-TOKENIZER_FILES = (
-    "spm.model",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "tokenizer.json",
-)
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}  # dense bf16/fp16
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 from factory.errors import FactoryError
 
 SPM_FILE = "spm.model"
+# What `factory vocab` writes beside spm.model for transformers; the first three are what it needs to load.
+HF_TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "added_tokens.json")
+TOKENIZER_FILES = (SPM_FILE, *HF_TOKENIZER_FILES)
 SPECIAL_TOKENS = {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2, "[UNK]": 3}
 MASK_TOKEN = "[MASK]"  # id = number of SentencePiece pieces
 

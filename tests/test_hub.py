@@ -14,6 +14,7 @@ from factory.hub import card_languages
 from factory.model import build_model, load_model, save_model
 from factory.outputs import write_manifest
 from factory.presets import PRESETS, VocabSize, count_parameters
+from factory.tokenizer import TOKENIZER_FILES
 
 TOKEN = "hf_fakeTOKEN0123456789abcdefSECRET"
 TRAIN_LANGS = ["en", "pt", "ru"]
@@ -35,15 +36,6 @@ PRETRAIN_FIGURES = {
 def run(*args):
     """`factory publish ARGS` in-process."""
     return CliRunner().invoke(cli, ["publish", *(str(a) for a in args)])
-
-
-TOKENIZER_FILES = (
-    "spm.model",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "tokenizer.json",
-)
 
 
 def copy_tokenizer(tiny_vocab, folder):
