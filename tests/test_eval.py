@@ -29,30 +29,15 @@ def nli_model(tmp_path_factory):
     The conftest `tiny_vocab` is syllable soup: it splits English into ~67 pieces per pair, three times
     slower to fine-tune and harder to learn than this word-level 300-piece vocabulary.
     """
-    import sentencepiece as spm
-
     from factory.model import build_model, save_model
     from factory.presets import PRESETS, VocabSize
+    from factory.vocab import SpmSettings, train_spm
 
     folder = tmp_path_factory.mktemp("nli_model")
     texts = [t for row in _rows(DEMO / "train.jsonl") for t in (row["premise"], row["hypothesis"])]
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts),
-        model_prefix=str(folder / "spm"),
-        vocab_size=300,
-        model_type="unigram",
-        character_coverage=1.0,
-        pad_id=0,
-        bos_id=1,
-        eos_id=2,
-        unk_id=3,
-        pad_piece="[PAD]",
-        bos_piece="[CLS]",
-        eos_piece="[SEP]",
-        unk_piece="[UNK]",
-        num_threads=2,
-        minloglevel=2,
-    )
+    sample = tmp_path_factory.mktemp("nli_sample") / "sample.txt"
+    sample.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    train_spm(sample, len(texts), folder, SpmSettings(pieces=300, character_coverage=1.0, threads=2))
     config = PRESETS["debug"].config(VocabSize.from_pieces(300), num_hidden_layers=2)  # the vocabulary above
     save_model(build_model(config, "none", seed=0), folder)
     return folder
