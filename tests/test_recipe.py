@@ -123,3 +123,7 @@ def test_demo_pipeline_small(tmp_path):
     third = run(DEMO, "--run-dir", run_dir, *SMALL)
     assert third.exit_code == 0, third.output[-2000:]
     assert _ran(third.output) == ["eval.xnli", "publish"]
+    shutil.rmtree(run_dir / "shards")  # further up: everything downstream of the shards, but not the vocabulary
+    fourth = run(DEMO, "--run-dir", run_dir, *SMALL)
+    assert fourth.exit_code == 0, fourth.output[-2000:]
+    assert _ran(fourth.output) == ["shards", "pretrain", "eval.xnli", "publish"]
