@@ -120,3 +120,11 @@ def test_the_console_script_prints_one_line(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ") and proc.stdout == ""
+
+
+def test_cli_preset_names_are_the_presets():
+    """The CLI's literal list (kept out of factory.presets so --help does not import torch) must not drift."""
+    from factory.commands import PRESET_NAMES
+    from factory.presets import PRESETS
+
+    assert PRESET_NAMES == list(PRESETS)

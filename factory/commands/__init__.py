@@ -6,6 +6,18 @@ import math
 
 import click
 
+# The size presets, for click.Choice (shell completion, one-line errors). A literal because importing
+# factory.presets pulls in torch and `--help` must stay instant; tests/test_cli.py checks it equals PRESETS.
+PRESET_NAMES = ["debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge"]
+
+layout_option = click.option(
+    "--layout",
+    type=click.Choice(["official", "pad128"]),
+    default="official",
+    show_default=True,
+    help="Embedding rows: as published (128k -> 128100) or padded to a multiple of 128 (faster on GPU).",
+)
+
 
 class Number(click.ParamType):
     """A finite float within bounds: click's FloatRange lets NaN through (every comparison with NaN is false),

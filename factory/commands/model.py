@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-PRESET_NAMES = ["debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge"]  # == presets.PRESETS
+from factory.commands import PRESET_NAMES, layout_option
+
 HEAD_NAMES = ["none", "mlm", "rtd", "cls"]  # == model.heads.HEADS
 
 
@@ -56,13 +57,7 @@ def _millions(n: int) -> str:
 @click.command()
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default="base", show_default=True, help="Size preset.")
 @click.option("--vocab-size", default="128k", show_default=True, help="Vocabulary: 32k, 128k, 250k or a number.")
-@click.option(
-    "--layout",
-    type=click.Choice(["official", "pad128"]),
-    default="official",
-    show_default=True,
-    help="Embedding rows: as published (128k -> 128100) or padded to a multiple of 128 (faster on GPU).",
-)
+@layout_option
 @click.option(
     "--head",
     type=click.Choice(HEAD_NAMES),

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from factory.commands import Number
-
-PRESET_NAMES = ["debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge"]  # == presets.PRESETS
+from factory.commands import PRESET_NAMES, Number, layout_option
 
 
 # ---- shards -------------------------------------------------------------------------------------
@@ -95,13 +93,7 @@ def shards(
 )
 @click.option("--dropout", type=click.FloatRange(0, 1), help="Dropout [default: 0.1, the configs'].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, data order and masks.")
-@click.option(
-    "--layout",
-    type=click.Choice(["official", "pad128"]),
-    default="official",
-    show_default=True,
-    help="Embedding rows: as published or padded to a multiple of 128.",
-)
+@layout_option
 @click.option("--vocab-size", help="Vocabulary size for --dry-run without --vocab (e.g. 128k).")
 @click.option(
     "--save-every", type=click.IntRange(min=1), default=1000, show_default=True, help="Checkpoint every N steps."
