@@ -65,7 +65,8 @@ BACKENDS = ("auto", "sdpa", "flex")
 
 def attention_backend() -> str:
     """`FACTORY_ATTENTION`: sdpa (gathered bias + one SDPA call, everywhere), flex (FlexAttention, no
-    [B, nh, L, L] tensor; forward parity-tested on CPU, its CUDA backward not yet measured), or auto."""
+    [B, nh, L, L] tensor; forward and backward parity-tested on CPU through torch's eager reference, the
+    compiled CUDA kernel not yet run on a GPU), or auto."""
     backend = os.environ.get("FACTORY_ATTENTION", "auto")
     if backend not in BACKENDS:
         raise ValueError(f"FACTORY_ATTENTION={backend!r}; use one of {', '.join(BACKENDS)}")
@@ -140,12 +141,13 @@ class DisentangledSelfAttention(nn.Module):
         c2p = p2c = None
         if self.c2p:
             proj = self.key_proj if self.config.share_att_key else self.pos_key_proj
-            pos_key = self._heads(proj(rel))  # (nh, 2·span, d)
-            c2p = torch.matmul(q, pos_key.transpose(-1, -2)) * self.scale
+            # s folded into the small (nh, 2·span, d) projection, not applied to the (B, nh, L, 2·span) product
+            pos_key = self._heads(proj(rel)) * self.scale
+            c2p = torch.matmul(q, pos_key.transpose(-1, -2))
         if self.p2c:
             proj = self.query_proj if self.config.share_att_key else self.pos_query_proj
-            pos_query = self._heads(proj(rel))  # (nh, 2·span, d)
-            p2c = torch.matmul(k, pos_query.transpose(-1, -2)) * self.scale
+            pos_query = self._heads(proj(rel)) * self.scale
+            p2c = torch.matmul(k, pos_query.transpose(-1, -2))
         return c2p, p2c
 
     def _sdpa(self, q, k, v, c2p, p2c, mask, dropout: float) -> torch.Tensor:
