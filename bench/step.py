@@ -11,7 +11,10 @@ as `inputs_embeds` (= stop_grad(E_G) + delta).
 Each (implementation, mode) runs in its own process, so peak memory is that measurement's alone:
 peak RSS on CPU (the whole process: libraries and weights included), `torch.cuda.max_memory_allocated`
 on GPU. Prints a table with ratios
-(ours / HF: < 1 is faster) and writes JSON next to it. Append notable runs to bench/RESULTS.md.
+(ours / HF: < 1 is faster) and writes JSON next to it. On CPU it also prints the floor: the encoder's matrix
+products alone at the best rate this machine reaches on their shapes, which no implementation of the same
+fp32 maths can beat. `--compile` runs ours with every layer through torch.compile. Append notable runs to
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ def _encoder_step(args: argparse.Namespace):
     import torch
 
     model = _load(args.impl, args.folder, args.device)
+    if args.impl == "ours" and args.compile:
+        from factory.model.encoder import compile_layers
+
+        compile_layers(model)
     model.train(args.mode != "forward")
     _no_dropout(model)
     ids = torch.randint(4, model.config.vocab_size - 100, (args.batch, args.seq_len), device=args.device)
@@ -85,6 +92,10 @@ def _ours_rtd(args: argparse.Namespace):
 
     pieces = VocabSize.parse(args.vocab_size).pieces
     model = build_rtd(args.preset, pieces, "gdes", seed=0).to(args.device).train()
+    if args.compile:
+        from factory.model.encoder import compile_layers
+
+        compile_layers(model)
     _no_dropout(model)
     optimizer = make_optimizer(model, 1e-4)
     ids = torch.randint(4, pieces, (args.batch, args.seq_len), device=args.device)
@@ -195,12 +206,60 @@ def _mfu(args: argparse.Namespace, seconds: float) -> float:
     return flops / seconds / (peak * 1e12) if peak else float("nan")
 
 
+def _encoder_matmul_flops(config, batch: int, seq_len: int) -> float:
+    """Forward FLOPs of the encoder's matrix products: Q/K/V/O and the FFN, plus QKᵀ, PV and the c2p/p2c
+    products against the 2·span relative rows (backward is twice this)."""
+    tokens, h = batch * seq_len, config.hidden_size
+    dense = 2 * tokens * (4 * h * h + 2 * h * config.intermediate_size)
+    terms = ("c2p" in config.pos_att_type) + ("p2c" in config.pos_att_type)
+    attention = 2 * tokens * h * (2 * seq_len + terms * 2 * config.att_span)
+    return float(config.num_hidden_layers * (dense + attention))
+
+
+def _gemm_rate(config, batch: int, seq_len: int) -> float:
+    """The best fp32 FLOP/s this machine reaches on the model's own product shapes (an optimistic peak)."""
+    import torch
+
+    tokens, h, ffn = batch * seq_len, config.hidden_size, config.intermediate_size
+    heads, d = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+    shapes = [((tokens, h), (h, h)), ((tokens, h), (h, ffn)), ((tokens, ffn), (ffn, h))]
+    shapes += [((batch * heads, seq_len, d), (batch * heads, d, seq_len))]
+    shapes += [((batch * heads, seq_len, seq_len), (batch * heads, seq_len, d))]
+    best = 0.0
+    for a_shape, b_shape in shapes:
+        a, b = torch.randn(a_shape), torch.randn(b_shape)
+        flops = 2 * a.numel() * b_shape[-1]
+        for _ in range(2):
+            torch.matmul(a, b)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            torch.matmul(a, b)
+        best = max(best, 5 * flops / (time.perf_counter() - t0))
+    return best
+
+
 def _machine(device: str) -> str:
     if device.startswith("cuda"):
         import torch
 
         return torch.cuda.get_device_name()
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def _print_floor(config, args: argparse.Namespace, results: list[dict]) -> dict:
+    """The encoder's matrix products alone, at the best rate this machine reaches on their shapes: no
+    implementation of the same fp32 maths can run faster than this."""
+    rate = _gemm_rate(config, args.batch, args.seq_len)
+    forward = _encoder_matmul_flops(config, args.batch, args.seq_len)
+    floor = {"gemm_gflops": rate / 1e9}
+    for mode, flops in (("forward", forward), ("forward+backward", 3 * forward)):
+        hf = next(r for r in results if r["mode"] == mode and r["impl"] == "hf")
+        floor[mode] = {"gflop": flops / 1e9, "seconds": flops / rate, "of_hf": flops / rate / hf["seconds"]}
+        print(
+            f"floor {mode:<18} {flops / 1e9:.0f} GFLOP of matrix products at {rate / 1e9:.0f} GFLOP/s "
+            f"(this machine's best on these shapes) = {flops / rate * 1e3:.0f} ms = {floor[mode]['of_hf']:.2f}x HF"
+        )
+    return floor
 
 
 def main() -> None:
@@ -213,6 +272,7 @@ def main() -> None:
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="ours: torch.compile each layer (HF stays eager)")
     p.add_argument("--json", type=Path, default=None, help="where to write results (default bench/step-*.json)")
     p.add_argument("--child", nargs=3, metavar=("IMPL", "MODE", "FOLDER"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -234,11 +294,14 @@ def main() -> None:
                 cmd = [sys.executable, "-m", "bench.step", "--child", impl, mode, folder]
                 for flag in ("preset", "vocab_size", "seq_len", "batch", "device", "dtype", "iters", "warmup"):
                     cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+                cmd += ["--compile"] if args.compile else []
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
                 results.append(json.loads(out.strip().splitlines()[-1]))
     report = {
         "machine": _machine(args.device),
-        "setting": {k: getattr(args, k) for k in ("preset", "vocab_size", "seq_len", "batch", "device", "dtype")},
+        "setting": {
+            k: getattr(args, k) for k in ("preset", "vocab_size", "seq_len", "batch", "device", "dtype", "compile")
+        },
         "results": results,
     }
     print(f"{args.preset}, L={args.seq_len}, batch {args.batch}, {args.device} {args.dtype} — {report['machine']}")
@@ -253,6 +316,8 @@ def main() -> None:
                 f"{r['peak_mib']:>9.0f} {ratio:>8} {mfu:>6}"
             )
     print("ours/HF: time ratio (< 1 is faster). Peak MiB: process RSS on CPU, max allocated on GPU.")
+    if args.device == "cpu":
+        report["floor"] = _print_floor(config, args, results)
     path = args.json or Path(__file__).parent / f"step-{args.preset}-{args.seq_len}-{args.device}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")

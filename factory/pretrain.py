@@ -93,6 +93,7 @@ class TrainArgs:
     resume: str | None = None  # "auto" or a checkpoint folder
     force: bool = False
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile each layer (fullgraph)
     peak_tflops: float | None = None  # for MFU; None: from the GPU name
     assume_tflops: float = 100.0  # dry run: time at this achieved throughput
     assume_tokens_per_s: float | None = None
@@ -618,6 +619,10 @@ def setup(args: TrainArgs) -> Run:
     if args.gradient_checkpointing:
         model.generator.deberta.encoder.gradient_checkpointing = True
         model.discriminator.deberta.encoder.gradient_checkpointing = True
+    if args.compile:
+        from factory.model.encoder import compile_layers
+
+        compile_layers(model)
     optimizer = make_optimizer(model.to(accelerator.device), plan.lr, fused=accelerator.device.type == "cuda")
     schedule = make_schedule(optimizer, plan.warmup, plan.steps)
     model, optimizer = accelerator.prepare(model, optimizer)

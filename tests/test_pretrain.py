@@ -270,3 +270,19 @@ def test_dry_run_prints_the_plan(tmp_path):
     assert plan["flops_per_step"] > 6 * 8192 * 512 * 86e6
     assert "FLOPs/step" in result.output and "memory" in result.output and "days" in result.output
     assert not (tmp_path / "r").exists()
+
+
+# ---- 7. the speed flags change nothing but speed ------------------------------------------------
+def test_compile_and_gradient_checkpointing_train_the_same(tiny_vocab, shards, tmp_path):
+    """--compile (every layer through torch.compile, fullgraph) and --gradient-checkpointing, together: the same
+    losses and weights as the plain eager run."""
+    extra = ["--max-steps", "3", "--save-every", "3", "--dropout", "0"]
+    plain, fast = tmp_path / "plain", tmp_path / "fast"
+    assert invoke(args(tiny_vocab, shards, plain, *extra)).exit_code == 0
+    result = invoke(args(tiny_vocab, shards, fast, *extra, "--compile", "--gradient-checkpointing"))
+    assert result.exit_code == 0, result.output
+    for ra, rb in zip(log(plain), log(fast), strict=True):
+        for key in LOSSES:
+            assert abs(ra[key] - rb[key]) <= 1e-5, (ra["step"], key)
+    last = "checkpoints/step-00000003/model.safetensors"
+    assert_same_weights(plain / last, fast / last, atol=1e-5)

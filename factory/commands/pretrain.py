@@ -103,6 +103,7 @@ def shards(
 @click.option("--log-with", multiple=True, help="Accelerate tracker(s): tensorboard, wandb, ... (train.jsonl always).")
 @click.option("--resume", help="auto (the latest checkpoint in --out, if any) or a checkpoint folder.")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in backward (large presets).")
+@click.option("--compile", is_flag=True, help="torch.compile each layer (GPU; the first steps pay the compile time).")
 @click.option(
     "--peak-tflops", type=Number(0, low_open=True), help="Peak TFLOP/s per device for MFU [default: from the GPU name]."
 )

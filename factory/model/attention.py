@@ -48,16 +48,25 @@ def relative_index(offsets: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     return torch.clamp(rel + span, 0, 2 * span - 1)
 
 
-@functools.lru_cache(maxsize=64)
 def relative_indices(length: int, config: ModelConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(L, L) rows of the relative table for c2p (idx(i - j)) and for p2c (its transpose, contiguous).
 
-    Cached: a training run sees one or two lengths.
+    Cached in eager mode (a training run sees one or two lengths); under torch.compile computed inside the
+    graph instead, since the compiler traces through a Python cache rather than honouring it.
     """
+    if torch.compiler.is_compiling():
+        return _relative_indices(length, config, device)
     with torch.inference_mode(False):  # cached tensors must be usable by autograd later
-        pos = torch.arange(length, device=device)
-        c2p = relative_index(pos[:, None] - pos[None, :], config)
-        return c2p, c2p.t().contiguous()
+        return _cached_relative_indices(length, config, device)
+
+
+def _relative_indices(length: int, config: ModelConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    pos = torch.arange(length, device=device)
+    c2p = relative_index(pos[:, None] - pos[None, :], config)
+    return c2p, c2p.t().contiguous()
+
+
+_cached_relative_indices = functools.lru_cache(maxsize=64)(_relative_indices)
 
 
 BACKENDS = ("auto", "sdpa", "flex")
@@ -160,7 +169,7 @@ class DisentangledSelfAttention(nn.Module):
             bias = torch.gather(c2p, -1, c2p_idx.expand(shape))
         if p2c is not None:
             term = torch.gather(p2c, -1, p2c_idx.expand(shape)).transpose(-1, -2)
-            bias = term if bias is None else bias + term
+            bias = term if bias is None else bias.add_(term)  # in place: one (B, nh, L, L) tensor fewer
         if mask is not None:
             # HF semantics: masked scores become finfo.min, so a fully padded query row attends uniformly.
             pairs = mask[:, None, :, None] & mask[:, None, None, :]  # (B, 1, L, L)

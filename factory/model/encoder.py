@@ -159,6 +159,16 @@ class Encoder(nn.Module):
         return outputs
 
 
+def compile_layers(model: nn.Module, **options) -> nn.Module:
+    """`torch.compile` every transformer layer in place (parameter names unchanged, so checkpoints and
+    exports are unaffected). fullgraph: a graph break is an error here, not a silent slowdown. The layer is
+    the unit because all layers share one shape, so one compiled graph serves every layer."""
+    for module in model.modules():
+        if isinstance(module, Layer):
+            module.compile(fullgraph=True, dynamic=False, **options)
+    return model
+
+
 class DebertaModel(nn.Module):
     """The bare encoder (HF `DebertaV2Model`): input ids -> last hidden state."""
 
