@@ -176,3 +176,33 @@ def test_flex_attention_path_gradients(tmp_path, monkeypatch):
                 assert torch.allclose(ours_params[name].grad, p.grad, atol=1e-5), (length, name)
         ours.zero_grad()
         theirs.zero_grad()
+
+
+def test_auto_falls_back_to_sdpa_when_flex_cannot_run(monkeypatch):
+    """`auto` picked flex (as on a CUDA box) but the kernel fails: one warning, then SDPA, same numbers;
+    an explicit FACTORY_ATTENTION=flex surfaces the error instead."""
+    from factory.model import attention
+
+    config = micro_config("debug", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = build_model(config, "none", seed=9).eval()
+    ids, mask = padded_batch(config.vocab_size, 40)
+    with torch.no_grad():
+        expected = model(ids, mask).last_hidden_state
+
+    def broken(compiled):
+        def run(*args, **kwargs):
+            raise RuntimeError("no Triton here")
+
+        return run
+
+    monkeypatch.setattr(attention, "flex_attention_fn", broken)
+    monkeypatch.setattr(attention, "_FLEX_FAILED", [])
+    monkeypatch.setattr(attention.torch.Tensor, "is_cuda", property(lambda self: True))  # auto's CUDA-only choice
+    monkeypatch.setenv("FACTORY_ATTENTION", "auto")
+    with torch.no_grad(), pytest.warns(UserWarning, match="FlexAttention failed .*no Triton here"):
+        got = model(ids, mask).last_hidden_state
+    assert torch.equal(got, expected) and attention._FLEX_FAILED
+    monkeypatch.setattr(attention, "_FLEX_FAILED", [])
+    monkeypatch.setenv("FACTORY_ATTENTION", "flex")
+    with torch.no_grad(), pytest.raises(RuntimeError, match="no Triton here"):
+        model(ids, mask)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 import torch
 import torch.nn.attention
@@ -82,13 +83,28 @@ def attention_backend() -> str:
     return backend
 
 
+_FLEX_FAILED: list[str] = []  # `auto` falls back to SDPA for good after flex fails once (no Triton, old GPU)
+
+
 def use_flex(q: torch.Tensor, dropout: float) -> bool:
     """FlexAttention has no attention dropout, so training with dropout always takes the SDPA path; `auto`
     takes flex only for CUDA inference until its backward has been checked on a GPU."""
     backend = attention_backend()
     if backend == "sdpa" or dropout > 0 or not hasattr(torch.nn.attention, "flex_attention"):
         return False
-    return backend == "flex" or (q.is_cuda and not torch.is_grad_enabled())
+    return backend == "flex" or (q.is_cuda and not torch.is_grad_enabled() and not _FLEX_FAILED)
+
+
+def flex_failed(error: Exception) -> None:
+    """`auto` only: remember that flex cannot run here, and say so once, naming the way to silence it."""
+    if attention_backend() == "flex":
+        raise error
+    _FLEX_FAILED.append(f"{type(error).__name__}: {error}")
+    warnings.warn(
+        f"FlexAttention failed ({_FLEX_FAILED[0].splitlines()[0]}); using SDPA from now on "
+        "(set FACTORY_ATTENTION=sdpa to skip the attempt)",
+        stacklevel=3,
+    )
 
 
 @functools.cache
@@ -137,9 +153,13 @@ class DisentangledSelfAttention(nn.Module):
         v = self._heads(self.value_proj(hidden))
         c2p, p2c = self.relative_scores(q, k, rel_embeddings)
         dropout = self.dropout_p if self.training else 0.0
+        out = None
         if use_flex(q, dropout):
-            out = self._flex(q, k, v, c2p, p2c, mask)
-        else:
+            try:
+                out = self._flex(q, k, v, c2p, p2c, mask)
+            except Exception as error:  # compile/kernel failures vary by torch, Triton and GPU
+                flex_failed(error)
+        if out is None:
             out = self._sdpa(q, k, v, c2p, p2c, mask, dropout)
         return out.transpose(1, 2).flatten(2)  # (B, nh, L, d) -> (B, L, H)
 
