@@ -106,17 +106,23 @@ def test_training_mode_gradients_match(tmp_path):
     ours = build_model(config, "mlm", seed=6).train()
     save_model(ours, tmp_path)
     theirs = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path).train()
-    ids, mask = padded_batch(config.vocab_size, 130)
+    _assert_same_mlm_gradients(ours, theirs, *padded_batch(config.vocab_size, 130))
+
+
+def _assert_same_mlm_gradients(ours, theirs, ids, mask) -> None:
+    """One MLM loss through both models: equal losses and equal gradients for every shared parameter."""
     labels = torch.where(mask.bool(), ids, -100)
     loss_ours = torch.nn.functional.cross_entropy(ours(ids, mask).logits.flatten(0, 1), labels.flatten())
     loss_theirs = theirs(input_ids=ids, attention_mask=mask, labels=labels).loss
     loss_ours.backward()
     loss_theirs.backward()
     assert abs(loss_ours.item() - loss_theirs.item()) < 1e-5
-    g_ours = dict(ours.named_parameters())
+    ours_params = dict(ours.named_parameters())
     for name, p in theirs.named_parameters():
-        if name in g_ours and p.grad is not None:
-            assert torch.allclose(g_ours[name].grad, p.grad, atol=1e-5), name
+        if name in ours_params and p.grad is not None:
+            assert torch.allclose(ours_params[name].grad, p.grad, atol=1e-5), (ids.shape, name)
+    ours.zero_grad()
+    theirs.zero_grad()
 
 
 @pytest.mark.parametrize("variant", [{}, {"pos_att_type": ("c2p",)}])
@@ -162,20 +168,8 @@ def test_flex_attention_path_gradients(tmp_path, monkeypatch):
     ours = build_model(config, "mlm", seed=8).train()
     save_model(ours, tmp_path)
     theirs = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path).train()
-    ours_params = dict(ours.named_parameters())
     for length in (129, 300):
-        ids, mask = padded_batch(config.vocab_size, length, seed=length)
-        labels = torch.where(mask.bool(), ids, -100)
-        loss_ours = torch.nn.functional.cross_entropy(ours(ids, mask).logits.flatten(0, 1), labels.flatten())
-        loss_theirs = theirs(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss_ours.backward()
-        loss_theirs.backward()
-        assert abs(loss_ours.item() - loss_theirs.item()) < 1e-5
-        for name, p in theirs.named_parameters():
-            if name in ours_params and p.grad is not None:
-                assert torch.allclose(ours_params[name].grad, p.grad, atol=1e-5), (length, name)
-        ours.zero_grad()
-        theirs.zero_grad()
+        _assert_same_mlm_gradients(ours, theirs, *padded_batch(config.vocab_size, length, seed=length))
 
 
 def test_auto_falls_back_to_sdpa_when_flex_cannot_run(monkeypatch):
