@@ -7,6 +7,7 @@ torch and friends are imported inside the commands so that `factory --help` stay
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -81,6 +82,10 @@ def cli() -> None:
     Every command writes one folder with a factory.json manifest, so each step can be re-run,
     resumed or replaced on its own. Run `factory COMMAND --help` for the details of a step.
     """
+    if "FACTORY_ATTENTION" in os.environ:  # checked before any work, not at the first forward pass
+        from factory.model.attention import attention_backend
+
+        attention_backend()
 
 
 def main() -> None:

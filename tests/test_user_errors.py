@@ -102,3 +102,17 @@ def test_eval_data_that_is_not_text(tiny_vocab, tmp_path, files):
     out = tmp_path / "e"
     line = one_error_line(["eval", "xnli", "--model", model, "--data", data, "--out", out], out)
     assert "not UTF-8" in line
+
+
+def test_unknown_attention_path(tiny_vocab, tmp_path, monkeypatch):
+    """A typo in FACTORY_ATTENTION is one line before any work starts, and no output."""
+    from factory.model import build_model, save_model
+    from factory.presets import PRESETS, VocabSize
+
+    model = tmp_path / "m"
+    save_model(build_model(PRESETS["debug"].config(VocabSize.from_pieces(1000)), "none"), model)
+    shutil.copy(tiny_vocab / "spm.model", model / "spm.model")
+    monkeypatch.setenv("FACTORY_ATTENTION", "fast")
+    out = tmp_path / "e"
+    line = one_error_line(["eval", "xnli", "--model", model, "--data", DEMO / "nli", "--out", out], out)
+    assert "FACTORY_ATTENTION='fast'" in line and "sdpa" in line

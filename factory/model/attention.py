@@ -18,10 +18,10 @@ import os
 import warnings
 
 import torch
-import torch.nn.attention
 import torch.nn.functional as F
 from torch import nn
 
+from factory.errors import ConfigError
 from factory.model.config import ModelConfig
 
 
@@ -79,7 +79,7 @@ def attention_backend() -> str:
     compiled CUDA kernel not yet run on a GPU), or auto."""
     backend = os.environ.get("FACTORY_ATTENTION", "auto")
     if backend not in BACKENDS:
-        raise ValueError(f"FACTORY_ATTENTION={backend!r}; use one of {', '.join(BACKENDS)}")
+        raise ConfigError(f"FACTORY_ATTENTION={backend!r} is not an attention path; use one of {', '.join(BACKENDS)}")
     return backend
 
 
@@ -90,7 +90,7 @@ def use_flex(q: torch.Tensor, dropout: float) -> bool:
     """FlexAttention has no attention dropout, so training with dropout always takes the SDPA path; `auto`
     takes flex only for CUDA inference until its backward has been checked on a GPU."""
     backend = attention_backend()
-    if backend == "sdpa" or dropout > 0 or not hasattr(torch.nn.attention, "flex_attention"):
+    if backend == "sdpa" or dropout > 0 or not flex_available():
         return False
     return backend == "flex" or (q.is_cuda and not torch.is_grad_enabled() and not _FLEX_FAILED)
 
@@ -105,6 +105,16 @@ def flex_failed(error: Exception) -> None:
         "(set FACTORY_ATTENTION=sdpa to skip the attempt)",
         stacklevel=3,
     )
+
+
+@functools.cache
+def flex_available() -> bool:
+    """Whether this torch has FlexAttention (imported here: until then the submodule is not an attribute)."""
+    try:
+        import torch.nn.attention.flex_attention  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @functools.cache
