@@ -51,10 +51,8 @@ def _encoder_step(args: argparse.Namespace):
     import torch
 
     model = _load(args.impl, args.folder, args.device)
-    if args.impl == "ours" and args.compile:
-        from factory.model.encoder import compile_layers
-
-        compile_layers(model)
+    if args.impl == "ours":
+        _maybe_compile(model, args)
     model.train(args.mode != "forward")
     _no_dropout(model)
     ids = torch.randint(4, model.config.vocab_size - 100, (args.batch, args.seq_len), device=args.device)
@@ -71,6 +69,14 @@ def _encoder_step(args: argparse.Namespace):
         model.zero_grad(set_to_none=True)
 
     return step
+
+
+def _maybe_compile(model, args: argparse.Namespace) -> None:
+    """--compile: ours with every layer through torch.compile (HF stays eager)."""
+    if args.compile:
+        from factory.model.encoder import compile_layers
+
+        compile_layers(model)
 
 
 def _no_dropout(model) -> None:
@@ -92,10 +98,7 @@ def _ours_rtd(args: argparse.Namespace):
 
     pieces = VocabSize.parse(args.vocab_size).pieces
     model = build_rtd(args.preset, pieces, "gdes", seed=0).to(args.device).train()
-    if args.compile:
-        from factory.model.encoder import compile_layers
-
-        compile_layers(model)
+    _maybe_compile(model, args)
     _no_dropout(model)
     optimizer = make_optimizer(model, 1e-4)
     ids = torch.randint(4, pieces, (args.batch, args.seq_len), device=args.device)
@@ -207,13 +210,13 @@ def _mfu(args: argparse.Namespace, seconds: float) -> float:
 
 
 def _encoder_matmul_flops(config, batch: int, seq_len: int) -> float:
-    """Forward FLOPs of the encoder's matrix products: Q/K/V/O and the FFN, plus QKᵀ, PV and the c2p/p2c
-    products against the 2·span relative rows (backward is twice this)."""
+    """Forward FLOPs of the encoder's matrix products: Q/K/V/O and the FFN (their weights exactly), plus the
+    attention's score products (backward is twice this)."""
+    from factory.pretrain import attention_flops
+
     tokens, h = batch * seq_len, config.hidden_size
     dense = 2 * tokens * (4 * h * h + 2 * h * config.intermediate_size)
-    terms = ("c2p" in config.pos_att_type) + ("p2c" in config.pos_att_type)
-    attention = 2 * tokens * h * (2 * seq_len + terms * 2 * config.att_span)
-    return float(config.num_hidden_layers * (dense + attention))
+    return float(config.num_hidden_layers * (dense + attention_flops(config, tokens, seq_len)))
 
 
 def _gemm_rate(config, batch: int, seq_len: int) -> float:

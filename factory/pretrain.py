@@ -167,15 +167,21 @@ def count_rtd_parameters(preset: str, vocab: VocabSize, sharing: str = "gdes") -
     }
 
 
+def attention_flops(config, tokens: int, seq_len: int) -> int:
+    """Forward FLOPs of one layer's score products: QKᵀ and PV over L keys, c2p and p2c over the 2·span
+    relative rows (backward is twice this)."""
+    terms = ("c2p" in config.pos_att_type) + ("p2c" in config.pos_att_type)
+    return 2 * tokens * config.hidden_size * (2 * seq_len + terms * 2 * config.att_span)
+
+
 def flops_per_step(preset: str, vocab: VocabSize, seq_len: int, batch: int, params: dict[str, int]) -> float:
     """The module docstring's formula: dense + attention + the generator's output layer at masked tokens."""
     p = get_preset(preset)
     config = p.config(vocab)
     tokens = batch * seq_len
     masked = batch * max_predictions(seq_len)
-    span = config.att_span
     dense = 6 * tokens * (params["generator_body"] + params["discriminator_body"])
-    attention = 12 * tokens * config.hidden_size * (seq_len + 2 * span) * (p.layers + p.generator_layers)
+    attention = 3 * attention_flops(config, tokens, seq_len) * (p.layers + p.generator_layers)
     output = 6 * masked * config.hidden_size * vocab.rows
     return float(dense + attention + output)
 

@@ -57,8 +57,7 @@ def relative_indices(length: int, config: ModelConfig, device: torch.device) -> 
     """
     if torch.compiler.is_compiling():
         return _relative_indices(length, config, device)
-    with torch.inference_mode(False):  # cached tensors must be usable by autograd later
-        return _cached_relative_indices(length, config, device)
+    return _cached_relative_indices(length, config, device)
 
 
 def _relative_indices(length: int, config: ModelConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +66,10 @@ def _relative_indices(length: int, config: ModelConfig, device: torch.device) ->
     return c2p, c2p.t().contiguous()
 
 
-_cached_relative_indices = functools.lru_cache(maxsize=64)(_relative_indices)
+@functools.lru_cache(maxsize=64)
+def _cached_relative_indices(length: int, config: ModelConfig, device: torch.device):
+    with torch.inference_mode(False):  # cached tensors must be usable by autograd later
+        return _relative_indices(length, config, device)
 
 
 BACKENDS = ("auto", "sdpa", "flex")
@@ -99,10 +101,10 @@ def flex_failed(error: Exception) -> None:
     """`auto` only: remember that flex cannot run here, and say so once, naming the way to silence it."""
     if attention_backend() == "flex":
         raise error
-    _FLEX_FAILED.append(f"{type(error).__name__}: {error}")
+    message = f"{type(error).__name__}: {error}".splitlines()[0]  # a string: no traceback (and tensors) kept
+    _FLEX_FAILED.append(message)
     warnings.warn(
-        f"FlexAttention failed ({_FLEX_FAILED[0].splitlines()[0]}); using SDPA from now on "
-        "(set FACTORY_ATTENTION=sdpa to skip the attempt)",
+        f"FlexAttention failed ({message}); using SDPA from now on (set FACTORY_ATTENTION=sdpa to skip the attempt)",
         stacklevel=3,
     )
 
