@@ -7,6 +7,7 @@ torch and friends are imported inside the commands so that `factory --help` stay
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 
@@ -69,9 +70,30 @@ class FactoryGroup(click.Group):
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class EchoHandler(logging.Handler):
+    """Log records as plain lines on stderr, looked up at each record (so Click's test runner captures them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        click.echo(prefix + record.getMessage(), err=True)
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """The one output channel of the library: the `factory` logger. -v shows debug lines, -q only warnings
+    (and hides progress bars); processes other than the main one (RANK > 0 under torchrun/accelerate) log
+    errors only, so N processes print what one prints."""
+    logger = logging.getLogger("factory")
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, EchoHandler)]
+    logger.addHandler(EchoHandler())
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logger.setLevel(level if os.environ.get("RANK", "0") == "0" else logging.ERROR)
+
+
 @click.group(cls=FactoryGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="factory")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="Show debug lines too.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+def cli(verbose: int, quiet: bool) -> None:
     """Build DeBERTa-v3 model families: vocabulary -> pre-training -> evaluation -> Hub.
 
     \b
@@ -82,6 +104,7 @@ def cli() -> None:
     Every command writes one folder with a factory.json manifest, so each step can be re-run,
     resumed or replaced on its own. Run `factory COMMAND --help` for the details of a step.
     """
+    configure_logging(verbose, quiet)
     if "FACTORY_ATTENTION" in os.environ:  # checked before any work, not at the first forward pass
         from factory.model.attention import attention_backend
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from factory.configs import VocabConfig
 from factory.errors import FactoryError
 
 log = logging.getLogger(__name__)
@@ -217,9 +218,9 @@ def _read_hub(spec: str, text_field: str) -> Iterator[str]:
 class Cleaning:
     """Per-document cleaning: NFKC, whitespace collapsed, length bounds (characters), exact duplicates."""
 
-    min_chars: int = 20
-    max_chars: int = 20000
-    dedupe: bool = True
+    min_chars: int = VocabConfig.min_chars  # the user-facing defaults live in factory.configs
+    max_chars: int = VocabConfig.max_chars
+    dedupe: bool = VocabConfig.dedupe
     dedupe_bits: int = 1 << 28  # 32 MiB of filter: flat memory; ~0.1% false drops at 10M unique documents
 
     def clean(self, text: str) -> tuple[str | None, str]:
@@ -284,7 +285,7 @@ class LanguageFilter:
     """Keep documents detected as one of `langs` with probability >= `threshold` (None: keep all)."""
 
     langs: list[str] | None
-    threshold: float = 0.9
+    threshold: float = VocabConfig.langid_threshold
     workers: int = 1
     enabled: bool = True
 
@@ -412,10 +413,10 @@ def build_sample(
     workdir: Path,
     language_filter: LanguageFilter,
     cleaning: Cleaning,
-    alpha: float = 0.3,
-    max_sentences: int = 10_000_000,
-    text_field: str = "text",
-    seed: int = 0,
+    alpha: float = VocabConfig.alpha,
+    max_sentences: int = VocabConfig.max_sentences,
+    text_field: str = VocabConfig.text_field,
+    seed: int = VocabConfig.seed,
 ) -> SampleResult:
     """Sources -> cleaned, filtered spools -> the alpha-sampled file SentencePiece trains on."""
     spool = Path(tempfile.mkdtemp(prefix="spool-", dir=workdir))

@@ -758,3 +758,21 @@ def publish(
     if not dry_run:
         summary["url"] = upload(staging, repo_id, token, private=private, revision=revision)
     return summary
+
+
+def publish_config(config) -> dict[str, Any]:
+    """`factory publish` / `factory run`'s publish step: the resolved PublishConfig -> `publish`."""
+    return publish(
+        Path(config.model_dir),
+        config.repo_id,
+        staging=config.staging,
+        tokenizer_dir=config.tokenizer,
+        generator_dir=config.generator,
+        results=list(config.results),
+        languages=list(config.language),
+        datasets=list(config.dataset),
+        license=config.license,
+        private=config.private,
+        revision=config.revision,
+        dry_run=config.dry_run,
+    )

@@ -32,6 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from factory.config import to_json
+from factory.configs import PAPER_STEPS, WARMUP
+from factory.configs import PretrainConfig as TrainArgs
 from factory.errors import ConfigError, FactoryError
 from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
 from factory.presets import VocabSize, get_preset
@@ -50,9 +53,6 @@ BETAS = (0.9, 0.98)
 EPS = 1e-6
 WEIGHT_DECAY = 0.01
 CLIP = 1.0
-WARMUP = 10_000
-PAPER_STEPS = 500_000
-PAPER_BATCH = 8192
 CHECKPOINTS = "checkpoints"
 SHARDS = "shards"  # `factory pretrain --corpus` builds its shards here
 LOG_FILE = "train.jsonl"
@@ -62,47 +62,6 @@ PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 
 
 class TrainingError(FactoryError):
     """Training cannot go on (a non-finite loss); the message names the last good checkpoint."""
-
-
-@dataclass
-class TrainArgs:
-    """Everything `factory pretrain` takes; the resolved copy is written into every checkpoint."""
-
-    out: Path
-    vocab: Path | None = None
-    shards: Path | None = None
-    preset: str = "base"
-    seq_len: int | None = None  # None: the shards' length (512 for a dry run without shards)
-    batch: int = PAPER_BATCH  # global batch, in sequences per optimizer step
-    micro_batch: int | None = None  # sequences per process per forward; None: min(32, batch / processes)
-    lr: float | None = None  # None: the paper's peak lr for the preset
-    warmup: int | None = None  # None: 10k steps, at most 10% of the run
-    max_steps: int | None = None
-    tokens: int | None = None  # train for this many tokens instead of --max-steps
-    rtd_lambda: float = DEFAULT_RTD_LAMBDA
-    sharing: str = "gdes"
-    mixed_precision: str = "auto"  # auto: bf16 on a GPU that has it, else no
-    dropout: float | None = None  # None: the config's 0.1
-    seed: int = 0
-    layout: str = "official"
-    vocab_size: str | None = None  # dry run without --vocab
-    save_every: int = 1000
-    keep: int = 3
-    log_every: int = 10
-    log_with: tuple[str, ...] = ()
-    resume: str | None = None  # "auto" or a checkpoint folder
-    force: bool = False
-    gradient_checkpointing: bool = False
-    compile: bool = False  # torch.compile each layer (fullgraph)
-    peak_tflops: float | None = None  # for MFU; None: from the GPU name
-    assume_tflops: float = 100.0  # dry run: time at this achieved throughput
-    assume_tokens_per_s: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
-            for k, v in asdict(self).items()
-        }
 
 
 # ---- the plan ------------------------------------------------------------------------------------
@@ -709,7 +668,7 @@ def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
         "batch": run.plan.batch,
         "vocab_fingerprint": run.vocab_fingerprint,
         "vocab_rows": run.plan.vocab.rows,
-        "arguments": run.args.to_json(),
+        "arguments": to_json(run.args),
     }
 
 
@@ -777,7 +736,7 @@ def export(run: Run, figures: dict[str, Any]) -> None:
             for file in TOKENIZER_FILES:
                 if (Path(run.args.vocab) / file).is_file():
                     shutil.copy2(Path(run.args.vocab) / file, tmp / file)
-            write_manifest(tmp, "pretrain", run.args.to_json(), role=name, **figures)
+            write_manifest(tmp, "pretrain", to_json(run.args), role=name, **figures)
 
 
 def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
@@ -830,12 +789,12 @@ def run(args: TrainArgs) -> dict[str, Any]:
     training = setup(args)
     try:
         if args.log_with:
-            training.accelerator.init_trackers("factory-pretrain", config=_flat(args.to_json()))
+            training.accelerator.init_trackers("factory-pretrain", config=_flat(to_json(args)))
         result = train(training)
         figures = run_figures(training, result)
         export(training, figures)
         if training.accelerator.is_main_process:
-            write_manifest(Path(args.out), "pretrain", args.to_json(), **figures)
+            write_manifest(Path(args.out), "pretrain", to_json(args), **figures)
         training.accelerator.wait_for_everyone()
         return figures
     finally:
@@ -844,3 +803,64 @@ def run(args: TrainArgs) -> dict[str, Any]:
 
 def _flat(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in d.items()}
+
+
+# ---- the entry points of `factory pretrain` and `factory run` -------------------------------------
+def run_pretrain(config: TrainArgs) -> dict[str, Any]:
+    """`--corpus`: build the shards into OUT/shards first (reused when they fit), then train."""
+    import dataclasses
+
+    if config.corpus:
+        config = dataclasses.replace(config, shards=corpus_shards(config))
+    return run(config)
+
+
+def corpus_shards(config: TrainArgs) -> Path:
+    """--corpus: shards into OUT/shards (reused when they exist for this vocabulary and length)."""
+    from factory.configs import SEQ_LEN, ShardsConfig
+    from factory.shards import build_shards
+
+    if config.vocab is None:
+        raise ConfigError("--corpus needs --vocab to tokenise with")
+    target = Path(config.out) / SHARDS
+    manifest = read_manifest(target) if target.is_dir() else None
+    seq_len = config.seq_len or SEQ_LEN
+    fits = manifest and manifest.get("seq_len") == seq_len
+    if not (fits and manifest.get("vocab_fingerprint") == fingerprint_file(Path(config.vocab) / "spm.model")):
+        build_shards(ShardsConfig(vocab=config.vocab, corpus=config.corpus, seq_len=seq_len, out=target, force=True))
+    return target
+
+
+def dry_run_seq_len(config: TrainArgs) -> int:
+    """The length a dry run plans for: --seq-len, else the shards', else 512."""
+    from factory.configs import SEQ_LEN
+
+    if config.seq_len is not None:
+        return config.seq_len
+    manifest = read_manifest(config.shards) if config.shards is not None else None
+    return int((manifest or {}).get("seq_len", SEQ_LEN))
+
+
+def dry_run_lines(config: TrainArgs) -> list[str]:
+    """What `--dry-run` prints: sizes, batch, schedule, FLOPs, memory and time at the assumed throughput."""
+    plan = make_plan(config, dry_run_seq_len(config))
+    seconds = plan_time(plan, config.assume_tflops, config.assume_tokens_per_s)
+    p, m = plan.parameters, plan.memory_gib
+    rate = f"{config.assume_tokens_per_s:,.0f} tokens/s" if config.assume_tokens_per_s else (
+        f"{config.assume_tflops:g} TFLOP/s achieved")  # fmt: skip
+    return [
+        f"preset {plan.preset}: vocabulary {plan.vocab.pieces:,} pieces ({plan.vocab.rows:,} rows), "
+        f"seq_len {plan.seq_len}",
+        f"parameters: generator {p['generator'] / 1e6:.1f}M + discriminator {p['discriminator'] / 1e6:.1f}M "
+        f"= {p['total'] / 1e6:.1f}M (bodies {p['generator_body'] / 1e6:.1f}M + {p['discriminator_body'] / 1e6:.1f}M)",
+        f"batch {plan.batch} sequences = {plan.tokens_per_step:,} tokens/step: micro-batch {plan.micro_batch} x "
+        f"{plan.processes} process(es) x {plan.accumulation} accumulation step(s)",
+        f"schedule: {plan.steps:,} steps ({plan.steps * plan.tokens_per_step:,} tokens), "
+        f"warm-up {plan.warmup:,}, peak lr {plan.lr:g}",
+        f"FLOPs/step {plan.flops_per_step:.3e} (6*N*T + attention + generator output layer; see factory/pretrain.py), "
+        f"total {plan.flops_per_step * plan.steps:.3e}",
+        f"memory/process ~{m['total']:.1f} GiB (weights+grads+Adam {m['states']:.1f}, "
+        f"activations {m['activations']:.1f})",
+        f"time at {rate}: {seconds / 3600:.1f} h ({seconds / 86400:.2f} days)",
+        json.dumps(plan.as_dict(), default=str),
+    ]

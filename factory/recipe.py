@@ -1,26 +1,35 @@
 """Recipes: a model family as data, run step by step with `factory run`.
 
-A recipe is YAML with one section per pipeline step. Each section's keys are the options of that step's
-own command (`corpus` for `--corpus`, `seq_len` for `--seq-len`), so a recipe can do exactly what the
-commands can and nothing else: an unknown key is an error that lists the valid ones. `factory run` fills in
-the folders that connect the steps (vocab -> shards -> pretrain -> eval -> publish) under one run folder.
+A recipe is YAML with one section per pipeline step. Each section's keys are the fields of that step's config
+(factory/configs.py), which are also the command's options (`corpus` for `--corpus`, `seq_len` for
+`--seq-len`), so a recipe can do exactly what the commands can and nothing else. The sections are resolved by
+the same resolver as the flags (factory/config.py), every problem of every step reported in one error, and
+each step calls the library with its config: no command line is built. `factory run` fills in the folders
+that connect the steps (vocab -> shards -> pretrain -> eval -> publish) under one run folder.
 
-A step is skipped when its output folder holds a manifest and neither its arguments nor the manifests of
+A step is skipped when its output folder holds a manifest and neither its config nor the manifests of
 the steps it reads have changed since it ran; so deleting one step's output re-runs that step and the ones
 after it, and nothing else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from factory.config import Layer, check, command_line, fail, to_json, to_values
+from factory.configs import VocabConfig
 from factory.errors import FactoryError
 from factory.outputs import MANIFEST
+from factory.resources import find_resource
+
+log = logging.getLogger(__name__)
 
 STEPS = ("vocab", "shards", "pretrain", "eval", "publish")
 TOP_KEYS = {"name", "description", "run_dir", "corpus", "steps", "card"}
@@ -32,42 +41,26 @@ class RecipeError(FactoryError):
 
 @dataclass
 class Step:
-    """One command of the plan: which command, its arguments, what it reads and where it writes."""
+    """One step of the plan: its resolved config, the library function that runs it, what it reads."""
 
     name: str  # "vocab", "shards", "pretrain", "eval.xnli", "publish"
-    command: str  # COMMANDS key, or "eval xnli"
-    options: dict[str, Any]
+    command: str  # "vocab", "eval xnli", ...: the command that would do the same (shown in the plan)
+    config: Any  # the step's resolved config (factory.configs)
     out: Path
     reads: list[str] = field(default_factory=list)  # names of the steps whose outputs it uses
-    positional: list[str] = field(default_factory=list)
 
-    def argv(self) -> list[str]:
-        """The command line: each key becomes the command's own option string (`set` -> `--set`)."""
-        params = _options(_command(self.command))
-        args = list(self.positional)
-        for key, value in self.options.items():
-            option = params[key]
-            flag = max(option.opts, key=len)
-            if isinstance(value, bool) or option.is_flag:
-                if value:
-                    args.append(flag)
-                elif option.secondary_opts:
-                    args.append(option.secondary_opts[0])
-            elif isinstance(value, (list, tuple)):
-                for item in value:
-                    args += [flag, str(item)]
-            elif value is not None:
-                args += [flag, str(value)]
-        return args
+    def command_line(self) -> str:
+        positional = [str(self.config.model_dir)] if self.name == "publish" else []
+        return " ".join(["factory", self.command, *positional, *command_line(self.config)])
 
 
 def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
     """Read a recipe and apply `--set key.sub=value` overrides (values parsed as YAML scalars)."""
     import yaml
 
-    path = Path(path)
+    path = find_resource("recipes", path)
     if not path.is_file():
-        raise RecipeError(f"recipe {path} not found; see recipes/ for the ones that ship")
+        raise RecipeError(f"recipe {path} not found; give a recipe name (e.g. demo) or a path to a .yaml file")
     try:
         recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:
@@ -112,61 +105,6 @@ def manifest_fingerprint(folder: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
 
 
-# Options `factory run` sets itself, per step: they connect the steps and must not appear in a recipe.
-WIRED = {
-    "vocab": {"out", "force"},
-    "shards": {"vocab", "out", "force"},
-    "pretrain": {"vocab", "shards", "out", "force", "resume", "corpus", "dry_run"},
-    "eval": {"model", "out", "force"},
-    "publish": {"dir", "generator", "results", "staging", "dry_run", "tokenizer"},
-}
-
-
-def _command(name: str):
-    """The click command behind a step name ("vocab", "eval xnli", ...)."""
-    from factory.cli import cli
-
-    group, _, sub = name.partition(" ")
-    command = cli.get_command(None, group)
-    return command.get_command(None, sub) if sub else command
-
-
-def _options(command) -> dict[str, Any]:
-    """A command's options under their flag names (`seq_len` for `--seq-len`) and parameter names."""
-    import click
-
-    out: dict[str, click.Option] = {}
-    for param in command.params:
-        if isinstance(param, click.Option) and param.name != "help":
-            out[param.name] = param
-            for opt in param.opts:
-                out[opt.lstrip("-").replace("-", "_")] = param
-    return out
-
-
-def _flag_name(option) -> str:
-    return max(option.opts, key=len).lstrip("-").replace("-", "_")
-
-
-def _check_options(step: str, command_name: str, options: dict[str, Any], where: str) -> dict[str, Any]:
-    """Every key must name an option of the step's command and not one that `factory run` wires;
-    returns the options keyed by flag name."""
-    command = _command(command_name)
-    if command is None:
-        raise RecipeError(f"{where}: there is no command `factory {command_name}`")
-    known = _options(command)
-    wired = {known[w].name for w in WIRED[step.split(".")[0]] if w in known}
-    checked = {}
-    for key, value in options.items():
-        if key not in known:
-            valid = sorted({_flag_name(o) for o in known.values() if o.name not in wired})
-            raise RecipeError(f"{where}: unknown key {key!r}; valid keys: {', '.join(valid)}")
-        if known[key].name in wired:
-            raise RecipeError(f"{where}: {key!r} is set by `factory run` (it connects the steps); remove it")
-        checked[_flag_name(known[key])] = value
-    return checked
-
-
 def _resolve(value: Any, base: Path) -> Any:
     """Relative paths (also in `lang=path`) that exist beside the recipe file are taken from there, so a
     recipe runs from any folder; Hub sources and anything else are left as written."""
@@ -183,70 +121,89 @@ def _resolve(value: Any, base: Path) -> Any:
 
 
 def build_plan(recipe: dict[str, Any], run_dir: Path, publish: bool = False) -> list[Step]:
-    """The recipe as a list of commands under `run_dir`, in pipeline order, every key checked."""
-    base = Path(recipe["_dir"])
-    steps_cfg = {k: dict(v or {}) for k, v in (recipe.get("steps") or {}).items()}
-    corpus = _resolve(recipe.get("corpus"), base)
-    plan: list[Step] = []
-    vocab_dir, shards_dir, pretrain_dir = run_dir / "vocab", run_dir / "shards", run_dir / "pretrain"
-
-    if "vocab" in steps_cfg:
-        opts = steps_cfg["vocab"]
-        opts = {k: _resolve(v, base) for k, v in _check_options("vocab", "vocab", opts, "steps.vocab").items()}
-        opts.setdefault("corpus", corpus)
-        plan.append(Step("vocab", "vocab", {**opts, "out": vocab_dir, "force": True}, vocab_dir))
-    if "shards" in steps_cfg:
-        opts = steps_cfg["shards"]
-        opts = {k: _resolve(v, base) for k, v in _check_options("shards", "shards", opts, "steps.shards").items()}
-        opts.setdefault("corpus", corpus)
-        plan.append(
-            Step(
-                "shards",
-                "shards",
-                {"vocab": vocab_dir, **opts, "out": shards_dir, "force": True},
-                shards_dir,
-                reads=["vocab"],
-            )
-        )
-    if "pretrain" in steps_cfg:
-        opts = steps_cfg["pretrain"]
-        opts = _check_options("pretrain", "pretrain", opts, "steps.pretrain")
-        wired = {"vocab": vocab_dir, "shards": shards_dir, "out": pretrain_dir, "resume": "auto"}
-        plan.append(Step("pretrain", "pretrain", {**opts, **wired}, pretrain_dir, reads=["vocab", "shards"]))
-    model_dir = pretrain_dir / "discriminator"
-    results = []
-    for suite, opts in (steps_cfg.get("eval") or {}).items():
-        name = f"eval.{suite}"
-        opts = _check_options(name, f"eval {suite}", dict(opts or {}), f"steps.eval.{suite}")
-        opts = {k: _resolve(v, base) for k, v in opts.items()}
-        out = run_dir / "eval" / suite
-        plan.append(
-            Step(
-                name, f"eval {suite}", {"model": model_dir, **opts, "out": out, "force": True}, out, reads=["pretrain"]
-            )
-        )
-        results.append(out / "results.json")
-    if "publish" in steps_cfg:
-        opts = steps_cfg["publish"]
-        opts = _check_options("publish", "publish", opts, "steps.publish")
-        staging = run_dir / "hub"
-        wired = {
-            "generator": pretrain_dir / "generator",
-            "results": results,
-            "staging": staging,
-            "dry_run": not publish,
-        }
-        plan.append(
-            Step(
-                "publish",
-                "publish",
-                {**opts, **wired},
-                staging,
-                positional=[str(model_dir)],
-                reads=["pretrain", *[s.name for s in plan if s.name.startswith("eval.")]],
-            )
-        )
+    """The recipe as a list of resolved steps under `run_dir`, in pipeline order; every key of every step is
+    checked, and all the problems are reported in one error."""
+    planner = _Planner(recipe, run_dir)
+    plan = [step for step in planner.steps(publish) if step.config is not None]
+    if planner.problems:
+        fail(planner.problems)
     return plan
+
+
+class _Planner:
+    """Builds the steps in pipeline order, collecting the problems of every step so they are reported at once."""
+
+    def __init__(self, recipe: dict[str, Any], run_dir: Path):
+        self.base = Path(recipe["_dir"])
+        self.sections = {k: dict(v or {}) for k, v in (recipe.get("steps") or {}).items()}
+        self.corpus = _resolve(recipe.get("corpus"), self.base)
+        self.run_dir = run_dir
+        self.problems: list[str] = []
+
+    def layers(self, key: str, section: dict[str, Any], paths: bool = True, corpus: bool = False) -> list[Layer]:
+        values = {k: _resolve(v, self.base) for k, v in section.items()} if paths else section
+        below = [Layer({"corpus": self.corpus}, "corpus: ")] if corpus and self.corpus else []
+        return [*below, Layer(values, f"steps.{key}.")]
+
+    def config(self, cls: type, layers: list[Layer], fixed: dict[str, Any]):
+        config, problems = check(cls, layers, fixed, "`factory run` (it connects the steps)")
+        self.problems += problems
+        return config
+
+    def steps(self, publish: bool) -> list[Step]:
+        from factory.configs import EvalConfig, PretrainConfig, PublishConfig, ShardsConfig
+        from factory.vocab import with_spec
+
+        sec, run_dir = self.sections, self.run_dir
+        vocab_dir, shards_dir, pretrain_dir = run_dir / "vocab", run_dir / "shards", run_dir / "pretrain"
+        model_dir = pretrain_dir / "discriminator"
+        plan: list[Step] = []
+        if "vocab" in sec:
+            layers = with_spec(self.layers("vocab", sec["vocab"], corpus=True))
+            config = self.config(VocabConfig, layers, {"out": vocab_dir, "force": True})
+            plan.append(Step("vocab", "vocab", config, vocab_dir))
+        if "shards" in sec:
+            fixed = {"vocab": vocab_dir, "out": shards_dir, "force": True}
+            config = self.config(ShardsConfig, self.layers("shards", sec["shards"], corpus=True), fixed)
+            plan.append(Step("shards", "shards", config, shards_dir, reads=["vocab"]))
+        if "pretrain" in sec:
+            fixed = {"vocab": vocab_dir, "shards": shards_dir, "out": pretrain_dir, "resume": "auto", "force": False,
+                     "corpus": [], "dry_run": False}  # fmt: skip
+            config = self.config(PretrainConfig, self.layers("pretrain", sec["pretrain"], paths=False), fixed)
+            plan.append(Step("pretrain", "pretrain", config, pretrain_dir, reads=["vocab", "shards"]))
+        evals = []
+        for suite, section in (sec.get("eval") or {}).items():
+            out = run_dir / "eval" / suite
+            fixed = {"model": model_dir, "out": out, "force": True}
+            config = self.config(EvalConfig, self.layers(f"eval.{suite}", dict(section or {})), fixed)
+            if config is not None:
+                self._check_suite(suite, config)
+            evals.append(Step(f"eval.{suite}", f"eval {suite}", config, out, reads=["pretrain"]))
+        plan += evals
+        if "publish" in sec:
+            fixed = {
+                "model_dir": model_dir,
+                "generator": pretrain_dir / "generator",
+                "staging": run_dir / "hub",
+                "results": [s.out / "results.json" for s in evals],
+                "dry_run": not publish,
+                "tokenizer": None,
+            }
+            config = self.config(PublishConfig, self.layers("publish", sec["publish"], paths=False), fixed)
+            reads = ["pretrain", *[s.name for s in evals]]
+            plan.append(Step("publish", "publish", config, run_dir / "hub", reads=reads))  # fmt: skip
+        return plan
+
+    def _check_suite(self, suite: str, config) -> None:
+        """The suite exists and the recipe's `set:` names its settings (found now, not when the step starts)."""
+        from factory.evaluate.entry import setting_layer
+        from factory.evaluate.suite import load_suite
+
+        try:
+            settings = load_suite(suite).settings
+            self.problems += check(type(settings), [Layer(to_values(settings)), setting_layer(config.set)])[1]
+        except FactoryError as e:
+            self.problems.append(f"steps.eval.{suite}: {e}")
 
 
 # ---- running the plan ----------------------------------------------------------------------------
@@ -254,28 +211,26 @@ STATE_FILE = "run-state.json"
 
 
 def step_state(step: Step, plan: list[Step]) -> dict[str, Any]:
-    """What a step's output depends on: its own arguments and the manifests of the steps it reads."""
+    """What a step's output depends on: its own config and the manifests of the steps it reads."""
     outs = {s.name: s.out for s in plan}
     return {
-        "argv": step.argv(),
+        "config": to_json(step.config),
         "inputs": {r: manifest_fingerprint(outs[r]) for r in step.reads if r in outs},
         "files": _local_files(step, [s.out for s in plan]),
     }
 
 
 def _local_files(step: Step, produced: list[Path]) -> dict[str, list[int]]:
-    """Size and modification time of every local file a step's arguments name (a folder: its files), so an
-    edited corpus re-runs its step even though the command line is the same. Folders the plan itself
-    writes are left out: their manifests stand for them."""
+    """Size and modification time of every local file a step's config names (a folder: its files), so an
+    edited corpus re-runs its step even though the config is the same. Folders the plan itself writes are
+    left out: their manifests stand for them."""
     found: dict[str, list[int]] = {}
-    values = [*step.positional, *step.options.values()]
-    for value in values:
+    for value in to_values(step.config).values():
         for item in value if isinstance(value, (list, tuple)) else [value]:
-            text = str(item).split("=", 1)[-1] if isinstance(item, str) else str(item)
-            path = Path(text)
-            if not isinstance(item, (str, Path)) or not path.exists():
+            if not isinstance(item, (str, Path)):
                 continue
-            if any(path == out or out in path.parents for out in produced):
+            path = Path(str(item).split("=", 1)[-1] if isinstance(item, str) else item)
+            if not path.exists() or any(path == out or out in path.parents for out in produced):
                 continue
             for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
                 if f.is_file() and ".tmp-" not in str(f):
@@ -289,7 +244,31 @@ def is_done(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> bool:
     return finished and saved.get(step.name) == state
 
 
-def run_plan(plan: list[Step], run_dir: Path, resume: bool, echo) -> list[str]:
+def run_step(step: Step) -> None:
+    """Call the step's library function with its config: the same code the command runs."""
+    if step.name == "vocab":
+        from factory.vocab import build
+
+        build(step.config)
+    elif step.name == "shards":
+        from factory.shards import build_shards
+
+        build_shards(step.config)
+    elif step.name == "pretrain":
+        from factory.pretrain import run_pretrain
+
+        run_pretrain(step.config)
+    elif step.name.startswith("eval."):
+        from factory.evaluate.entry import evaluate
+
+        evaluate(step.name.split(".", 1)[1], step.config)
+    else:
+        from factory.hub import publish_config
+
+        publish_config(step.config)
+
+
+def run_plan(plan: list[Step], run_dir: Path, resume: bool) -> list[str]:
     """Run the steps in order, skipping those whose output is up to date; returns the names that ran."""
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / STATE_FILE
@@ -298,54 +277,44 @@ def run_plan(plan: list[Step], run_dir: Path, resume: bool, echo) -> list[str]:
     for i, step in enumerate(plan, 1):
         state = step_state(step, plan)
         if is_done(step, state, saved):
-            echo(f"[{i}/{len(plan)}] {step.name}: up to date, skipped ({step.out})")
+            log.info("[%d/%d] %s: up to date, skipped (%s)", i, len(plan), step.name, step.out)
             continue
         if step.name == "pretrain" and not resume:
-            step.options = {**step.options, "resume": None, "force": True}  # start over, not continue
-        argv = step.argv()
-        echo(f"[{i}/{len(plan)}] {step.name}: factory {step.command} {' '.join(argv)}")
-        _command(step.command).main(args=argv, prog_name=f"factory {step.command}", standalone_mode=False)
+            step = dataclasses.replace(step, config=dataclasses.replace(step.config, resume=None, force=True))
+        log.info("[%d/%d] %s: %s", i, len(plan), step.name, step.command_line())
+        run_step(step)
         saved[step.name] = state  # computed after the steps before it ran: the inputs it actually read
         state_path.write_text(json.dumps(saved, indent=2) + "\n")
         ran.append(step.name)
     return ran
 
 
-def print_plan(plan: list[Step], recipe: dict[str, Any], echo) -> None:
-    """Print every command, then the pre-training plan (parameters, tokens, FLOPs, time) and disk needed."""
-    for i, step in enumerate(plan, 1):
-        echo(f"[{i}/{len(plan)}] {step.name}: factory {step.command} {' '.join(step.argv())}")
+def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:
+    """Every step's command, then the pre-training plan (parameters, tokens, FLOPs, time) and the disk needed."""
+    lines = [f"[{i}/{len(plan)}] {step.name}: {step.command_line()}" for i, step in enumerate(plan, 1)]
     pretrain = next((s for s in plan if s.name == "pretrain"), None)
     if pretrain is None:
-        return
+        return lines
     from factory.presets import VocabSize, count_parameters, get_preset
-    from factory.pretrain import count_rtd_parameters
+    from factory.pretrain import count_rtd_parameters, dry_run_lines
 
-    opts = {k: v for k, v in pretrain.options.items() if k not in ("vocab", "shards", "resume")}
-    steps = recipe.get("steps") or {}
-    size = (steps.get("vocab") or {}).get("size", "128k")
-    if "seq_len" in (steps.get("shards") or {}):  # the shards do not exist yet: take their length
-        opts.setdefault("seq_len", steps["shards"]["seq_len"])
-    layout = opts.get("layout", "official")
-    opts.update(vocab_size=size, dry_run=True)
-    echo("")
-    echo("pre-training plan:")
-    _command("pretrain").main(
-        args=Step("pretrain", "pretrain", opts, pretrain.out).argv(),
-        prog_name="factory pretrain",
-        standalone_mode=False,
-    )
-    preset, vocab = opts.get("preset", "base"), VocabSize.parse(size, layout)
-    model = count_parameters(get_preset(preset).config(vocab))
-    echo(
-        f"exported model ({preset}, {vocab.pieces:,} pieces): backbone {model['backbone']:,} + embedding "
+    vocab = next((s.config for s in plan if s.name == "vocab"), None)
+    shards = next((s.config for s in plan if s.name == "shards"), None)
+    size = vocab.size if vocab is not None else "128k"
+    config = dataclasses.replace(pretrain.config, vocab=None, shards=None, vocab_size=size, dry_run=True,
+                                 seq_len=pretrain.config.seq_len or (shards.seq_len if shards else None))  # fmt: skip
+    lines += ["", "pre-training plan:", *dry_run_lines(config)]
+    preset, size = config.preset, VocabSize.parse(size, config.layout)
+    model = count_parameters(get_preset(preset).config(size))
+    lines.append(
+        f"exported model ({preset}, {size.pieces:,} pieces): backbone {model['backbone']:,} + embedding "
         f"{model['embedding']:,} = {model['total']:,} parameters"
     )
-    params = count_rtd_parameters(preset, vocab, opts.get("sharing", "gdes"))
-    keep = int(opts.get("keep", 3))
-    checkpoints = keep * 16 * params["total"]  # fp32 weights + grads + Adam moments, per kept checkpoint
+    params = count_rtd_parameters(preset, size, config.sharing)
+    checkpoints = config.keep * 16 * params["total"]  # fp32 weights + grads + Adam moments, per kept checkpoint
     exports = 4 * (params["generator"] + params["discriminator"])
-    echo(
-        f"disk: ~{(checkpoints + exports) / 2**30:.1f} GiB for {keep} checkpoints and the two exported models, "
-        "plus 4 bytes per corpus token for the shards"
+    lines.append(
+        f"disk: ~{(checkpoints + exports) / 2**30:.1f} GiB for {config.keep} checkpoints and the two exported "
+        "models, plus 4 bytes per corpus token for the shards"
     )
+    return lines

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from factory.config import to_json
+from factory.configs import ShardsConfig
 from factory.corpus import Source, read_source
 from factory.errors import FactoryError
 from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
@@ -30,7 +32,7 @@ from factory.tokenizer import SPM_FILE, Tokenizer
 
 SHARD_GLOB = "shard-*.arrow"
 COLUMN = "input_ids"
-ROWS_PER_SHARD = 16384  # 32 MiB at 512 tokens
+ROWS_PER_SHARD = ShardsConfig.rows_per_shard
 if TYPE_CHECKING:
     import torch
 
@@ -167,30 +169,19 @@ class ShardWriter:
             self._writer, self._rows = None, 0
 
 
-def build_shards(
-    vocab: Path,
-    corpus: Sequence[str],
-    seq_len: int,
-    out: Path,
-    force: bool = False,
-    num_proc: int | None = None,
-    text_field: str = "text",
-    rows_per_shard: int = ROWS_PER_SHARD,
-) -> dict:
-    """Tokenise `corpus` with the vocabulary in `vocab`, pack, and write shards + factory.json into `out`."""
-    if seq_len < 8:
-        raise ShardError(f"--seq-len {seq_len} is too short; use at least 8 (512 is the DeBERTa-v3 length)")
+def build_shards(config: ShardsConfig) -> dict:
+    """Tokenise the corpus with the vocabulary, pack, and write shards + factory.json into `config.out`."""
+    vocab, corpus, seq_len, text_field = config.vocab, config.corpus, config.seq_len, config.text_field
     tok = Tokenizer.from_folder(vocab)
     spm_path = Path(vocab) / SPM_FILE
-    if not corpus:
-        raise FactoryError("no --corpus given; pass text files, folders or hf:NAME datasets")
     for source in corpus:
         if not Source.parse(source).is_hub and next(read_source(Source.parse(source), text_field), None) is None:
             raise FactoryError(f"--corpus {source} holds no text; give files with at least one document")
-    with staged_output(out, force) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".cache-") as cache:
-        packer, writer = Packer(seq_len), ShardWriter(tmp, seq_len, rows_per_shard)
+    staged = staged_output(config.out, config.force)
+    with staged as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".cache-") as cache:
+        packer, writer = Packer(seq_len), ShardWriter(tmp, seq_len, config.rows_per_shard)
         for source in corpus:
-            ds = tokenize(load_source(source, Path(cache), text_field), spm_path, num_proc)
+            ds = tokenize(load_source(source, Path(cache), text_field), spm_path, config.num_proc)
             for batch in ds.iter(batch_size=1000):
                 writer.write(packer.add(batch["ids"]))
         writer.write(packer.finish())
@@ -208,8 +199,7 @@ def build_shards(
             "padding": writer.padding,
             "shards": writer.shards,
         }
-        arguments = {"vocab": str(vocab), "corpus": list(corpus), "seq_len": seq_len, "text_field": text_field}
-        write_manifest(tmp, "shards", arguments, **figures)
+        write_manifest(tmp, "shards", to_json(config), **figures)
     return figures
 
 

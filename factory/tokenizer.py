@@ -91,3 +91,15 @@ class Tokenizer:
         while len(a) + len(b) > max_length - 3:
             (a if len(a) >= len(b) else b).pop()
         return [self.cls_id, *a, self.sep_id, *b, self.sep_id]
+
+
+def copy_tokenizer_files(source: Path | str, target: Path | str) -> list[str]:
+    """Copy the vocabulary's tokenizer files (those present) into a model folder; returns the names copied."""
+    import shutil
+
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (Path(source) / name).is_file():
+            shutil.copy2(Path(source) / name, Path(target) / name)
+            copied.append(name)
+    return copied

@@ -32,7 +32,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from factory.config import Layer, to_json
+from factory.configs import VocabConfig
 from factory.errors import FactoryError
+from factory.resources import find_resource
 from factory.tokenizer import MASK_TOKEN, SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
@@ -115,26 +118,19 @@ class SpmSettings:
     """SentencePiece settings (DeBERTa-v3: unigram; digits split; coverage 0.9995, 1.0 for small alphabets)."""
 
     pieces: int = 32000
-    model_type: str = "unigram"
-    character_coverage: float = 0.9995
-    byte_fallback: bool = False
+    model_type: str = VocabConfig.model_type  # the user-facing defaults live in factory.configs
+    character_coverage: float = VocabConfig.character_coverage
+    byte_fallback: bool = VocabConfig.byte_fallback
     split_digits: bool = True
     max_sentence_length: int = 1 << 16
     seed_sentencepiece_size: int = 1_000_000
     threads: int = 0  # 0: all cores
-
-    def check(self) -> None:
-        if self.model_type not in ("unigram", "bpe"):
-            raise FactoryError(f"--model-type {self.model_type!r}: use unigram or bpe")
-        if not 0.9 <= self.character_coverage <= 1.0:
-            raise FactoryError("--character-coverage must be between 0.9 and 1.0 (0.9995 usual, 1.0 small alphabets)")
 
 
 def train_spm(sample: Path, lines: int, folder: Path, settings: SpmSettings) -> None:
     """Train `folder/spm.model` + `spm.vocab` on the sample file (one sentence per line)."""
     import sentencepiece as spm
 
-    settings.check()
     rules = folder / ".normalization.tsv"
     write_rules_tsv(rules)
     try:
@@ -358,38 +354,15 @@ def report_markdown(title: str, reports: dict[str, dict[str, dict]], corpus: dic
 
 
 # ---- the whole step -----------------------------------------------------------------------------
-@dataclass
-class VocabArgs:
-    """Everything `factory vocab` needs; defaults < a `vocab/*.yaml` spec < command-line flags."""
-
-    corpus: list[str]
-    out: Path
-    langs: list[str]
-    size: str = "32k"
-    alpha: float = 0.3
-    max_sentences: int = 10_000_000
-    model_type: str = "unigram"
-    character_coverage: float = 0.9995
-    byte_fallback: bool = False
-    text_field: str = "text"
-    min_chars: int = 20
-    max_chars: int = 20000
-    dedupe: bool = True
-    langid: bool = True
-    langid_threshold: float = 0.9
-    workers: int = 1
-    report_docs: int = 2000
-    seed: int = 0
-    force: bool = False
+SPEC_NOTES = ("description", "source", "notes")  # free text in a spec, not settings
 
 
-SPEC_KEYS = {"languages": "langs", "corpus": "corpus", "size": "size", "alpha": "alpha"}
-
-
-def load_spec(path: Path) -> dict:
-    """A `vocab/*.yaml` spec -> VocabArgs fields. `corpus` may map languages to sources."""
+def spec_layer(name_or_path: str | Path) -> Layer:
+    """A `vocab/*.yaml` spec (a path, or the name of a bundled one) as a config layer under the recipe and the
+    flags. `corpus` may map languages to sources (`pt: hf:allenai/c4:pt` -> `pt=hf:allenai/c4:pt`)."""
     import yaml
 
+    path = find_resource("vocab", name_or_path)
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
@@ -397,21 +370,19 @@ def load_spec(path: Path) -> dict:
         raise FactoryError(f"--spec {path}: cannot read it as YAML ({first}); see vocab/*.yaml") from None
     if not isinstance(data, dict):
         raise FactoryError(f"--spec {path}: a spec is a mapping (languages, size, corpus ...); see vocab/*.yaml")
-    fields = set(VocabArgs.__dataclass_fields__)
-    out = {}
-    for key, value in data.items():
-        name = SPEC_KEYS.get(key, key.replace("-", "_"))
-        if name in ("description", "source", "notes"):
-            continue
-        if name not in fields:
-            raise FactoryError(f"--spec {path}: unknown key {key!r}; known: {', '.join(sorted(fields))}")
-        if name == "corpus" and isinstance(value, dict):
-            value = [f"{lang}={src}" for lang, src in value.items()]
-        out[name] = value
-    return out
+    values = {str(k): v for k, v in data.items() if k not in SPEC_NOTES}
+    if isinstance(values.get("corpus"), dict):
+        values["corpus"] = [f"{lang}={src}" for lang, src in values["corpus"].items()]
+    return Layer(values, f"spec {path}: ")
 
 
-def build(args: VocabArgs) -> dict:
+def with_spec(layers: list[Layer]) -> list[Layer]:
+    """defaults < the spec named in any layer < the layers (a recipe section, then flags)."""
+    spec = next((layer.values["spec"] for layer in reversed(layers) if layer.values.get("spec")), None)
+    return [spec_layer(spec), *layers] if spec else layers
+
+
+def build(args: VocabConfig) -> dict:
     """Corpus -> sample -> SentencePiece -> HF files -> report, written atomically into `args.out`."""
     from factory import corpus as C
     from factory.langid import check_codes
@@ -438,7 +409,7 @@ def build(args: VocabArgs) -> dict:
             sources,
             langs,
             work,
-            C.LanguageFilter(langs, args.langid_threshold, args.workers, args.langid),
+            C.LanguageFilter(langs, args.langid_threshold, args.workers or min(8, os.cpu_count() or 1), args.langid),
             C.Cleaning(args.min_chars, args.max_chars, args.dedupe),
             args.alpha,
             args.max_sentences,
@@ -463,11 +434,10 @@ def build(args: VocabArgs) -> dict:
         (folder / "vocab_report.md").write_text(report_markdown(f"Vocabulary {args.out.name}", {"this": figures},
                                                                 corpus_counts), encoding="utf-8")  # fmt: skip
         fingerprints = {s.spec: _fingerprint(s, fingerprint_file) for s in sources}
-        arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()}
         write_manifest(
             folder,
             "vocab",
-            arguments,
+            to_json(args),
             inputs=fingerprints,
             counts={**corpus_counts, "sample": sample.sizes, "sample_lines": sample.sample_lines},
             vocab={"pieces": hf["pieces"], "mask_id": hf["mask_id"], "embedding_rows": size.rows},

@@ -242,7 +242,9 @@ def test_local_layouts_tsv_and_parquet_per_language(tmp_path):
                 pq.write_table(
                     pa.Table.from_pylist(mine), tmp_path / f"{'dev' if split == 'validation' else split}.ru.parquet"
                 )
-    ours, reference = (load_folder(p, "premise", "hypothesis", 3) for p in (tmp_path, DEMO))
+    ours, reference = (
+        load_folder(p, "premise", "hypothesis", ("entailment", "neutral", "contradiction")) for p in (tmp_path, DEMO)
+    )
     for split in ("train", "validation", "test"):
         assert sorted(ours[split]) == ["en", "ru"]
         for lang in ("en", "ru"):

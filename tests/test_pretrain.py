@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from conftest import pseudo_text
 
 from factory.cli import cli
+from factory.configs import ShardsConfig
 from factory.shards import build_shards
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def shards(tiny_vocab, tmp_path_factory):
     words = [w.strip(".") for line in pseudo_text(200, seed=1) for w in line.split()]
     lines = [" ".join([w] * rng.randint(8, 16)) for w in words[:1200]]
     (folder / "corpus.txt").write_text("\n".join(lines) + "\n")
-    build_shards(tiny_vocab, [str(folder / "corpus.txt")], 32, folder / "shards")
+    build_shards(ShardsConfig(vocab=tiny_vocab, corpus=[str(folder / "corpus.txt")], seq_len=32, out=folder / "shards"))
     return folder / "shards"
 
 
@@ -222,7 +223,7 @@ def test_shards_from_another_vocabulary(tiny_vocab, shards, tmp_path):
 
 def test_seq_len_above_the_model_maximum(tiny_vocab, shards, tmp_path):
     long = tmp_path / "long"
-    build_shards(tiny_vocab, [str(shards.parent / "corpus.txt")], 1024, long)
+    build_shards(ShardsConfig(vocab=tiny_vocab, corpus=[str(shards.parent / "corpus.txt")], seq_len=1024, out=long))
     one_line_error(invoke(args(tiny_vocab, long, tmp_path / "r", "--max-steps", "1")), "--seq-len 1024", "512")
     assert not (tmp_path / "r").exists()
 

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from conftest import pseudo_text
 
 from factory.cli import cli
+from factory.configs import ShardsConfig
 from factory.errors import FactoryError
 from factory.shards import Packer, ShardError, ShardSet, build_shards, iter_rows
 from factory.tokenizer import Tokenizer
@@ -24,7 +25,13 @@ def corpus(tmp_path_factory):
 def test_rows_are_cls_body_sep_and_reproduce_the_documents(tiny_vocab, corpus, tmp_path):
     folder, lines = corpus
     figures = build_shards(
-        tiny_vocab, [str(folder / "a.txt"), str(folder / "b.jsonl")], 48, tmp_path / "s", rows_per_shard=50
+        ShardsConfig(
+            vocab=tiny_vocab,
+            corpus=[str(folder / "a.txt"), str(folder / "b.jsonl")],
+            seq_len=48,
+            out=tmp_path / "s",
+            rows_per_shard=50,
+        )
     )
     rows = list(iter_rows(tmp_path / "s"))
     assert len(rows) == figures["sequences"] > 100 and len(figures["shards"]) == -(-len(rows) // 50)
@@ -46,9 +53,15 @@ def test_folder_and_parquet_sources(tiny_vocab, corpus, tmp_path):
 
     folder, lines = corpus
     pq.write_table(pa.table({"body": lines[:50]}), tmp_path / "c.parquet")
-    figures = build_shards(tiny_vocab, [str(tmp_path / "c.parquet")], 32, tmp_path / "p", text_field="body")
+    figures = build_shards(
+        ShardsConfig(
+            vocab=tiny_vocab, corpus=[str(tmp_path / "c.parquet")], seq_len=32, out=tmp_path / "p", text_field="body"
+        )
+    )
     assert figures["documents"] == 50
-    assert build_shards(tiny_vocab, [str(folder)], 32, tmp_path / "f")["documents"] == len(lines)
+    assert build_shards(ShardsConfig(vocab=tiny_vocab, corpus=[str(folder)], seq_len=32, out=tmp_path / "f"))[
+        "documents"
+    ] == len(lines)
 
 
 def test_packer_holds_at_most_one_row():
@@ -63,7 +76,9 @@ def test_shard_errors(tiny_vocab, corpus, tmp_path):
     with pytest.raises(ShardError, match="holds no shards"):
         ShardSet(tmp_path)
     with pytest.raises(FactoryError, match="no such file or folder"):
-        build_shards(tiny_vocab, [str(tmp_path / "missing.txt")], 32, tmp_path / "x")
+        build_shards(
+            ShardsConfig(vocab=tiny_vocab, corpus=[str(tmp_path / "missing.txt")], seq_len=32, out=tmp_path / "x")
+        )
     assert not (tmp_path / "x").exists()
 
 

@@ -269,13 +269,18 @@ def test_bad_binary_or_unreadable(tmp_path):
 
 # ---- specs -----------------------------------------------------------------------------------------
 def test_specs_load_and_hub_sources_fail_offline(tmp_path, monkeypatch):
-    from factory.vocab import load_spec
+    from factory.config import Layer, resolve
+    from factory.configs import VocabConfig
+    from factory.vocab import with_spec
 
     root = Path(__file__).resolve().parents[1] / "vocab"
-    specs = {p.stem: load_spec(p) for p in root.glob("*.yaml")}
-    assert specs["pt"]["langs"] == ["pt"] and specs["pt"]["size"] == "32k"
-    assert len(specs["xnli15"]["langs"]) == 15 and specs["xnli15"]["alpha"] == 0.3
-    assert len(specs["cc100"]["langs"]) >= 100 and specs["cc100"]["size"] == "250k" and specs["cc100"]["alpha"] == 0.3
+    specs = {
+        p.stem: resolve(VocabConfig, with_spec([Layer({"spec": p, "out": tmp_path})])) for p in root.glob("*.yaml")
+    }
+    assert specs["pt"].langs == ["pt"] and specs["pt"].size == "32k"
+    assert len(specs["xnli15"].langs) == 15 and specs["xnli15"].alpha == 0.3
+    assert len(specs["cc100"].langs) >= 100 and specs["cc100"].size == "250k" and specs["cc100"].alpha == 0.3
+    assert "no" in specs["cc100"].langs and "False" not in specs["cc100"].langs  # YAML's `no` is quoted
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _bad(tmp_path, ["--spec", str(root / "xnli15.yaml")], "HF_HUB_OFFLINE")
 

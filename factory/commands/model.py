@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from factory.commands import PRESET_NAMES, layout_option
-
-HEAD_NAMES = ["none", "mlm", "rtd", "cls"]  # == model.heads.HEADS
+from factory.config import click_options, from_flags, resolve
+from factory.configs import InitConfig, PresetsConfig
 
 
 # ---- presets ------------------------------------------------------------------------------------
 @click.command()
-@click.option("--vocab-size", default="128k", show_default=True, help="Vocabulary: 32k, 128k, 250k or a number.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def presets(vocab_size: str, as_json: bool) -> None:
+@click_options(PresetsConfig)
+def presets(**flags) -> None:
     """List the size presets with their parameter counts.
 
     Counts come from an instantiated model, for the vocabulary you give: backbone (everything but the
@@ -31,8 +28,9 @@ def presets(vocab_size: str, as_json: bool) -> None:
     """
     from factory.presets import VocabSize, preset_table
 
-    rows = preset_table(VocabSize.parse(vocab_size))
-    if as_json:
+    config = resolve(PresetsConfig, [from_flags(flags)])
+    rows = preset_table(VocabSize.parse(config.vocab_size))
+    if config.json:
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"vocabulary {rows[0]['vocab_pieces']:,} pieces -> {rows[0]['embedding_rows']:,} embedding rows")
@@ -55,53 +53,26 @@ def _millions(n: int) -> str:
 
 # ---- init ---------------------------------------------------------------------------------------
 @click.command()
-@click.option("--preset", type=click.Choice(PRESET_NAMES), default="base", show_default=True, help="Size preset.")
-@click.option("--vocab-size", default="128k", show_default=True, help="Vocabulary: 32k, 128k, 250k or a number.")
-@layout_option
-@click.option(
-    "--head",
-    type=click.Choice(HEAD_NAMES),
-    default="none",
-    show_default=True,
-    help="none: bare encoder (AutoModel); mlm: generator head; rtd: discriminator head; cls: sequence classification.",
-)
-@click.option("--num-labels", type=click.IntRange(min=1), default=2, show_default=True, help="Labels of --head cls.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random weights.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write.")
-@click.option("--force", is_flag=True, help="Replace --out if it is not empty.")
-def init(
-    preset: str, vocab_size: str, layout: str, head: str, num_labels: int, seed: int, out: Path, force: bool
-) -> None:
+@click_options(InitConfig)
+def init(**flags) -> None:
     """Write a randomly initialised model of a size preset, in Hugging Face deberta-v2 format.
 
     The folder loads with transformers (AutoModel, AutoModelForMaskedLM for --head mlm,
-    AutoModelForSequenceClassification for --head cls) and with `factory.model.load_model`.
+    AutoModelForSequenceClassification for --head cls) and with `factory.model.load_model`. With --vocab,
+    the embedding is sized to that vocabulary and its tokenizer files are copied in, so the folder is
+    ready for `factory eval` and `factory publish`.
 
     \b
-    Example:
+    Examples:
       factory init --preset xsmall --vocab-size 32k --head mlm --out models/xsmall-32k
+      factory init --preset debug --vocab runs/demo/vocab --head cls --out models/debug
     """
-    from factory.outputs import check_output, staged_output, write_manifest
-    from factory.presets import VocabSize, count_parameters, get_preset
+    from factory.init import init_model
 
-    vocab = VocabSize.parse(vocab_size, layout)
-    config = get_preset(preset).config(vocab, labels=tuple(f"LABEL_{i}" for i in range(num_labels)))
-    config = config.replace(factory={**config.factory, "preset": preset})
-    check_output(out, force)
-
-    from factory.model import build_model, save_model
-
-    with staged_output(out, force) as tmp:
-        model = build_model(config, head, seed=seed)
-        save_model(model, tmp)
-        counts = count_parameters(config)
-        write_manifest(
-            tmp,
-            "init",
-            {"preset": preset, "vocab_size": str(vocab), "layout": layout, "head": head, "seed": seed},
-            parameters=counts,
-        )
+    config = resolve(InitConfig, [from_flags(flags)])
+    summary = init_model(config)
     click.echo(
-        f"wrote {out}: {preset}, {vocab.pieces:,}-piece vocabulary ({vocab.rows:,} rows), head {head}, "
-        f"{counts['total'] / 1e6:.1f}M parameters"
+        f"wrote {config.out}: {config.preset}, {summary['pieces']:,}-piece vocabulary ({summary['rows']:,} rows), "
+        f"head {config.head}, {summary['total'] / 1e6:.1f}M parameters"
+        + (f", tokenizer from {config.vocab}" if config.vocab else "")
     )

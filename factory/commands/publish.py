@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+
+from factory.config import click_options, from_flags, resolve
+from factory.configs import PublishConfig
 
 
 @click.command()
-@click.argument("model_dir", metavar="DIR", type=click.Path(path_type=Path))
-@click.option("--repo-id", required=True, help="Hub repository, namespace/name (e.g. my-org/deberta-v3-xsmall-pt).")
-@click.option("--private", is_flag=True, help="Create the repository private (ignored if it exists).")
-@click.option("--revision", help="Branch to commit to, created if needed (e.g. step-100000 for a checkpoint).")
-@click.option("--generator", type=click.Path(path_type=Path), help="Generator folder, uploaded as generator/.")
-@click.option("--tokenizer", type=click.Path(path_type=Path), help="Folder with spm.model + tokenizer files [DIR].")
-@click.option("--results", multiple=True, type=click.Path(path_type=Path), help="results.json of `factory eval`.")
-@click.option("--language", multiple=True, help="Language code for the card (repeatable) [from the manifests].")
-@click.option("--dataset", multiple=True, help="Hub dataset id trained on, for the card (repeatable).")
-@click.option("--license", "license_", default="mit", show_default=True, help="License id for the card.")
-@click.option("--staging", type=click.Path(path_type=Path), help="Folder to assemble the upload in [DIR-hub].")
-@click.option("--dry-run", is_flag=True, help="Write and validate the staging folder; upload nothing.")
-def publish(
-    model_dir: Path,
-    repo_id: str,
-    private: bool,
-    revision: str | None,
-    generator: Path | None,
-    tokenizer: Path | None,
-    results: tuple[Path, ...],
-    language: tuple[str, ...],
-    dataset: tuple[str, ...],
-    license_: str,
-    staging: Path | None,
-    dry_run: bool,
-) -> None:
+@click.argument("model_dir", metavar="DIR")
+@click_options(PublishConfig)
+def publish(**flags) -> None:
     """Publish a model folder to the Hugging Face Hub, with a model card built from its manifests.
 
     Assembles the exact repository in a staging folder (config.json, weights, tokenizer files,
@@ -49,24 +27,11 @@ def publish(
       factory publish runs/xsmall/model --repo-id me/deberta-v3-xsmall-pt --generator runs/xsmall/generator
       factory publish runs/xsmall/ckpt-100000 --repo-id me/deberta-v3-xsmall-pt --revision step-100000
     """
-    from factory.hub import UploadFailed
-    from factory.hub import publish as run_publish
+    from factory.hub import UploadFailed, publish_config
 
+    config = resolve(PublishConfig, [from_flags(flags)])
     try:
-        summary = run_publish(
-            model_dir,
-            repo_id,
-            staging=staging,
-            tokenizer_dir=tokenizer,
-            generator_dir=generator,
-            results=list(results),
-            languages=list(language),
-            datasets=list(dataset),
-            license=license_,
-            private=private,
-            revision=revision,
-            dry_run=dry_run,
-        )
+        summary = publish_config(config)
     except UploadFailed as e:
         raise click.ClickException(str(e)) from None
     click.echo(
@@ -74,6 +39,6 @@ def publish(
         f"{summary['languages_evaluated']} XNLI results); validated"
     )
     if summary["url"]:
-        click.echo(f"published {repo_id}{'@' + revision if revision else ''}: {summary['url']}")
+        click.echo(f"published {config.repo_id}{'@' + config.revision if config.revision else ''}: {summary['url']}")
     else:
         click.echo("dry run: nothing uploaded")

@@ -8,7 +8,7 @@ import click
 
 
 @click.command()
-@click.argument("recipe", type=click.Path(path_type=Path))
+@click.argument("recipe")
 @click.option(
     "--set",
     "overrides",
@@ -41,18 +41,19 @@ def run(
 
     \b
     Examples:
-      factory run recipes/demo.yaml                        # offline, a few minutes on a laptop
+      factory run demo                                     # the bundled demo: offline, minutes on a laptop
       factory run recipes/debertina-base.yaml --dry-run    # what it would take
       factory run recipes/demo.yaml --set steps.pretrain.max_steps=50 --run-dir runs/quick
     """
-    from factory.recipe import build_plan, load_recipe, print_plan, run_plan
+    from factory.recipe import build_plan, load_recipe, plan_lines, run_plan
 
     spec = load_recipe(recipe, list(overrides))
     folder = run_dir or Path(spec.get("run_dir") or Path("runs") / spec["name"])
     plan = build_plan(spec, folder, publish=do_publish)
     click.echo(f"recipe {spec['name']}: {len(plan)} steps in {folder}")
     if dry_run:
-        print_plan(plan, spec, click.echo)
+        for line in plan_lines(plan, spec):
+            click.echo(line)
         return
-    ran = run_plan(plan, folder, resume, click.echo)
+    ran = run_plan(plan, folder, resume)
     click.echo(f"done: ran {', '.join(ran) if ran else 'nothing (all up to date)'}; outputs in {folder}")

@@ -27,6 +27,7 @@ results.json (schema "factory.eval/v1"; the model card of the publishing step re
                                                      # published zero-shot dev accuracy, from eval/<suite>.yaml
 """
 
-from factory.evaluate.suite import Settings, Suite, load_suite
+from factory.configs import FinetuneSettings
+from factory.evaluate.suite import Suite, load_suite
 
-__all__ = ["Settings", "Suite", "load_suite"]
+__all__ = ["FinetuneSettings", "Suite", "load_suite"]

@@ -7,7 +7,8 @@ Local folder layouts (FORMATS: .jsonl, .tsv with a header row, .parquet):
     DIR/{split}.{ext}            all languages in one file, with a `language` column
     DIR/{split}.{lang}.{ext}     one file per split and language (the `language` column may be absent)
 with split one of train, validation (or dev), test. Columns: the suite's text columns (XNLI: premise,
-hypothesis; PAWS-X: sentence1, sentence2), `label` (an integer id), and `language`.
+hypothesis; PAWS-X: sentence1, sentence2), `label`, and `language`. A label is an id (0..n-1) or one of the
+suite's label names (`entailment`), as `datasets` users have them: string columns or `ClassLabel` ids.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import csv
 import dataclasses
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from factory.errors import FactoryError
@@ -75,9 +77,9 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def to_examples(
-    rows: list[dict], where: str, text_a: str, text_b: str | None, num_labels: int, language: str | None = None
+    rows: list[dict], where: str, text_a: str, text_b: str | None, labels: Sequence[str], language: str | None = None
 ) -> dict[str, list[Example]]:
-    """Rows -> examples per language, checking columns and labels (0..num_labels-1)."""
+    """Rows -> examples per language, checking columns and labels (a name in `labels` or an id 0..n-1)."""
     out: dict[str, list[Example]] = defaultdict(list)
     for number, row in enumerate(rows, 1):
         missing = [c for c in (text_a, text_b, "label") if c and c not in row]
@@ -86,20 +88,57 @@ def to_examples(
             missing.append("language")
         if missing:
             raise FactoryError(f"{where} row {number}: no column {', '.join(missing)}; see `--help` for the layout")
-        try:
-            label = int(row["label"])
-        except (TypeError, ValueError):
-            raise FactoryError(f"{where} row {number}: label {row['label']!r} is not an integer id") from None
-        if not 0 <= label < num_labels:
-            raise FactoryError(
-                f"{where} row {number}: label {label} is outside 0..{num_labels - 1}; "
-                "labels must be ids (XNLI: 0 entailment, 1 neutral, 2 contradiction)"
-            )
+        label = label_id(row["label"], labels, f"{where} row {number}")
         out[str(lang)].append(Example(str(row[text_a]), str(row[text_b]) if text_b else None, label))
     return dict(out)
 
 
-def load_folder(folder: Path, text_a: str, text_b: str | None, num_labels: int) -> Data:
+def label_id(value: object, labels: Sequence[str], where: str) -> int:
+    """A label name -> its index in `labels`; an integer id (or its text, as tsv gives it) -> itself."""
+    if str(value) in labels:
+        return list(labels).index(str(value))
+    try:
+        label = int(str(value)) if not isinstance(value, bool) else None
+    except ValueError:
+        label = None
+    if label is None:
+        raise FactoryError(f"{where}: label {value!r} is neither one of {', '.join(labels)} nor an integer id")
+    if not 0 <= label < len(labels):
+        raise FactoryError(
+            f"{where}: label {label} is outside 0..{len(labels) - 1}; labels are ids or names ({', '.join(labels)})"
+        )
+    return label
+
+
+def infer_labels(files: dict[str, Path]) -> tuple[str, ...]:
+    """Label names for `eval classify` without --labels: a parquet file's `ClassLabel` names (written by
+    `datasets`), else the distinct string labels sorted (a deterministic order), else ids 0..max as names."""
+    for path in files.values():
+        names = classlabel_names(path)
+        if names:
+            return names
+    values = {row.get("label") for path in files.values() for row in read_rows(path)} - {None}
+    if values and all(isinstance(v, int) or str(v).isdigit() for v in values):
+        return tuple(str(i) for i in range(max(int(v) for v in values) + 1))
+    return tuple(sorted(str(v) for v in values))
+
+
+def classlabel_names(path: Path) -> tuple[str, ...] | None:
+    """The `label` column's ClassLabel names from the `datasets` metadata of a parquet file, if any."""
+    if not path.name.endswith(".parquet") or not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    try:
+        features = json.loads(metadata[b"huggingface"])["info"]["features"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    label = features.get("label") or {}
+    return tuple(label["names"]) if label.get("_type") == "ClassLabel" and label.get("names") else None
+
+
+def load_folder(folder: Path, text_a: str, text_b: str | None, labels: Sequence[str]) -> Data:
     """Every recognised file of `folder` (layouts in the module docstring)."""
     if not folder.is_dir():
         raise FactoryError(f"--data {folder} is not a folder; give a folder of {{split}}.jsonl files or hf:NAME")
@@ -109,7 +148,7 @@ def load_folder(folder: Path, text_a: str, text_b: str | None, num_labels: int) 
         if len(parts) not in (2, 3) or parts[-1] not in FORMATS or parts[0] not in SPLIT_ALIASES:
             continue
         split, lang = SPLIT_ALIASES[parts[0]], (parts[1] if len(parts) == 3 else None)
-        for language, examples in to_examples(read_rows(path), str(path), text_a, text_b, num_labels, lang).items():
+        for language, examples in to_examples(read_rows(path), str(path), text_a, text_b, labels, lang).items():
             data.setdefault(split, {}).setdefault(language, []).extend(examples)
     if not data:
         raise FactoryError(
@@ -119,7 +158,9 @@ def load_folder(folder: Path, text_a: str, text_b: str | None, num_labels: int) 
     return data
 
 
-def load_hub(name: str, languages: list[str], train_language: str, text_a: str, text_b: str | None, n: int) -> Data:
+def load_hub(
+    name: str, languages: list[str], train_language: str, text_a: str, text_b: str | None, labels: Sequence[str]
+) -> Data:
     """`datasets.load_dataset(name, lang)` per language (the layout of facebook/xnli and paws-x)."""
     import datasets
 
@@ -137,17 +178,19 @@ def load_hub(name: str, languages: list[str], train_language: str, text_a: str, 
             if split == "train" and lang != train_language or split not in dataset:
                 continue
             rows = dataset[split].to_list()
-            data.setdefault(split, {}).update(to_examples(rows, f"hf:{name}/{lang}/{split}", text_a, text_b, n, lang))
+            data.setdefault(split, {}).update(
+                to_examples(rows, f"hf:{name}/{lang}/{split}", text_a, text_b, labels, lang)
+            )
     return data
 
 
-def load_files(files: dict[str, Path], text_a: str, text_b: str | None, num_labels: int) -> Data:
+def load_files(files: dict[str, Path], text_a: str, text_b: str | None, labels: Sequence[str]) -> Data:
     """One file per split (`factory eval classify --train F --test F`), each with a `language` column."""
     data: Data = {}
     for split, path in files.items():
         if not path.is_file():
             raise FactoryError(f"--{split} {path} does not exist; give a .jsonl, .tsv or .parquet file")
-        data[split] = to_examples(read_rows(path), str(path), text_a, text_b, num_labels)
+        data[split] = to_examples(read_rows(path), str(path), text_a, text_b, labels)
     return data
 
 

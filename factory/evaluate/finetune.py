@@ -19,8 +19,8 @@ import math
 import torch
 from torch import nn
 
+from factory.configs import FinetuneSettings
 from factory.evaluate.data import Example
-from factory.evaluate.suite import Settings
 from factory.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Schedule:
     warmup_steps: int
 
 
-def plan(n_train: int, settings: Settings) -> Schedule:
+def plan(n_train: int, settings: FinetuneSettings) -> Schedule:
     """Optimizer steps (incomplete last batch dropped, reshuffled each epoch) and the warm-up, capped on small data."""
     steps_per_epoch = n_train // settings.batch_size
     if steps_per_epoch == 0:
@@ -83,7 +83,9 @@ def _step_seed(seed: int, step: int, micro: int) -> int:
     return (seed * 1_000_003 + step * 4099 + micro) % (2**63 - 1)
 
 
-def train(accelerator, model: nn.Module, train_ids: list[list[int]], labels: list[int], settings: Settings, seed: int):
+def train(
+    accelerator, model: nn.Module, train_ids: list[list[int]], labels: list[int], settings: FinetuneSettings, seed: int
+):
     """Fine-tune `model` in place; returns (the prepared model, mean loss of the last epoch)."""
     from tqdm.auto import tqdm
 

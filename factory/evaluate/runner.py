@@ -7,9 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from factory.configs import FinetuneSettings
 from factory.errors import FactoryError
 from factory.evaluate.data import Data, check_data, load_files, load_folder, load_hub
-from factory.evaluate.suite import Settings, Suite
+from factory.evaluate.suite import Suite
 
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("validation", "test")
@@ -25,7 +26,7 @@ class Request:
     train_language: str
     languages: str  # "all" or "en,fr,..."
     runs: int
-    settings: Settings
+    settings: FinetuneSettings
     out: Path
     force: bool = False
     arguments: dict[str, Any] = dataclasses.field(default_factory=dict)  # for factory.json
@@ -50,12 +51,12 @@ def resolve_languages(suite: Suite, spec: str, train_language: str, data_languag
 def load_data(request: Request, languages: list[str] | None) -> Data:
     s = request.suite
     if request.files is not None:
-        return load_files(request.files, s.text_a, s.text_b, len(s.labels))
+        return load_files(request.files, s.text_a, s.text_b, s.labels)
     if request.data.startswith("hf:"):
         assert languages is not None
         langs = sorted(set(languages) | {request.train_language})
-        return load_hub(request.data[3:], langs, request.train_language, s.text_a, s.text_b, len(s.labels))
-    return load_folder(Path(request.data), s.text_a, s.text_b, len(s.labels))
+        return load_hub(request.data[3:], langs, request.train_language, s.text_a, s.text_b, s.labels)
+    return load_folder(Path(request.data), s.text_a, s.text_b, s.labels)
 
 
 def check_model(folder: Path) -> None:

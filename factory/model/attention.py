@@ -14,8 +14,8 @@ softmax run inside one `scaled_dot_product_attention` call with c2p + p2c as its
 from __future__ import annotations
 
 import functools
+import logging
 import os
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,8 @@ from torch import nn
 
 from factory.errors import ConfigError
 from factory.model.config import ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 def log_bucket(rel: torch.Tensor, bucket_size: int, max_position: int) -> torch.Tensor:
@@ -103,9 +105,8 @@ def flex_failed(error: Exception) -> None:
         raise error
     message = f"{type(error).__name__}: {error}".splitlines()[0]  # a string: no traceback (and tensors) kept
     _FLEX_FAILED.append(message)
-    warnings.warn(
-        f"FlexAttention failed ({message}); using SDPA from now on (set FACTORY_ATTENTION=sdpa to skip the attempt)",
-        stacklevel=3,
+    log.warning(
+        "FlexAttention failed (%s); using SDPA from now on (set FACTORY_ATTENTION=sdpa to skip the attempt)", message
     )
 
 

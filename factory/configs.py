@@ -1,0 +1,266 @@
+"""The configuration of every step, one frozen dataclass each: the only place an option's default, type, bounds
+and help text are written. The CLI options, the recipe keys and the manifests' `config` sections are all
+derived from these fields (see factory/config.py for how). Paper defaults cite docs/.
+
+`SCHEMA` is each config's version, written into the manifest with the values; a field added later gets a
+default, so an older manifest's config still reads.
+
+This module imports no torch: `factory --help` builds every command's options from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from factory.config import option
+
+PRESET_NAMES = ("debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge")  # == factory.presets.PRESETS
+LAYOUTS = ("official", "pad128")
+HEADS = ("none", "mlm", "rtd", "cls")  # == factory.model.heads.HEADS
+
+# Pre-training defaults of the DeBERTaV3 paper (docs/pretraining.md#hyper-parameters)
+PAPER_BATCH = 8192  # sequences per optimizer step
+PAPER_STEPS = 500_000
+WARMUP = 10_000
+RTD_LAMBDA = 50.0  # the paper's lambda (the official scripts ran with 10; docs/pretraining.md#rtd-and-gdes)
+SEQ_LEN = 512
+
+_LAYOUT_HELP = "Embedding rows: as published (128k -> 128100) or padded to a multiple of 128 (faster on GPU)."
+_FORCE_HELP = "Replace --out if it is not empty."
+
+
+# ---- vocab ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class VocabConfig:
+    """`factory vocab`: defaults < a `vocab/*.yaml` spec < a recipe's `steps.vocab` < flags."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    corpus: list[str] = option(
+        [], "Text: FILE, FOLDER, hf:REPO:CONFIG, or LANG=any of those. Repeatable.", repeat=True, metavar="SOURCE"
+    )
+    langs: list[str] = option(
+        [],
+        "Language(s) to keep: pt, or several comma-separated (en,pt,ru,zh) sampled with --alpha.",
+        flags=("--langs", "--lang"),
+        aliases=("languages",),
+    )
+    spec: Path | None = option(None, "A vocab/*.yaml spec, or the name of a bundled one (e.g. cc100).")
+    size: str = option("32k", "SentencePiece pieces, specials included: 32k, 128k, 250k or a number.")
+    alpha: float = option(0.3, "Language sampling p_i ∝ n_i^alpha (XLM-R, mT5).", low=0, high=1)
+    max_sentences: int = option(10_000_000, "Documents fed to SentencePiece.", low=1)
+    model_type: str = option("unigram", "SentencePiece model.", choices=("unigram", "bpe"))
+    character_coverage: float = option(
+        0.9995, "Share of characters covered; 1.0 for small alphabets.", low=0.9, high=1.0
+    )
+    byte_fallback: bool = option(False, "Unknown characters as byte pieces (sentencepiece only; HF gives [UNK]).")
+    text_field: str = option("text", "Field/column of .jsonl/.parquet/.arrow/hf: sources.")
+    min_chars: int = option(20, "Drop shorter documents.", low=0)
+    max_chars: int = option(20000, "Drop longer documents.", low=1)
+    dedupe: bool = option(True, "Drop exact duplicates.")
+    langid: bool = option(True, "Language filter (langdetect profiles).")
+    langid_threshold: float = option(0.9, "Minimum probability of the language filter.", low=0, high=1)
+    workers: int | None = option(None, "Language-id processes [default: the cores, at most 8].", low=1)
+    report_docs: int = option(2000, "Documents per language for the report.", low=1, cli=False)
+    seed: int = option(0, "Seed of the sampling.")
+    out: Path = option(help="Folder to write.")
+    force: bool = option(False, _FORCE_HELP, secondary=False)
+
+    def problems(self) -> list[str]:
+        if self.min_chars > self.max_chars:
+            return [f"--min-chars {self.min_chars} is larger than --max-chars {self.max_chars}"]
+        return []
+
+
+# ---- shards --------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ShardsConfig:
+    """`factory shards`: tokenised, packed Arrow shards for pre-training."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    vocab: Path = option(help="Vocabulary folder (spm.model).")
+    corpus: list[str] = option(
+        [],
+        "Text source, repeatable: .txt (a document per line), .jsonl/.json/.parquet (text column), .gz, a folder, "
+        "or hf:NAME[:CONFIG][@SPLIT] (streamed).",
+        repeat=True,
+        metavar="SOURCE",
+    )
+    seq_len: int = option(SEQ_LEN, "Tokens per sequence.", low=8)
+    text_field: str = option("text", "Column holding the text in jsonl/parquet/Hub.")
+    num_proc: int | None = option(None, "Tokeniser processes [default: all cores].", low=1)
+    rows_per_shard: int = option(16384, "Sequences per file (16384 x 512 tokens = 32 MiB).", low=1)
+    out: Path = option(help="Folder to write.")
+    force: bool = option(False, _FORCE_HELP, secondary=False)
+
+    def problems(self) -> list[str]:
+        return [] if self.corpus else ["--corpus is required (a file, a folder or hf:NAME)"]
+
+
+# ---- pretrain ------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class PretrainConfig:
+    """`factory pretrain`; the resolved copy is written into every checkpoint and the run's manifest."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    vocab: Path | None = option(None, "Vocabulary folder (spm.model) of the shards.")
+    shards: Path | None = option(None, "Shards from `factory shards`.")
+    corpus: list[str] = option([], "Build shards from this text first (into OUT/shards); repeatable.", repeat=True)
+    preset: str = option("base", "Size preset.", choices=PRESET_NAMES)
+    seq_len: int | None = option(None, "Sequence length [default: the shards'; 512 for --corpus].", low=8)
+    batch: int = option(PAPER_BATCH, "Global batch (sequences per optimizer step).", low=1)
+    micro_batch: int | None = option(None, "Sequences per process per forward [default: <= 32].", low=1)
+    lr: float | None = option(
+        None, "Peak learning rate [default: 5e-4 base/small/xsmall, 3e-4 large].", low=0, low_open=True
+    )
+    warmup: int | None = option(None, "Warm-up steps [default: 10k, at most 10% of the run].", low=0)
+    max_steps: int | None = option(None, "Optimizer steps [default: 500k, the paper's].", low=1)
+    tokens: int | None = option(None, "Train for this many tokens instead (e.g. 1e9).", low=0, low_open=True)
+    rtd_lambda: float = option(RTD_LAMBDA, "Weight of the RTD loss (paper 50).", low=0)
+    sharing: str = option("gdes", "Embedding sharing: gdes (DeBERTaV3), es (ELECTRA), nes (none).",
+                          choices=("gdes", "es", "nes"))  # fmt: skip
+    mixed_precision: str = option("auto", "auto: bf16 on GPUs that have it, else fp32.",
+                                  choices=("auto", "bf16", "fp16", "no"))  # fmt: skip
+    dropout: float | None = option(None, "Dropout [default: 0.1, the configs'].", low=0, high=1)
+    seed: int = option(0, "Seed for weights, data order and masks.")
+    layout: str = option("official", _LAYOUT_HELP, choices=LAYOUTS)
+    vocab_size: str | None = option(None, "Vocabulary size for --dry-run without --vocab (e.g. 128k).")
+    save_every: int = option(1000, "Checkpoint every N steps.", low=1)
+    keep: int = option(3, "Checkpoints to keep.", low=1)
+    log_every: int = option(10, "Log every N steps.", low=1)
+    log_with: list[str] = option([], "Accelerate tracker(s): tensorboard, wandb, ... (train.jsonl always).",
+                                 repeat=True)  # fmt: skip
+    resume: str | None = option(None, "auto (the latest checkpoint in --out, if any) or a checkpoint folder.")
+    gradient_checkpointing: bool = option(False, "Recompute activations in backward (large presets).",
+                                          secondary=False)  # fmt: skip
+    compile: bool = option(False, "torch.compile each layer (GPU; the first steps pay the compile time).",
+                           secondary=False)  # fmt: skip
+    peak_tflops: float | None = option(None, "Peak TFLOP/s per device for MFU [default: from the GPU name].",
+                                       low=0, low_open=True)  # fmt: skip
+    dry_run: bool = option(False, "Print the plan (parameters, FLOPs, memory, time) and stop.", secondary=False)
+    assume_tflops: float = option(100.0, "Dry run: achieved TFLOP/s.", low=0, low_open=True)
+    assume_tokens_per_s: float | None = option(None, "Dry run: achieved tokens/s (instead of --assume-tflops).",
+                                               low=0, low_open=True)  # fmt: skip
+    out: Path = option(help="Run folder (checkpoints, logs, exports).")
+    force: bool = option(False, "Start over in an --out that holds an earlier run.", secondary=False)
+
+
+# ---- init / presets ------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class PresetsConfig:
+    """`factory presets`."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    vocab_size: str = option("128k", "Vocabulary: 32k, 128k, 250k or a number.")
+    json: bool = option(False, "Print JSON instead of a table.", secondary=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InitConfig:
+    """`factory init`: a randomly initialised model folder."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    preset: str = option("base", "Size preset.", choices=PRESET_NAMES)
+    vocab_size: str = option("128k", "Vocabulary: 32k, 128k, 250k or a number (ignored with --vocab).")
+    vocab: Path | None = option(None, "Vocabulary folder: size the embedding to its spm.model and copy its tokenizer.")
+    layout: str = option("official", _LAYOUT_HELP, choices=LAYOUTS)
+    head: str = option("none", "none: bare encoder (AutoModel); mlm: generator head; rtd: discriminator head; "
+                       "cls: sequence classification.", choices=HEADS)  # fmt: skip
+    num_labels: int = option(2, "Labels of --head cls.", low=1)
+    seed: int = option(0, "Seed for the random weights.")
+    out: Path = option(help="Folder to write.")
+    force: bool = option(False, _FORCE_HELP, secondary=False)
+
+
+# ---- eval ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class FinetuneSettings:
+    """Fine-tuning settings of an evaluation: defaults < the suite file's `settings` < `--set`. The defaults are
+    the mDeBERTa card's XNLI recipe (docs/evaluation.md#xnli; eval/xnli.yaml says where each comes from)."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    learning_rate: float = option(2e-5, "Peak learning rate.", low=0, low_open=True)
+    epochs: float = option(6, "Epochs over the training language.", low=0, low_open=True)
+    batch_size: int = option(32, "Pairs per optimizer step, whatever the number of processes.", low=1)
+    micro_batch_size: int = option(16, "Pairs per forward pass; gradient accumulation fills batch_size.", low=1)
+    max_length: int = option(256, "Tokens per pair.", low=8)
+    warmup_steps: int = option(3000, "Warm-up steps.", low=0)
+    max_warmup_fraction: float = option(0.1, "Warm-up never longer than this share of the steps.", low=0, high=1)
+    adam_epsilon: float = option(1e-8, "AdamW epsilon.", low=0, low_open=True)
+    weight_decay: float = option(0.0, "AdamW weight decay.", low=0)
+    schedule: str = option("linear", "Learning-rate schedule.", choices=("linear",))
+    dropout: float | None = option(None, "Dropout [default: the model's own].", low=0, high=1)
+    eval_batch_size: int = option(64, "Examples per forward pass at test time.", low=1)
+    seed: int = option(42, "Seed of run 0; run k uses seed + k.")
+    precision: str = option("auto", "auto: bf16 where the accelerator supports it, else fp32.",
+                            choices=("auto", "bf16", "fp32"))  # fmt: skip
+
+    def problems(self) -> list[str]:
+        if self.batch_size % self.micro_batch_size:
+            return [f"batch_size {self.batch_size} is not a multiple of micro_batch_size {self.micro_batch_size}"]
+        return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """`factory eval xnli | pawsx`: what to evaluate and where; the fine-tuning settings come from `--set`."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    model: Path = option(help="deberta-v2 model folder with spm.model.")
+    data: str | None = option(None, "hf:NAME (the suite's dataset by default) or a local DIR.")
+    train_lang: str | None = option(None, "Language to fine-tune on [default: the suite's, en].")
+    langs: str = option("all", "Languages to test: all, or a list like en,fr,de.")
+    runs: int = option(1, "Seeds to average over.", low=1)
+    set: list[str] = option([], "Override a fine-tuning setting, e.g. --set epochs=3 --set learning_rate=3e-5.",
+                            repeat=True, metavar="KEY=VALUE")  # fmt: skip
+    out: Path = option(help="Folder to write.")
+    force: bool = option(False, _FORCE_HELP, secondary=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifyConfig(EvalConfig):
+    """`factory eval classify`: any sentence or pair classification set given as files."""
+
+    train: Path = option(help="Training file.")
+    validation: Path | None = option(None, "Validation file (optional).")
+    test: Path = option(help="Test file.")
+    labels: list[str] = option([], "Label names in id order, e.g. negative,positive [default: from the data].")
+    columns: list[str] = option(["text"], "Text column, or two for pairs: premise,hypothesis.")
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not 1 <= len(self.columns) <= 2:
+            problems.append("--columns: give one or two text columns")
+        if len(self.labels) == 1:
+            problems.append("--labels: give at least two labels")
+        return problems
+
+
+# ---- publish -------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class PublishConfig:
+    """`factory publish DIR`: a staged HF folder with its model card, uploaded to the Hub."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    model_dir: Path = option(help="The model folder to publish.", cli=False)
+    repo_id: str = option(help="Hub repository, namespace/name (e.g. my-org/deberta-v3-xsmall-pt).")
+    private: bool = option(False, "Create the repository private (ignored if it exists).", secondary=False)
+    revision: str | None = option(None, "Branch to commit to, created if needed (e.g. step-100000).")
+    generator: Path | None = option(None, "Generator folder, uploaded as generator/.")
+    tokenizer: Path | None = option(None, "Folder with spm.model + tokenizer files [default: DIR].")
+    results: list[Path] = option([], "results.json of `factory eval` (repeatable).", repeat=True)
+    language: list[str] = option([], "Language code for the card (repeatable) [default: from the manifests].",
+                                 repeat=True)  # fmt: skip
+    dataset: list[str] = option([], "Hub dataset id trained on, for the card (repeatable).", repeat=True)
+    license: str = option("mit", "License id for the card.")
+    staging: Path | None = option(None, "Folder to assemble the upload in [default: DIR-hub].")
+    dry_run: bool = option(False, "Write and validate the staging folder; upload nothing.", secondary=False)

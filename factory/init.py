@@ -1,0 +1,32 @@
+"""`factory init`: a randomly initialised model of a size preset, optionally sized to a vocabulary folder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from factory.config import to_json
+from factory.configs import InitConfig
+
+
+def init_model(config: InitConfig) -> dict[str, Any]:
+    """Write the model folder (weights, config.json, manifest and, with `--vocab`, the tokenizer files);
+    returns the vocabulary size and the parameter counts."""
+    from factory.model import build_model, save_model
+    from factory.outputs import check_output, staged_output, write_manifest
+    from factory.presets import VocabSize, count_parameters, get_preset
+    from factory.tokenizer import Tokenizer, copy_tokenizer_files
+
+    if config.vocab is not None:
+        vocab = VocabSize.from_pieces(Tokenizer.from_folder(config.vocab).num_pieces, config.layout)
+    else:
+        vocab = VocabSize.parse(config.vocab_size, config.layout)
+    model_config = get_preset(config.preset).config(vocab, labels=tuple(f"LABEL_{i}" for i in range(config.num_labels)))
+    model_config = model_config.replace(factory={**model_config.factory, "preset": config.preset})
+    check_output(config.out, config.force)
+    with staged_output(config.out, config.force) as tmp:
+        save_model(build_model(model_config, config.head, seed=config.seed), tmp)
+        if config.vocab is not None:
+            copy_tokenizer_files(config.vocab, tmp)
+        counts = count_parameters(model_config)
+        write_manifest(tmp, "init", to_json(config), parameters=counts)
+    return {"pieces": vocab.pieces, "rows": vocab.rows, **counts}
