@@ -74,6 +74,23 @@ class VocabConfig:
         return []
 
 
+@dataclass(frozen=True, kw_only=True)
+class VocabReportConfig:
+    """`factory vocab report FOLDER...`: vocabularies side by side on the same text."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    folders: list[Path] = option(help="Vocabulary folders (spm.model) to compare.", cli=False)
+    corpus: list[str] = option([], "Text to evaluate on: FILE or LANG=FILE. Repeatable.", repeat=True)
+    text_field: str = option(VocabConfig.text_field, "Field/column of .jsonl/.parquet/.arrow.")
+    max_docs: int = option(VocabConfig.report_docs, "Documents per language.", low=1)
+    out: Path | None = option(None, "Write report.json and report.md into this folder.")
+    json: bool = option(False, "Print JSON instead of tables.", secondary=False)
+
+    def problems(self) -> list[str]:
+        return [] if self.corpus else ["--corpus is required (FILE or LANG=FILE)"]
+
+
 # ---- shards --------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class ShardsConfig:
@@ -242,6 +259,23 @@ class ClassifyConfig(EvalConfig):
         if len(self.labels) == 1:
             problems.append("--labels: give at least two labels")
         return problems
+
+
+# ---- run / publish -------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """`factory run RECIPE`: the recipe's own steps are resolved from its sections (see factory/recipe.py)."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    recipe: str = option(help="A recipe name (demo, debertina-base, ...) or a .yaml file.", cli=False)
+    set: list[str] = option([], "Override a recipe value, e.g. --set steps.pretrain.max_steps=100 (repeatable).",
+                            repeat=True, metavar="KEY=VALUE")  # fmt: skip
+    run_dir: Path | None = option(None, "Where the steps write [default: the recipe's run_dir, else runs/NAME].")
+    dry_run: bool = option(False, "Print the plan (commands, parameters, tokens, FLOPs, time, disk).", secondary=False)
+    resume: bool = option(False, "Continue an interrupted pre-training from its last checkpoint.", secondary=False)
+    publish: bool = option(False, "Upload to the Hub at the end (otherwise the card and folder are only staged).",
+                           secondary=False)  # fmt: skip
 
 
 # ---- publish -------------------------------------------------------------------------------------

@@ -86,24 +86,23 @@ def _command(name: str) -> click.Command:
     "name, config",
     [("vocab", configs.VocabConfig), ("shards", configs.ShardsConfig), ("pretrain", configs.PretrainConfig),
      ("init", configs.InitConfig), ("presets", configs.PresetsConfig), ("eval xnli", configs.EvalConfig),
-     ("eval classify", configs.ClassifyConfig), ("publish", configs.PublishConfig)],
+     ("eval classify", configs.ClassifyConfig), ("publish", configs.PublishConfig), ("run", configs.RunConfig),
+     ("vocab report", configs.VocabReportConfig)],
 )  # fmt: skip
 def test_options_are_the_config_fields(name, config):
     """Every CLI field is an option of its command (nothing declared twice), with its help and default."""
     command = _command(name)
-    options = {p.name: p for p in command.params if isinstance(p, click.Option)} | {
-        p.name: p for p in command.params if isinstance(p, click.Argument)
-    }
+    options = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    arguments = {p.name for p in command.params if isinstance(p, click.Argument)}
     for f in dataclasses.fields(config):
-        if not f.metadata["cli"] and f.name != "model_dir":
+        if not f.metadata["cli"]:  # recipe/file only, or the command's positional argument
             assert f.name not in options
             continue
         assert f.name in options, f"{name}: no option for {f.name}"
-        if isinstance(options[f.name], click.Option):
-            assert f.metadata["help"] and options[f.name].help.startswith(f.metadata["help"])
-            if f.default not in (None, False, dataclasses.MISSING) and not isinstance(f.default, bool):
-                assert f"[default: {f.default}" in options[f.name].help
-    assert {"help"} | {f.name for f in dataclasses.fields(config)} >= set(options)
+        assert f.metadata["help"] and options[f.name].help.startswith(f.metadata["help"])
+        if f.default not in (None, False, dataclasses.MISSING) and not isinstance(f.default, bool):
+            assert f"[default: {f.default}" in options[f.name].help
+    assert {"help"} | {f.name for f in dataclasses.fields(config)} >= set(options) | arguments
 
 
 def test_command_line_gives_the_same_config():

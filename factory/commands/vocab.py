@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from factory.config import click_options, from_flags, resolve
-from factory.configs import VocabConfig
+from factory.configs import VocabConfig, VocabReportConfig
 
 
 @click.group(invoke_without_command=True)
@@ -47,15 +47,8 @@ def vocab(ctx: click.Context, **flags) -> None:
 
 @vocab.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--corpus", "corpus", multiple=True, required=True, help="Text to evaluate on: FILE or LANG=FILE. Repeatable."
-)
-@click.option("--text-field", default="text", show_default=True, help="Field/column of .jsonl/.parquet/.arrow.")
-@click.option("--max-docs", type=click.IntRange(min=1), default=2000, show_default=True, help="Documents per language.")
-@click.option("--out", type=click.Path(path_type=Path), help="Write report.json and report.md into this folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def report(folders: tuple[Path, ...], corpus: tuple[str, ...], text_field: str, max_docs: int, out: Path | None,
-           as_json: bool) -> None:  # fmt: skip
+@click_options(VocabReportConfig)
+def report(**flags) -> None:
     """Evaluate one or more vocabularies on the same text, side by side.
 
     Per language: fertility (pieces per word), share of words cut into 2+ pieces, [UNK] rate, character
@@ -68,15 +61,16 @@ def report(folders: tuple[Path, ...], corpus: tuple[str, ...], text_field: str, 
     from factory.errors import FactoryError
     from factory.vocab import evaluate, read_texts, report_markdown
 
-    texts = read_texts(list(corpus), text_field, max_docs)
+    config = resolve(VocabReportConfig, [from_flags(flags)])
+    texts = read_texts(config.corpus, config.text_field, config.max_docs)
     reports = {}
-    for folder in folders:
+    for folder in config.folders:
         if not (folder / "spm.model").is_file():
             raise FactoryError(f"{folder} has no spm.model; point at a vocabulary folder")
         reports[folder.name or str(folder)] = evaluate(folder, texts)
     markdown = report_markdown("Vocabulary report", reports)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.json").write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
-        (out / "report.md").write_text(markdown, encoding="utf-8")
-    click.echo(json.dumps(reports, indent=2) if as_json else markdown)
+    if config.out is not None:
+        config.out.mkdir(parents=True, exist_ok=True)
+        (config.out / "report.json").write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+        (config.out / "report.md").write_text(markdown, encoding="utf-8")
+    click.echo(json.dumps(reports, indent=2) if config.json else markdown)
