@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import ConfigError, FactoryError
-from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
+from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
+from factory.outputs import fingerprint_file, staged_output
 from factory.presets import VocabSize, get_preset
 from factory.rtd import DEFAULT_RTD_LAMBDA, max_predictions
 from factory.tokenizer import TOKENIZER_FILES, Tokenizer
@@ -777,20 +778,18 @@ def export(run: Run, figures: dict[str, Any]) -> None:
             for file in TOKENIZER_FILES:
                 if (Path(run.args.vocab) / file).is_file():
                     shutil.copy2(Path(run.args.vocab) / file, tmp / file)
-            write_manifest(tmp, "pretrain", run.args.to_json(), role=name, **figures)
+            write_manifest(tmp, PretrainManifest(arguments=run.args.to_json(), role=name, **figures))
 
 
 def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
     """Languages (from the vocabulary's manifest) and corpus sources (from the shards'), for the model card."""
     out: dict[str, Any] = {}
-    vocab_manifest = read_manifest(vocab) or {}
-    langs = (vocab_manifest.get("arguments") or {}).get("langs")
-    if langs:
-        out["languages"] = [langs] if isinstance(langs, str) else list(langs)
-    shards_manifest = read_manifest(shards) if shards is not None else None
-    corpus = ((shards_manifest or {}).get("arguments") or {}).get("corpus")
-    if corpus:
-        out["corpus"] = list(corpus)
+    vocab_manifest = find_manifest(vocab, VocabManifest)  # None: a vocabulary made without `factory vocab`
+    if vocab_manifest is not None and vocab_manifest.languages:
+        out["languages"] = list(vocab_manifest.languages)
+    shards_manifest = find_manifest(shards, ShardsManifest) if shards is not None else None
+    if shards_manifest is not None and shards_manifest.corpus:
+        out["corpus"] = list(shards_manifest.corpus)
     return out
 
 
@@ -835,7 +834,7 @@ def run(args: TrainArgs) -> dict[str, Any]:
         figures = run_figures(training, result)
         export(training, figures)
         if training.accelerator.is_main_process:
-            write_manifest(Path(args.out), "pretrain", args.to_json(), **figures)
+            write_manifest(Path(args.out), PretrainManifest(arguments=args.to_json(), **figures))
         training.accelerator.wait_for_everyone()
         return figures
     finally:

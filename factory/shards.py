@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 
 from factory.corpus import Source, read_source
 from factory.errors import FactoryError
-from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
+from factory.manifest import ShardFile, ShardsManifest, find_manifest, write_manifest
+from factory.outputs import fingerprint_file, staged_output
 from factory.tokenizer import SPM_FILE, Tokenizer
 
 SHARD_GLOB = "shard-*.arrow"
@@ -209,7 +210,10 @@ def build_shards(
             "shards": writer.shards,
         }
         arguments = {"vocab": str(vocab), "corpus": list(corpus), "seq_len": seq_len, "text_field": text_field}
-        write_manifest(tmp, "shards", arguments, **figures)
+        shard_files = [ShardFile(**s) for s in writer.shards]
+        write_manifest(
+            tmp, ShardsManifest(arguments=arguments, **{**figures, "shards": shard_files}, corpus=list(corpus))
+        )
     return figures
 
 
@@ -222,13 +226,13 @@ class ShardSet:
 
         folder = Path(folder)
         self.folder = folder
-        self.manifest = read_manifest(folder) if folder.is_dir() else None
+        self.manifest = find_manifest(folder, ShardsManifest) if folder.is_dir() else None
         files = sorted(folder.glob(SHARD_GLOB)) if folder.is_dir() else []
-        if self.manifest is None or self.manifest.get("step") != "shards" or not files:
+        if self.manifest is None or not files:
             raise ShardError(
                 f"{folder} holds no shards (no shard-*.arrow + factory.json); build them with `factory shards`"
             )
-        self.seq_len = int(self.manifest["seq_len"])
+        self.seq_len = self.manifest.seq_len
         self.blocks = []  # (n, seq_len) uint32 views into the memory maps
         for path in files:
             table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
@@ -246,7 +250,7 @@ class ShardSet:
     def check_vocab(self, vocab: Path) -> None:
         """Refuse shards tokenised with another spm.model."""
         mine = fingerprint_file(Path(vocab) / SPM_FILE)
-        theirs = self.manifest.get("vocab_fingerprint")
+        theirs = self.manifest.vocab_fingerprint
         if mine != theirs:
             raise ShardError(
                 f"shards {self.folder} were made with another vocabulary (fingerprint {theirs}, {vocab} is {mine}); "

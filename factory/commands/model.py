@@ -81,7 +81,8 @@ def init(
     Example:
       factory init --preset xsmall --vocab-size 32k --head mlm --out models/xsmall-32k
     """
-    from factory.outputs import check_output, staged_output, write_manifest
+    from factory.manifest import InitManifest, write_manifest
+    from factory.outputs import check_output, staged_output
     from factory.presets import VocabSize, count_parameters, get_preset
 
     vocab = VocabSize.parse(vocab_size, layout)
@@ -95,12 +96,8 @@ def init(
         model = build_model(config, head, seed=seed)
         save_model(model, tmp)
         counts = count_parameters(config)
-        write_manifest(
-            tmp,
-            "init",
-            {"preset": preset, "vocab_size": str(vocab), "layout": layout, "head": head, "seed": seed},
-            parameters=counts,
-        )
+        arguments = {"preset": preset, "vocab_size": str(vocab), "layout": layout, "head": head, "seed": seed}
+        write_manifest(tmp, InitManifest(arguments=arguments, parameters=counts))
     click.echo(
         f"wrote {out}: {preset}, {vocab.pieces:,}-piece vocabulary ({vocab.rows:,} rows), head {head}, "
         f"{counts['total'] / 1e6:.1f}M parameters"

@@ -163,26 +163,30 @@ def _dry_seq_len(args) -> int:
     if args.seq_len is not None:
         return args.seq_len
     if args.shards is not None:
-        from factory.outputs import read_manifest
+        from factory.manifest import ShardsManifest, find_manifest
 
-        manifest = read_manifest(args.shards) or {}
-        return int(manifest.get("seq_len", 512))
+        manifest = find_manifest(args.shards, ShardsManifest) if Path(args.shards).is_dir() else None
+        return manifest.seq_len if manifest is not None else 512
     return 512
 
 
 def _build_corpus_shards(args, corpus: tuple[str, ...]) -> Path:
     """--corpus: shards into OUT/shards (reused when they exist for this vocabulary and length)."""
-    from factory.errors import ConfigError
-    from factory.outputs import fingerprint_file, read_manifest
+    from factory.errors import ConfigError, ManifestError
+    from factory.manifest import ShardsManifest, find_manifest
+    from factory.outputs import fingerprint_file
     from factory.shards import build_shards
 
     if args.vocab is None:
         raise ConfigError("--corpus needs --vocab to tokenise with")
     target = Path(args.out) / "shards"
-    manifest = read_manifest(target) if target.is_dir() else None
+    try:
+        manifest = find_manifest(target, ShardsManifest) if target.is_dir() else None
+    except ManifestError:  # our own cache, from another version of factory: rebuilt
+        manifest = None
     seq_len = args.seq_len or 512
-    fits = manifest and manifest.get("seq_len") == seq_len
-    if not (fits and manifest.get("vocab_fingerprint") == fingerprint_file(Path(args.vocab) / "spm.model")):
+    fits = manifest is not None and manifest.seq_len == seq_len
+    if not (fits and manifest.vocab_fingerprint == fingerprint_file(Path(args.vocab) / "spm.model")):
         build_shards(args.vocab, list(corpus), seq_len, target, force=True)
     return target
 

@@ -141,7 +141,7 @@ def report(folders: tuple[Path, ...], corpus: tuple[str, ...], text_field: str, 
       factory vocab report vocab-pt/ vocab-250k/ --corpus pt=pt.txt --corpus en=en.txt
     """
     from factory.errors import FactoryError
-    from factory.vocab import evaluate, read_texts, report_markdown
+    from factory.vocab_report import evaluate, read_texts, report_markdown
 
     texts = read_texts(list(corpus), text_field, max_docs)
     reports = {}
