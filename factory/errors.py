@@ -19,3 +19,7 @@ class ModelFolderError(FactoryError):
 
 class OutputExistsError(FactoryError):
     """An output folder we must not overwrite (without --force) or cannot write."""
+
+
+class ManifestError(FactoryError):
+    """A factory.json that is missing, unreadable, or written by another step or another version of factory."""

@@ -11,8 +11,9 @@ from factory.configs import InitConfig
 def init_model(config: InitConfig) -> dict[str, Any]:
     """Write the model folder (weights, config.json, manifest and, with `--vocab`, the tokenizer files);
     returns the vocabulary size and the parameter counts."""
+    from factory.manifest import InitManifest, write_manifest
     from factory.model import build_model, save_model
-    from factory.outputs import check_output, staged_output, write_manifest
+    from factory.outputs import check_output, staged_output
     from factory.presets import VocabSize, count_parameters, get_preset
     from factory.tokenizer import Tokenizer, copy_tokenizer_files
 
@@ -28,5 +29,5 @@ def init_model(config: InitConfig) -> dict[str, Any]:
         if config.vocab is not None:
             copy_tokenizer_files(config.vocab, tmp)
         counts = count_parameters(model_config)
-        write_manifest(tmp, "init", to_json(config), parameters=counts)
+        write_manifest(tmp, InitManifest(arguments=to_json(config), parameters=counts))
     return {"pieces": vocab.pieces, "rows": vocab.rows, **counts}

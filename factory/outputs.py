@@ -1,4 +1,4 @@
-"""Output folders: written whole or not at all, and each with a `factory.json` manifest.
+"""Output folders: written whole or not at all (each with a `factory.json` manifest: factory.manifest).
 
 Every step of the pipeline writes one folder. A crash or a user error must never leave a folder that looks
 complete, and an existing folder is only replaced with `--force`: so a step writes into a hidden sibling
@@ -8,21 +8,14 @@ folder and renames it into place at the very end.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import hashlib
-import json
 import os
-import platform
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from factory.errors import OutputExistsError
-
-MANIFEST = "factory.json"
 
 
 def check_output(path: Path, force: bool) -> None:
@@ -66,34 +59,3 @@ def fingerprint_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()[:16]
-
-
-def versions() -> dict[str, str]:
-    from factory import __version__
-
-    out = {"factory": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
-    for mod in ("torch", "sentencepiece", "datasets", "accelerate"):
-        module = sys.modules.get(mod)
-        if module is not None:
-            out[mod] = getattr(module, "__version__", "?")
-    return out
-
-
-def write_manifest(folder: Path, step: str, arguments: dict[str, Any], **sections: Any) -> dict[str, Any]:
-    """Write `factory.json`: the step, its arguments, versions, and whatever figures the step adds."""
-    manifest = {
-        "step": step,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "arguments": arguments,
-        "versions": versions(),
-        **sections,
-    }
-    (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    return manifest
-
-
-def read_manifest(folder: Path) -> dict[str, Any] | None:
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())

@@ -36,7 +36,8 @@ from factory.config import to_json
 from factory.configs import PAPER_STEPS, WARMUP
 from factory.configs import PretrainConfig as TrainArgs
 from factory.errors import ConfigError, FactoryError
-from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
+from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
+from factory.outputs import fingerprint_file, staged_output
 from factory.presets import VocabSize, get_preset
 from factory.rtd import DEFAULT_RTD_LAMBDA, max_predictions
 from factory.tokenizer import TOKENIZER_FILES, Tokenizer
@@ -736,20 +737,18 @@ def export(run: Run, figures: dict[str, Any]) -> None:
             for file in TOKENIZER_FILES:
                 if (Path(run.args.vocab) / file).is_file():
                     shutil.copy2(Path(run.args.vocab) / file, tmp / file)
-            write_manifest(tmp, "pretrain", to_json(run.args), role=name, **figures)
+            write_manifest(tmp, PretrainManifest(arguments=to_json(run.args), role=name, **figures))
 
 
 def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
     """Languages (from the vocabulary's manifest) and corpus sources (from the shards'), for the model card."""
     out: dict[str, Any] = {}
-    vocab_manifest = read_manifest(vocab) or {}
-    langs = (vocab_manifest.get("arguments") or {}).get("langs")
-    if langs:
-        out["languages"] = [langs] if isinstance(langs, str) else list(langs)
-    shards_manifest = read_manifest(shards) if shards is not None else None
-    corpus = ((shards_manifest or {}).get("arguments") or {}).get("corpus")
-    if corpus:
-        out["corpus"] = list(corpus)
+    vocab_manifest = find_manifest(vocab, VocabManifest)  # None: a vocabulary made without `factory vocab`
+    if vocab_manifest is not None and vocab_manifest.languages:
+        out["languages"] = list(vocab_manifest.languages)
+    shards_manifest = find_manifest(shards, ShardsManifest) if shards is not None else None
+    if shards_manifest is not None and shards_manifest.corpus:
+        out["corpus"] = list(shards_manifest.corpus)
     return out
 
 
@@ -794,7 +793,7 @@ def run(args: TrainArgs) -> dict[str, Any]:
         figures = run_figures(training, result)
         export(training, figures)
         if training.accelerator.is_main_process:
-            write_manifest(Path(args.out), "pretrain", to_json(args), **figures)
+            write_manifest(Path(args.out), PretrainManifest(arguments=to_json(args), **figures))
         training.accelerator.wait_for_everyone()
         return figures
     finally:
@@ -818,15 +817,19 @@ def run_pretrain(config: TrainArgs) -> dict[str, Any]:
 def corpus_shards(config: TrainArgs) -> Path:
     """--corpus: shards into OUT/shards (reused when they exist for this vocabulary and length)."""
     from factory.configs import SEQ_LEN, ShardsConfig
+    from factory.errors import ManifestError
     from factory.shards import build_shards
 
     if config.vocab is None:
         raise ConfigError("--corpus needs --vocab to tokenise with")
     target = Path(config.out) / SHARDS
-    manifest = read_manifest(target) if target.is_dir() else None
+    try:
+        manifest = find_manifest(target, ShardsManifest) if target.is_dir() else None
+    except ManifestError:  # our own cache, from another version of factory: rebuilt
+        manifest = None
     seq_len = config.seq_len or SEQ_LEN
-    fits = manifest and manifest.get("seq_len") == seq_len
-    if not (fits and manifest.get("vocab_fingerprint") == fingerprint_file(Path(config.vocab) / "spm.model")):
+    fits = manifest is not None and manifest.seq_len == seq_len
+    if not (fits and manifest.vocab_fingerprint == fingerprint_file(Path(config.vocab) / "spm.model")):
         build_shards(ShardsConfig(vocab=config.vocab, corpus=config.corpus, seq_len=seq_len, out=target, force=True))
     return target
 
@@ -837,8 +840,8 @@ def dry_run_seq_len(config: TrainArgs) -> int:
 
     if config.seq_len is not None:
         return config.seq_len
-    manifest = read_manifest(config.shards) if config.shards is not None else None
-    return int((manifest or {}).get("seq_len", SEQ_LEN))
+    manifest = find_manifest(config.shards, ShardsManifest) if config.shards and Path(config.shards).is_dir() else None
+    return manifest.seq_len if manifest is not None else SEQ_LEN
 
 
 def dry_run_lines(config: TrainArgs) -> list[str]:

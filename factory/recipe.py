@@ -26,7 +26,7 @@ from typing import Any
 from factory.config import Layer, check, command_line, fail, to_json, to_values
 from factory.configs import VocabConfig
 from factory.errors import FactoryError
-from factory.outputs import MANIFEST
+from factory.manifest import find_manifest, manifest_fingerprint, schema_for
 from factory.resources import find_resource
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,6 @@ def _assign(tree: dict, keys: list[str], value: Any, item: str) -> None:
 
 def fingerprint(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def manifest_fingerprint(folder: Path) -> str | None:
-    path = Path(folder) / MANIFEST
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
 
 
 def _resolve(value: Any, base: Path) -> Any:
@@ -240,7 +235,15 @@ def _local_files(step: Step, produced: list[Path]) -> dict[str, list[int]]:
 
 
 def is_done(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> bool:
-    finished = (step.out / MANIFEST).is_file() or (step.name == "publish" and (step.out / "README.md").is_file())
+    """Up to date: run with the same state, and its output complete (a manifest this factory reads; publish,
+    which writes none, its card). A manifest of another version means the step runs again and rewrites it."""
+    from factory.errors import ManifestError
+
+    schema = schema_for(step.command)
+    try:
+        finished = find_manifest(step.out, schema) is not None if schema else (step.out / "README.md").is_file()
+    except ManifestError:
+        finished = False
     return finished and saved.get(step.name) == state
 
 

@@ -27,7 +27,8 @@ from factory.config import to_json
 from factory.configs import ShardsConfig
 from factory.corpus import Source, read_source
 from factory.errors import FactoryError
-from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
+from factory.manifest import ShardFile, ShardsManifest, find_manifest, write_manifest
+from factory.outputs import fingerprint_file, staged_output
 from factory.tokenizer import SPM_FILE, Tokenizer
 
 SHARD_GLOB = "shard-*.arrow"
@@ -199,7 +200,10 @@ def build_shards(config: ShardsConfig) -> dict:
             "padding": writer.padding,
             "shards": writer.shards,
         }
-        write_manifest(tmp, "shards", to_json(config), **figures)
+        shard_files = [ShardFile(**s) for s in writer.shards]
+        write_manifest(
+            tmp, ShardsManifest(arguments=to_json(config), **{**figures, "shards": shard_files}, corpus=list(corpus))
+        )
     return figures
 
 
@@ -212,13 +216,13 @@ class ShardSet:
 
         folder = Path(folder)
         self.folder = folder
-        self.manifest = read_manifest(folder) if folder.is_dir() else None
+        self.manifest = find_manifest(folder, ShardsManifest) if folder.is_dir() else None
         files = sorted(folder.glob(SHARD_GLOB)) if folder.is_dir() else []
-        if self.manifest is None or self.manifest.get("step") != "shards" or not files:
+        if self.manifest is None or not files:
             raise ShardError(
                 f"{folder} holds no shards (no shard-*.arrow + factory.json); build them with `factory shards`"
             )
-        self.seq_len = int(self.manifest["seq_len"])
+        self.seq_len = self.manifest.seq_len
         self.blocks = []  # (n, seq_len) uint32 views into the memory maps
         for path in files:
             table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
@@ -236,7 +240,7 @@ class ShardSet:
     def check_vocab(self, vocab: Path) -> None:
         """Refuse shards tokenised with another spm.model."""
         mine = fingerprint_file(Path(vocab) / SPM_FILE)
-        theirs = self.manifest.get("vocab_fingerprint")
+        theirs = self.manifest.vocab_fingerprint
         if mine != theirs:
             raise ShardError(
                 f"shards {self.folder} were made with another vocabulary (fingerprint {theirs}, {vocab} is {mine}); "

@@ -28,8 +28,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from factory.config import Layer, to_json
@@ -269,90 +268,6 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-# ---- report -------------------------------------------------------------------------------------
-@dataclass
-class LanguageReport:
-    """How a vocabulary cuts one language's text."""
-
-    documents: int
-    words: int
-    pieces: int
-    fertility: float  # pieces per whitespace-separated word
-    continued_words: float  # share of words cut into 2+ pieces
-    unk_rate: float  # share of pieces that are [UNK]
-    char_coverage: float  # share of (non-space) characters that are in some piece
-    bytes_per_token: float  # UTF-8 bytes of text per piece
-
-
-def evaluate(folder: Path, texts_by_lang: dict[str, list[str]]) -> dict[str, dict]:
-    """Per-language figures of the vocabulary in `folder` on the given texts (plus `all`)."""
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=str(Path(folder) / "spm.model"))
-    chars_in_vocab = {ch for i in range(sp.get_piece_size()) for ch in sp.id_to_piece(i)}
-    unk = sp.unk_id()
-    out, totals = {}, Counter()
-    for lang, texts in texts_by_lang.items():
-        c = Counter()
-        for text in texts:
-            words = text.split()
-            c["documents"] += 1
-            c["words"] += len(words)
-            c["bytes"] += len(text.encode("utf-8"))
-            for ids in sp.encode(words):
-                c["pieces"] += len(ids)
-                c["continued"] += len(ids) > 1 + (ids[:1] == [sp.piece_to_id("▁")])
-                c["unk"] += ids.count(unk)
-            letters = [ch for ch in unicodedata.normalize("NFC", text) if not ch.isspace()]
-            c["chars"] += len(letters)
-            c["covered"] += sum(ch in chars_in_vocab for ch in letters)
-        totals.update(c)
-        out[lang] = asdict(_figures(c))
-    out["all"] = asdict(_figures(totals))
-    return out
-
-
-def _figures(c: Counter) -> LanguageReport:
-    def ratio(a: str, b: str) -> float:
-        return round(c[a] / c[b], 4) if c[b] else 0.0
-
-    return LanguageReport(
-        documents=c["documents"],
-        words=c["words"],
-        pieces=c["pieces"],
-        fertility=ratio("pieces", "words"),
-        continued_words=ratio("continued", "words"),
-        unk_rate=ratio("unk", "pieces"),
-        char_coverage=ratio("covered", "chars"),
-        bytes_per_token=ratio("bytes", "pieces"),
-    )
-
-
-FIGURES = ["fertility", "continued_words", "unk_rate", "char_coverage", "bytes_per_token"]
-
-
-def report_markdown(title: str, reports: dict[str, dict[str, dict]], corpus: dict | None = None) -> str:
-    """A table per figure: one row per language, one column per vocabulary (side by side)."""
-    names = list(reports)
-    langs = list(next(iter(reports.values())))
-    lines = [f"# {title}", ""]
-    lines.append("fertility = pieces per word; continued = share of words cut in 2+ pieces; unk = share of")
-    lines.append("pieces that are [UNK]; coverage = share of characters found in the vocabulary.")
-    lines.append("")
-    for figure in FIGURES:
-        lines += [f"## {figure}", "", "| language | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-        for lang in langs:
-            row = [f"{reports[n].get(lang, {}).get(figure, float('nan')):.4f}" for n in names]
-            lines.append(f"| {lang} | " + " | ".join(row) + " |")
-        lines.append("")
-    if corpus:
-        lines += ["## documents", "", "| | count |", "|---|---|", f"| read | {corpus['read']} |"]
-        lines += [f"| kept {k} | {v} |" for k, v in corpus["kept_per_language"].items()]
-        lines += [f"| dropped: {k} | {v} |" for k, v in corpus["dropped"].items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
 # ---- the whole step -----------------------------------------------------------------------------
 SPEC_NOTES = ("description", "source", "notes")  # free text in a spec, not settings
 
@@ -385,22 +300,11 @@ def with_spec(layers: list[Layer]) -> list[Layer]:
 def build(args: VocabConfig) -> dict:
     """Corpus -> sample -> SentencePiece -> HF files -> report, written atomically into `args.out`."""
     from factory import corpus as C
-    from factory.langid import check_codes
-    from factory.outputs import check_output, fingerprint_file, staged_output, write_manifest
+    from factory.outputs import check_output, staged_output
     from factory.presets import VocabSize
 
     size = VocabSize.parse(args.size)
-    sources = [C.Source.parse(c) for c in args.corpus]
-    if not sources:
-        raise FactoryError("no --corpus given: pass --corpus PATH (or lang=PATH), or a --spec with a corpus")
-    langs = list(dict.fromkeys(args.langs or [s.lang for s in sources if s.lang]))
-    if not langs:
-        raise FactoryError("which language(s)? pass --lang pt, --langs en,pt,ru or --corpus pt=PATH")
-    if args.langid:
-        check_codes(langs + [s.lang for s in sources if s.lang], "--lang/--langs")
-    for source in sources:
-        if not source.is_hub and not Path(source.spec).exists():
-            raise FactoryError(f"--corpus {source.spec}: no such file or folder")
+    sources, langs = _check_inputs(args)
     check_output(args.out, args.force)
     with staged_output(args.out, args.force) as folder:
         work = folder / ".work"
@@ -419,42 +323,70 @@ def build(args: VocabConfig) -> dict:
         spm_settings = SpmSettings(size.pieces, args.model_type, args.character_coverage, args.byte_fallback)
         train_spm(sample.sample_file, sample.sample_lines, folder, spm_settings)
         hf = write_hf_files(folder)
-        texts = _report_texts(work, sample.stats.kept, args.report_docs)
-        figures = evaluate(folder, texts)
-        corpus_counts = sample.stats.as_dict()
-        report = {
-            "languages": figures,
-            "corpus": corpus_counts,
-            "sample": {"alpha": args.alpha, "documents_per_language": sample.sizes, "lines": sample.sample_lines},
-            "byte_fallback": args.byte_fallback,
-            "hf_agreement": "ids identical to DebertaV2Tokenizer/AutoTokenizer (transformers 5.x)"
-            + ("" if not args.byte_fallback else ", except unknown characters: bytes here, [UNK] in HF"),
-        }
-        _write_json(folder / "vocab_report.json", report)
-        (folder / "vocab_report.md").write_text(report_markdown(f"Vocabulary {args.out.name}", {"this": figures},
-                                                                corpus_counts), encoding="utf-8")  # fmt: skip
-        fingerprints = {s.spec: _fingerprint(s, fingerprint_file) for s in sources}
-        write_manifest(
-            folder,
-            "vocab",
-            to_json(args),
-            inputs=fingerprints,
-            counts={**corpus_counts, "sample": sample.sizes, "sample_lines": sample.sample_lines},
-            vocab={"pieces": hf["pieces"], "mask_id": hf["mask_id"], "embedding_rows": size.rows},
-        )
+        report = _write_report(folder, work, args, sample)
+        _write_vocab_manifest(folder, args, sources, langs, sample, hf, size.rows)
         import shutil
 
         shutil.rmtree(work)
     return report
 
 
-def _report_texts(work: Path, kept: Counter, limit: int) -> dict[str, list[str]]:
-    spool = next(work.glob("spool-*"))
-    texts = {}
-    for lang in sorted(kept):
-        with open(spool / f"{lang}.txt", encoding="utf-8") as f:
-            texts[lang] = [line.rstrip("\n") for line in itertools.islice(f, limit)]
-    return texts
+def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
+    """The corpus sources and the languages, checked before any work is done."""
+    from factory import corpus as C
+    from factory.langid import check_codes
+
+    sources = [C.Source.parse(c) for c in args.corpus]
+    if not sources:
+        raise FactoryError("no --corpus given: pass --corpus PATH (or lang=PATH), or a --spec with a corpus")
+    langs = list(dict.fromkeys(args.langs or [s.lang for s in sources if s.lang]))
+    if not langs:
+        raise FactoryError("which language(s)? pass --lang pt, --langs en,pt,ru or --corpus pt=PATH")
+    if args.langid:
+        check_codes(langs + [s.lang for s in sources if s.lang], "--lang/--langs")
+    for source in sources:
+        if not source.is_hub and not Path(source.spec).exists():
+            raise FactoryError(f"--corpus {source.spec}: no such file or folder")
+    return sources, langs
+
+
+def _write_report(folder: Path, work: Path, args: VocabConfig, sample) -> dict:
+    """vocab_report.{json,md}: the new vocabulary on the first documents kept of each language."""
+    from factory.vocab_report import evaluate, report_markdown, report_texts
+
+    figures = evaluate(folder, report_texts(work, sample.stats.kept, args.report_docs))
+    corpus_counts = sample.stats.as_dict()
+    report = {
+        "languages": figures,
+        "corpus": corpus_counts,
+        "sample": {"alpha": args.alpha, "documents_per_language": sample.sizes, "lines": sample.sample_lines},
+        "byte_fallback": args.byte_fallback,
+        "hf_agreement": "ids identical to DebertaV2Tokenizer/AutoTokenizer (transformers 5.x)"
+        + ("" if not args.byte_fallback else ", except unknown characters: bytes here, [UNK] in HF"),
+    }
+    _write_json(folder / "vocab_report.json", report)
+    (folder / "vocab_report.md").write_text(report_markdown(f"Vocabulary {args.out.name}", {"this": figures},
+                                                            corpus_counts), encoding="utf-8")  # fmt: skip
+    return report
+
+
+def _write_vocab_manifest(
+    folder: Path, args: VocabConfig, sources: list, langs: list[str], sample, hf: dict, rows: int
+) -> None:
+    """factory.json: what the vocabulary was built from and the sizes a model needs to use it."""
+    from factory.manifest import CorpusCounts, VocabManifest, VocabShape, write_manifest
+    from factory.outputs import fingerprint_file
+
+    manifest = VocabManifest(
+        arguments=to_json(args),
+        inputs={s.spec: _fingerprint(s, fingerprint_file) for s in sources},
+        counts=CorpusCounts(**sample.stats.as_dict(), sample=sample.sizes, sample_lines=sample.sample_lines),
+        vocab=VocabShape(pieces=hf["pieces"], mask_id=hf["mask_id"], embedding_rows=rows),
+        languages=langs,
+        corpus=list(args.corpus),
+        alpha=args.alpha,
+    )
+    write_manifest(folder, manifest)
 
 
 def _fingerprint(source, fingerprint_file) -> str | dict:
@@ -464,23 +396,3 @@ def _fingerprint(source, fingerprint_file) -> str | dict:
     if path.is_file():
         return fingerprint_file(path)
     return {str(p.relative_to(path)): fingerprint_file(p) for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-def read_texts(sources: list[str], text_field: str = "text", limit: int = 2000) -> dict[str, list[str]]:
-    """Texts for `factory vocab report`: `lang=PATH` groups by language, a bare PATH goes to `all`."""
-    from factory import corpus as C
-
-    cleaning = C.Cleaning(min_chars=1)
-    out: dict[str, list[str]] = {}
-    for value in sources:
-        source = C.Source.parse(value)
-        bucket = out.setdefault(source.lang or "text", [])
-        for raw in C.read_source(source, text_field):
-            text, _ = cleaning.clean(raw)
-            if text:
-                bucket.append(text)
-            if len(bucket) >= limit:
-                break
-    if not any(out.values()):
-        raise FactoryError("the corpus is empty: no text to evaluate the vocabulary on")
-    return out

@@ -9,28 +9,38 @@ import torch
 from click.testing import CliRunner
 from fake_hub import FakeHub
 
+from factory.card import card_languages
 from factory.cli import cli
-from factory.hub import card_languages
+from factory.manifest import Losses, PretrainManifest, write_manifest
 from factory.model import build_model, load_model, save_model
-from factory.outputs import write_manifest
 from factory.presets import PRESETS, VocabSize, count_parameters
 from factory.tokenizer import TOKENIZER_FILES
 
 TOKEN = "hf_fakeTOKEN0123456789abcdefSECRET"
 TRAIN_LANGS = ["en", "pt", "ru"]
 EVAL_LANGS = ["en", "pt", "ru", "zh"]
-PRETRAIN_FIGURES = {
-    "sharing": "gdes",
-    "rtd_lambda": 50.0,
-    "seq_len": 128,
-    "global_batch": 32,
-    "lr": 5e-4,
-    "steps": 1234,
-    "tokens": 5_054_464,
-    "wall_time_s": 5432.0,
-    "generator_loss": 3.2109,
-    "rtd_loss": 0.2468,
-}
+
+
+def pretrain_manifest(**figures):
+    """The manifest pre-training writes into an exported discriminator, through the real schema; its warm-up,
+    precision and hardware are not recorded (None), so the card must leave those rows out."""
+    plan = dict(preset="debug", vocab_size=1000, embedding_rows=1100, seq_len=128, batch=32, micro_batch=32,
+                accumulation=1, processes=1, lr=5e-4, steps=1234, tokens=1234 * 32 * 128)  # fmt: skip
+    return PretrainManifest(
+        arguments={"preset": "debug", "sharing": "gdes"},
+        role="discriminator",
+        **plan,
+        sharing="gdes",
+        rtd_lambda=50.0,
+        parameters={"generator": 90_000, "discriminator": 120_000, "total": 210_000},
+        flops_per_step=1.5e9,
+        final=Losses(mlm_loss=3.2109, rtd_loss=0.2468, rtd_accuracy=0.91),
+        tokens_per_s=930.5,
+        wall_time_s=5432.0,
+        shards="runs/x/shards",
+        vocab_fingerprint="0123456789abcdef",
+        **figures,
+    )
 
 
 def run(*args):
@@ -86,7 +96,7 @@ def family(tmp_path_factory, tiny_vocab):
     """A pre-trained-looking family: discriminator (+ manifest, + eval results) and generator folders."""
     root = tmp_path_factory.mktemp("family")
     model = make_model_folder(root / "model", tiny_vocab, languages=TRAIN_LANGS)
-    write_manifest(model, "pretrain", {"preset": "debug", "sharing": "gdes"}, figures=PRETRAIN_FIGURES)
+    write_manifest(model, pretrain_manifest())
     (model / "eval" / "xnli").mkdir(parents=True)
     (model / "eval" / "xnli" / "results.json").write_text(json.dumps(xnli_results()))
     generator = make_model_folder(root / "generator", tiny_vocab, head="mlm", layers=1, seed=1, emd=False)

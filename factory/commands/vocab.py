@@ -59,7 +59,7 @@ def report(**flags) -> None:
       factory vocab report vocab-pt/ vocab-250k/ --corpus pt=pt.txt --corpus en=en.txt
     """
     from factory.errors import FactoryError
-    from factory.vocab import evaluate, read_texts, report_markdown
+    from factory.vocab_report import evaluate, read_texts, report_markdown
 
     config = resolve(VocabReportConfig, [from_flags(flags)])
     texts = read_texts(config.corpus, config.text_field, config.max_docs)

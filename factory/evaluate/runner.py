@@ -199,7 +199,8 @@ def _write(request: Request, report: dict[str, Any], data: Data, predictions, la
     import json
 
     from factory.evaluate.report import chart, markdown, write_predictions
-    from factory.outputs import fingerprint_file, staged_output, write_manifest
+    from factory.manifest import EvalFigures, EvalInputs, EvalManifest, write_manifest
+    from factory.outputs import fingerprint_file, staged_output
 
     with staged_output(request.out, request.force) as tmp:
         for (lang, split), runs in predictions.items():
@@ -208,13 +209,11 @@ def _write(request: Request, report: dict[str, Any], data: Data, predictions, la
         (tmp / "results.md").write_text(markdown(report))
         chart(report, tmp / f"{request.suite.name}_accuracy.png", len(request.suite.labels))
         weights = request.model / "model.safetensors"
-        inputs = {"model": str(request.model)}
-        if weights.is_file():
-            inputs["model_fingerprint"] = fingerprint_file(weights)
-        write_manifest(
-            tmp,
-            f"eval {request.suite.name}",
-            request.arguments,
-            inputs=inputs,
-            figures={"average": report["average"], "languages": languages, "splits": list(request.splits)},
+        fingerprint = fingerprint_file(weights) if weights.is_file() else None
+        manifest = EvalManifest(
+            step=f"eval {request.suite.name}",
+            arguments=request.arguments,
+            inputs=EvalInputs(model=str(request.model), model_fingerprint=fingerprint),
+            figures=EvalFigures(average=report["average"], languages=languages, splits=list(request.splits)),
         )
+        write_manifest(tmp, manifest)

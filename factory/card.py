@@ -1,0 +1,344 @@
+"""The model card (README.md of a published model): what the files say about the model, and the text.
+
+Every number in the card is read from a file, never typed in: config.json (sizes, languages, the generator's
+EMD), the manifests (`factory.manifest`: pre-training's in the model folder, the vocabulary's in the
+tokenizer folder) and results.json (`factory.card_results`). A figure no file holds is left out, not guessed;
+a model without a pre-training manifest is not called pre-trained.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factory.card_results import eval_results, find_results, read_results, results_section
+from factory.manifest import InitManifest, PretrainManifest, VocabManifest, find_manifest
+
+GENERATOR_DIR = "generator"
+MODEL_MANIFESTS = (PretrainManifest, InitManifest)  # what a model folder's factory.json can be
+
+# Language names for the card's prose; codes not listed are printed as they are.
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
+    "fr": "French", "hi": "Hindi", "pt": "Portuguese", "ru": "Russian", "sw": "Swahili", "th": "Thai",
+    "tr": "Turkish", "ur": "Urdu", "vi": "Vietnamese", "zh": "Chinese",
+}  # fmt: skip
+
+CITATIONS = """```bibtex
+@misc{he2021debertav3,
+  title={DeBERTaV3: Improving DeBERTa using ELECTRA-Style Pre-Training with Gradient-Disentangled Embedding Sharing},
+  author={Pengcheng He and Jianfeng Gao and Weizhu Chen},
+  year={2021},
+  eprint={2111.09543},
+  archivePrefix={arXiv},
+  primaryClass={cs.CL}
+}
+```
+
+```bibtex
+@inproceedings{he2021deberta,
+  title={DEBERTA: DECODING-ENHANCED BERT WITH DISENTANGLED ATTENTION},
+  author={Pengcheng He and Xiaodong Liu and Jianfeng Gao and Weizhu Chen},
+  booktitle={International Conference on Learning Representations},
+  year={2021},
+  url={https://openreview.net/forum?id=XPZIaotutsD}
+}
+```"""
+
+SHARING = {
+    "gdes": "gradient-disentangled embedding sharing (GDES)",
+    "es": "embedding sharing between generator and discriminator (ES)",
+    "nes": "no embedding sharing (NES)",
+}
+
+
+# ---- facts: what the files say ------------------------------------------------------------------
+@dataclass
+class GeneratorFacts:
+    config: dict[str, Any]  # its config.json
+    counts: dict[str, int]  # count_parameters of it
+
+
+@dataclass
+class Facts:
+    """Everything the card reports, as read from the model folder, its manifests and the results files."""
+
+    repo_id: str
+    hf_config: dict[str, Any]
+    counts: dict[str, int]
+    pretrain: PretrainManifest | None = None  # the model folder's, when pre-training exported it
+    vocab: VocabManifest | None = None  # the tokenizer folder's, when `factory vocab` wrote it
+    results: dict[str, Any] | None = None
+    languages: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    license: str = "mit"
+    revision: str | None = None
+    generator: GeneratorFacts | None = None
+
+    @property
+    def name(self) -> str:
+        return self.repo_id.split("/", 1)[1]
+
+    @property
+    def preset(self) -> str | None:
+        preset = (self.hf_config.get("factory") or {}).get("preset")
+        return preset or (self.pretrain.preset if self.pretrain else None)
+
+
+def collect_facts(
+    model_dir: Path,
+    repo_id: str,
+    *,
+    tokenizer_dir: Path | None = None,
+    results: list[Path] = (),
+    languages: list[str] = (),
+    datasets: list[str] = (),
+    license: str = "mit",
+    revision: str | None = None,
+    generator_dir: Path | None = None,
+) -> Facts:
+    """Read config.json, the manifests (model folder, tokenizer folder) and the results files."""
+    from factory.export import read_config
+    from factory.presets import count_parameters
+
+    hf_config = json.loads((model_dir / "config.json").read_text())
+    facts = Facts(
+        repo_id=repo_id,
+        hf_config=hf_config,
+        counts=count_parameters(read_config(model_dir)),
+        results=read_results(find_results(model_dir, list(results))),
+        license=license,
+        revision=revision,
+    )
+    facts.pretrain, facts.vocab = _manifests(model_dir, tokenizer_dir or model_dir)
+    facts.languages = list(languages) or _languages(facts)
+    facts.datasets = list(datasets) or _datasets(facts)
+    if generator_dir is not None:
+        facts.generator = GeneratorFacts(
+            config=json.loads((generator_dir / "config.json").read_text()),
+            counts=count_parameters(read_config(generator_dir)),
+        )
+    return facts
+
+
+def _manifests(model_dir: Path, tokenizer_dir: Path) -> tuple[PretrainManifest | None, VocabManifest | None]:
+    """Pre-training's manifest from the model folder (`factory init`'s says nothing for the card) and the
+    vocabulary's from the tokenizer folder; a folder without factory.json has none."""
+    model = find_manifest(model_dir, MODEL_MANIFESTS)
+    tokenizer = find_manifest(tokenizer_dir, (VocabManifest, *MODEL_MANIFESTS)) if tokenizer_dir != model_dir else None
+    return (
+        model if isinstance(model, PretrainManifest) else None,
+        tokenizer if isinstance(tokenizer, VocabManifest) else None,
+    )
+
+
+def _languages(facts: Facts) -> list[str]:
+    """config.json's `factory.languages` (pre-training copies them from the vocabulary), else the vocabulary's."""
+    value = (facts.hf_config.get("factory") or {}).get("languages")
+    if not value and facts.vocab is not None:
+        value = facts.vocab.languages
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    return [str(v) for v in value or [] if v]
+
+
+def _datasets(facts: Facts) -> list[str]:
+    """Hub datasets among the vocabulary's corpus sources (`hf:org/name:config` -> org/name); local files are
+    not listed."""
+    out = []
+    for source in facts.vocab.corpus if facts.vocab is not None else []:
+        text = source.split("=", 1)[-1]
+        if text.startswith("hf:"):
+            out.append(text[3:].split(":")[0])
+    return list(dict.fromkeys(out))
+
+
+# ---- the card -----------------------------------------------------------------------------------
+def card_languages(languages: list[str]) -> list[str]:
+    """Hub `language` metadata: `multilingual` first when there are several (as the mDeBERTa card)."""
+    languages = list(dict.fromkeys(languages))
+    return ["multilingual", *languages] if len(languages) > 1 else languages
+
+
+def build_card(facts: Facts):
+    """The ModelCard: metadata (language, license, tags, datasets, model-index) and a body like the seed cards."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = ModelCardData(
+        language=card_languages(facts.languages) or None,
+        license=facts.license,
+        library_name="transformers",
+        tags=["deberta", "deberta-v3", "fill-mask"],
+        datasets=facts.datasets or None,
+        model_name=facts.name,
+        eval_results=eval_results(facts.results, facts.name) or None,
+    )
+    sections = [
+        _intro(facts),
+        _architecture(facts),
+        _training_data(facts),
+        _pretraining(facts),
+        results_section(facts.results, facts.name),
+        _generator(facts),
+        _fine_tuning(facts),
+        "## Citation\n\nIf you use this model, please cite the DeBERTa papers:\n\n" + CITATIONS,
+    ]
+    body = "\n\n".join(s for s in sections if s)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e6:.3f}M"
+
+
+def _language_phrase(languages: list[str]) -> str:
+    names = [LANGUAGE_NAMES.get(code, code) for code in languages]
+    if not names:
+        return ""
+    if len(names) > 3:
+        return f"{len(names)} languages"
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def _how_trained(facts: Facts) -> str:
+    """What pre-training's manifest says; nothing is claimed for a model without one."""
+    if facts.pretrain is None:
+        return ""
+    sharing = facts.pretrain.sharing
+    how = f" with replaced token detection (RTD) and {SHARING.get(sharing.lower(), sharing)}"
+    return f", pre-trained ELECTRA-style{how} as in [DeBERTaV3](https://arxiv.org/abs/2111.09543)"
+
+
+def _intro(facts: Facts) -> str:
+    cfg = facts.hf_config
+    size = f"{facts.preset} " if facts.preset else ""
+    langs = _language_phrase(facts.languages)
+    what = f"a {size}DeBERTa-v3 encoder" + (f" for {langs}" if langs else "")
+    return (
+        f"# {facts.name}\n\n"
+        f"{facts.name} is {what}{_how_trained(facts)}. It has "
+        f"{_plural(cfg['num_hidden_layers'], 'layer')} and a hidden size of {cfg['hidden_size']}: "
+        f"{_millions(facts.counts['backbone'])} backbone parameters and {_millions(facts.counts['embedding'])} "
+        "in the embedding layer.\n\n"
+        "[DeBERTa](https://arxiv.org/abs/2006.03654) improves BERT and RoBERTa with disentangled attention "
+        "(content and relative position attend to each other separately) and an enhanced mask decoder. "
+        "[DeBERTaV3](https://arxiv.org/abs/2111.09543) replaces masked language modelling by replaced token "
+        "detection: a small generator fills masked positions and the discriminator (this model) learns to tell "
+        "original tokens from replaced ones; gradient-disentangled embedding sharing lets both use one embedding "
+        "without their gradients pulling against each other.\n\n"
+        "The folder is a standard `deberta-v2` repository: `transformers` loads it with `AutoModel`, "
+        "`AutoTokenizer` and `AutoModelForSequenceClassification`."
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _architecture(facts: Facts) -> str:
+    cfg, counts = facts.hf_config, facts.counts
+    fac = cfg.get("factory") or {}
+    pieces = fac.get("vocab_pieces")
+    vocab = f"{pieces:,} SentencePiece pieces + [MASK]; " if isinstance(pieces, int) else ""
+    rows = [
+        ("Layers", cfg["num_hidden_layers"]),
+        ("Hidden size", cfg["hidden_size"]),
+        ("Attention heads", cfg["num_attention_heads"]),
+        ("FFN size", cfg["intermediate_size"]),
+        ("Backbone parameters", _millions(counts["backbone"])),
+        ("Embedding parameters", f"{_millions(counts['embedding'])} ({cfg['vocab_size']:,} x {cfg['hidden_size']})"),
+        ("Total parameters", _millions(counts["total"])),
+        ("Vocabulary", f"{vocab}{cfg['vocab_size']:,} embedding rows"),
+        ("Relative positions", f"{cfg.get('position_buckets')} log buckets, {cfg.get('max_position_embeddings')} max"),
+    ]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return f"## Architecture\n\n| | |\n|---|---|\n{table}\n\nParameter counts are computed from config.json."
+
+
+def _training_data(facts: Facts) -> str:
+    lines = []
+    if facts.languages:
+        lines.append(f"- Languages: {', '.join(facts.languages)}")
+    if facts.datasets:
+        lines.append(f"- Corpus: {', '.join(f'[{d}](https://huggingface.co/datasets/{d})' for d in facts.datasets)}")
+    if facts.vocab is not None:
+        lines.append(f"- Language sampling: p_i proportional to n_i^{facts.vocab.alpha} (as XLM-R / mT5)")
+    if not lines:
+        return ""
+    return "## Training data\n\n" + "\n".join(lines)
+
+
+# (label, the figure in pre-training's manifest (None: not recorded, the row is left out), format)
+PRETRAIN_ROWS: list[tuple[str, Callable[[PretrainManifest], Any], str]] = [
+    ("Embedding sharing", lambda m: m.sharing, "{}"),
+    ("RTD loss weight (lambda)", lambda m: m.rtd_lambda, "{}"),
+    ("Sequence length", lambda m: m.seq_len, "{:,}"),
+    ("Batch (sequences)", lambda m: m.batch, "{:,}"),
+    ("Peak learning rate", lambda m: m.lr, "{:g}"),
+    ("Warm-up steps", lambda m: m.warmup, "{:,}"),
+    ("Steps", lambda m: m.steps, "{:,}"),
+    ("Tokens seen", lambda m: m.tokens, "{:,}"),
+    ("Precision", lambda m: m.mixed_precision, "{}"),
+    ("Hardware", lambda m: m.hardware.hardware_summary if m.hardware else None, "{}"),
+    ("Wall time", lambda m: m.wall_time_s, "time"),
+    ("Final generator (MLM) loss", lambda m: m.final.mlm_loss, "{:.4f}"),
+    ("Final discriminator (RTD) loss", lambda m: m.final.rtd_loss, "{:.4f}"),
+    ("RTD accuracy", lambda m: m.final.rtd_accuracy, "{:.4f}"),
+]
+
+
+def _pretraining(facts: Facts) -> str:
+    if facts.pretrain is None:
+        return (
+            "## Pre-training\n\nNo pre-training manifest (factory.json) was found beside the weights, so the "
+            "pre-training settings are not reported."
+        )
+    rows = []
+    for label, figure, fmt in PRETRAIN_ROWS:
+        value = figure(facts.pretrain)
+        if value is not None:
+            rows.append(f"| {label} | {_duration(value) if fmt == 'time' else fmt.format(value)} |")
+    return "## Pre-training\n\n| Setting | Value |\n|---|---|\n" + "\n".join(rows)
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours}h {rest // 60:02d}m" if hours else f"{rest // 60}m {rest % 60:02d}s"
+
+
+def _generator(facts: Facts) -> str:
+    gen = facts.generator
+    if not gen:
+        return ""
+    cfg = gen.config
+    text = (
+        f"## Generator\n\nThe RTD generator is in `{GENERATOR_DIR}/` "
+        f"({_plural(cfg['num_hidden_layers'], 'layer')}, hidden size "
+        f"{cfg['hidden_size']}, {_millions(gen.counts['backbone'])} backbone parameters). It is a masked language "
+        "model:\n\n```python\nfrom transformers import AutoModelForMaskedLM\n\n"
+        f'generator = AutoModelForMaskedLM.from_pretrained("{facts.repo_id}", subfolder="{GENERATOR_DIR}")\n```'
+    )
+    if (cfg.get("factory") or {}).get("emd") is False:  # pre-training's export says it carries no EMD
+        text += (
+            "\n\nThe generator has no Enhanced Mask Decoder (EMD) in Hugging Face form: `transformers` implements "
+            "the plain MLM head only, so its masked-token predictions differ from the original DeBERTa's EMD."
+        )
+    return text
+
+
+def _fine_tuning(facts: Facts) -> str:
+    rev = f', revision="{facts.revision}"' if facts.revision and facts.revision != "main" else ""
+    return (
+        "## How to fine-tune\n\nFine-tune the discriminator (this model) for classification, e.g. natural language "
+        "inference with three labels:\n\n```python\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+        f'tokenizer = AutoTokenizer.from_pretrained("{facts.repo_id}"{rev})\n'
+        f'model = AutoModelForSequenceClassification.from_pretrained("{facts.repo_id}", num_labels=3{rev})\n'
+        'inputs = tokenizer("A premise.", "A hypothesis.", return_tensors="pt")\n'
+        "logits = model(**inputs).logits  # (1, 3)\n```\n\n"
+        "DeBERTa-v3 usually wants a small learning rate (1e-5 to 3e-5 for base size), warm-up, and fp32 or bf16 "
+        "(fp16 can overflow)."
+    )

@@ -1,0 +1,377 @@
+"""Manifests: the `factory.json` each step writes into its output folder, one typed schema per step.
+
+A later step reads an earlier step's manifest (pre-training reads the shards' and the vocabulary's, the model
+card reads pre-training's, `factory run` asks whether a step's output is complete). With one dataclass per
+step, a reader names the fields it wants and a writer cannot leave one out; a folder written by another
+step or by another version of factory is refused in one line that says which command to run again, instead
+of failing on a missing key far from the cause.
+
+Every manifest carries `schema` (the version of its step's schema) and `step`, then the common fields
+(`created`, `arguments` = the resolved config the step ran with, `versions`), then its step's own.
+Version 1 is the untyped manifests that
+came before (no `schema` key); version 2 keeps their keys, so a tool that read those still finds them. A
+reader accepts exactly its own version: a field that is added or changes meaning bumps `VERSION`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import functools
+import hashlib
+import json
+import platform
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from factory.errors import ManifestError
+
+MANIFEST = "factory.json"
+
+M = TypeVar("M", bound="Manifest")
+
+
+def versions() -> dict[str, str]:
+    """factory, Python, the platform and the libraries already imported: enough to tell two runs apart."""
+    from factory import __version__
+
+    out = {"factory": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    for mod in ("torch", "sentencepiece", "datasets", "accelerate"):
+        module = sys.modules.get(mod)
+        if module is not None:
+            out[mod] = getattr(module, "__version__", "?")
+    return out
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(kw_only=True)
+class Manifest:
+    """What every step records: which step, when, with which arguments and library versions."""
+
+    STEP: ClassVar[str] = ""  # the `step` value, or its first word ("eval" for "eval xnli")
+    COMMAND: ClassVar[str] = ""  # the command that writes it, for error messages
+    VERSION: ClassVar[int] = 2
+
+    schema: int = 0  # 0: this class's VERSION
+    step: str = ""  # "": this class's STEP
+    created: str = field(default_factory=_now)
+    arguments: dict[str, Any]  # the step's resolved config (factory.configs, with its own `schema`), as it ran
+    versions: dict[str, str] = field(default_factory=versions)
+
+    def __post_init__(self) -> None:
+        """Fill in `schema`/`step`, build nested objects from dicts, and check every value against its type:
+        a writer that passes a wrong one fails here, in its own tests, not in the step that reads it."""
+        cls = type(self)
+        self.schema = self.schema or cls.VERSION
+        self.step = self.step or cls.STEP
+        hints = _hints(cls)
+        for f in dataclasses.fields(self):
+            try:
+                setattr(self, f.name, _conform(getattr(self, f.name), hints[f.name], f.name))
+            except _Mismatch as e:
+                raise TypeError(f"{cls.__name__}: {e}") from None
+
+    @classmethod
+    def owns(cls, step: Any) -> bool:
+        """Whether a manifest with this `step` value is this schema's ("eval xnli" is an eval manifest)."""
+        return isinstance(step, str) and step.split(" ", 1)[0] == cls.STEP
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---- vocab ---------------------------------------------------------------------------------------
+@dataclass
+class CorpusCounts:
+    """Documents read and kept while building the vocabulary's sample (`counts` in the manifest)."""
+
+    read: int
+    kept: int
+    kept_per_language: dict[str, int]
+    chars_per_language: dict[str, int]
+    dropped: dict[str, int]
+    sample: dict[str, int]  # documents per language in the SentencePiece sample
+    sample_lines: int
+
+
+@dataclass
+class VocabShape:
+    """The sizes a model needs: SentencePiece pieces, the [MASK] id after them, and the embedding rows."""
+
+    pieces: int
+    mask_id: int
+    embedding_rows: int
+
+
+@dataclass(kw_only=True)
+class VocabManifest(Manifest):
+    """`factory vocab`: a SentencePiece vocabulary with the Hugging Face tokenizer files."""
+
+    STEP: ClassVar[str] = "vocab"
+    COMMAND: ClassVar[str] = "factory vocab"
+
+    inputs: dict[str, Any]  # corpus source -> sha256 prefix (a folder: one per file)
+    counts: CorpusCounts
+    vocab: VocabShape
+    languages: list[str]  # the languages it was built for (--langs, or the corpus' lang= prefixes)
+    corpus: list[str]  # the --corpus sources, as given
+    alpha: float  # language sampling exponent
+
+
+# ---- shards --------------------------------------------------------------------------------------
+@dataclass
+class ShardFile:
+    file: str
+    sequences: int
+
+
+@dataclass(kw_only=True)
+class ShardsManifest(Manifest):
+    """`factory shards`: packed token sequences, tied to the vocabulary they were tokenised with."""
+
+    STEP: ClassVar[str] = "shards"
+    COMMAND: ClassVar[str] = "factory shards"
+
+    vocab_fingerprint: str  # of spm.model: pre-training refuses shards of another vocabulary
+    vocab_pieces: int
+    mask_token_id: int
+    seq_len: int
+    documents: int
+    sequences: int
+    tokens: int
+    padding: int
+    shards: list[ShardFile]
+    corpus: list[str]  # the --corpus sources, as given
+
+
+# ---- pretrain ------------------------------------------------------------------------------------
+@dataclass
+class Losses:
+    """The last logged window of the run (None when nothing was logged, e.g. a finished run resumed)."""
+
+    mlm_loss: float | None = None
+    rtd_loss: float | None = None
+    rtd_accuracy: float | None = None
+    rtd_baseline: float | None = None
+    mlm_accuracy: float | None = None
+
+
+@dataclass
+class Hardware:
+    device: str
+    count: int | None
+    kind: str  # "cuda" or "cpu"
+    hardware_summary: str  # "2 x NVIDIA H100" / "16 CPU cores (x86_64)", as the card shows it
+
+
+@dataclass(kw_only=True)
+class PretrainManifest(Manifest):
+    """`factory pretrain`: the run folder's manifest, and (with `role`) each exported network's.
+
+    The plan's sizes are required; what a run measures or where it ran may be absent (None), and the
+    card then leaves that row out rather than guess it.
+    """
+
+    STEP: ClassVar[str] = "pretrain"
+    COMMAND: ClassVar[str] = "factory pretrain"
+
+    role: str | None = None  # None: the run folder; "discriminator" / "generator": an exported model folder
+    preset: str
+    vocab_size: int  # SentencePiece pieces
+    embedding_rows: int
+    seq_len: int
+    batch: int  # sequences per optimizer step, all processes
+    micro_batch: int
+    accumulation: int
+    processes: int
+    lr: float
+    warmup: int | None = None
+    sharing: str  # gdes / es / nes
+    rtd_lambda: float
+    mixed_precision: str | None = None
+    steps: int
+    tokens: int
+    parameters: dict[str, int]
+    flops_per_step: float
+    final: Losses = field(default_factory=Losses)
+    tokens_per_s: float | None = None
+    mfu: float | None = None
+    wall_time_s: float | None = None
+    hardware: Hardware | None = None
+    shards: str
+    vocab_fingerprint: str
+
+
+# ---- init ----------------------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class InitManifest(Manifest):
+    """`factory init`: a randomly initialised model folder."""
+
+    STEP: ClassVar[str] = "init"
+    COMMAND: ClassVar[str] = "factory init"
+
+    parameters: dict[str, int]
+
+
+# ---- eval ----------------------------------------------------------------------------------------
+@dataclass
+class EvalInputs:
+    model: str
+    model_fingerprint: str | None = None  # of model.safetensors; None for other weight formats
+
+
+@dataclass
+class EvalFigures:
+    average: dict[str, dict[str, Any]]  # split -> {"accuracy": ..., "std": ...}
+    languages: list[str]
+    splits: list[str]
+
+
+@dataclass(kw_only=True)
+class EvalManifest(Manifest):
+    """`factory eval SUITE` (step "eval SUITE"); the full numbers are in results.json beside it."""
+
+    STEP: ClassVar[str] = "eval"
+    COMMAND: ClassVar[str] = "factory eval"
+
+    inputs: EvalInputs
+    figures: EvalFigures
+
+
+SCHEMAS: tuple[type[Manifest], ...] = (VocabManifest, ShardsManifest, PretrainManifest, InitManifest, EvalManifest)
+
+
+def schema_for(step: str) -> type[Manifest] | None:
+    """The schema a step writes ("eval xnli" -> EvalManifest); None for a step that writes none (publish)."""
+    return next((s for s in SCHEMAS if s.owns(step)), None)
+
+
+# ---- writing and reading -------------------------------------------------------------------------
+def write_manifest(folder: Path, manifest: M) -> M:
+    """Write `manifest` as `folder/factory.json` (Paths and other objects as strings)."""
+    text = json.dumps(manifest.to_json(), indent=2, default=str) + "\n"
+    (Path(folder) / MANIFEST).write_text(text)
+    return manifest
+
+
+def read_manifest(folder: Path, kind: type[M] | tuple[type[Manifest], ...]) -> M:
+    """The manifest in `folder`, as `kind` (or as whichever of several kinds its step is)."""
+    manifest = find_manifest(folder, kind)
+    if manifest is None:
+        raise ManifestError(f"{folder} has no {MANIFEST}; give the folder that {_commands(kind)} wrote")
+    return manifest
+
+
+def find_manifest(folder: Path, kind: type[M] | tuple[type[Manifest], ...]) -> M | None:
+    """Like `read_manifest`, but None when the folder has no factory.json (a manifest is optional there)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path} is not valid JSON ({e}); run {_commands(kinds)} again") from None
+    step = data.get("step") if isinstance(data, dict) else None
+    cls = next((k for k in kinds if k.owns(step)), None)
+    if cls is None:
+        what = f"the manifest of `factory {step}`" if isinstance(step, str) else "not a factory manifest"
+        raise ManifestError(f"{path} is {what}, not of {_commands(kinds)}; give the folder that it wrote")
+    version = data.get("schema", 1)
+    if version != cls.VERSION:
+        raise ManifestError(
+            f"{path} is a version-{version} {cls.STEP} manifest and this factory reads version {cls.VERSION}; "
+            f"run `{cls.COMMAND}` again to rewrite it"
+        )
+    return _from_json(cls, data, path)
+
+
+def manifest_fingerprint(folder: Path) -> str | None:
+    """sha256 prefix of the manifest's bytes: changes whenever its step ran again (`created` changes too)."""
+    path = Path(folder) / MANIFEST
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
+
+
+def _commands(kind: type[Manifest] | tuple[type[Manifest], ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(f"`{k.COMMAND}`" for k in kinds)
+
+
+# ---- checking a JSON tree against the dataclasses -----------------------------------------------
+class _Mismatch(Exception):
+    """A value that does not fit its field; the reader and the writer word it differently."""
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _from_json(cls: type[M], data: dict[str, Any], path: Path) -> M:
+    fix = f"; run `{cls.COMMAND}` again"
+    try:
+        return cls(**_fields(cls, data))
+    except _Mismatch as e:
+        raise ManifestError(f"{path}: {e}{fix}") from None
+
+
+def _fields(cls: type, data: Any, where: str = "") -> dict[str, Any]:
+    """The keyword arguments of `cls` from a JSON object: every required field there, no unknown one."""
+    if not isinstance(data, dict):
+        raise _Mismatch(f"{where or cls.__name__} should be an object, found {_show(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    missing = [n for n, f in fields.items() if n not in data and _required(f)]
+    if unknown or missing:
+        problems = [f"unknown field {where}{n!r}" for n in unknown] + [f"missing field {where}{n!r}" for n in missing]
+        raise _Mismatch(", ".join(problems))
+    hints = _hints(cls)
+    return {name: _conform(value, hints[name], f"{where}{name}") for name, value in data.items()}
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _conform(value: Any, hint: Any, where: str) -> Any:
+    """`value` checked against the type hint `hint`; a nested dataclass is built from its JSON object."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _conform(value, inner[0], where) if len(inner) == 1 else value
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else hint(**_fields(hint, value, f"{where}."))
+    if origin is list:
+        _expect(isinstance(value, list), value, "a list", where)
+        return [_conform(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else value
+    if origin is dict:
+        _expect(isinstance(value, dict), value, "an object", where)
+        return {k: _conform(v, args[1], f"{where}.{k}") for k, v in value.items()} if args else value
+    if hint is float:  # JSON has one kind of number: 50 is a fine value for a float field
+        _expect(isinstance(value, (int, float)) and not isinstance(value, bool), value, "a number", where)
+        return float(value)
+    if hint is int:
+        _expect(isinstance(value, int) and not isinstance(value, bool), value, "an int", where)
+    elif isinstance(hint, type):
+        _expect(isinstance(value, hint), value, f"a {hint.__name__}", where)
+    return value
+
+
+def _expect(ok: bool, value: Any, what: str, where: str) -> None:
+    if not ok:
+        raise _Mismatch(f"{where} should be {what}, found {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, default=str)[:60]
