@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.errors import FactoryError
+from factory.errors import FactoryError, HubAccessError, UploadFailed
 from factory.outputs import read_manifest, staged_output
 from factory.tokenizer import TOKENIZER_FILES
 
@@ -65,14 +65,6 @@ CITATIONS = """```bibtex
   url={https://openreview.net/forum?id=XPZIaotutsD}
 }
 ```"""
-
-
-class HubAccessError(FactoryError):
-    """The Hub refused the token or the repository (401/403): the user must fix the token or the repo id."""
-
-
-class UploadFailed(Exception):
-    """The upload failed for a reason that is not the user's input (5xx, connection): retrying may work."""
 
 
 # ---- input checks -------------------------------------------------------------------------------

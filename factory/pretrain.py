@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.errors import ConfigError, FactoryError
+from factory.errors import ConfigError, TrainingError
 from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
 from factory.presets import VocabSize, get_preset
 from factory.rtd import DEFAULT_RTD_LAMBDA, max_predictions
@@ -58,10 +58,6 @@ SHARDS = "shards"  # `factory pretrain --corpus` builds its shards here
 LOG_FILE = "train.jsonl"
 TRAINER_STATE = "trainer.json"
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}  # dense bf16/fp16
-
-
-class TrainingError(FactoryError):
-    """Training cannot go on (a non-finite loss); the message names the last good checkpoint."""
 
 
 @dataclass

@@ -19,15 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.errors import FactoryError
+from factory.errors import RecipeError
 from factory.outputs import MANIFEST
 
 STEPS = ("vocab", "shards", "pretrain", "eval", "publish")
 TOP_KEYS = {"name", "description", "run_dir", "corpus", "steps", "card"}
-
-
-class RecipeError(FactoryError):
-    """A recipe that cannot be run as written."""
 
 
 @dataclass

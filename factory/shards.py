@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from factory.corpus import Source, read_source
-from factory.errors import FactoryError
+from factory.errors import FactoryError, ShardError
 from factory.outputs import fingerprint_file, read_manifest, staged_output, write_manifest
 from factory.tokenizer import SPM_FILE, Tokenizer
 
@@ -33,10 +33,6 @@ COLUMN = "input_ids"
 ROWS_PER_SHARD = 16384  # 32 MiB at 512 tokens
 if TYPE_CHECKING:
     import torch
-
-
-class ShardError(FactoryError):
-    """Shards that are missing, empty or do not fit the vocabulary / model."""
 
 
 # ---- reading the corpus --------------------------------------------------------------------------

@@ -49,26 +49,22 @@ def publish(
       factory publish runs/xsmall/model --repo-id me/deberta-v3-xsmall-pt --generator runs/xsmall/generator
       factory publish runs/xsmall/ckpt-100000 --repo-id me/deberta-v3-xsmall-pt --revision step-100000
     """
-    from factory.hub import UploadFailed
     from factory.hub import publish as run_publish
 
-    try:
-        summary = run_publish(
-            model_dir,
-            repo_id,
-            staging=staging,
-            tokenizer_dir=tokenizer,
-            generator_dir=generator,
-            results=list(results),
-            languages=list(language),
-            datasets=list(dataset),
-            license=license_,
-            private=private,
-            revision=revision,
-            dry_run=dry_run,
-        )
-    except UploadFailed as e:
-        raise click.ClickException(str(e)) from None
+    summary = run_publish(  # a failed upload is an UploadFailed (RunFailure): one line, exit 1, by the CLI
+        model_dir,
+        repo_id,
+        staging=staging,
+        tokenizer_dir=tokenizer,
+        generator_dir=generator,
+        results=list(results),
+        languages=list(language),
+        datasets=list(dataset),
+        license=license_,
+        private=private,
+        revision=revision,
+        dry_run=dry_run,
+    )
     click.echo(
         f"staged {len(summary['files'])} files in {summary['staging']} (card with "
         f"{summary['languages_evaluated']} XNLI results); validated"
