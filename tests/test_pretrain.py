@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,11 +145,12 @@ def test_resume_after_sigkill_is_exact(tiny_vocab, shards, tmp_path):
     assert invoke(args(tiny_vocab, shards, straight, *steps)).exit_code == 0
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "factory", *args(tiny_vocab, shards, killed, *steps)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(), cwd=ROOT)
-    for line in proc.stdout:  # the first checkpoint is on disk: kill at once, mid-run
-        if line.startswith("checkpoint"):
-            os.kill(proc.pid, signal.SIGKILL)
-            break
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), cwd=ROOT)
+    first = killed / "checkpoints" / "step-00000002" / "trainer.json"  # there once the checkpoint is complete
+    while proc.poll() is None and not first.is_file():
+        time.sleep(0.005)
+    if proc.poll() is None:  # the first checkpoint is on disk: kill at once, mid-run
+        os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert not (killed / "discriminator").exists()
     resumed = invoke(args(tiny_vocab, shards, killed, *steps, "--resume", "auto"))

@@ -206,8 +206,8 @@ def _print_plan(plan, seconds: float, assume: tuple[float, float | None]) -> Non
         f"warm-up {plan.warmup:,}, peak lr {plan.lr:g}"
     )
     click.echo(
-        f"FLOPs/step {plan.flops_per_step:.3e} (6*N*T + attention + generator output layer; see factory/pretrain.py), "
-        f"total {plan.flops_per_step * plan.steps:.3e}"
+        f"FLOPs/step {plan.flops_per_step:.3e} (6*N*T + attention + generator output layer; see "
+        f"factory/pretrain/plan.py), total {plan.flops_per_step * plan.steps:.3e}"
     )
     m = plan.memory_gib
     click.echo(
