@@ -30,8 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from factory.configs import RTD_LAMBDA  # the default, not a copy (docs/pretraining.md#rtd-and-gdes)
+
 MODES = ("forward", "forward+backward", "rtd-step")
-MASK_PROB, RTD_LAMBDA = 0.15, 50.0  # SPEC.md §5
 
 
 def _load(impl: str, folder: str, device: str):
@@ -114,6 +115,7 @@ def _hf_rtd(args: argparse.Namespace):
     import transformers
 
     from factory.presets import VocabSize, get_preset
+    from factory.rtd import MASK_PROB, rtd_loss
 
     vocab = VocabSize.parse(args.vocab_size)
     preset = get_preset(args.preset)
@@ -135,15 +137,15 @@ def _hf_rtd(args: argparse.Namespace):
         masked = (torch.rand(ids.shape, device=ids.device) < MASK_PROB) & ~special
         logits = gen(input_ids=ids.masked_fill(masked, vocab.pieces)).logits  # (B, L, V)
         picked = logits[masked]
-        mlm = F.cross_entropy(picked.float(), ids[masked])
+        mlm_sum = F.cross_entropy(picked.float(), ids[masked], reduction="sum")
         with torch.no_grad():
             sampled = torch.multinomial(picked.float().softmax(-1), 1).squeeze(-1)
         replaced = ids.clone()
         replaced[masked] = sampled
         table = gen.deberta.embeddings.word_embeddings.weight.detach() + delta
         out = disc(inputs_embeds=F.embedding(replaced, table)).logits.squeeze(-1)
-        rtd = F.binary_cross_entropy_with_logits(out.float(), (replaced != ids).float())
-        (mlm + RTD_LAMBDA * rtd).backward()
+        rtd_sum = F.binary_cross_entropy_with_logits(out.float(), (replaced != ids).float(), reduction="sum")
+        rtd_loss(mlm_sum, rtd_sum, picked.shape[0], ids.numel(), RTD_LAMBDA).backward()  # the same loss as ours
         torch.nn.utils.clip_grad_norm_([*nets.parameters(), delta], 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -1,6 +1,7 @@
 """The `factory` command line: thin commands that parse, validate and call the library.
 
-User mistakes (`FactoryError`, bad flags) print one line and exit 2; there is never a traceback for them.
+User mistakes (`FactoryError`, bad flags) print one line and exit 2; runtime failures (`RunFailure`, such as a
+loss that became non-finite) print one line and exit 1. There is never a traceback for either.
 torch and friends are imported inside the commands so that `factory --help` stays instant.
 """
 
@@ -14,7 +15,7 @@ import sys
 import click
 
 from factory import __version__
-from factory.errors import FactoryError
+from factory.errors import FactoryError, RunFailure
 
 # name -> "module:function". Command modules import only click at the top, so `factory --help` stays
 # instant; one line here per command.
@@ -31,7 +32,8 @@ COMMANDS = {
 
 
 class FactoryGroup(click.Group):
-    """Commands from `COMMANDS`; errors are one line (`Error: what is wrong; how to fix it`), exit code 2."""
+    """Commands from `COMMANDS`; errors are one line (`Error: what is wrong; how to fix it`): exit code 2 for a
+    user mistake, 1 for a run that failed (see factory.errors)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -50,6 +52,8 @@ class FactoryGroup(click.Group):
             return self._fail(f"{e.format_message()}{hint}", 2, standalone_mode)
         except FactoryError as e:
             return self._fail(str(e), 2, standalone_mode)
+        except RunFailure as e:
+            return self._fail(str(e), 1, standalone_mode)
         except click.ClickException as e:
             return self._fail(e.format_message(), e.exit_code, standalone_mode)
         except click.Abort:

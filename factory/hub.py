@@ -23,7 +23,8 @@ from typing import Any
 
 from factory.card import GENERATOR_DIR, Facts, build_card, card_languages, collect_facts
 from factory.card_results import eval_results
-from factory.errors import FactoryError
+from factory.configs import PublishConfig
+from factory.errors import FactoryError, HubAccessError, UploadFailed
 from factory.outputs import staged_output
 from factory.tokenizer import TOKENIZER_FILES
 
@@ -32,14 +33,6 @@ TOKENIZER_REQUIRED, TOKENIZER_OPTIONAL = TOKENIZER_FILES[:3], TOKENIZER_FILES[3:
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 LOGIN_HINT = "run `hf auth login` or set the HF_TOKEN environment variable to a token with write access"
 REPO_ID = re.compile(r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?")
-
-
-class HubAccessError(FactoryError):
-    """The Hub refused the token or the repository (401/403): the user must fix the token or the repo id."""
-
-
-class UploadFailed(Exception):
-    """The upload failed for a reason that is not the user's input (5xx, connection): retrying may work."""
 
 
 # ---- input checks -------------------------------------------------------------------------------
@@ -243,38 +236,26 @@ def default_staging(model_dir: Path) -> Path:
     return model_dir.parent / f"{model_dir.name}-hub"
 
 
-def publish(
-    model_dir: Path,
-    repo_id: str,
-    *,
-    staging: Path | None = None,
-    tokenizer_dir: Path | None = None,
-    generator_dir: Path | None = None,
-    results: list[Path] = (),
-    languages: list[str] = (),
-    datasets: list[str] = (),
-    license: str = "mit",
-    private: bool = False,
-    revision: str | None = None,
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    """Check the inputs, stage and validate the folder, then (unless `dry_run`) upload it."""
-    repo_id = parse_repo_id(repo_id)
+def publish(config: PublishConfig) -> dict[str, Any]:
+    """`factory publish` / `factory run`'s publish step: check the inputs, stage and validate the folder, then
+    (unless `dry_run`) upload it."""
+    model_dir, generator_dir = Path(config.model_dir), config.generator
+    repo_id = parse_repo_id(config.repo_id)
     check_model_folder(model_dir)
     if generator_dir is not None:
         check_model_folder(generator_dir)
-    token = None if dry_run else resolve_token()
-    staging = staging or default_staging(model_dir)
-    tokenizer_dir = tokenizer_dir or model_dir
+    token = None if config.dry_run else resolve_token()
+    staging = config.staging or default_staging(model_dir)
+    tokenizer_dir = config.tokenizer or model_dir
     facts = collect_facts(
         model_dir,
         repo_id,
         tokenizer_dir=tokenizer_dir,
-        results=list(results),
-        languages=list(languages),
-        datasets=list(datasets),
-        license=license,
-        revision=revision,
+        results=list(config.results),
+        languages=list(config.language),
+        datasets=list(config.dataset),
+        license=config.license,
+        revision=config.revision,
         generator_dir=generator_dir,
     )
     stage_folder(facts, model_dir, staging, tokenizer_dir, generator_dir)
@@ -284,24 +265,6 @@ def publish(
         "languages_evaluated": len(eval_results(facts.results, facts.name)),
         "url": None,
     }
-    if not dry_run:
-        summary["url"] = upload(staging, repo_id, token, private=private, revision=revision)
+    if not config.dry_run:
+        summary["url"] = upload(staging, repo_id, token, private=config.private, revision=config.revision)
     return summary
-
-
-def publish_config(config) -> dict[str, Any]:
-    """`factory publish` / `factory run`'s publish step: the resolved PublishConfig -> `publish`."""
-    return publish(
-        Path(config.model_dir),
-        config.repo_id,
-        staging=config.staging,
-        tokenizer_dir=config.tokenizer,
-        generator_dir=config.generator,
-        results=list(config.results),
-        languages=list(config.language),
-        datasets=list(config.dataset),
-        license=config.license,
-        private=config.private,
-        revision=config.revision,
-        dry_run=config.dry_run,
-    )

@@ -25,7 +25,7 @@ from typing import Any
 
 from factory.config import Layer, check, command_line, fail, to_json, to_values
 from factory.configs import VocabConfig
-from factory.errors import FactoryError
+from factory.errors import FactoryError, RecipeError
 from factory.manifest import find_manifest, manifest_fingerprint, schema_for
 from factory.resources import find_resource
 
@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 
 STEPS = ("vocab", "shards", "pretrain", "eval", "publish")
 TOP_KEYS = {"name", "description", "run_dir", "corpus", "steps", "card"}
-
-
-class RecipeError(FactoryError):
-    """A recipe that cannot be run as written."""
 
 
 @dataclass
@@ -266,9 +262,9 @@ def run_step(step: Step) -> None:
 
         evaluate(step.name.split(".", 1)[1], step.config)
     else:
-        from factory.hub import publish_config
+        from factory.hub import publish
 
-        publish_config(step.config)
+        publish(step.config)
 
 
 def run_plan(plan: list[Step], run_dir: Path, resume: bool) -> list[str]:

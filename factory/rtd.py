@@ -5,10 +5,10 @@ One `nn.Module`, `RTDModel`, holds both networks so DDP/FSDP wrap and synchronis
     generator     = DebertaForMaskedLM, same width, half the depth (Preset.generator_layers)
     discriminator = DebertaForRTD (the v3 encoder people fine-tune + the official `mask_predictions` head)
 
-A step (SPEC.md §5): mask 15% of the non-special tokens with [MASK] -> the generator predicts them (MLM
-cross-entropy, head on masked positions only) -> replacements are sampled from softmax(generator logits), no
-gradient through the sampling -> the discriminator labels every non-pad token original/replaced (BCE).
-Loss = MLM + lambda * RTD.
+A step (docs/pretraining.md#rtd-and-gdes): mask 15% of the non-special tokens with [MASK] -> the generator
+predicts them (MLM cross-entropy, head on masked positions only) -> replacements are sampled from
+softmax(generator logits), no gradient through the sampling -> the discriminator labels every non-pad token
+original/replaced (BCE). Loss = MLM + lambda * RTD (`rtd_loss`, the one place that formula is written).
 
 Embedding sharing (`sharing`), the paper's three variants:
     gdes  discriminator table = generator table.detach() + delta, delta a zero-initialised Parameter: the RTD
@@ -38,7 +38,6 @@ from factory.model.heads import DebertaForMaskedLM, DebertaForRTD
 SHARING = ("gdes", "es", "nes")
 MASK_PROB = 0.15  # [MS] mask_lm_prob
 MAX_PREDICTIONS_PER_512 = 80  # [MS] max_predictions_per_seq at 512 tokens; scaled with the length
-DEFAULT_RTD_LAMBDA = 50.0  # the paper's lambda (the official scripts ran with 10; SPEC.md §5)
 
 
 # ---- masking -------------------------------------------------------------------------------------
@@ -95,9 +94,10 @@ def make_step_noise(ids: torch.Tensor, mask_id: int, seed: int, step: int, micro
 def sample_replacements(logits: torch.Tensor, uniforms: torch.Tensor, mask_id: int) -> torch.Tensor:
     """One token per row from softmax(logits), by inverse CDF with the given uniforms.
 
-    The same distribution as `torch.multinomial(softmax(logits), 1)` (SPEC.md §5: temperature 1, no top-k),
-    but the uniforms come from the global-batch stream, so the draw does not depend on how the batch is split
-    across processes. [MASK] and the spare rows after it are never sampled. No gradient flows through.
+    The same distribution as `torch.multinomial(softmax(logits), 1)` (temperature 1, no top-k:
+    docs/pretraining.md#rtd-and-gdes), but the uniforms come from the global-batch stream, so the draw does not
+    depend on how the batch is split across processes. [MASK] and the spare rows after it are never sampled.
+    No gradient flows through.
     """
     with torch.no_grad():
         # slice off [MASK] and the spare rows; softmax makes a new tensor, so the caller's logits stay intact
@@ -147,9 +147,9 @@ class RTDModel(nn.Module):
 
     def clip_groups(self) -> list[list[nn.Parameter]]:
         """Parameter groups whose gradients are clipped separately. The official decoupled training steps the
-        generator and the discriminator with their own optimizers (SPEC.md §5), so lambda·RTD's large
-        gradients never shrink the generator's update: generator | discriminator (+ delta). Under es one
-        table takes both losses (the paper's joint loss), so there is one group."""
+        generator and the discriminator with their own optimizers (docs/pretraining.md#rtd-and-gdes), so
+        lambda·RTD's large gradients never shrink the generator's update: generator | discriminator (+ delta).
+        Under es one table takes both losses (the paper's joint loss), so there is one group."""
         if self.sharing == "es":
             return [list(self.parameters())]
         generator = list(self.generator.parameters())
@@ -193,6 +193,22 @@ class RTDModel(nn.Module):
             rtd_correct=rtd_correct,
             mlm_correct=mlm_correct,
         )
+
+
+def rtd_loss(
+    mlm_loss_sum: torch.Tensor | float,
+    rtd_loss_sum: torch.Tensor | float,
+    masked: torch.Tensor | int,
+    tokens: torch.Tensor | int,
+    rtd_lambda: float,
+) -> torch.Tensor:
+    """The pre-training loss, MLM + lambda * RTD: each part a sum over positions divided by its count.
+
+    The counts are arguments rather than read from the same batch so that the trainer can pass the *global*
+    batch's counts: then N processes x A accumulation steps add up to the gradient of one process holding the
+    whole batch (this is why `RTDOutput` returns sums). Benchmarks and tests pass their own batch's counts.
+    """
+    return mlm_loss_sum / masked + rtd_lambda * rtd_loss_sum / tokens
 
 
 def build_rtd_model(config: ModelConfig, generator_layers: int, sharing: str = "gdes", seed: int = 0) -> RTDModel:

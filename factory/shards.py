@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from factory.config import to_json
 from factory.configs import ShardsConfig
 from factory.corpus import Source, read_source
-from factory.errors import FactoryError
+from factory.errors import FactoryError, ShardError
 from factory.manifest import ShardFile, ShardsManifest, find_manifest, write_manifest
 from factory.outputs import fingerprint_file, staged_output
 from factory.tokenizer import SPM_FILE, Tokenizer
@@ -36,10 +36,6 @@ COLUMN = "input_ids"
 ROWS_PER_SHARD = ShardsConfig.rows_per_shard
 if TYPE_CHECKING:
     import torch
-
-
-class ShardError(FactoryError):
-    """Shards that are missing, empty or do not fit the vocabulary / model."""
 
 
 # ---- reading the corpus --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,11 +146,12 @@ def test_resume_after_sigkill_is_exact(tiny_vocab, shards, tmp_path):
     assert invoke(args(tiny_vocab, shards, straight, *steps)).exit_code == 0
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "factory", *args(tiny_vocab, shards, killed, *steps)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(), cwd=ROOT)
-    for line in proc.stdout:  # the first checkpoint is on disk: kill at once, mid-run
-        if line.startswith("checkpoint"):
-            os.kill(proc.pid, signal.SIGKILL)
-            break
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), cwd=ROOT)
+    first = killed / "checkpoints" / "step-00000002" / "trainer.json"  # there once the checkpoint is complete
+    while proc.poll() is None and not first.is_file():
+        time.sleep(0.005)
+    if proc.poll() is None:  # the first checkpoint is on disk: kill at once, mid-run
+        os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert not (killed / "discriminator").exists()
     resumed = invoke(args(tiny_vocab, shards, killed, *steps, "--resume", "auto"))
@@ -198,8 +200,8 @@ def test_two_processes_match_one(tiny_vocab, shards, tmp_path):
 
 
 # ---- 7. bad input: one line, exit 2, nothing lost ------------------------------------------------
-def one_line_error(result, *needles):
-    assert result.exit_code == 2, result.output
+def one_line_error(result, *needles, code: int = 2):
+    assert result.exit_code == code, result.output
     error = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(error) == 1, result.output
     for needle in needles:
@@ -249,7 +251,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_vocab, sh
     result = invoke(
         args(tiny_vocab, shards, out, "--max-steps", "20", "--save-every", "1", "--lr", "1e30", "--warmup", "0")
     )
-    one_line_error(result, "non-finite", "step-00000001")
+    one_line_error(result, "non-finite", "step-00000001", code=1)  # a runtime failure, not a user mistake: exit 1
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000001"]
     state = json.loads((out / "checkpoints" / "step-00000001" / "trainer.json").read_text())
     assert state["step"] == 1

@@ -11,6 +11,7 @@ from factory.rtd import (
     export_discriminator,
     make_step_noise,
     max_predictions,
+    rtd_loss,
     sample_replacements,
 )
 
@@ -160,7 +161,7 @@ def test_generator_update_is_independent_of_the_rtd_weight():
         ids = batch()
         noise = make_step_noise(ids, model.mask_id, 0, 0, 0)
         out = model(ids, noise.masked, noise.uniforms)
-        (out.mlm_loss_sum / out.masked + rtd_lambda * out.rtd_loss_sum / out.tokens).backward()
+        rtd_loss(out.mlm_loss_sum, out.rtd_loss_sum, out.masked, out.tokens, rtd_lambda).backward()
         for group in model.clip_groups():
             nn_utils.clip_grad_norm_(group, 1.0)
         return torch.cat([p.grad.flatten() for p in model.generator.parameters() if p.grad is not None])

@@ -27,13 +27,10 @@ def publish(**flags) -> None:
       factory publish runs/xsmall/model --repo-id me/deberta-v3-xsmall-pt --generator runs/xsmall/generator
       factory publish runs/xsmall/ckpt-100000 --repo-id me/deberta-v3-xsmall-pt --revision step-100000
     """
-    from factory.hub import UploadFailed, publish_config
+    from factory.hub import publish
 
     config = resolve(PublishConfig, [from_flags(flags)])
-    try:
-        summary = publish_config(config)
-    except UploadFailed as e:
-        raise click.ClickException(str(e)) from None
+    summary = publish(config)  # a failed upload is an UploadFailed (RunFailure): one line, exit 1, by the CLI
     click.echo(
         f"staged {len(summary['files'])} files in {summary['staging']} (card with "
         f"{summary['languages_evaluated']} XNLI results); validated"

@@ -17,9 +17,12 @@ Regenerate (the committed files must equal this output; a test checks it):
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sys
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 LANGUAGES = ("en", "es", "de", "ru")
 SPLIT_SIZES = {"train": 300, "validation": 90, "test": 90}  # pairs per language
@@ -231,6 +234,12 @@ def write(folder: Path) -> list[Path]:
     return written
 
 
+def main(argv: list[str]) -> None:
+    """`python -m factory.evaluate.demo_nli [FOLDER]`: regenerate the files, one log line per file."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a script of its own: nobody else configures it
+    for path in write(Path(argv[0] if argv else "recipes/demo/nli")):
+        log.info("wrote %s", path)
+
+
 if __name__ == "__main__":
-    for path in write(Path(sys.argv[1] if len(sys.argv) > 1 else "recipes/demo/nli")):
-        print(f"wrote {path}")
+    main(sys.argv[1:])

@@ -1,0 +1,128 @@
+"""The run folder and its checkpoints: start, start over (--force), resume, save, keep the last N.
+
+A checkpoint is Accelerate's `save_state` (weights, optimizer, schedule, every RNG: dropout included) plus
+`trainer.json`, which says where the data stream stands and what the run was. Saving goes to a temporary
+folder that is renamed when complete, so a checkpoint is whole or absent, even after SIGKILL; and a resume
+refuses a checkpoint of another run (preset, vocabulary, sizes) instead of silently training something else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from factory.config import to_json
+from factory.errors import ConfigError
+
+if TYPE_CHECKING:
+    from factory.configs import PretrainConfig
+    from factory.pretrain.loop import Run
+    from factory.pretrain.plan import Plan
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+SHARDS = "shards"  # `factory pretrain --corpus` builds its shards here
+TRAINER_STATE = "trainer.json"
+
+
+def checkpoint_dirs(out: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary folders of an interrupted save are ignored)."""
+    folder = out / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    done = [p for p in folder.glob("step-*") if (p / TRAINER_STATE).is_file()]
+    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+
+def find_resume(out: Path, resume: str | None) -> Path | None:
+    """The checkpoint --resume names: the newest complete one for "auto" (None if there is none yet)."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        found = checkpoint_dirs(out)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / TRAINER_STATE).is_file():
+        raise ConfigError(
+            f"--resume {resume} is not a checkpoint (no {TRAINER_STATE}); use --resume auto or a step-* folder"
+        )
+    return path
+
+
+def check_resume(state: dict, args: PretrainConfig, plan: Plan, vocab_fingerprint: str | None, path: Path) -> None:
+    """Refuse a checkpoint whose run does not match this one (another preset, vocabulary, sizes)."""
+    mine = {
+        "preset": args.preset,
+        "sharing": args.sharing,
+        "seq_len": plan.seq_len,
+        "batch": plan.batch,
+        "vocab_fingerprint": vocab_fingerprint,
+        "vocab_rows": plan.vocab.rows,
+    }
+    for key, value in mine.items():
+        if state.get(key) != value:
+            raise ConfigError(
+                f"checkpoint {path} is from another run ({key} {state.get(key)!r}, this run {value!r}); "
+                f"resume with the same --{key.replace('_', '-').replace('-fingerprint', '')} or start a new --out"
+            )
+
+
+def prepare_out(args: PretrainConfig) -> Path | None:
+    """The run folder: new (or --force to start over), or resumed from a checkpoint in it."""
+    out = Path(args.out)
+    resume = find_resume(out, args.resume)
+    earlier = [p for p in out.iterdir() if p.name != SHARDS] if out.is_dir() else []
+    if resume is None and earlier and not args.force:
+        raise ConfigError(f"--out {out} holds an earlier run; pass --resume auto to continue it or --force to restart")
+    return resume
+
+
+def clear_run(out: Path) -> None:
+    """--force: remove an earlier run's checkpoints, logs and exports (shards built into the folder stay)."""
+    for p in out.iterdir() if out.is_dir() else []:
+        if p.name != SHARDS:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
+    """Stored with each checkpoint: where the data stream stands, and what the run was (checked on resume)."""
+    return {
+        "step": step,
+        "sequences_seen": step * run.plan.batch,
+        "tokens_seen": step * run.plan.tokens_per_step,
+        "elapsed_s": elapsed,
+        "preset": run.args.preset,
+        "sharing": run.args.sharing,
+        "seq_len": run.plan.seq_len,
+        "batch": run.plan.batch,
+        "vocab_fingerprint": run.vocab_fingerprint,
+        "vocab_rows": run.plan.vocab.rows,
+        "arguments": to_json(run.args),
+    }
+
+
+def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -> Path:
+    """`save_state` into a temporary folder, then rename: a checkpoint is complete or absent. Keeps the last `keep`."""
+    folder = out / CHECKPOINTS
+    final = folder / f"step-{step:08d}"
+    tmp = folder / f".step-{step:08d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        for old in checkpoint_dirs(out)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+        log.info("checkpoint %s", final)
+    accelerator.wait_for_everyone()
+    return final

@@ -1,0 +1,85 @@
+"""The end of a run: both networks as deberta-v2 folders, and the figures factory.json and the card read.
+
+discriminator/ is the model people fine-tune (the GDES embedding folded into a plain table), generator/ the
+MLM generator; each gets the tokenizer files and a manifest, so either folder works on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from factory.config import to_json
+from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
+from factory.outputs import staged_output
+from factory.pretrain.loop import hardware
+from factory.tokenizer import copy_tokenizer_files
+
+if TYPE_CHECKING:
+    from factory.pretrain.loop import Run
+
+
+def export_networks(run: Run, figures: dict[str, Any]) -> None:
+    """discriminator/ (deberta-v2, folded GDES embedding, tokenizer files) and generator/ beside the checkpoints."""
+    from factory.export import save_model
+    from factory.rtd import build_rtd_model, export_discriminator, export_generator
+
+    acc = run.accelerator
+    state = acc.get_state_dict(run.model)  # gathered from every process under FSDP / DeepSpeed ZeRO-3
+    if not acc.is_main_process:
+        return
+    wrapped = acc.unwrap_model(run.model)
+    model = build_rtd_model(wrapped.config, wrapped.generator.config.num_hidden_layers, wrapped.sharing)
+    model.load_state_dict({k: v.float().cpu() for k, v in state.items()})
+    out = Path(run.args.out)
+    extra = {"pretraining": "rtd", "sharing": run.args.sharing, "rtd_lambda": run.args.rtd_lambda}
+    extra.update(data_provenance(Path(run.args.vocab), Path(run.args.shards) if run.args.shards else None))
+    for name, net in (("discriminator", export_discriminator(model)), ("generator", export_generator(model))):
+        net.config = net.config.replace(factory={**net.config.factory, **extra, "role": f"rtd-{name}", "emd": False})
+        with staged_output(out / name, force=True) as tmp:
+            save_model(net, tmp)
+            copy_tokenizer_files(run.args.vocab, tmp)
+            write_manifest(tmp, PretrainManifest(arguments=to_json(run.args), role=name, **figures))
+
+
+def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
+    """Languages (from the vocabulary's manifest) and corpus sources (from the shards'), for the model card."""
+    out: dict[str, Any] = {}
+    vocab_manifest = find_manifest(vocab, VocabManifest)  # None: a vocabulary made without `factory vocab`
+    if vocab_manifest is not None and vocab_manifest.languages:
+        out["languages"] = list(vocab_manifest.languages)
+    shards_manifest = find_manifest(shards, ShardsManifest) if shards is not None else None
+    if shards_manifest is not None and shards_manifest.corpus:
+        out["corpus"] = list(shards_manifest.corpus)
+    return out
+
+
+def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
+    """What the model card is built from (a later step reads these from factory.json)."""
+    plan, last = run.plan, result["last"]
+    return {
+        "preset": plan.preset,
+        "vocab_size": plan.vocab.pieces,
+        "embedding_rows": plan.vocab.rows,
+        "seq_len": plan.seq_len,
+        "batch": plan.batch,
+        "micro_batch": plan.micro_batch,
+        "accumulation": plan.accumulation,
+        "processes": plan.processes,
+        "lr": plan.lr,
+        "warmup": plan.warmup,
+        "sharing": run.args.sharing,
+        "rtd_lambda": run.args.rtd_lambda,
+        "mixed_precision": run.accelerator.mixed_precision,
+        "steps": plan.steps,
+        "tokens": plan.steps * plan.tokens_per_step,
+        "parameters": plan.parameters,
+        "flops_per_step": plan.flops_per_step,
+        "final": {k: last.get(k) for k in ("mlm_loss", "rtd_loss", "rtd_accuracy", "rtd_baseline", "mlm_accuracy")},
+        "tokens_per_s": result["session_tokens_per_s"],
+        "mfu": last.get("mfu"),
+        "wall_time_s": result["wall_time_s"],
+        "hardware": hardware(),
+        "shards": str(run.args.shards),
+        "vocab_fingerprint": run.vocab_fingerprint,
+    }

@@ -1,0 +1,340 @@
+"""The training loop: `setup` builds the run, `train_step` does one optimizer step, `train` loops and logs.
+
+Exactness. The global batch of step s is fixed by (seed, s) alone (batches.py). Losses are sums divided by
+global counts (`factory.rtd.rtd_loss`), so N processes x A accumulation steps compute the same gradient as one
+process with the whole batch. Dropout uses torch's global RNG, which `save_state` stores (checkpoint.py); so a
+resumed run repeats a straight run bit for bit on CPU.
+
+Each logged step is one line of OUT/train.jsonl (`Meter` turns the window's sums into losses, accuracies,
+tokens/s and MFU), the same record goes to the Accelerate trackers (--log-with), and the progress bar shows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factory.configs import PretrainConfig
+from factory.errors import ConfigError, TrainingError
+from factory.outputs import fingerprint_file
+from factory.presets import get_preset
+from factory.pretrain.batches import BatchOrder, step_batches
+from factory.pretrain.checkpoint import (
+    TRAINER_STATE,
+    check_resume,
+    clear_run,
+    prepare_out,
+    save_checkpoint,
+    trainer_state,
+)
+from factory.pretrain.optim import clip_gradients, make_optimizer, make_schedule
+from factory.pretrain.plan import Plan, make_plan, model_config
+from factory.progress import progress
+from factory.rtd import rtd_loss
+from factory.tokenizer import Tokenizer
+
+LOG_FILE = "train.jsonl"
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}  # dense bf16/fp16
+STAT_KEYS = ("mlm_loss_sum", "rtd_loss_sum", "masked", "tokens", "replaced", "rtd_correct", "mlm_correct")
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",),
+            "comet_ml": ("comet_ml",), "aim": ("aim",), "clearml": ("clearml",), "dvclive": ("dvclive",),
+            "swanlab": ("swanlab",), "trackio": ("trackio",)}  # fmt: skip
+
+
+@dataclass
+class Run:
+    """What `setup` builds and the loop uses."""
+
+    args: PretrainConfig
+    plan: Plan
+    accelerator: Any
+    model: Any
+    optimizer: Any
+    schedule: Any
+    shards: Any
+    order: BatchOrder
+    mask_id: int
+    vocab_fingerprint: str
+    start_step: int = 0
+    elapsed: float = 0.0  # wall time of earlier sessions of this run (resume)
+    last_checkpoint: Path | None = None
+
+
+# ---- setup ---------------------------------------------------------------------------------------
+@dataclass
+class Inputs:
+    """What `check_inputs` found: the shards, the plan, and the checkpoint to resume with its trainer state."""
+
+    shards: Any
+    plan: Plan
+    vocab_fingerprint: str
+    resume: Path | None
+    state: dict[str, Any] | None
+
+
+def check_trackers(names: tuple[str, ...]) -> None:
+    """Accelerate only warns about a tracker that is not installed; a user asking for one wants to know."""
+    import importlib.util
+
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(f"--log-with {name} is not an Accelerate tracker; use one of {', '.join(TRACKERS)}")
+        if not any(importlib.util.find_spec(module) for module in TRACKERS[name]):
+            raise ConfigError(f"--log-with {name}: the package is not installed; pip install {TRACKERS[name][0]}")
+
+
+def open_shards(args: PretrainConfig):
+    """The shards of --shards, checked against the vocabulary and --seq-len."""
+    from factory.shards import ShardSet
+
+    if args.shards is None:
+        raise ConfigError("give --shards (a folder made by `factory shards`) or --corpus to build them")
+    shards = ShardSet(args.shards)
+    shards.check_vocab(args.vocab)
+    if args.seq_len is not None and args.seq_len != shards.seq_len:
+        raise ConfigError(
+            f"--seq-len {args.seq_len} but the shards in {args.shards} hold {shards.seq_len}-token sequences; "
+            "drop --seq-len or rebuild the shards"
+        )
+    return shards
+
+
+def check_inputs(args: PretrainConfig) -> Inputs:
+    """Every check of the user's input, before anything is written: vocabulary, trackers, shards, sizes, the
+    run folder and the checkpoint to resume (which must come from the same run)."""
+    if args.vocab is None:
+        raise ConfigError("give --vocab (the folder with spm.model the shards were made with)")
+    Tokenizer.from_folder(args.vocab)  # a missing or broken vocabulary: one line, before anything is written
+    check_trackers(args.log_with)
+    shards = open_shards(args)
+    plan = make_plan(args, shards.seq_len)
+    resume = prepare_out(args)
+    fingerprint = fingerprint_file(Path(args.vocab) / "spm.model")
+    state = json.loads((resume / TRAINER_STATE).read_text()) if resume else None
+    if state:
+        check_resume(state, args, plan, fingerprint, resume)
+    return Inputs(shards, plan, fingerprint, resume, state)
+
+
+def resolve_precision(mixed_precision: str) -> str:
+    """--mixed-precision auto: bf16 on a GPU that has it, else full precision."""
+    import torch
+
+    if mixed_precision == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return mixed_precision
+
+
+def build_model(args: PretrainConfig, plan: Plan):
+    """A fresh RTD model (weights from --seed) with the speed options: gradient checkpointing, torch.compile."""
+    from factory.rtd import build_rtd_model
+
+    config = model_config(args.preset, plan.vocab, args.dropout)
+    model = build_rtd_model(config, get_preset(args.preset).generator_layers, args.sharing, args.seed)
+    if args.gradient_checkpointing:
+        model.generator.deberta.encoder.gradient_checkpointing = True
+        model.discriminator.deberta.encoder.gradient_checkpointing = True
+    if args.compile:
+        from factory.model.encoder import compile_layers
+
+        compile_layers(model)
+    return model
+
+
+def setup(args: PretrainConfig) -> Run:
+    """Check inputs, then build the Accelerator, model, optimizer and schedule; load a checkpoint to resume."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    inputs = check_inputs(args)
+    plan, resume, out = inputs.plan, inputs.resume, Path(args.out)
+    if args.force and resume is None:
+        clear_run(out)
+    accelerator = Accelerator(
+        mixed_precision=resolve_precision(args.mixed_precision),
+        log_with=list(args.log_with) or None,
+        project_dir=str(out / "logs"),
+    )
+    if accelerator.num_processes != plan.processes:
+        plan = make_plan(args, inputs.shards.seq_len, accelerator.num_processes)
+    out.mkdir(parents=True, exist_ok=True)
+    set_seed(args.seed)
+    model = build_model(args, plan)
+    mask_id = model.config.factory["mask_token_id"]
+    optimizer = make_optimizer(model.to(accelerator.device), plan.lr, fused=accelerator.device.type == "cuda")
+    schedule = make_schedule(optimizer, plan.warmup, plan.steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(schedule)
+    order = BatchOrder(len(inputs.shards), args.seed)
+    run = Run(
+        args, plan, accelerator, model, optimizer, schedule, inputs.shards, order, mask_id, inputs.vocab_fingerprint
+    )
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        run.start_step, run.elapsed, run.last_checkpoint = inputs.state["step"], inputs.state["elapsed_s"], resume
+    return run
+
+
+# ---- the step and the loop -----------------------------------------------------------------------
+def train_step(run: Run, step: int) -> dict[str, float]:
+    """One optimizer step over the global batch; returns the global sums (reduced over processes)."""
+    import torch
+
+    acc, plan = run.accelerator, run.plan
+    batches, masked_total, tokens_total = step_batches(
+        run.shards, run.order, plan, step, acc.process_index, run.mask_id, run.args.seed
+    )
+    stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=acc.device)
+    for m, b in enumerate(batches):
+        sync = contextlib.nullcontext() if m == len(batches) - 1 else acc.no_sync(run.model)
+        with sync:
+            out = run.model(b.ids.to(acc.device), b.masked.to(acc.device), b.uniforms.to(acc.device))
+            # sums / global counts, x processes because DDP averages gradients: the global batch's mean loss
+            loss = rtd_loss(out.mlm_loss_sum, out.rtd_loss_sum, masked_total, tokens_total, run.args.rtd_lambda)
+            acc.backward(loss * plan.processes)
+        stats += torch.stack([getattr(out, k).detach().double() for k in STAT_KEYS])
+    grad_norm = clip_gradients(acc, run.model)
+    stats = acc.reduce(stats, reduction="sum")
+    values = dict(zip(STAT_KEYS, stats.tolist(), strict=True))
+    values["grad_norm"] = float(grad_norm)
+    check_finite(run, step, values)
+    run.optimizer.step()
+    run.schedule.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return values
+
+
+def check_finite(run: Run, step: int, values: dict[str, float]) -> None:
+    """Stop before the optimizer steps on a non-finite loss or gradient (fp16: the scaler skips such steps)."""
+    bad_grad = not math.isfinite(values["grad_norm"]) and run.accelerator.mixed_precision != "fp16"
+    if not (math.isfinite(values["mlm_loss_sum"]) and math.isfinite(values["rtd_loss_sum"])) or bad_grad:
+        where = f"the last good checkpoint is {run.last_checkpoint}" if run.last_checkpoint else "no checkpoint yet"
+        raise TrainingError(
+            f"loss became non-finite at step {step + 1} (mlm {values['mlm_loss_sum']}, rtd {values['rtd_loss_sum']});"
+            f" stopped without saving, {where}: lower --lr or use --mixed-precision bf16, then --resume"
+        )
+
+
+def train(run: Run) -> dict[str, Any]:
+    """The loop: steps, logging, checkpoints. Returns the last logged record and totals."""
+    acc, plan, args = run.accelerator, run.plan, run.args
+    main = acc.is_main_process
+    records = JsonlLog(Path(args.out) / LOG_FILE, main, run.start_step if run.start_step else None)
+    peak = peak_tflops(hardware()["device"] if acc.device.type == "cuda" else None, args.peak_tflops)
+    meter, last, t0 = Meter(), {}, time.perf_counter()
+    # `with`: the bar ends its line on an error too, so the error is a line of its own
+    with progress(total=plan.steps, initial=run.start_step, desc="pretrain", main=main) as bar:
+        for step in range(run.start_step, plan.steps):
+            meter.add(train_step(run, step))
+            done = step + 1
+            if done % args.log_every == 0 or done == plan.steps:
+                last = meter.record(done, plan, run.schedule.get_last_lr()[0], peak, plan.processes)
+                records.write(last)
+                acc.log({k: v for k, v in last.items() if v is not None}, step=done)
+                bar.set_postfix_str(status(last, plan.steps - done))
+            bar.update(1)
+            if done % args.save_every == 0 or done == plan.steps:
+                elapsed = run.elapsed + time.perf_counter() - t0
+                state = trainer_state(run, done, elapsed)
+                run.last_checkpoint = save_checkpoint(acc, Path(args.out), done, state, args.keep)
+    if not last and records.path.is_file():  # resumed a finished run: nothing trained, report the logged end
+        lines = records.path.read_text().splitlines()
+        last = json.loads(lines[-1]) if lines else {}
+    session = time.perf_counter() - t0
+    return {
+        "last": last,
+        "wall_time_s": run.elapsed + session,
+        "session_tokens_per_s": (plan.steps - run.start_step) * plan.tokens_per_step / max(session, 1e-9),
+    }
+
+
+def status(record: dict[str, Any], remaining_steps: int) -> str:
+    """The progress bar's postfix: losses, RTD accuracy, throughput, MFU and the time left."""
+    eta = remaining_steps * record["step_time_s"]
+    mfu = f"{100 * record['mfu']:.1f}%" if record["mfu"] is not None else "-"
+    return (
+        f"gen {record['mlm_loss']:.3f} disc {record['rtd_loss']:.4f} acc {record['rtd_accuracy']:.3f} "
+        f"tok/s {record['tokens_per_s']:,.0f} mfu {mfu} eta {eta / 60:.1f}m"
+    )
+
+
+# ---- what is logged ------------------------------------------------------------------------------
+class JsonlLog:
+    """train.jsonl on the main process: one record per logged step; a resume drops records past the checkpoint."""
+
+    def __init__(self, path: Path, enabled: bool, resume_step: int | None):
+        self.path, self.enabled = path, enabled
+        if enabled and resume_step is not None and path.is_file():
+            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+        elif enabled and resume_step is None:
+            path.write_text("")
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+@dataclass
+class Meter:
+    """Sums over the last log window; `record` turns them into the logged figures."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, stats: dict[str, float]) -> None:
+        for k, v in stats.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.steps += 1
+
+    def record(self, step: int, plan: Plan, lr: float, peak: float | None, world: int) -> dict[str, Any]:
+        s, elapsed = self.sums, time.perf_counter() - self.started
+        step_time = elapsed / max(self.steps, 1)
+        out = {
+            "step": step,
+            "tokens": step * plan.tokens_per_step,
+            "lr": lr,
+            "mlm_loss": s["mlm_loss_sum"] / s["masked"],
+            "rtd_loss": s["rtd_loss_sum"] / s["tokens"],
+            "rtd_accuracy": s["rtd_correct"] / s["tokens"],
+            "rtd_baseline": 1 - s["replaced"] / s["tokens"],
+            "mlm_accuracy": s["mlm_correct"] / s["masked"],
+            "replaced": s["replaced"] / s["masked"],
+            "grad_norm": s["grad_norm"] / self.steps,
+            "tokens_per_s": plan.tokens_per_step / step_time,
+            "step_time_s": step_time,
+        }
+        out["mfu"] = plan.flops_per_step / step_time / (peak * 1e12 * world) if peak else None
+        self.sums, self.steps, self.started = {}, 0, time.perf_counter()
+        return out
+
+
+def peak_tflops(device_name: str | None, given: float | None) -> float | None:
+    """The dense bf16/fp16 peak MFU is measured against: --peak-tflops, else looked up by the GPU's name."""
+    if given:
+        return given
+    for key, value in PEAK_TFLOPS.items():
+        if device_name and key in device_name:
+            return value
+    return None
+
+
+def hardware() -> dict[str, Any]:
+    """What the run trained on, for factory.json and the model card."""
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        name, count = torch.cuda.get_device_name(0), torch.cuda.device_count()
+        return {"device": name, "count": count, "kind": "cuda", "hardware_summary": f"{count} x {name}"}
+    name, count = platform.processor() or platform.machine(), os.cpu_count()
+    return {"device": name, "count": count, "kind": "cpu", "hardware_summary": f"{count} CPU cores ({name})"}

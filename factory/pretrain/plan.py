@@ -1,0 +1,230 @@
+"""The plan of a run: sizes, schedule, parameters, FLOPs and memory, all resolved before any weight exists.
+
+`make_plan` is everything `--dry-run` prints, and the same object the trainer runs from, so a dry run shows
+exactly the run that would start (bad sizes are one-line ConfigErrors here, before anything is written).
+
+FLOPs per optimizer step (printed by --dry-run; used for MFU):
+    6 * T * (N_gen + N_disc)                      dense matmuls, T = tokens per step, N = non-embedding params
+  + 12 * T * H * (L + 2 * span) * (layers_g + layers_d)   attention: QK^T, AV (L keys) + c2p, p2c (2*span rows)
+  + 6 * T_masked * H * V                          the generator's tied output layer at masked positions only
+(forward = 1/3 of it; the relative-embedding projections, LayerNorms and softmax are left out: < 2%).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factory.configs import PAPER_STEPS, SEQ_LEN, WARMUP, PretrainConfig
+from factory.errors import ConfigError
+from factory.presets import VocabSize, get_preset
+from factory.rtd import max_predictions
+
+# The paper's peak learning rates (docs/pretraining.md#hyper-parameters): 5e-4 for base/small (xsmall takes
+# small's), 3e-4 for large and the v2 sizes above it.
+PEAK_LR = {"large": 3e-4, "xlarge": 3e-4, "xxlarge": 3e-4}
+DEFAULT_LR = 5e-4
+
+
+@dataclass
+class Plan:
+    """Resolved sizes and schedule; `--dry-run` prints this and stops."""
+
+    preset: str
+    vocab: VocabSize
+    seq_len: int
+    batch: int
+    micro_batch: int
+    processes: int
+    accumulation: int
+    steps: int
+    warmup: int
+    lr: float
+    parameters: dict[str, int] = field(default_factory=dict)
+    flops_per_step: float = 0.0
+    memory_gib: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch * self.seq_len
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["vocab"] = {"pieces": self.vocab.pieces, "rows": self.vocab.rows, "layout": self.vocab.layout}
+        d["tokens_per_step"] = self.tokens_per_step
+        d["tokens"] = self.tokens_per_step * self.steps
+        return d
+
+
+def model_config(preset: str, vocab: VocabSize, dropout: float | None = None):
+    """The discriminator's config for a preset and vocabulary (the generator is derived from it), marked with
+    the preset so the exports say what they were trained as."""
+    config = get_preset(preset).config(vocab)
+    if dropout is not None:
+        config = config.replace(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return config.replace(factory={**config.factory, "preset": preset})
+
+
+def count_rtd_parameters(preset: str, vocab: VocabSize, sharing: str = "gdes") -> dict[str, int]:
+    """Parameters of generator, discriminator and their shared/own embedding tables (meta device: free)."""
+    import torch
+
+    from factory.rtd import RTDModel
+
+    config = model_config(preset, vocab)
+    with torch.device("meta"):
+        model = RTDModel(config, get_preset(preset).generator_layers, sharing)
+    gen = sum(p.numel() for p in model.generator.parameters())
+    disc = sum(p.numel() for p in model.discriminator.parameters())
+    emb = vocab.rows * config.hidden_size
+    extra = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("generator.", "discriminator.")))
+    disc_emb = emb if sharing == "nes" else 0
+    return {
+        "generator": gen,
+        "discriminator": disc + extra,
+        "embedding_tables": emb + disc_emb + extra,
+        "generator_body": gen - emb,
+        "discriminator_body": disc - disc_emb,
+        "total": gen + disc + extra,
+    }
+
+
+def attention_flops(config, tokens: int, seq_len: int) -> int:
+    """Forward FLOPs of one layer's score products: QKᵀ and PV over L keys, c2p and p2c over the 2·span
+    relative rows (backward is twice this)."""
+    terms = ("c2p" in config.pos_att_type) + ("p2c" in config.pos_att_type)
+    return 2 * tokens * config.hidden_size * (2 * seq_len + terms * 2 * config.att_span)
+
+
+def flops_per_step(preset: str, vocab: VocabSize, seq_len: int, batch: int, params: dict[str, int]) -> float:
+    """The module docstring's formula: dense + attention + the generator's output layer at masked tokens."""
+    p = get_preset(preset)
+    config = p.config(vocab)
+    tokens = batch * seq_len
+    masked = batch * max_predictions(seq_len)
+    dense = 6 * tokens * (params["generator_body"] + params["discriminator_body"])
+    attention = 3 * attention_flops(config, tokens, seq_len) * (p.layers + p.generator_layers)
+    output = 6 * masked * config.hidden_size * vocab.rows
+    return float(dense + attention + output)
+
+
+def memory_estimate(preset: str, params: dict[str, int], micro_batch: int, seq_len: int, mixed: bool) -> dict:
+    """GiB per process: fp32 weights + grads + Adam (16 B/param) and activations (Korthikanti et al. 2022:
+    s*b*h*(34 + 5*a*s/h) bytes per layer in 16-bit; doubled in fp32). A rough guide, not a promise."""
+    p = get_preset(preset)
+    states = 16 * params["total"]
+    per_layer = seq_len * micro_batch * p.hidden * (34 + 5 * p.heads * seq_len / p.hidden)
+    activations = per_layer * (p.layers + p.generator_layers) * (1 if mixed else 2)
+    gib = 1024**3
+    return {"states": states / gib, "activations": activations / gib, "total": (states + activations) / gib}
+
+
+def world_size() -> int:
+    """Processes of this launch (accelerate/torchrun set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def resolve_vocab(args: PretrainConfig) -> VocabSize:
+    """The vocabulary's size from --vocab's spm.model, or from --vocab-size for a dry run without one."""
+    if args.vocab is not None:
+        from factory.tokenizer import Tokenizer
+
+        return VocabSize.from_pieces(Tokenizer.from_folder(args.vocab).num_pieces, args.layout)
+    return VocabSize.parse(args.vocab_size or "128k", args.layout)
+
+
+def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) -> Plan:
+    """Validate the sizes and resolve the schedule; every problem is a one-line ConfigError."""
+    preset = get_preset(args.preset)
+    vocab = resolve_vocab(args)
+    config = preset.config(vocab)
+    if seq_len > config.max_position_embeddings:
+        raise ConfigError(
+            f"--seq-len {seq_len} is above the model's {config.max_position_embeddings}: relative attention would run, "
+            f"but the position buckets ({config.position_buckets}, up to {config.max_relative_span}) were set for "
+            f"{config.max_position_embeddings} tokens and every v3 recipe trains at 512; rebuild the shards with "
+            "--seq-len 512 or less"
+        )
+    processes = processes or world_size()
+    if args.batch % processes:
+        raise ConfigError(f"--batch {args.batch} is not divisible by the {processes} processes; pick a multiple")
+    micro = args.micro_batch or min(32, args.batch // processes)
+    if args.batch % (micro * processes):
+        raise ConfigError(
+            f"--batch {args.batch} is not a multiple of --micro-batch {micro} x {processes} processes; "
+            "pick sizes that divide"
+        )
+    if args.max_steps is not None and args.tokens is not None:
+        raise ConfigError("give --max-steps or --tokens, not both")
+    if args.tokens is not None:
+        steps = max(1, math.ceil(args.tokens / (args.batch * seq_len)))
+    else:
+        steps = args.max_steps if args.max_steps is not None else PAPER_STEPS
+    if steps < 1:
+        raise ConfigError(f"--max-steps {steps} must be at least 1")
+    warmup = args.warmup if args.warmup is not None else min(WARMUP, steps // 10)
+    lr = args.lr if args.lr is not None else PEAK_LR.get(args.preset, DEFAULT_LR)
+    params = count_rtd_parameters(args.preset, vocab, args.sharing)
+    mixed = args.mixed_precision not in ("no",)
+    return Plan(
+        preset=args.preset,
+        vocab=vocab,
+        seq_len=seq_len,
+        batch=args.batch,
+        micro_batch=micro,
+        processes=processes,
+        accumulation=args.batch // (micro * processes),
+        steps=steps,
+        warmup=warmup,
+        lr=lr,
+        parameters=params,
+        flops_per_step=flops_per_step(args.preset, vocab, seq_len, args.batch, params),
+        memory_gib=memory_estimate(args.preset, params, micro, seq_len, mixed),
+    )
+
+
+def plan_time(plan: Plan, assume_tflops: float, assume_tokens_per_s: float | None) -> float:
+    """Seconds for the whole run at an achieved throughput (model TFLOP/s over all processes, or tokens/s)."""
+    if assume_tokens_per_s:
+        return plan.tokens_per_step * plan.steps / assume_tokens_per_s
+    return plan.flops_per_step * plan.steps / (assume_tflops * 1e12)
+
+
+# ---- what --dry-run prints -----------------------------------------------------------------------
+def dry_run_seq_len(config: PretrainConfig) -> int:
+    """The length a dry run plans for: --seq-len, else the shards', else 512."""
+    from factory.manifest import ShardsManifest, find_manifest
+
+    if config.seq_len is not None:
+        return config.seq_len
+    manifest = find_manifest(config.shards, ShardsManifest) if config.shards and Path(config.shards).is_dir() else None
+    return manifest.seq_len if manifest is not None else SEQ_LEN
+
+
+def dry_run_lines(config: PretrainConfig) -> list[str]:
+    """Sizes, batch, schedule, FLOPs, memory and time at the assumed throughput, then the plan as JSON."""
+    plan = make_plan(config, dry_run_seq_len(config))
+    seconds = plan_time(plan, config.assume_tflops, config.assume_tokens_per_s)
+    p, m = plan.parameters, plan.memory_gib
+    rate = f"{config.assume_tokens_per_s:,.0f} tokens/s" if config.assume_tokens_per_s else (
+        f"{config.assume_tflops:g} TFLOP/s achieved")  # fmt: skip
+    return [
+        f"preset {plan.preset}: vocabulary {plan.vocab.pieces:,} pieces ({plan.vocab.rows:,} rows), "
+        f"seq_len {plan.seq_len}",
+        f"parameters: generator {p['generator'] / 1e6:.1f}M + discriminator {p['discriminator'] / 1e6:.1f}M "
+        f"= {p['total'] / 1e6:.1f}M (bodies {p['generator_body'] / 1e6:.1f}M + {p['discriminator_body'] / 1e6:.1f}M)",
+        f"batch {plan.batch} sequences = {plan.tokens_per_step:,} tokens/step: micro-batch {plan.micro_batch} x "
+        f"{plan.processes} process(es) x {plan.accumulation} accumulation step(s)",
+        f"schedule: {plan.steps:,} steps ({plan.steps * plan.tokens_per_step:,} tokens), "
+        f"warm-up {plan.warmup:,}, peak lr {plan.lr:g}",
+        f"FLOPs/step {plan.flops_per_step:.3e} (6*N*T + attention + generator output layer; see "
+        f"factory/pretrain/plan.py), total {plan.flops_per_step * plan.steps:.3e}",
+        f"memory/process ~{m['total']:.1f} GiB (weights+grads+Adam {m['states']:.1f}, "
+        f"activations {m['activations']:.1f})",
+        f"time at {rate}: {seconds / 3600:.1f} h ({seconds / 86400:.2f} days)",
+        json.dumps(plan.as_dict(), default=str),
+    ]
