@@ -87,7 +87,7 @@ def train(
     accelerator, model: nn.Module, train_ids: list[list[int]], labels: list[int], settings: FinetuneSettings, seed: int
 ):
     """Fine-tune `model` in place; returns (the prepared model, mean loss of the last epoch)."""
-    from tqdm.auto import tqdm
+    from factory.progress import progress
 
     world, rank = accelerator.num_processes, accelerator.process_index
     micro_per_step = settings.batch_size // settings.micro_batch_size
@@ -106,7 +106,7 @@ def train(
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     targets = torch.tensor(labels)
-    bar = tqdm(total=schedule.total_steps, desc=f"fine-tune (seed {seed})", disable=not accelerator.is_main_process)
+    bar = progress(total=schedule.total_steps, desc=f"fine-tune (seed {seed})", main=accelerator.is_main_process)
     step, losses = 0, []
     while step < schedule.total_steps:
         epoch = step // schedule.steps_per_epoch
@@ -142,14 +142,15 @@ def train(
 def predict(accelerator, model: nn.Module, ids: list[list[int]], batch_size: int, desc: str = "") -> list[int]:
     """Argmax labels for every row, in row order; batches fixed by length and dealt round-robin to processes."""
     from accelerate.utils import gather_object
-    from tqdm.auto import tqdm
+
+    from factory.progress import progress
 
     model = accelerator.unwrap_model(model).eval()
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))  # similar lengths together: less padding
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     mine = batches[accelerator.process_index :: accelerator.num_processes]
     out: list[tuple[int, int]] = []
-    for batch in tqdm(mine, desc=desc, disable=not accelerator.is_main_process, leave=False):
+    for batch in progress(mine, desc=desc, main=accelerator.is_main_process, leave=False):
         x, mask = collate([ids[i] for i in batch])
         with accelerator.autocast():
             logits = model(x.to(accelerator.device), mask.to(accelerator.device)).logits  # (B, labels)
