@@ -319,11 +319,11 @@ def _default_text(f: dataclasses.Field, kind: Kind) -> str:
     default = default_of(f)
     if default is MISSING:
         return "  [required]" if f.metadata.get("cli", True) else ""
-    if default is None or default == () or default == [] or (kind.base is bool and default is False):
+    if kind.base is bool and kind.sequence is None:  # a plain flag (--force) is off unless given
+        return f"  [default: {'on' if default else 'off'}]" if f.metadata.get("secondary", True) else ""
+    if default is None or default == () or default == []:
         return ""
     shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
-    if kind.base is bool:
-        shown = "on"
     return f"  [default: {shown}]"
 
 
