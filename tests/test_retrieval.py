@@ -268,6 +268,9 @@ def test_every_eval_command_has_the_control_option(command):
         ("tsv_other_pivot", "pairs fr with de, not the pivot en"),
         ("unknown_lang", "--langs xx not in --data"),
         ("no_data", "not a folder of <lang>.txt"),
+        ("tsv_bad_line", "de.tsv:3: not pivot<TAB>translation (1 field(s))"),
+        ("pivot_in_langs", "--langs names the pivot en"),
+        ("offline_hub", "cannot load hf:nobody/no-such-set"),
         ("bad_control", "'--control': 'yes' is not one of none, random"),
         ("bad_layer", "'--layer': 2 must be <= 1"),
     ],
@@ -287,12 +290,17 @@ def test_bad_input_is_one_line_exit_2(case, expected, model_dir, tmp_path):
     elif case == "tsv_other_pivot":
         data.mkdir()
         (data / "de.tsv").write_text("fr\tde\n" + "".join(f"{t}\t{t}\n" for t in TEXTS))
+    elif case == "tsv_bad_line":
+        data.mkdir()
+        (data / "de.tsv").write_text("en\tde\na\tb\nno tab here\n")
     elif case == "no_data":
         data = tmp_path / "missing"
+    elif case == "offline_hub":
+        data = "hf:nobody/no-such-set"
     else:
         _txt(data, {"en": TEXTS, "de": TEXTS})
         extra = {"unknown_lang": ["--langs", "de,xx"], "bad_control": ["--control", "yes"],
-                 "bad_layer": ["--layer", "2"]}[case]  # fmt: skip
+                 "pivot_in_langs": ["--langs", "de,en"], "bad_layer": ["--layer", "2"]}[case]  # fmt: skip
     out = tmp_path / "out"
     result = _retrieval(model_dir, data, out, *extra)
     assert result.exit_code == 2, result.output

@@ -68,6 +68,8 @@ def _select(pairs: dict[str, Pairs], langs: str, pivot: str, data: str) -> dict[
     if langs.strip() == "all":
         return pairs
     wanted = [x.strip() for x in langs.split(",") if x.strip()]
+    if pivot in wanted:
+        raise FactoryError(f"--langs names the pivot {pivot}; every language is matched against it, leave it out")
     unknown = [x for x in wanted if x not in pairs]
     if unknown:
         raise FactoryError(f"--langs {', '.join(unknown)} not in --data {data}; it has {', '.join(sorted(pairs))}")
@@ -177,16 +179,17 @@ def _tsv_pairs(files: list[Path], pivot: str, folder: Path) -> dict[str, Pairs]:
     out = {}
     for path in files:
         rows = [line.split("\t") for line in _lines(path)]
+        first = 1  # the line number of rows[0]
         if rows and len(rows[0]) == 2 and rows[0][1].strip() == path.stem and _is_code(rows[0][0]):
             if rows[0][0].strip() != pivot:
                 raise FactoryError(
                     f"{path} pairs {rows[0][0].strip()} with {path.stem}, not the pivot {pivot}; pass --pivot "
                     f"{rows[0][0].strip()}"
                 )
-            rows = rows[1:]  # the header line
-        bad = next((i for i, row in enumerate(rows, 1) if len(row) != 2), None)
+            rows, first = rows[1:], 2  # the header line
+        bad = next((i for i, row in enumerate(rows) if len(row) != 2), None)
         if bad is not None:
-            raise FactoryError(f"{path}:{bad}: not pivot<TAB>translation ({len(rows[bad - 1])} fields)")
+            raise FactoryError(f"{path}:{bad + first}: not pivot<TAB>translation ({len(rows[bad])} field(s))")
         out[path.stem] = _pairs([r[0] for r in rows], [r[1] for r in rows])
     return out
 

@@ -160,13 +160,20 @@ def chart(report: dict[str, Any], path: Path, num_labels: int) -> None:
     chance = 100.0 / num_labels
     ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.0f}%)")
     ax.set_xticks(range(len(langs)), langs)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel(f"{split} accuracy (%)")
-    ax.set_title(f"{report['suite'].upper()} zero-shot, fine-tuned on {report['train_language']}")
-    ax.legend(fontsize=8, loc="lower right")
+    _axes(ax, f"{split} accuracy (%)", "control" in report)
+    ax.set_title(f"{report['suite'].upper()} zero-shot, fine-tuned on {report['train_language']}"
+                 + (" (numbers: gain over the control)" if "control" in report else ""), fontsize=10)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def _axes(ax, ylabel: str, control: bool) -> None:
+    """0-100 % (headroom for the gain labels), the legend under the plot where it hides no bar."""
+    ax.set_ylim(0, 108 if control else 100)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
 
 
 def _annotate_gain(ax, ours: list[float], control: list[float], n_series: int) -> None:
@@ -174,7 +181,7 @@ def _annotate_gain(ax, ours: list[float], control: list[float], n_series: int) -
     width = 0.8 / n_series
     for i, (a, b) in enumerate(zip(ours, control, strict=True)):
         x = i + (0.5 - (n_series - 1) / 2) * width
-        ax.text(x, min(97.0, max(a, b) + 2.0), f"{a - b:+.1f}", ha="center", fontsize=7)
+        ax.text(x, max(a, b) + 1.5, f"{a - b:+.1f}", ha="center", fontsize=7)
 
 
 # ---- retrieval -----------------------------------------------------------------------------------
@@ -232,15 +239,14 @@ def retrieval_chart(report: dict[str, Any], path: Path) -> None:
         for i, lang in enumerate(langs):
             gain = report["gain"][lang].get("to_pivot")
             top = max(series[0][1][i], series[2][1][i])
-            ax.text(i, min(97.0, top + 2.0), f"{gain:+.1f}", ha="center", fontsize=7)
+            ax.text(i, top + 1.5, f"{gain:+.1f}", ha="center", fontsize=7)
     chance = statistics.fmean(report["results"][l]["to_pivot"]["chance"] for l in report["languages"])
     ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance (1/n, {chance:.1f}%)")
     ax.set_xticks(range(len(langs)), langs)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("accuracy@1 (%)")
-    ax.set_title(f"Retrieval against {pivot}, hidden state {report['protocol']['layer_index']}"
-                 f" of {report['protocol']['depth']}")  # fmt: skip
-    ax.legend(fontsize=8, loc="upper right")
+    _axes(ax, "accuracy@1 (%)", "control" in report)
+    ax.set_title(f"Retrieval against {pivot}, hidden state {report['protocol']['layer_index']} of "
+                 f"{report['protocol']['depth']}" + (f" (numbers: gain x→{pivot})" if "control" in report else ""),
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
