@@ -96,6 +96,23 @@ def test_unrelated_text_is_about_chance(model_dir, tmp_path):
     assert results["to_pivot"]["accuracy"] <= 5 * 2.5 and results["from_pivot"]["accuracy"] <= 5 * 2.5
 
 
+def test_hidden_states_are_the_models_own(model_dir):
+    from factory.evaluate.retrieval import accuracy_at_1, hidden_state
+    from factory.model import load_model
+
+    model = load_model(model_dir, head="none")
+    ids = torch.tensor([[1, 50, 60, 70, 2], [1, 80, 2, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        last = model(ids, mask).last_hidden_state
+        assert torch.allclose(hidden_state(model, ids, mask, 2), last, atol=1e-6)
+        assert torch.allclose(hidden_state(model, ids, mask, 0), model.embeddings(ids, mask.bool()), atol=1e-6)
+    vectors = torch.nn.functional.normalize(torch.randn(10, 8), dim=1)
+    gold = [str(i) for i in range(10)]
+    assert accuracy_at_1(vectors, vectors, gold, block=3) == 100.0  # blocks of queries give the same answer
+    assert accuracy_at_1(vectors, vectors.roll(1, 0), gold, block=4) == 0.0
+
+
 def test_layer_fraction_and_pooling():
     assert [layer_index(0.55, d) for d in (12, 24, 2, 4, 6)] == [7, 13, 1, 2, 3]  # XTREME's 7/12 and 13/24
     assert (layer_index(0, 12), layer_index(1, 12), layer_index(0.5, 3)) == (0, 12, 2)

@@ -101,9 +101,13 @@ def embed(model: nn.Module, tokenizer: Tokenizer, texts: list[str], protocol: Pr
     return out
 
 
-def accuracy_at_1(queries: torch.Tensor, candidates: torch.Tensor, gold: list[str]) -> float:
-    """% of queries i whose most similar candidate is candidate i (or has exactly its text, `gold`)."""
-    best = (queries @ candidates.T).argmax(1).tolist()
+def accuracy_at_1(queries: torch.Tensor, candidates: torch.Tensor, gold: list[str], block: int = 4096) -> float:
+    """% of queries i whose most similar candidate is candidate i (or has exactly its text, `gold`).
+
+    The similarities are taken `block` queries at a time: a BUCC-size pool (10^5 items) never holds n x n."""
+    best: list[int] = []
+    for start in range(0, len(queries), block):
+        best += (queries[start : start + block] @ candidates.T).argmax(1).tolist()
     return 100.0 * sum(gold[j] == gold[i] for i, j in enumerate(best)) / len(best)
 
 
@@ -172,24 +176,25 @@ def protocol_json(protocol: Protocol, depth: int, data: Parallel) -> dict[str, A
 
 def run(config: RetrievalConfig) -> dict[str, Any]:
     """`factory eval retrieval`: check everything, measure the model (and its control), write the folder."""
-    from factory.evaluate.control import arms, with_control
+    from factory.evaluate.control import CONTROL, PRETRAINED, arms, with_control
     from factory.evaluate.parallel import read_parallel
     from factory.evaluate.runner import check_model
+    from factory.export import read_config
     from factory.outputs import check_output
 
     check_model(config.model)
     check_output(config.out, config.force)
-    data = read_parallel(config.data, config.pivot, config.langs)
+    data = read_parallel(config.data, config.pivot, config.langs)  # every data problem before a model is built
     protocol = Protocol.of(config)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     measured = {}
-    for arm in arms(config.model, config.control):
+    for arm in arms(config.model, config.control):  # the model, then (--control random) its control
         model = arm.model("none").to(device)
         measured[arm.name] = (arm, *measure(model, arm.tokenizer(), data, protocol, device))
-        log.info("%s: %s", arm.name, measured[arm.name][2])
+        log.info("%s: average %s", arm.name, measured[arm.name][2])
         del model
-    depth = arms(config.model, None)[0].config().num_hidden_layers
-    _, results, average = measured["pretrained"]
+    depth = read_config(config.model).num_hidden_layers
+    _, results, average = measured[PRETRAINED]
     report = {
         "schema": "factory.eval/v1",
         "suite": "retrieval",
@@ -201,8 +206,8 @@ def run(config: RetrievalConfig) -> dict[str, Any]:
         "results": results,
         "average": average,
     }
-    if "control" in measured:
-        arm, control, control_average = measured["control"]
+    if CONTROL in measured:
+        arm, control, control_average = measured[CONTROL]
         report = with_control(report, arm, control, control_average, DIRECTIONS)
     if _is_main_process():
         _write(config, report)
