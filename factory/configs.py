@@ -225,6 +225,13 @@ class FinetuneSettings:
         return []
 
 
+CONTROLS = ("none", "random")  # == factory.evaluate.control: `none` reads as None
+_CONTROL_HELP = (
+    "random: also evaluate a randomly initialised model of the same config and tokenizer (a fixed seed, the "
+    "same for every run) with the same settings, to show what pre-training bought."
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     """`factory eval xnli | pawsx`: what to evaluate and where; the fine-tuning settings come from `--set`."""
@@ -238,6 +245,7 @@ class EvalConfig:
     runs: int = option(1, "Seeds to average over.", low=1)
     set: list[str] = option([], "Override a fine-tuning setting, e.g. --set epochs=3 --set learning_rate=3e-5.",
                             repeat=True, metavar="KEY=VALUE")  # fmt: skip
+    control: str | None = option(None, _CONTROL_HELP, choices=CONTROLS)
     out: Path = option(help="Folder to write.")
     force: bool = option(False, _FORCE_HELP, secondary=False)
 
@@ -259,6 +267,40 @@ class ClassifyConfig(EvalConfig):
         if len(self.labels) == 1:
             problems.append("--labels: give at least two labels")
         return problems
+
+
+# Layer of `factory eval retrieval`, as a fraction of the depth (embeddings = 0, last layer = 1). XTREME's
+# Tatoeba/BUCC baselines read hidden state 7 of mBERT's 12 layers and 13 of XLM-R large's 24 (hidden state 0
+# being the embeddings), after Pires et al. (2019) found that nearest-neighbour translation retrieval peaks in
+# the middle layers while the top ones specialise to the pre-training objective; round(0.55 x depth) gives
+# exactly those two layers. docs/retrieval.md#layer.
+RETRIEVAL_LAYER = 0.55
+POOLINGS = ("mean", "mean_all", "cls")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrievalConfig:
+    """`factory eval retrieval`: parallel-sentence retrieval (XTREME's Tatoeba/BUCC protocol), no fine-tuning."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    model: Path = option(help="deberta-v2 model folder with spm.model.")
+    data: str = option(help="Parallel text: a folder of <lang>.txt (aligned line by line) or <lang>.tsv "
+                       "(pivot<TAB>translation), a .jsonl/.parquet with one column per language, or "
+                       "hf:NAME[:CONFIG][@SPLIT].")  # fmt: skip
+    pivot: str = option("en", "The language every other one is matched against (both directions).")
+    langs: str = option("all", "Languages to test against the pivot: all, or a list like de,fr.")
+    layer: float = option(RETRIEVAL_LAYER, "Hidden layer as a fraction of the depth: 0 = embeddings, 1 = last "
+                          "layer (the default is XTREME's middle layer).", low=0, high=1)  # fmt: skip
+    pooling: str = option("mean", "mean: over the text's tokens ([CLS]/[SEP] left out); mean_all: over every "
+                          "non-pad token; cls: the [CLS] vector.", choices=POOLINGS)  # fmt: skip
+    centre: bool = option(True, "Subtract each language's mean vector before the cosine (removes the "
+                          "language-specific offset).")  # fmt: skip
+    max_length: int = option(128, "Tokens per text, [CLS] and [SEP] included.", low=3)
+    batch_size: int = option(64, "Texts per forward pass.", low=1)
+    control: str | None = option(None, _CONTROL_HELP, choices=CONTROLS)
+    out: Path = option(help="Folder to write.")
+    force: bool = option(False, _FORCE_HELP, secondary=False)
 
 
 # ---- run / publish -------------------------------------------------------------------------------

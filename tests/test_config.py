@@ -87,7 +87,7 @@ def _command(name: str) -> click.Command:
     [("vocab", configs.VocabConfig), ("shards", configs.ShardsConfig), ("pretrain", configs.PretrainConfig),
      ("init", configs.InitConfig), ("presets", configs.PresetsConfig), ("eval xnli", configs.EvalConfig),
      ("eval classify", configs.ClassifyConfig), ("publish", configs.PublishConfig), ("run", configs.RunConfig),
-     ("vocab report", configs.VocabReportConfig)],
+     ("vocab report", configs.VocabReportConfig), ("eval retrieval", configs.RetrievalConfig)],
 )  # fmt: skip
 def test_options_are_the_config_fields(name, config):
     """Every CLI field is an option of its command (nothing declared twice), with its help and default."""

@@ -2,7 +2,9 @@
 
 Modules, in the order a run uses them: `suite` (eval/*.yaml: languages, settings, references), `data`
 (local files or `datasets`), `finetune` (Accelerate loop + prediction), `report` (numbers, files),
-`runner` (one command end to end), `demo_nli` (the generator of recipes/demo/nli/).
+`runner` (one command end to end), `demo_nli` (the generator of recipes/demo/nli/). `control` is the
+random-init control of `--control random`, used by `runner` and by `retrieval` (parallel-sentence retrieval,
+no fine-tuning; `parallel` reads its data). docs/retrieval.md states both protocols.
 
 An output folder holds:
     results.json              the schema below
@@ -25,6 +27,16 @@ results.json (schema "factory.eval/v1"; the model card of the publishing step re
                                                                               # mean/std over runs
      "references": {"mDeBERTa-v3-base": {"en": 88.2, ..., "avg": 79.8}, "XLM-R-base": {...}}}
                                                      # published zero-shot dev accuracy, from eval/<suite>.yaml
+With `--control random` also: "control" (shaped as "results"), "control_average" (as "average"),
+"control_model" ({"kind": "random", "seed", "init", "config", "tokenizer", "final_train_loss"}) and
+"gain" ({"<lang>" | "avg": {"<split>": points, model - control}}); the control's predictions are in
+predictions/control/.
+
+`factory eval retrieval` writes the same schema with suite "retrieval": "pivot", "languages" (the others),
+"data", "protocol" (layer, layer_index, depth, pooling, centre, similarity, metric, candidates, ...),
+"results": {"<lang>": {"to_pivot" | "from_pivot": {"accuracy", "n" (pool size), "chance"}}},
+"average": {"to_pivot": {"accuracy"}, "from_pivot": {...}}, and the control keys as above; the chart is
+retrieval_accuracy.png and there are no predictions.
 """
 
 from factory.configs import FinetuneSettings

@@ -63,6 +63,7 @@ def make_request(suite_name: str, config: EvalConfig):
         settings=replace(suite.settings, [setting_layer(config.set)]),
         out=config.out,
         force=config.force,
+        control=config.control,
         arguments=to_json(config),
         **extra,
     )

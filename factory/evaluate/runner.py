@@ -9,6 +9,7 @@ from typing import Any
 
 from factory.configs import FinetuneSettings
 from factory.errors import FactoryError
+from factory.evaluate.control import CONTROL, PRETRAINED, Arm, arms, with_control
 from factory.evaluate.data import Data, check_data, load_files, load_folder, load_hub
 from factory.evaluate.suite import Suite
 
@@ -32,6 +33,7 @@ class Request:
     arguments: dict[str, Any] = dataclasses.field(default_factory=dict)  # for factory.json
     files: dict[str, Path] | None = None  # classify: split -> file, instead of `data`
     splits: tuple[str, ...] = EVAL_SPLITS  # the splits evaluated
+    control: str | None = None  # "random": also the random-init control (factory.evaluate.control)
 
 
 def resolve_languages(suite: Suite, spec: str, train_language: str, data_languages: set[str] | None) -> list[str]:
@@ -105,25 +107,35 @@ def run(request: Request) -> dict[str, Any]:
     assert languages is not None
     check_data(data, request.train_language, languages, request.data, request.splits)
     accelerator = make_accelerator(settings.precision)
-    per_run, predictions, losses, schedule = _run_seeds(accelerator, request, data, languages)
     counts = {lang: {split: len(data[split][lang]) for split in request.splits} for lang in languages}
-    results, average = summarise(per_run, counts, request.splits)
+    measured = {}
+    for arm in arms(request.model, request.control):  # the model first, then its control with the same seeds
+        per_run, predictions, losses, schedule = _run_seeds(accelerator, request, data, languages, arm)
+        measured[arm.name] = (arm, *summarise(per_run, counts, request.splits), predictions, losses)
+    _, results, average, predictions, losses = measured[PRETRAINED]
     report = _report(request, data, languages, results, average, schedule, accelerator, losses)
+    folders = {"predictions": predictions}
+    if CONTROL in measured:
+        arm, control, control_average, folders["predictions/control"], control_losses = measured[CONTROL]
+        control_average = {
+            split: {k: v for k, v in control_average[split].items() if k != "per_run"} for split in request.splits
+        }  # fmt: skip  (as `average`)
+        report = with_control(report, arm, control, control_average, request.splits)
+        report["control_model"]["final_train_loss"] = control_losses
     if accelerator.is_main_process:
-        _write(request, report, data, predictions, languages)
+        _write(request, report, data, folders, languages)
     accelerator.wait_for_everyone()
     return report
 
 
-def _run_seeds(accelerator, request: Request, data: Data, languages: list[str]):
+def _run_seeds(accelerator, request: Request, data: Data, languages: list[str], arm: Arm):
+    """Fine-tune and predict every seed for one arm (the model, or its control: same seeds, same settings)."""
     import torch
 
     from factory.evaluate.finetune import encode, plan, predict, train
-    from factory.model import load_model
-    from factory.tokenizer import Tokenizer
 
     settings = request.settings
-    tokenizer = Tokenizer.from_folder(request.model)
+    tokenizer = arm.tokenizer()
     train_examples = data["train"][request.train_language]
     train_ids = encode(tokenizer, train_examples, settings.max_length)
     eval_ids = {
@@ -134,8 +146,8 @@ def _run_seeds(accelerator, request: Request, data: Data, languages: list[str]):
     losses = []
     for k in range(request.runs):
         seed = settings.seed + k
-        torch.manual_seed(seed)  # the fresh classification head depends on the seed
-        model = load_model(request.model, head="cls", labels=request.suite.labels)
+        torch.manual_seed(seed)  # the fresh classification head depends on the seed (the same head for both arms)
+        model = arm.model(head="cls", labels=request.suite.labels)
         _set_dropout(model, settings.dropout)
         model, loss = train(accelerator, model, train_ids, [e.label for e in train_examples], settings, seed)
         losses.append(round(loss, 4))
@@ -145,7 +157,8 @@ def _run_seeds(accelerator, request: Request, data: Data, languages: list[str]):
             gold = [e.label for e in data[split][lang]]
             per_run[lang][split].append(100.0 * sum(p == g for p, g in zip(preds, gold, strict=True)) / len(gold))
         accelerator.free_memory()
-        log.info("run %d (seed %d): %s", k, seed, {lang: per_run[lang][request.splits[0]][-1] for lang in languages})
+        first = {lang: per_run[lang][request.splits[0]][-1] for lang in languages}
+        log.info("%s run %d (seed %d): %s", arm.name, k, seed, first)
     return per_run, predictions, losses, plan(len(train_ids), settings)
 
 
@@ -195,7 +208,8 @@ def _report(request, data, languages, results, average, schedule, accelerator, l
     }
 
 
-def _write(request: Request, report: dict[str, Any], data: Data, predictions, languages: list[str]) -> None:
+def _write(request: Request, report: dict[str, Any], data: Data, folders, languages: list[str]) -> None:
+    """The output folder; `folders`: predictions/ (the model's) and predictions/control/ -> {(lang, split): runs}."""
     import json
 
     from factory.evaluate.report import chart, markdown, write_predictions
@@ -203,8 +217,10 @@ def _write(request: Request, report: dict[str, Any], data: Data, predictions, la
     from factory.outputs import fingerprint_file, staged_output
 
     with staged_output(request.out, request.force) as tmp:
-        for (lang, split), runs in predictions.items():
-            write_predictions(tmp / "predictions", lang, split, data[split][lang], runs, request.suite.labels)
+        for folder, predictions in folders.items():
+            (tmp / folder).mkdir(parents=True, exist_ok=True)
+            for (lang, split), runs in predictions.items():
+                write_predictions(tmp / folder, lang, split, data[split][lang], runs, request.suite.labels)
         (tmp / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         (tmp / "results.md").write_text(markdown(report))
         chart(report, tmp / f"{request.suite.name}_accuracy.png", len(request.suite.labels))
