@@ -142,7 +142,7 @@ class _Planner:
         return config
 
     def steps(self, publish: bool) -> list[Step]:
-        from factory.configs import EvalConfig, PretrainConfig, PublishConfig, ShardsConfig
+        from factory.configs import EvalConfig, PretrainConfig, PublishConfig, RetrievalConfig, ShardsConfig
         from factory.vocab import with_spec
 
         sec, run_dir = self.sections, self.run_dir
@@ -166,8 +166,9 @@ class _Planner:
         for suite, section in (sec.get("eval") or {}).items():
             out = run_dir / "eval" / suite
             fixed = {"model": model_dir, "out": out, "force": True}
-            config = self.config(EvalConfig, self.layers(f"eval.{suite}", dict(section or {})), fixed)
-            if config is not None:
+            kind = RetrievalConfig if suite == "retrieval" else EvalConfig  # retrieval fine-tunes nothing
+            config = self.config(kind, self.layers(f"eval.{suite}", dict(section or {})), fixed)
+            if config is not None and kind is EvalConfig:
                 self._check_suite(suite, config)
             evals.append(Step(f"eval.{suite}", f"eval {suite}", config, out, reads=["pretrain"]))
         plan += evals
@@ -257,6 +258,10 @@ def run_step(step: Step) -> None:
         from factory.pretrain import run_pretrain
 
         run_pretrain(step.config)
+    elif step.name == "eval.retrieval":
+        from factory.evaluate.retrieval import run
+
+        run(step.config)
     elif step.name.startswith("eval."):
         from factory.evaluate.entry import evaluate
 

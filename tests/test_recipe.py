@@ -127,3 +127,19 @@ def test_demo_pipeline_small(tmp_path):
     fourth = run(DEMO, "--run-dir", run_dir, *SMALL)
     assert fourth.exit_code == 0, fourth.output[-2000:]
     assert _ran(fourth.output) == ["shards", "pretrain", "eval.xnli", "publish"]
+
+
+def test_a_recipe_can_evaluate_retrieval(tmp_path):
+    """An `eval: retrieval:` section is resolved by the retrieval config (no suite file, no fine-tuning)."""
+    from factory.configs import RetrievalConfig
+    from factory.recipe import build_plan, load_recipe
+
+    recipe = load_recipe(DEMO, ["steps.eval.retrieval={data: demo/corpus, control: random}"])
+    plan = build_plan(recipe, tmp_path)
+    step = next(s for s in plan if s.name == "eval.retrieval")
+    assert isinstance(step.config, RetrievalConfig) and step.config.control == "random"
+    line = step.command_line()
+    assert line.startswith("factory eval retrieval --model ") and "recipes/demo/corpus --control random" in line
+    bad = load_recipe(DEMO, ["steps.eval.retrieval={data: demo/corpus, layer: 2}"])
+    with pytest.raises(Exception, match=r"steps.eval.retrieval.layer: 2 must be <= 1"):
+        build_plan(bad, tmp_path)
