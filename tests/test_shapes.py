@@ -190,3 +190,30 @@ def test_card_trusts_the_sizes_over_a_preset_name(tmp_path):
     assert _card_facts(tmp_path / "a", config).preset == "custom (4 layers, hidden 64, 2 heads, FFN 256, from debug)"
     generator = config.replace(num_hidden_layers=1, factory={**config.factory, "role": "rtd-generator"})
     assert _card_facts(tmp_path / "b", generator).preset == "debug"
+
+
+# ---- resume ------------------------------------------------------------------------------------
+def test_a_checkpoint_from_before_shapes_resumes_as_its_preset(tmp_path):
+    """trainer.json written before shapes were recorded has no "shape": it was its preset's own, so it resumes
+    as that preset and is refused for a custom shape."""
+    from types import SimpleNamespace
+
+    from factory.pretrain.checkpoint import check_resume
+
+    vocab = VocabSize.parse("1k")
+    old = {
+        "preset": "debug",
+        "sharing": "gdes",
+        "seq_len": 32,
+        "batch": 8,
+        "vocab_fingerprint": "f",
+        "vocab_rows": 1100,
+    }
+
+    def plan(shape):
+        return SimpleNamespace(shape=shape, seq_len=32, batch=8, vocab=vocab)
+
+    args = SimpleNamespace(preset="debug", sharing="gdes")
+    check_resume(old, args, plan(get_shape("debug")), "f", tmp_path)
+    with pytest.raises(ConfigError, match="--layers/--hidden/--heads/--ffn"):
+        check_resume(old, args, plan(get_shape("debug", layers=3)), "f", tmp_path)
