@@ -212,6 +212,7 @@ def test_auto_falls_back_to_sdpa_when_flex_cannot_run(monkeypatch, caplog):
 SHAPES = [("debug", 3, 96, 4, 200), ("xsmall", 2, 128, 2, None), ("xlarge", 2, 96, 3, 160)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_custom_shape_to_transformers(shape, tmp_path):
     from factory.presets import get_shape
@@ -233,6 +234,7 @@ def test_custom_shape_to_transformers(shape, tmp_path):
         assert hidden_diff <= TOL and logits <= TOL, (shape, length, hidden_diff, logits)
 
 
+@pytest.mark.slow
 def test_custom_shape_from_transformers_and_gradients(tmp_path):
     """The other direction (a DebertaV2 of the custom shape loads into ours) and the backward pass."""
     from factory.presets import get_shape
