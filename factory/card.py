@@ -84,8 +84,32 @@ class Facts:
 
     @property
     def preset(self) -> str | None:
-        preset = (self.hf_config.get("factory") or {}).get("preset")
-        return preset or (self.pretrain.preset if self.pretrain else None)
+        """The size as the card names it: a preset's name only when config.json has that preset's sizes; a shape
+        between the presets is "custom (4 layers, hidden 128, 4 heads, FFN 512, from debug)"."""
+        fac = self.hf_config.get("factory") or {}
+        named = fac.get("preset") or (self.pretrain.preset if self.pretrain else None)
+        if named is None:
+            return None
+        return size_label(
+            self.hf_config, named, fac.get("base_preset") or (self.pretrain and self.pretrain.base_preset)
+        )
+
+
+def size_label(hf_config: dict[str, Any], named: str, base: str | None) -> str:
+    """`named` if config.json's sizes are that preset's (its generator's, for an exported generator), else
+    the custom label: the file's name for the preset is not trusted over its sizes."""
+    from factory.presets import PRESETS, custom_label, generator_depth
+
+    cfg, preset = hf_config, PRESETS.get(named)
+    if preset is not None:
+        generator = (cfg.get("factory") or {}).get("role") == "rtd-generator"
+        layers = generator_depth(preset.layers) if generator else preset.layers
+        if (cfg.get("num_hidden_layers"), cfg.get("hidden_size"), cfg.get("num_attention_heads"),
+                cfg.get("intermediate_size")) == (layers, preset.hidden, preset.heads, preset.ffn):  # fmt: skip
+            return named
+    base = base or (named if preset is not None else None)
+    return custom_label(cfg["num_hidden_layers"], cfg["hidden_size"], cfg.get("num_attention_heads"),
+                        cfg.get("intermediate_size"), base)  # fmt: skip
 
 
 def collect_facts(
@@ -214,9 +238,13 @@ def _how_trained(facts: Facts) -> str:
 
 def _intro(facts: Facts) -> str:
     cfg = facts.hf_config
-    size = f"{facts.preset} " if facts.preset else ""
+    label = facts.preset
     langs = _language_phrase(facts.languages)
-    what = f"a {size}DeBERTa-v3 encoder" + (f" for {langs}" if langs else "")
+    if label and label.startswith("custom"):  # a shape between the presets, never under a preset's name
+        what = f"a DeBERTa-v3 encoder of size {label}"
+    else:
+        what = f"a {label} DeBERTa-v3 encoder" if label else "a DeBERTa-v3 encoder"
+    what += f" for {langs}" if langs else ""
     return (
         f"# {facts.name}\n\n"
         f"{facts.name} is {what}{_how_trained(facts)}. It has "
@@ -243,7 +271,8 @@ def _architecture(facts: Facts) -> str:
     fac = cfg.get("factory") or {}
     pieces = fac.get("vocab_pieces")
     vocab = f"{pieces:,} SentencePiece pieces + [MASK]; " if isinstance(pieces, int) else ""
-    rows = [
+    rows = [("Size", facts.preset)] if facts.preset else []
+    rows += [
         ("Layers", cfg["num_hidden_layers"]),
         ("Hidden size", cfg["hidden_size"]),
         ("Attention heads", cfg["num_attention_heads"]),

@@ -117,9 +117,36 @@ class ShardsConfig:
         return [] if self.corpus else ["--corpus is required (a file, a folder or hf:NAME)"]
 
 
+# ---- the model's shape (init, pretrain) ----------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ShapeOptions:
+    """The size of the model `factory init` and `factory pretrain` build (and a recipe's `steps.pretrain`): a
+    preset, or a shape between the presets with some of its sizes replaced (factory/presets.py `get_shape`).
+    A shape that differs from its preset is recorded as "custom", never under the preset's name."""
+
+    SCHEMA: ClassVar[int] = 1  # the configs that include it have their own
+
+    preset: str = option("base", "Size preset (with --layers/--hidden/--heads/--ffn: the shape to start from).",
+                         choices=PRESET_NAMES)  # fmt: skip
+    layers: int | None = option(None, "Layers instead of the preset's (the RTD generator gets half, at least 1).",
+                                low=1)  # fmt: skip
+    hidden: int | None = option(None, "Hidden size instead of the preset's.", low=1)
+    heads: int | None = option(None, "Attention heads instead of the preset's; they must divide the hidden size.",
+                               low=1)  # fmt: skip
+    ffn: int | None = option(None, "Feed-forward size [default: the preset's, 4 x --hidden when it is given].",
+                             low=1)  # fmt: skip
+
+    def problems(self) -> list[str]:
+        if self.hidden is None and self.heads is None:
+            return []
+        from factory.presets import shape_problems  # torch: only when a shape is given, so --help stays instant
+
+        return shape_problems(self.preset, self.hidden, self.heads)
+
+
 # ---- pretrain ------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class PretrainConfig:
+class PretrainConfig(ShapeOptions):
     """`factory pretrain`; the resolved copy is written into every checkpoint and the run's manifest."""
 
     SCHEMA: ClassVar[int] = 1
@@ -127,12 +154,14 @@ class PretrainConfig:
     vocab: Path | None = option(None, "Vocabulary folder (spm.model) of the shards.")
     shards: Path | None = option(None, "Shards from `factory shards`.")
     corpus: list[str] = option([], "Build shards from this text first (into OUT/shards); repeatable.", repeat=True)
-    preset: str = option("base", "Size preset.", choices=PRESET_NAMES)
     seq_len: int | None = option(None, "Sequence length [default: the shards'; 512 for --corpus].", low=8)
     batch: int = option(PAPER_BATCH, "Global batch (sequences per optimizer step).", low=1)
     micro_batch: int | None = option(None, "Sequences per process per forward [default: <= 32].", low=1)
     lr: float | None = option(
-        None, "Peak learning rate [default: 5e-4 base/small/xsmall, 3e-4 large].", low=0, low_open=True
+        None,
+        "Peak learning rate [default: 5e-4 base/small/xsmall, 3e-4 large; a custom shape: its preset's].",
+        low=0,
+        low_open=True,
     )
     warmup: int | None = option(None, "Warm-up steps [default: 10k, at most 10% of the run].", low=0)
     max_steps: int | None = option(None, "Optimizer steps [default: 500k, the paper's].", low=1)
@@ -178,12 +207,11 @@ class PresetsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class InitConfig:
+class InitConfig(ShapeOptions):
     """`factory init`: a randomly initialised model folder."""
 
     SCHEMA: ClassVar[int] = 1
 
-    preset: str = option("base", "Size preset.", choices=PRESET_NAMES)
     vocab_size: str = option("128k", "Vocabulary: 32k, 128k, 250k or a number (ignored with --vocab).")
     vocab: Path | None = option(None, "Vocabulary folder: size the embedding to its spm.model and copy its tokenizer.")
     layout: str = option("official", _LAYOUT_HELP, choices=LAYOUTS)

@@ -1,4 +1,5 @@
-"""`factory init`: a randomly initialised model of a size preset, optionally sized to a vocabulary folder."""
+"""`factory init`: a randomly initialised model of a size preset (or a shape between the presets), optionally
+sized to a vocabulary folder."""
 
 from __future__ import annotations
 
@@ -14,20 +15,24 @@ def init_model(config: InitConfig) -> dict[str, Any]:
     from factory.manifest import InitManifest, write_manifest
     from factory.model import build_model, save_model
     from factory.outputs import check_output, staged_output
-    from factory.presets import VocabSize, count_parameters, get_preset
+    from factory.presets import VocabSize, count_parameters, shape_of
     from factory.tokenizer import Tokenizer, copy_tokenizer_files
 
     if config.vocab is not None:
         vocab = VocabSize.from_pieces(Tokenizer.from_folder(config.vocab).num_pieces, config.layout)
     else:
         vocab = VocabSize.parse(config.vocab_size, config.layout)
-    model_config = get_preset(config.preset).config(vocab, labels=tuple(f"LABEL_{i}" for i in range(config.num_labels)))
-    model_config = model_config.replace(factory={**model_config.factory, "preset": config.preset})
+    shape = shape_of(config)  # the preset, or a custom shape from it: config.json's `factory` section says which
+    model_config = shape.config(vocab, labels=tuple(f"LABEL_{i}" for i in range(config.num_labels)))
     check_output(config.out, config.force)
     with staged_output(config.out, config.force) as tmp:
         save_model(build_model(model_config, config.head, seed=config.seed), tmp)
         if config.vocab is not None:
             copy_tokenizer_files(config.vocab, tmp)
         counts = count_parameters(model_config)
-        write_manifest(tmp, InitManifest(arguments=to_json(config), parameters=counts))
-    return {"pieces": vocab.pieces, "rows": vocab.rows, **counts}
+        manifest = InitManifest(
+            arguments=to_json(config), parameters=counts, preset=shape.name, base_preset=shape.base,
+            shape=shape.sizes(),
+        )  # fmt: skip
+        write_manifest(tmp, manifest)
+    return {"pieces": vocab.pieces, "rows": vocab.rows, "shape": shape.describe(), **counts}

@@ -171,6 +171,18 @@ class Hardware:
     hardware_summary: str  # "2 x NVIDIA H100" / "16 CPU cores (x86_64)", as the card shows it
 
 
+@dataclass
+class ModelShape:
+    """The sizes of the model a step built (`factory.presets.Shape.sizes()`); `preset` beside it is the preset's
+    name only when these are that preset's sizes, else "custom" (and `base_preset` the one it came from)."""
+
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+    generator_layers: int  # of the RTD pair (half the depth, at least 1); `factory init` writes one network
+
+
 @dataclass(kw_only=True)
 class PretrainManifest(Manifest):
     """`factory pretrain`: the run folder's manifest, and (with `role`) each exported network's.
@@ -183,7 +195,9 @@ class PretrainManifest(Manifest):
     COMMAND: ClassVar[str] = "factory pretrain"
 
     role: str | None = None  # None: the run folder; "discriminator" / "generator": an exported model folder
-    preset: str
+    preset: str  # the preset's name, or "custom"
+    base_preset: str | None = None  # the preset the shape started from (factory writes it; None: not recorded)
+    shape: ModelShape | None = None  # the sizes (factory writes them; None: not recorded)
     vocab_size: int  # SentencePiece pieces
     embedding_rows: int
     seq_len: int
@@ -218,6 +232,9 @@ class InitManifest(Manifest):
     COMMAND: ClassVar[str] = "factory init"
 
     parameters: dict[str, int]
+    preset: str | None = None  # the preset's name, or "custom" (factory writes it; None: not recorded)
+    base_preset: str | None = None
+    shape: ModelShape | None = None
 
 
 # ---- eval ----------------------------------------------------------------------------------------

@@ -3,15 +3,29 @@
 The vocabulary is independent of the preset: `PRESETS["base"].config(VocabSize.parse("32k"))` is a
 DeBERTina-base, `...parse("250k")` an mDeBERTa-base. Parameter counts are always computed from an
 instantiated model (`count_parameters`), never typed in.
+
+Shapes between the presets: `get_shape("debug", layers=3, hidden=96, heads=4, ffn=200)` is a `Shape` derived
+from a preset with other sizes (`--layers --hidden --heads --ffn` on `init`, `pretrain` and recipes). All else
+comes from the preset it starts from: the v3 attention settings, xlarge's conv layer, the generator's depth
+rule (half the depth, `generator_depth`), the peak learning rate. A shape that differs from its preset is
+recorded as `preset: "custom"` with `base_preset` and `shape` (config.json's `factory` section, the manifests),
+never under the preset's name. The published presets themselves are the table below, unchanged.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from factory.errors import ConfigError
 from factory.model.config import ModelConfig
+
+
+def generator_depth(layers: int) -> int:
+    """RTD generator: same width, half the depth (SPEC.md §5), at least one layer. The rule of every preset, and
+    of a custom `--layers` too: 3 layers get a 1-layer generator, 12 get 6."""
+    return max(1, layers // 2)
 
 
 @dataclass(frozen=True)
@@ -30,8 +44,7 @@ class Preset:
 
     @property
     def generator_layers(self) -> int:
-        """RTD generator: same width, half the depth (SPEC.md §5)."""
-        return max(1, self.layers // 2)
+        return generator_depth(self.layers)
 
     def config(self, vocab: VocabSize | None = None, **overrides) -> ModelConfig:
         vocab = vocab or VocabSize.parse("128k")
@@ -74,6 +87,118 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
+# ---- shapes between the presets ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shape:
+    """The sizes a model is built with: a preset's own, or a preset's with `--layers --hidden --heads --ffn`.
+
+    It answers what a Preset answers (layers, hidden, heads, ffn, generator_layers, conv, config()), so the
+    planner and the trainer take either; `name` is the preset's name only while every size is the preset's.
+    """
+
+    base: str  # the preset it starts from
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+
+    @property
+    def preset(self) -> Preset:
+        return PRESETS[self.base]
+
+    @property
+    def custom(self) -> bool:
+        p = self.preset
+        return (self.layers, self.hidden, self.heads, self.ffn) != (p.layers, p.hidden, p.heads, p.ffn)
+
+    @property
+    def name(self) -> str:
+        return "custom" if self.custom else self.base
+
+    @property
+    def conv(self) -> bool:
+        return self.preset.conv
+
+    @property
+    def generator_layers(self) -> int:
+        return generator_depth(self.layers)
+
+    def sizes(self) -> dict[str, int]:
+        """The shape as the manifests record it (the generator's depth included: it follows from the rule)."""
+        return {"layers": self.layers, "hidden": self.hidden, "heads": self.heads, "ffn": self.ffn,
+                "generator_layers": self.generator_layers}  # fmt: skip
+
+    def record(self) -> dict[str, Any]:
+        """config.json's `factory` provenance: the preset's name, or "custom" with the preset it came from."""
+        if not self.custom:
+            return {"preset": self.base}
+        return {"preset": "custom", "base_preset": self.base, "shape": self.sizes()}
+
+    def describe(self) -> str:
+        """ "debug", or "custom (3 layers, hidden 96, 4 heads, FFN 200, from debug)"."""
+        return custom_label(self.layers, self.hidden, self.heads, self.ffn, self.base) if self.custom else self.base
+
+    def config(self, vocab: VocabSize | None = None, **overrides) -> ModelConfig:
+        """The preset's config with this shape's sizes, marked with `record()`."""
+        cfg = self.preset.config(vocab, num_hidden_layers=self.layers, hidden_size=self.hidden,
+                                 num_attention_heads=self.heads, intermediate_size=self.ffn)  # fmt: skip
+        cfg = cfg.replace(factory={**cfg.factory, **self.record()})
+        return cfg.replace(**overrides) if overrides else cfg
+
+
+def custom_label(layers: int, hidden: int, heads: int | None, ffn: int | None, base: str | None) -> str:
+    """What a custom shape is called in the plan, the card and the messages; never a preset's bare name."""
+    parts = [f"{layers} layer{'' if layers == 1 else 's'}", f"hidden {hidden}"]
+    parts += [f"{heads} heads"] if heads else []
+    parts += [f"FFN {ffn}"] if ffn else []
+    parts += [f"from {base}"] if base else []
+    return f"custom ({', '.join(parts)})"
+
+
+def shape_problems(preset: str, hidden: int | None, heads: int | None) -> list[str]:
+    """What is wrong with a shape override (the configs' `problems()` report it with their other problems).
+    Depth and FFN size only have their lower bounds; the heads must divide the hidden size."""
+    p = PRESETS.get(preset)
+    if p is None:  # an unknown preset is reported by the option's choices
+        return []
+    width, count = hidden or p.hidden, heads or p.heads
+    if width % count == 0:
+        return []
+    divisors = ", ".join(str(d) for d in range(1, min(width, 32) + 1) if width % d == 0)
+    if hidden and heads:
+        return [f"--hidden {hidden} is not divisible by --heads {heads} (each head gets hidden/heads dimensions); "
+                f"{hidden} divides by {divisors}"]  # fmt: skip
+    if hidden:
+        return [f"--hidden {hidden} is not divisible by the {preset} preset's {p.heads} heads; give --heads too "
+                f"({hidden} divides by {divisors})"]  # fmt: skip
+    near = max(heads, round(p.hidden / heads) * heads)
+    return [f"--heads {heads} does not divide the {preset} preset's hidden size {p.hidden}; give --hidden too "
+            f"(e.g. {near})"]  # fmt: skip
+
+
+def get_shape(preset: str, layers: int | None = None, hidden: int | None = None, heads: int | None = None,
+              ffn: int | None = None) -> Shape:  # fmt: skip
+    """A preset with the sizes given instead of its own; --ffn defaults to 4 x hidden, every preset's ratio."""
+    base = get_preset(preset)
+    problems = shape_problems(preset, hidden, heads)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    width = hidden or base.hidden
+    return Shape(base=preset, layers=layers or base.layers, hidden=width, heads=heads or base.heads,
+                 ffn=ffn or (base.ffn if hidden is None else 4 * width))  # fmt: skip
+
+
+def shape_of(config: Any) -> Shape:
+    """The shape a step's config asks for (`preset` + `layers hidden heads ffn` of InitConfig / PretrainConfig):
+    the one place the overrides are applied, for `factory init`, the pre-training plan and its model."""
+    return get_shape(config.preset, config.layers, config.hidden, config.heads, config.ffn)
+
+
+def as_shape(shape: Shape | str) -> Shape:
+    """A preset's name or a Shape, as a Shape (benchmarks and tests name presets)."""
+    return shape if isinstance(shape, Shape) else get_shape(shape)
 
 
 @dataclass(frozen=True)

@@ -299,7 +299,7 @@ def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:
     pretrain = next((s for s in plan if s.name == "pretrain"), None)
     if pretrain is None:
         return lines
-    from factory.presets import VocabSize, count_parameters, get_preset
+    from factory.presets import VocabSize, count_parameters, shape_of
     from factory.pretrain import count_rtd_parameters, dry_run_lines
 
     vocab = next((s.config for s in plan if s.name == "vocab"), None)
@@ -308,13 +308,13 @@ def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:
     config = dataclasses.replace(pretrain.config, vocab=None, shards=None, vocab_size=size, dry_run=True,
                                  seq_len=pretrain.config.seq_len or (shards.seq_len if shards else None))  # fmt: skip
     lines += ["", "pre-training plan:", *dry_run_lines(config)]
-    preset, size = config.preset, VocabSize.parse(size, config.layout)
-    model = count_parameters(get_preset(preset).config(size))
+    shape, size = shape_of(config), VocabSize.parse(size, config.layout)  # the preset, or steps.pretrain's shape
+    model = count_parameters(shape.config(size))
     lines.append(
-        f"exported model ({preset}, {size.pieces:,} pieces): backbone {model['backbone']:,} + embedding "
+        f"exported model ({shape.describe()}, {size.pieces:,} pieces): backbone {model['backbone']:,} + embedding "
         f"{model['embedding']:,} = {model['total']:,} parameters"
     )
-    params = count_rtd_parameters(preset, size, config.sharing)
+    params = count_rtd_parameters(shape, size, config.sharing)
     checkpoints = config.keep * 16 * params["total"]  # fp32 weights + grads + Adam moments, per kept checkpoint
     exports = 4 * (params["generator"] + params["discriminator"])
     lines.append(

@@ -204,3 +204,51 @@ def test_auto_falls_back_to_sdpa_when_flex_cannot_run(monkeypatch, caplog):
     monkeypatch.setenv("FACTORY_ATTENTION", "flex")
     with torch.no_grad(), pytest.raises(RuntimeError, match="no Triton here"):
         model(ids, mask)
+
+
+# ---- shapes between the presets: the same parity as the presets -----------------------------------
+# (preset, layers, hidden, heads, ffn): the issue's 3 x 96 x 4 x 200 (head size 24, FFN not 4 x hidden), a
+# width from xsmall with 2 heads, and xlarge's conv layer at an odd head size.
+SHAPES = [("debug", 3, 96, 4, 200), ("xsmall", 2, 128, 2, None), ("xlarge", 2, 96, 3, 160)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_custom_shape_to_transformers(shape, tmp_path):
+    from factory.presets import get_shape
+    from tests.conftest import SMALL_VOCAB
+
+    config = get_shape(*shape).config(SMALL_VOCAB)
+    _, layers, hidden, heads, ffn = shape
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (layers, hidden, heads)
+    assert config.intermediate_size == (ffn or 4 * hidden)
+    ours = build_model(config, "mlm", seed=10)
+    save_model(ours, tmp_path)
+    theirs, info = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert not any(info.values()), info
+    assert theirs.config.intermediate_size == config.intermediate_size
+    theirs.eval()
+    for length in LENGTHS:
+        ids, mask = padded_batch(config.vocab_size, length, seed=length)
+        hidden_diff, logits = _compare(ours, theirs, ids, mask)
+        assert hidden_diff <= TOL and logits <= TOL, (shape, length, hidden_diff, logits)
+
+
+@pytest.mark.slow
+def test_custom_shape_from_transformers_and_gradients(tmp_path):
+    """The other direction (a DebertaV2 of the custom shape loads into ours) and the backward pass."""
+    from factory.presets import get_shape
+    from tests.conftest import SMALL_VOCAB
+
+    config = get_shape("debug", 3, 96, 4, 200).config(SMALL_VOCAB, hidden_dropout_prob=0.0,
+                                                      attention_probs_dropout_prob=0.0)  # fmt: skip
+    hf_config = transformers.DebertaV2Config(**config.to_hf())
+    torch.manual_seed(11)
+    theirs = transformers.DebertaV2ForMaskedLM(hf_config).eval()
+    theirs.save_pretrained(tmp_path)
+    ours = load_model(tmp_path)
+    for length in (7, 300):
+        ids, mask = padded_batch(hf_config.vocab_size, length, seed=length)
+        hidden, logits = _compare(ours, theirs, ids, mask)
+        assert hidden <= TOL and logits <= TOL, (length, hidden, logits)
+    _assert_same_mlm_gradients(ours.train(), theirs.train(), *padded_batch(hf_config.vocab_size, 130))

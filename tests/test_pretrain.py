@@ -246,6 +246,41 @@ def test_resume_from_another_preset(tiny_vocab, shards, tmp_path):
     one_line_error(invoke(args(tiny_vocab, shards, out, "--max-steps", "2")), "--resume auto")
 
 
+def test_custom_shape_trains_exports_and_resumes_only_as_itself(tiny_vocab, shards, tmp_path):
+    """--layers 3 --hidden 96 --heads 4 --ffn 200: both exports have those sizes (the generator half the depth,
+    at least 1), load in transformers, and say "custom" with their base preset; a resume with another shape
+    of the same preset is refused, and so is one of the preset itself."""
+    import transformers
+
+    from factory.card import collect_facts
+
+    out = tmp_path / "r"
+    shape = ["--layers", "3", "--hidden", "96", "--heads", "4", "--ffn", "200"]
+    result = invoke(args(tiny_vocab, shards, out, "--max-steps", "2", "--save-every", "1", *shape))
+    assert result.exit_code == 0, result.output
+    disc = transformers.AutoModel.from_pretrained(out / "discriminator").config
+    gen = transformers.AutoModelForMaskedLM.from_pretrained(out / "generator").config
+    assert (disc.num_hidden_layers, disc.hidden_size, disc.num_attention_heads, disc.intermediate_size) == (
+        3,
+        96,
+        4,
+        200,
+    )
+    assert (gen.num_hidden_layers, gen.hidden_size, gen.intermediate_size) == (1, 96, 200)
+    sizes = {"layers": 3, "hidden": 96, "heads": 4, "ffn": 200, "generator_layers": 1}
+    for folder in (out, out / "discriminator", out / "generator"):
+        manifest = json.loads((folder / "factory.json").read_text())
+        assert (manifest["preset"], manifest["base_preset"], manifest["shape"]) == ("custom", "debug", sizes)
+    assert json.loads((out / "discriminator" / "config.json").read_text())["factory"]["preset"] == "custom"
+    assert collect_facts(out / "discriminator", "me/x").preset.startswith("custom (3 layers, hidden 96")
+    other = args(tiny_vocab, shards, out, "--max-steps", "3", "--resume", "auto", *shape[:-2], "--ffn", "300")
+    one_line_error(invoke(other), "another run", "--layers/--hidden/--heads/--ffn")
+    one_line_error(invoke(args(tiny_vocab, shards, out, "--max-steps", "3", "--resume", "auto")), "shape")
+    resumed = invoke(args(tiny_vocab, shards, out, "--max-steps", "3", "--resume", "auto", *shape))
+    assert resumed.exit_code == 0, resumed.output
+    assert [r["step"] for r in log(out)][-1] == 3
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_vocab, shards, tmp_path):
     out = tmp_path / "r"
     result = invoke(

@@ -57,6 +57,9 @@ def _millions(n: int) -> str:
 def init(**flags) -> None:
     """Write a randomly initialised model of a size preset, in Hugging Face deberta-v2 format.
 
+    --layers/--hidden/--heads/--ffn give a shape between the presets: the preset's config with those sizes
+    (--ffn defaults to 4 x --hidden), recorded as preset "custom" with its base preset in config.json.
+
     The folder loads with transformers (AutoModel, AutoModelForMaskedLM for --head mlm,
     AutoModelForSequenceClassification for --head cls) and with `factory.model.load_model`. With --vocab,
     the embedding is sized to that vocabulary and its tokenizer files are copied in, so the folder is
@@ -66,13 +69,14 @@ def init(**flags) -> None:
     Examples:
       factory init --preset xsmall --vocab-size 32k --head mlm --out models/xsmall-32k
       factory init --preset debug --vocab runs/demo/vocab --head cls --out models/debug
+      factory init --preset debug --layers 4 --hidden 128 --heads 4 --vocab-size 16k --out models/4x128
     """
     from factory.init import init_model
 
     config = resolve(InitConfig, [from_flags(flags)])
     summary = init_model(config)
     click.echo(
-        f"wrote {config.out}: {config.preset}, {summary['pieces']:,}-piece vocabulary ({summary['rows']:,} rows), "
+        f"wrote {config.out}: {summary['shape']}, {summary['pieces']:,}-piece vocabulary ({summary['rows']:,} rows), "
         f"head {config.head}, {summary['total'] / 1e6:.1f}M parameters"
         + (f", tokenizer from {config.vocab}" if config.vocab else "")
     )

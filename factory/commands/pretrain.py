@@ -46,11 +46,14 @@ def pretrain(**flags) -> None:
     --save-every steps; --resume auto continues exactly. At the end OUT/discriminator (the model to fine-tune,
     deberta-v2 format, with the tokenizer) and OUT/generator are written, with figures in factory.json.
     Multi-GPU, FSDP and DeepSpeed come from `accelerate config` + `accelerate launch -m factory pretrain ...`.
+    --layers/--hidden/--heads/--ffn train a shape between the presets (the generator keeps half the depth);
+    it is recorded as preset "custom" with its base preset, in the manifests and config.json.
 
     \b
     Examples:
       factory pretrain --preset base --vocab-size 128k --dry-run --out runs/base
       factory pretrain --vocab v/ --shards s/ --preset xsmall --batch 256 --max-steps 100000 --out runs/xs
+      factory pretrain --preset debug --layers 4 --hidden 128 --heads 4 --vocab-size 16k --dry-run --out r/
       accelerate launch -m factory pretrain --vocab v/ --shards s/ --preset base --out runs/base --resume auto
     """
     from factory.pretrain import dry_run_lines, run_pretrain

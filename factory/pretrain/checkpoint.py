@@ -3,7 +3,7 @@
 A checkpoint is Accelerate's `save_state` (weights, optimizer, schedule, every RNG: dropout included) plus
 `trainer.json`, which says where the data stream stands and what the run was. Saving goes to a temporary
 folder that is renamed when complete, so a checkpoint is whole or absent, even after SIGKILL; and a resume
-refuses a checkpoint of another run (preset, vocabulary, sizes) instead of silently training something else.
+refuses a checkpoint of another run (preset, shape, vocabulary, sizes) instead of silently training something else.
 """
 
 from __future__ import annotations
@@ -58,18 +58,33 @@ def check_resume(state: dict, args: PretrainConfig, plan: Plan, vocab_fingerprin
     """Refuse a checkpoint whose run does not match this one (another preset, vocabulary, sizes)."""
     mine = {
         "preset": args.preset,
+        "shape": plan.shape.sizes(),
         "sharing": args.sharing,
         "seq_len": plan.seq_len,
         "batch": plan.batch,
         "vocab_fingerprint": vocab_fingerprint,
         "vocab_rows": plan.vocab.rows,
     }
+    theirs = {**state, "shape": _recorded_shape(state)}
     for key, value in mine.items():
-        if state.get(key) != value:
+        if theirs.get(key) != value:
+            flag = FLAGS.get(key, f"--{key.replace('_', '-')}")
             raise ConfigError(
-                f"checkpoint {path} is from another run ({key} {state.get(key)!r}, this run {value!r}); "
-                f"resume with the same --{key.replace('_', '-').replace('-fingerprint', '')} or start a new --out"
+                f"checkpoint {path} is from another run ({key} {theirs.get(key)!r}, this run {value!r}); "
+                f"resume with the same {flag} or start a new --out"
             )
+
+
+FLAGS = {"shape": "--layers/--hidden/--heads/--ffn", "vocab_fingerprint": "--vocab"}
+
+
+def _recorded_shape(state: dict) -> dict[str, int] | None:
+    """The checkpoint's shape; one saved before shapes were recorded was its preset's own."""
+    from factory.presets import PRESETS, get_shape
+
+    if "shape" in state:
+        return state["shape"]
+    return get_shape(state["preset"]).sizes() if state.get("preset") in PRESETS else None
 
 
 def prepare_out(args: PretrainConfig) -> Path | None:
@@ -97,6 +112,7 @@ def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
         "tokens_seen": step * run.plan.tokens_per_step,
         "elapsed_s": elapsed,
         "preset": run.args.preset,
+        "shape": run.plan.shape.sizes(),
         "sharing": run.args.sharing,
         "seq_len": run.plan.seq_len,
         "batch": run.plan.batch,

@@ -59,6 +59,8 @@ def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
     plan, last = run.plan, result["last"]
     return {
         "preset": plan.preset,
+        "base_preset": plan.shape.base,
+        "shape": plan.shape.sizes(),
         "vocab_size": plan.vocab.pieces,
         "embedding_rows": plan.vocab.rows,
         "seq_len": plan.seq_len,

@@ -23,7 +23,6 @@ from typing import Any
 from factory.configs import PretrainConfig
 from factory.errors import ConfigError, TrainingError
 from factory.outputs import fingerprint_file
-from factory.presets import get_preset
 from factory.pretrain.batches import BatchOrder, step_batches
 from factory.pretrain.checkpoint import (
     TRAINER_STATE,
@@ -135,8 +134,8 @@ def build_model(args: PretrainConfig, plan: Plan):
     """A fresh RTD model (weights from --seed) with the speed options: gradient checkpointing, torch.compile."""
     from factory.rtd import build_rtd_model
 
-    config = model_config(args.preset, plan.vocab, args.dropout)
-    model = build_rtd_model(config, get_preset(args.preset).generator_layers, args.sharing, args.seed)
+    config = model_config(plan.shape, plan.vocab, args.dropout)  # make_plan's shape_of(args): the overrides
+    model = build_rtd_model(config, plan.shape.generator_layers, args.sharing, args.seed)
     if args.gradient_checkpointing:
         model.generator.deberta.encoder.gradient_checkpointing = True
         model.discriminator.deberta.encoder.gradient_checkpointing = True

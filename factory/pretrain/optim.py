@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 from factory.configs import RTD_LAMBDA
-from factory.presets import VocabSize, get_preset
+from factory.presets import Shape, VocabSize, as_shape
 from factory.pretrain.plan import model_config
 
 if TYPE_CHECKING:
@@ -26,18 +26,19 @@ WEIGHT_DECAY = 0.01
 CLIP = 1.0
 
 
-def build_rtd(preset: str, vocab_pieces: int, sharing: str = "gdes", seed: int = 0, **config_overrides) -> RTDModel:
-    """The RTD model (generator + discriminator) of a preset for a vocabulary of `vocab_pieces` pieces.
+def build_rtd(
+    shape: Shape | str, vocab_pieces: int, sharing: str = "gdes", seed: int = 0, **config_overrides
+) -> RTDModel:
+    """The RTD model (generator + discriminator) of a shape or preset for a vocabulary of `vocab_pieces` pieces.
 
     For benchmarks (bench/step.py) and tests; `config_overrides` go to ModelConfig (e.g. num_hidden_layers).
     """
     from factory.rtd import build_rtd_model
 
-    vocab = VocabSize.from_pieces(vocab_pieces)
-    config = (
-        model_config(preset, vocab).replace(**config_overrides) if config_overrides else model_config(preset, vocab)
-    )
-    return build_rtd_model(config, get_preset(preset).generator_layers, sharing, seed)
+    shape, vocab = as_shape(shape), VocabSize.from_pieces(vocab_pieces)
+    config = model_config(shape, vocab)
+    config = config.replace(**config_overrides) if config_overrides else config
+    return build_rtd_model(config, shape.generator_layers, sharing, seed)
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, fused: bool | None = None):

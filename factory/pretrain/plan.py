@@ -21,7 +21,7 @@ from typing import Any
 
 from factory.configs import PAPER_STEPS, SEQ_LEN, WARMUP, PretrainConfig
 from factory.errors import ConfigError
-from factory.presets import VocabSize, get_preset
+from factory.presets import Shape, VocabSize, as_shape, shape_of
 from factory.rtd import max_predictions
 
 # The paper's peak learning rates (docs/pretraining.md#hyper-parameters): 5e-4 for base/small (xsmall takes
@@ -34,7 +34,7 @@ DEFAULT_LR = 5e-4
 class Plan:
     """Resolved sizes and schedule; `--dry-run` prints this and stops."""
 
-    preset: str
+    shape: Shape  # the preset's, or a custom shape from it (`preset` says which)
     vocab: VocabSize
     seq_len: int
     batch: int
@@ -49,35 +49,43 @@ class Plan:
     memory_gib: dict[str, float] = field(default_factory=dict)
 
     @property
+    def preset(self) -> str:
+        """The preset's name, or "custom" for a shape between the presets (as the manifests record it)."""
+        return self.shape.name
+
+    @property
     def tokens_per_step(self) -> int:
         return self.batch * self.seq_len
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["preset"] = self.preset
+        d["shape"] = {"base_preset": self.shape.base, **self.shape.sizes()}
         d["vocab"] = {"pieces": self.vocab.pieces, "rows": self.vocab.rows, "layout": self.vocab.layout}
         d["tokens_per_step"] = self.tokens_per_step
         d["tokens"] = self.tokens_per_step * self.steps
         return d
 
 
-def model_config(preset: str, vocab: VocabSize, dropout: float | None = None):
-    """The discriminator's config for a preset and vocabulary (the generator is derived from it), marked with
-    the preset so the exports say what they were trained as."""
-    config = get_preset(preset).config(vocab)
+def model_config(shape: Shape | str, vocab: VocabSize, dropout: float | None = None):
+    """The discriminator's config for a shape (or a preset's name) and vocabulary (the generator is derived from
+    it), marked with the preset, or "custom" and its sizes, so the exports say what they were trained as."""
+    config = as_shape(shape).config(vocab)
     if dropout is not None:
         config = config.replace(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    return config.replace(factory={**config.factory, "preset": preset})
+    return config
 
 
-def count_rtd_parameters(preset: str, vocab: VocabSize, sharing: str = "gdes") -> dict[str, int]:
+def count_rtd_parameters(shape: Shape | str, vocab: VocabSize, sharing: str = "gdes") -> dict[str, int]:
     """Parameters of generator, discriminator and their shared/own embedding tables (meta device: free)."""
     import torch
 
     from factory.rtd import RTDModel
 
-    config = model_config(preset, vocab)
+    shape = as_shape(shape)
+    config = model_config(shape, vocab)
     with torch.device("meta"):
-        model = RTDModel(config, get_preset(preset).generator_layers, sharing)
+        model = RTDModel(config, shape.generator_layers, sharing)
     gen = sum(p.numel() for p in model.generator.parameters())
     disc = sum(p.numel() for p in model.discriminator.parameters())
     emb = vocab.rows * config.hidden_size
@@ -100,9 +108,9 @@ def attention_flops(config, tokens: int, seq_len: int) -> int:
     return 2 * tokens * config.hidden_size * (2 * seq_len + terms * 2 * config.att_span)
 
 
-def flops_per_step(preset: str, vocab: VocabSize, seq_len: int, batch: int, params: dict[str, int]) -> float:
+def flops_per_step(shape: Shape | str, vocab: VocabSize, seq_len: int, batch: int, params: dict[str, int]) -> float:
     """The module docstring's formula: dense + attention + the generator's output layer at masked tokens."""
-    p = get_preset(preset)
+    p = as_shape(shape)
     config = p.config(vocab)
     tokens = batch * seq_len
     masked = batch * max_predictions(seq_len)
@@ -112,10 +120,10 @@ def flops_per_step(preset: str, vocab: VocabSize, seq_len: int, batch: int, para
     return float(dense + attention + output)
 
 
-def memory_estimate(preset: str, params: dict[str, int], micro_batch: int, seq_len: int, mixed: bool) -> dict:
+def memory_estimate(shape: Shape | str, params: dict[str, int], micro_batch: int, seq_len: int, mixed: bool) -> dict:
     """GiB per process: fp32 weights + grads + Adam (16 B/param) and activations (Korthikanti et al. 2022:
     s*b*h*(34 + 5*a*s/h) bytes per layer in 16-bit; doubled in fp32). A rough guide, not a promise."""
-    p = get_preset(preset)
+    p = as_shape(shape)
     states = 16 * params["total"]
     per_layer = seq_len * micro_batch * p.hidden * (34 + 5 * p.heads * seq_len / p.hidden)
     activations = per_layer * (p.layers + p.generator_layers) * (1 if mixed else 2)
@@ -138,10 +146,11 @@ def resolve_vocab(args: PretrainConfig) -> VocabSize:
 
 
 def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) -> Plan:
-    """Validate the sizes and resolve the schedule; every problem is a one-line ConfigError."""
-    preset = get_preset(args.preset)
+    """Validate the sizes and resolve the schedule; every problem is a one-line ConfigError. The model's shape
+    is `shape_of(args)` (the preset with --layers/--hidden/--heads/--ffn), which the trainer builds from."""
+    shape = shape_of(args)
     vocab = resolve_vocab(args)
-    config = preset.config(vocab)
+    config = shape.config(vocab)
     if seq_len > config.max_position_embeddings:
         raise ConfigError(
             f"--seq-len {seq_len} is above the model's {config.max_position_embeddings}: relative attention would run, "
@@ -167,11 +176,11 @@ def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) 
     if steps < 1:
         raise ConfigError(f"--max-steps {steps} must be at least 1")
     warmup = args.warmup if args.warmup is not None else min(WARMUP, steps // 10)
-    lr = args.lr if args.lr is not None else PEAK_LR.get(args.preset, DEFAULT_LR)
-    params = count_rtd_parameters(args.preset, vocab, args.sharing)
+    lr = args.lr if args.lr is not None else PEAK_LR.get(shape.base, DEFAULT_LR)  # a custom shape: its preset's
+    params = count_rtd_parameters(shape, vocab, args.sharing)
     mixed = args.mixed_precision not in ("no",)
     return Plan(
-        preset=args.preset,
+        shape=shape,
         vocab=vocab,
         seq_len=seq_len,
         batch=args.batch,
@@ -182,8 +191,8 @@ def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) 
         warmup=warmup,
         lr=lr,
         parameters=params,
-        flops_per_step=flops_per_step(args.preset, vocab, seq_len, args.batch, params),
-        memory_gib=memory_estimate(args.preset, params, micro, seq_len, mixed),
+        flops_per_step=flops_per_step(shape, vocab, seq_len, args.batch, params),
+        memory_gib=memory_estimate(shape, params, micro, seq_len, mixed),
     )
 
 
@@ -205,6 +214,15 @@ def dry_run_seq_len(config: PretrainConfig) -> int:
     return manifest.seq_len if manifest is not None else SEQ_LEN
 
 
+def shape_line(shape: Shape) -> str:
+    """ "preset debug (2 layers, generator 1, ...)" or "custom shape from debug (3 layers, ...)": the sizes always."""
+    what = f"custom shape from {shape.base}" if shape.custom else f"preset {shape.base}"
+    return (
+        f"{what} ({shape.layers} layers, generator {shape.generator_layers}, hidden {shape.hidden}, "
+        f"{shape.heads} heads, FFN {shape.ffn})"
+    )
+
+
 def dry_run_lines(config: PretrainConfig) -> list[str]:
     """Sizes, batch, schedule, FLOPs, memory and time at the assumed throughput, then the plan as JSON."""
     plan = make_plan(config, dry_run_seq_len(config))
@@ -213,7 +231,7 @@ def dry_run_lines(config: PretrainConfig) -> list[str]:
     rate = f"{config.assume_tokens_per_s:,.0f} tokens/s" if config.assume_tokens_per_s else (
         f"{config.assume_tflops:g} TFLOP/s achieved")  # fmt: skip
     return [
-        f"preset {plan.preset}: vocabulary {plan.vocab.pieces:,} pieces ({plan.vocab.rows:,} rows), "
+        f"{shape_line(plan.shape)}: vocabulary {plan.vocab.pieces:,} pieces ({plan.vocab.rows:,} rows), "
         f"seq_len {plan.seq_len}",
         f"parameters: generator {p['generator'] / 1e6:.1f}M + discriminator {p['discriminator'] / 1e6:.1f}M "
         f"= {p['total'] / 1e6:.1f}M (bodies {p['generator_body'] / 1e6:.1f}M + {p['discriminator_body'] / 1e6:.1f}M)",
