@@ -21,6 +21,7 @@ from typing import Any
 
 from factory.errors import FactoryError
 from factory.outputs import MANIFEST
+from factory.resources import find
 
 STEPS = ("vocab", "shards", "pretrain", "eval", "publish")
 TOP_KEYS = {"name", "description", "run_dir", "corpus", "steps", "card"}
@@ -65,9 +66,7 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
     """Read a recipe and apply `--set key.sub=value` overrides (values parsed as YAML scalars)."""
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe {path} not found; see recipes/ for the ones that ship")
+    path = find("recipe", path)  # a bundled name (demo) or a file
     try:
         recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from factory.errors import FactoryError
+from factory.resources import find
 from factory.tokenizer import MASK_TOKEN, SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
@@ -390,6 +391,7 @@ def load_spec(path: Path) -> dict:
     """A `vocab/*.yaml` spec -> VocabArgs fields. `corpus` may map languages to sources."""
     import yaml
 
+    path = find("spec", path)  # a bundled name (cc100) or a file
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:

@@ -32,7 +32,11 @@ _SPEC_OPTIONS = [
 )
 @click.option("--lang", "lang", help="One language to keep (langdetect code, e.g. pt).")
 @click.option("--langs", help="Several languages, comma-separated (e.g. en,pt,ru,zh), sampled with --alpha.")
-@click.option("--spec", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A vocab/*.yaml spec.")
+@click.option(
+    "--spec",
+    type=click.Path(path_type=Path),
+    help="A vocab spec: a bundled name (cc100, xnli15, en, pt) or a YAML file.",
+)
 @click.option(
     "--size", default=None, help="SentencePiece pieces, specials included: 32k, 128k, 250k or a number.  [default: 32k]"
 )

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
-
-EVAL_DIR = Path(__file__).resolve().parents[2] / "eval"  # the repository's eval/ folder
+from factory.resources import find
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,11 +97,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     """`xnli` -> eval/xnli.yaml, or a path to a YAML file of the same shape."""
     import yaml
 
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = EVAL_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise FactoryError(f"suite file {path} not found; give eval/<suite>.yaml or a file of that shape")
+    path = find("suite", name_or_path)
     raw = yaml.safe_load(path.read_text()) or {}
     settings = raw.get("settings") or {}
     unknown = sorted(set(settings) - set(SETTING_TYPES))
