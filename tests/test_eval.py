@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import model_folder, one_error_line
 
 from factory.cli import cli
 from factory.evaluate import demo_nli
@@ -29,8 +30,6 @@ def nli_model(tmp_path_factory):
     The conftest `tiny_vocab` is syllable soup: it splits English into ~67 pieces per pair, three times
     slower to fine-tune and harder to learn than this word-level 300-piece vocabulary.
     """
-    from factory.model import build_model, save_model
-    from factory.presets import PRESETS, VocabSize
     from factory.vocab import SpmSettings, train_spm
 
     folder = tmp_path_factory.mktemp("nli_model")
@@ -38,9 +37,7 @@ def nli_model(tmp_path_factory):
     sample = tmp_path_factory.mktemp("nli_sample") / "sample.txt"
     sample.write_text("\n".join(texts) + "\n", encoding="utf-8")
     train_spm(sample, len(texts), folder, SpmSettings(pieces=300, character_coverage=1.0, threads=2))
-    config = PRESETS["debug"].config(VocabSize.from_pieces(300), num_hidden_layers=2)  # the vocabulary above
-    save_model(build_model(config, "none", seed=0), folder)
-    return folder
+    return model_folder(folder, 300, layers=2, seed=0)  # sized for the vocabulary above
 
 
 @pytest.fixture(scope="module")
@@ -208,9 +205,7 @@ def test_bad_input_is_one_line_exit_2(case, expected, nli_model, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["eval", "xnli", "--model", str(model), "--data", data, "--langs", langs,
                                       "--out", str(out)])  # fmt: skip
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and expected in lines[0], result.output
+    one_error_line(result, expected)
     assert not out.exists()
 
 
