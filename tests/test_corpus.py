@@ -187,6 +187,7 @@ def peak_rss_kib(docs: int, langid: bool) -> tuple[int, int, int]:
     return kept, lines, rss
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("docs,langid", [(600, True), (12000, False)])
 def test_memory_is_flat_in_corpus_size(docs, langid):
     """Corpus -> clean -> (language id) -> spool -> sample, on N and 10N documents: peak RSS grows < 20%.

@@ -64,6 +64,7 @@ def test_demo_set_is_the_generator_output(tmp_path):
     assert by_lang["en"][0]["premise"] != by_lang["ru"][0]["premise"]
 
 
+@pytest.mark.slow
 def test_fine_tuned_on_english_beats_chance_and_reports_every_language(one_process):
     out, output = one_process
     report = json.loads((out / "results.json").read_text())
@@ -74,6 +75,7 @@ def test_fine_tuned_on_english_beats_chance_and_reports_every_language(one_proce
     assert report["results"]["en"]["test"]["accuracy"] > 50.0
 
 
+@pytest.mark.slow
 def test_accuracies_recomputed_from_saved_predictions(one_process):
     out, _ = one_process
     report = json.loads((out / "results.json").read_text())
@@ -93,6 +95,7 @@ def test_accuracies_recomputed_from_saved_predictions(one_process):
     assert report["average"]["validation"]["accuracy"] == pytest.approx(sum(per_run_average) / 4, abs=0.01)
 
 
+@pytest.mark.slow
 def test_results_files_and_references(one_process):
     out, _ = one_process
     report = json.loads((out / "results.json").read_text())
@@ -126,6 +129,7 @@ def test_results_files_and_references(one_process):
     assert manifest["step"] == "eval xnli" and "model_fingerprint" in manifest["inputs"]
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_numbers(nli_model, one_process, tmp_path):
     out1, _ = one_process
     out2 = tmp_path / "two"
@@ -142,6 +146,7 @@ def test_two_processes_give_the_same_numbers(nli_model, one_process, tmp_path):
         assert (out2 / "predictions" / name).read_text() == (out1 / "predictions" / name).read_text()
 
 
+@pytest.mark.slow
 def test_classify_pairs_from_files_without_validation(nli_model, tmp_path):
     rows = _rows(DEMO / "test.jsonl")
     train = tmp_path / "train.jsonl"

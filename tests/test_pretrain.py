@@ -88,6 +88,7 @@ def trained(tiny_vocab, shards, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_tiny_model_learns(trained):
     records = log(trained)
     first, last = records[0], records[-1]
@@ -113,6 +114,7 @@ def test_tiny_model_learns(trained):
 
 
 # ---- 5. the exports load in transformers -------------------------------------------------------
+@pytest.mark.slow
 def test_exports_load_in_transformers(trained):
     import transformers
 
@@ -138,6 +140,7 @@ def test_exports_load_in_transformers(trained):
 
 
 # ---- 3. exact resume after SIGKILL ---------------------------------------------------------------
+@pytest.mark.slow
 def test_resume_after_sigkill_is_exact(tiny_vocab, shards, tmp_path):
     steps = ["--max-steps", "10", "--save-every", "2", "--keep", "2"]
     straight = tmp_path / "straight"
@@ -170,6 +173,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tiny_vocab, shards, tmp_path):
     extra = ["--max-steps", "4", "--save-every", "4", "--dropout", "0", "--micro-batch", "4"]
     one = tmp_path / "one"
@@ -269,6 +273,7 @@ def test_dry_run_prints_the_plan(tmp_path):
 
 
 # ---- 7. the speed flags change nothing but speed ------------------------------------------------
+@pytest.mark.slow
 def test_compile_and_gradient_checkpointing_train_the_same(tiny_vocab, shards, tmp_path):
     """--compile (every layer through torch.compile, fullgraph) and --gradient-checkpointing, together: the same
     losses and weights as the plain eager run."""
