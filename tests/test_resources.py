@@ -91,3 +91,15 @@ def test_spec_language_codes_are_strings():
         assert all(isinstance(lang, str) for lang in spec.get("langs", [])), name
         corpus = spec.get("corpus", [])
         assert all(isinstance(c, str) and not c.startswith(("False=", "True=")) for c in corpus), name
+
+
+def test_recipe_sources_are_strings():
+    """The same YAML trap in a recipe: `hf:statmt/cc100:no` once came out as `...:False`."""
+    import yaml
+
+    for name in resources.names("recipe"):
+        recipe = yaml.safe_load(resources.find("recipe", name).read_text(encoding="utf-8"))
+        sources = list(recipe.get("corpus") or [])
+        for step in (recipe.get("steps") or {}).values():
+            sources += list((step or {}).get("corpus") or []) if isinstance(step, dict) else []
+        assert all(isinstance(s, str) and not s.endswith((":False", ":True")) for s in sources), name
