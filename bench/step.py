@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 MODES = ("forward", "forward+backward", "rtd-step")
-MASK_PROB, RTD_LAMBDA = 0.15, 50.0  # SPEC.md §5
+MASK_PROB, RTD_LAMBDA = 0.15, 50.0  # docs/pretraining.md#rtd-and-gdes
 
 
 def _load(impl: str, folder: str, device: str):

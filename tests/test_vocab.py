@@ -83,7 +83,7 @@ def _all_ids(folder: Path, texts: list[str]):
 def test_transformers_version_pinned():
     import transformers
 
-    # The normalisation we reproduce is 5.x's (SPEC.md §7); a new version must re-run these tests.
+    # The normalisation we reproduce is 5.x's (docs/tokenizer.md); a new version must re-run these tests.
     assert transformers.__version__ == "5.23.0"
 
 
