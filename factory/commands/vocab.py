@@ -35,7 +35,7 @@ _SPEC_OPTIONS = [
 @click.option(
     "--spec",
     type=click.Path(path_type=Path),
-    help="A vocab spec: a bundled name (cc100, xnli15, en, pt) or a YAML file.",
+    help="A vocab spec: a bundled name (e.g. cc100, xnli15) or a YAML file like vocab/*.yaml.",
 )
 @click.option(
     "--size", default=None, help="SentencePiece pieces, specials included: 32k, 128k, 250k or a number.  [default: 32k]"
