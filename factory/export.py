@@ -163,7 +163,7 @@ def load_model(
 
 
 def _ignorable(name: str, config: ModelConfig) -> bool:
-    """Keys that checkpoints carry but the model does not use (SPEC.md §3)."""
+    """Keys that checkpoints carry but the model does not use (docs/architecture.md#parameter-names)."""
     if "position_embeddings" in name and not config.position_biased_input:
         return True
     # heads other than the one asked for (e.g. an official discriminator's random MLM head)

@@ -23,14 +23,14 @@ from factory.model.config import ModelConfig
 
 
 def generator_depth(layers: int) -> int:
-    """RTD generator: same width, half the depth (SPEC.md §5), at least one layer. The rule of every preset, and
+    """RTD generator: same width, half the depth (docs/pretraining.md#rtd-and-gdes), at least one layer. The rule of every preset, and
     of a custom `--layers` too: 3 layers get a 1-layer generator, 12 get 6."""
     return max(1, layers // 2)
 
 
 @dataclass(frozen=True)
 class Preset:
-    """One row of the size table (SPEC.md §1); head size is 64 everywhere but `debug`."""
+    """One row of the size table (docs/architecture.md#presets); head size is 64 everywhere but `debug`."""
 
     layers: int
     hidden: int
@@ -62,7 +62,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # debug: not a published size; the micro model tests and CI use (STYLE.md: every table has one).
+    # debug: not a published size; the micro model tests and CI use (docs/architecture.md#presets).
     "debug": Preset(layers=2, hidden=64, heads=2, source="factory test size"),
     "xsmall": Preset(layers=12, hidden=384, heads=6, source="[MS] rtd_xsmall.json; 22M backbone"),
     "small": Preset(layers=6, hidden=768, heads=12, source="[MS] rtd_small.json; 44M backbone"),

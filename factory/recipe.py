@@ -27,7 +27,7 @@ from factory.config import Layer, check, command_line, fail, to_json, to_values
 from factory.configs import VocabConfig
 from factory.errors import FactoryError, RecipeError
 from factory.manifest import find_manifest, manifest_fingerprint, schema_for
-from factory.resources import find_resource
+from factory.resources import find
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,7 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
     """Read a recipe and apply `--set key.sub=value` overrides (values parsed as YAML scalars)."""
     import yaml
 
-    path = find_resource("recipes", path)
-    if not path.is_file():
-        raise RecipeError(f"recipe {path} not found; give a recipe name (e.g. demo) or a path to a .yaml file")
+    path = find("recipe", path)  # a bundled name (demo) or a file
     try:
         recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:

@@ -3,11 +3,11 @@
     factory shards --vocab vocab/ --corpus data/*.txt --seq-len 512 --out shards/
 
 Each row is `[CLS] + seq_len-2 tokens + [SEP]`, cut from the stream of all documents joined by [SEP]
-(SPEC.md §5: the official recipe stream-chunks the corpus the same way), so there is no padding waste; only
-the very last row is padded with [PAD]. Rows are stored as uint32 in Arrow IPC files (`shard-00000.arrow`,
-fixed-size lists), which the trainer memory-maps: reading a batch is a slice, and neither building nor
-reading holds the corpus in memory. `factory.json` records the vocabulary fingerprint, seq_len and counts, so
-pre-training refuses shards made with another vocabulary.
+(docs/pretraining.md#rtd-and-gdes: the official recipe stream-chunks the corpus the same way), so there is
+no padding waste; only the very last row is padded with [PAD]. Rows are stored as uint32 in Arrow IPC files
+(`shard-00000.arrow`, fixed-size lists), which the trainer memory-maps: reading a batch is a slice, and neither
+building nor reading holds the corpus in memory. `factory.json` records the vocabulary fingerprint, seq_len and
+counts, so pre-training refuses shards made with another vocabulary.
 
 Sources are read by `factory.corpus.read_source`, exactly as `factory vocab` reads them (.txt, .jsonl,
 .parquet, .arrow, .gz, folders, `lang=` prefixes, `hf:NAME[:CONFIG][@SPLIT]` streamed). Tokenisation runs with

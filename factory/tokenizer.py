@@ -1,6 +1,6 @@
 """The runtime tokenizer: a vocabulary folder's `spm.model` plus DeBERTa-v3's special tokens.
 
-Special ids are DeBERTa-v3's (SPEC.md §7): [PAD]=0, [CLS]=1, [SEP]=2, [UNK]=3, and [MASK] right after the
+Special ids are DeBERTa-v3's (docs/tokenizer.md): [PAD]=0, [CLS]=1, [SEP]=2, [UNK]=3, and [MASK] right after the
 SentencePiece pieces (id = number of pieces). Sequences use the templates `[CLS] A [SEP]` and
 `[CLS] A [SEP] B [SEP]`. This is what shards, pre-training and evaluation use; `transformers` is never
 needed at run time.

@@ -34,7 +34,7 @@ from pathlib import Path
 from factory.config import Layer, to_json
 from factory.configs import VocabConfig
 from factory.errors import FactoryError
-from factory.resources import find_resource
+from factory.resources import find
 from factory.tokenizer import MASK_TOKEN, SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ def spec_layer(name_or_path: str | Path) -> Layer:
     flags. `corpus` may map languages to sources (`pt: hf:allenai/c4:pt` -> `pt=hf:allenai/c4:pt`)."""
     import yaml
 
-    path = find_resource("vocab", name_or_path)
+    path = find("spec", name_or_path)  # a bundled name (cc100) or a file
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:

@@ -1,6 +1,12 @@
-"""Shared fixtures. Tests run offline, on CPU, with micro configs."""
+"""Shared fixtures and helpers. Tests run offline, on CPU, with micro configs.
+
+Helpers (import them with `from conftest import ...`): `micro_config`, `padded_batch`, `pseudo_text`,
+`one_error_line` (how a mistake must look on the command line) and `model_folder` (a random model on disk).
+"""
 
 import os
+import shutil
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -11,6 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from factory.presets import PRESETS, VocabSize  # noqa: E402
+from factory.tokenizer import TOKENIZER_FILES  # noqa: E402
 
 SMALL_VOCAB = VocabSize.parse("1000")
 
@@ -60,3 +67,58 @@ def tiny_vocab(tmp_path_factory):
     write_hf_files(folder)
     sample.unlink()
     return folder
+
+
+def one_error_line(result, *needles: str, out: Path | None = None, code: int = 2, alone: bool = True) -> str:
+    """How a mistake must look on the command line; returns the `Error: ...` line.
+
+    Exit `code` (2: a user mistake; 1: a runtime failure), exactly one line starting `Error: ` that holds
+    every needle, and no traceback. `alone`: that line is the whole output (False for a run that failed
+    part-way and printed progress first). `out`: no output folder left behind (absent or empty).
+    `result` is a CliRunner result, or the arguments of a `factory` command to run in-process.
+    """
+    if isinstance(result, (list, tuple)):
+        from click.testing import CliRunner
+
+        from factory.cli import cli
+
+        result = CliRunner().invoke(cli, [str(a) for a in result])
+    output = result.output
+    assert result.exit_code == code, output
+    errors = [line for line in output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, output
+    if alone:
+        assert output.strip().splitlines() == [errors[0].strip()], output
+    assert "Traceback" not in output, output
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    if out is not None:
+        assert not out.exists() or not any(out.iterdir()), f"{out} was left behind"
+    return errors[0]
+
+
+def model_folder(
+    folder: Path,
+    pieces: int = 1000,
+    *,
+    head: str = "none",
+    layers: int | None = None,
+    seed: int | None = None,
+    tokenizer: Path | None = None,
+    files: tuple[str, ...] = TOKENIZER_FILES,
+    **factory,
+) -> Path:
+    """A random debug-preset deberta-v2 folder sized for `pieces` SentencePiece pieces ([MASK] = pieces).
+
+    `tokenizer`: a vocabulary folder whose `files` are copied beside the weights, as `factory pretrain`
+    exports them; `factory` keys go into the config's `factory` section (e.g. preset, languages, emd).
+    """
+    from factory.model import build_model, save_model
+
+    config = PRESETS["debug"].config(VocabSize.from_pieces(pieces), **({"num_hidden_layers": layers} if layers else {}))
+    if factory:
+        config = config.replace(factory={**config.factory, **factory})
+    save_model(build_model(config, head, seed=seed), folder)
+    for name in files if tokenizer is not None else ():
+        shutil.copy(Path(tokenizer) / name, Path(folder) / name)
+    return Path(folder)

@@ -5,6 +5,7 @@ import json
 import pytest
 import transformers
 from click.testing import CliRunner
+from conftest import one_error_line
 
 from factory.cli import cli
 from factory.model import load_model
@@ -12,14 +13,6 @@ from factory.model import load_model
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def _one_error_line(result):
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def test_help_for_every_command():
@@ -69,7 +62,7 @@ def test_init_writes_a_folder_transformers_loads(tmp_out):
     ],
 )
 def test_init_bad_input(args, expected, tmp_out):
-    line = _one_error_line(run("init", *args, "--out", tmp_out))
+    line = one_error_line(run("init", *args, "--out", tmp_out))
     assert expected in line
     assert not tmp_out.exists()
 
@@ -77,7 +70,7 @@ def test_init_bad_input(args, expected, tmp_out):
 def test_init_never_overwrites_without_force(tmp_out):
     tmp_out.mkdir()
     (tmp_out / "keep.txt").write_text("precious")
-    line = _one_error_line(run("init", "--preset", "debug", "--vocab-size", "1k", "--out", tmp_out))
+    line = one_error_line(run("init", "--preset", "debug", "--vocab-size", "1k", "--out", tmp_out))
     assert "--force" in line
     assert (tmp_out / "keep.txt").read_text() == "precious"
     assert run("init", "--preset", "debug", "--vocab-size", "1k", "--out", tmp_out, "--force").exit_code == 0

@@ -187,6 +187,7 @@ def peak_rss_kib(docs: int, langid: bool) -> tuple[int, int, int]:
     return kept, lines, rss
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("docs,langid", [(600, True), (12000, False)])
 def test_memory_is_flat_in_corpus_size(docs, langid):
     """Corpus -> clean -> (language id) -> spool -> sample, on N and 10N documents: peak RSS grows < 20%.
@@ -202,7 +203,18 @@ def test_memory_is_flat_in_corpus_size(docs, langid):
     assert growth < 0.20
 
 
-def test_random_is_not_global_state():
-    state = random.getstate()
-    C.sample_sizes({"a": 3}, 0.3, 10)
-    assert random.getstate() == state
+def test_sampling_draws_from_its_own_seeded_rng(tmp_path):
+    """The sample depends on `seed` alone: the global RNG neither changes it nor is touched by it."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "a.txt").write_text("".join(f"a{i}\n" for i in range(100)))
+    samples = []
+    for global_seed, seed in ((1, 0), (2, 0), (1, 1)):
+        random.seed(global_seed)
+        state = random.getstate()
+        out = tmp_path / f"sample-{global_seed}-{seed}.txt"
+        C.write_sample(spool, {"a": 100}, {"a": 30}, out, seed=seed)  # 30 of 100: every line is a random pick
+        assert random.getstate() == state
+        samples.append(out.read_text())
+    assert samples[0] == samples[1]  # another global state, the same sample
+    assert samples[0] != samples[2]  # another seed, another sample

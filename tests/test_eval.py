@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import model_folder, one_error_line
 
 from factory.cli import cli
 from factory.evaluate import demo_nli
@@ -29,8 +30,6 @@ def nli_model(tmp_path_factory):
     The conftest `tiny_vocab` is syllable soup: it splits English into ~67 pieces per pair, three times
     slower to fine-tune and harder to learn than this word-level 300-piece vocabulary.
     """
-    from factory.model import build_model, save_model
-    from factory.presets import PRESETS, VocabSize
     from factory.vocab import SpmSettings, train_spm
 
     folder = tmp_path_factory.mktemp("nli_model")
@@ -38,9 +37,7 @@ def nli_model(tmp_path_factory):
     sample = tmp_path_factory.mktemp("nli_sample") / "sample.txt"
     sample.write_text("\n".join(texts) + "\n", encoding="utf-8")
     train_spm(sample, len(texts), folder, SpmSettings(pieces=300, character_coverage=1.0, threads=2))
-    config = PRESETS["debug"].config(VocabSize.from_pieces(300), num_hidden_layers=2)  # the vocabulary above
-    save_model(build_model(config, "none", seed=0), folder)
-    return folder
+    return model_folder(folder, 300, layers=2, seed=0)  # sized for the vocabulary above
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +64,7 @@ def test_demo_set_is_the_generator_output(tmp_path):
     assert by_lang["en"][0]["premise"] != by_lang["ru"][0]["premise"]
 
 
+@pytest.mark.slow
 def test_fine_tuned_on_english_beats_chance_and_reports_every_language(one_process):
     out, output = one_process
     report = json.loads((out / "results.json").read_text())
@@ -77,6 +75,7 @@ def test_fine_tuned_on_english_beats_chance_and_reports_every_language(one_proce
     assert report["results"]["en"]["test"]["accuracy"] > 50.0
 
 
+@pytest.mark.slow
 def test_accuracies_recomputed_from_saved_predictions(one_process):
     out, _ = one_process
     report = json.loads((out / "results.json").read_text())
@@ -96,6 +95,7 @@ def test_accuracies_recomputed_from_saved_predictions(one_process):
     assert report["average"]["validation"]["accuracy"] == pytest.approx(sum(per_run_average) / 4, abs=0.01)
 
 
+@pytest.mark.slow
 def test_results_files_and_references(one_process):
     out, _ = one_process
     report = json.loads((out / "results.json").read_text())
@@ -129,6 +129,7 @@ def test_results_files_and_references(one_process):
     assert manifest["step"] == "eval xnli" and "model_fingerprint" in manifest["inputs"]
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_numbers(nli_model, one_process, tmp_path):
     out1, _ = one_process
     out2 = tmp_path / "two"
@@ -145,6 +146,7 @@ def test_two_processes_give_the_same_numbers(nli_model, one_process, tmp_path):
         assert (out2 / "predictions" / name).read_text() == (out1 / "predictions" / name).read_text()
 
 
+@pytest.mark.slow
 def test_classify_pairs_from_files_without_validation(nli_model, tmp_path):
     rows = _rows(DEMO / "test.jsonl")
     train = tmp_path / "train.jsonl"
@@ -208,9 +210,7 @@ def test_bad_input_is_one_line_exit_2(case, expected, nli_model, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["eval", "xnli", "--model", str(model), "--data", data, "--langs", langs,
                                       "--out", str(out)])  # fmt: skip
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and expected in lines[0], result.output
+    one_error_line(result, expected)
     assert not out.exists()
 
 

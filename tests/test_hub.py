@@ -7,14 +7,14 @@ import shutil
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import model_folder, one_error_line
 from fake_hub import FakeHub
 
 from factory.card import card_languages
 from factory.cli import cli
 from factory.manifest import Losses, PretrainManifest, write_manifest
-from factory.model import build_model, load_model, save_model
-from factory.presets import PRESETS, VocabSize, count_parameters
-from factory.tokenizer import TOKENIZER_FILES
+from factory.model import load_model
+from factory.presets import count_parameters
 
 TOKEN = "hf_fakeTOKEN0123456789abcdefSECRET"
 TRAIN_LANGS = ["en", "pt", "ru"]
@@ -48,18 +48,10 @@ def run(*args):
     return CliRunner().invoke(cli, ["publish", *(str(a) for a in args)])
 
 
-def copy_tokenizer(tiny_vocab, folder):
-    """What `factory vocab` writes (the tiny_vocab fixture is built by it) goes beside the weights."""
-    for name in TOKENIZER_FILES:
-        shutil.copy(tiny_vocab / name, folder / name)
-
-
 def make_model_folder(folder, tiny_vocab, head="rtd", layers=2, seed=0, **factory):
-    config = PRESETS["debug"].config(VocabSize.from_pieces(1000), num_hidden_layers=layers)
-    config = config.replace(factory={**config.factory, "preset": "debug", **factory})
-    save_model(build_model(config, head, seed=seed), folder)
-    copy_tokenizer(tiny_vocab, folder)
-    return folder
+    """What `factory vocab` writes (the tiny_vocab fixture is built by it) goes beside the weights."""
+    return model_folder(folder, 1000, head=head, layers=layers, seed=seed, tokenizer=tiny_vocab, preset="debug",
+                        **factory)  # fmt: skip
 
 
 def xnli_results():
@@ -268,11 +260,9 @@ def test_upload_sends_exactly_the_staged_folder_and_retries(family, tmp_path, hu
 
 # ---- 5. bad input: one line, exit code 2 ---------------------------------------------------------
 def _one_error_line(result):
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output and TOKEN not in result.output
-    return lines[0]
+    line = one_error_line(result)
+    assert TOKEN not in result.output
+    return line
 
 
 @pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "me/bad name", "me/double--dash", "/name", "me/x.git"])
@@ -310,9 +300,7 @@ def test_repo_of_someone_else(family, tmp_path, hub_env):
 
 def test_wrong_vocabulary_is_refused(family, tmp_path, tiny_vocab):
     folder = tmp_path / "m"
-    config = PRESETS["debug"].config(VocabSize.from_pieces(2000))
-    save_model(build_model(config, "none"), folder)
-    copy_tokenizer(tiny_vocab, folder)
+    model_folder(folder, 2000, tokenizer=tiny_vocab)
     line = _one_error_line(run(folder, "--repo-id", "me/x", "--dry-run"))
     assert "[MASK]=1000" in line and "[MASK]=2000" in line
     assert not (tmp_path / "m-hub").exists()  # validation runs before the staging folder is put in place

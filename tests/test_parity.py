@@ -24,6 +24,7 @@ def _compare(ours, theirs, ids, mask):
     return hidden, logits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["xsmall", "small", "base", "large", "xlarge", "xxlarge"])
 def test_ours_to_transformers(preset, tmp_path):
     config = micro_config(preset)
@@ -38,6 +39,7 @@ def test_ours_to_transformers(preset, tmp_path):
         assert hidden <= TOL and logits <= TOL, (preset, length, hidden, logits)
 
 
+@pytest.mark.slow
 def test_full_xsmall_to_transformers(tmp_path):
     config = micro_config("xsmall", layers=12)
     ours = build_model(config, "mlm", seed=2)
@@ -49,6 +51,7 @@ def test_full_xsmall_to_transformers(tmp_path):
         assert hidden <= TOL and logits <= TOL, (length, hidden, logits)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["xsmall", "base", "xlarge"])
 def test_transformers_to_ours(preset, tmp_path):
     """A `save_pretrained` folder (HF's default legacy MLM head) loads into our model."""
@@ -128,6 +131,7 @@ def _assert_same_mlm_gradients(ours, theirs, ids, mask) -> None:
     theirs.zero_grad()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", [{}, {"pos_att_type": ("c2p",)}])
 def test_flex_attention_path_forward(variant, tmp_path, monkeypatch):
     """The GPU path (FlexAttention gathers c2p/p2c per tile, no [B, nh, L, L] tensor), run here in its CPU
@@ -158,6 +162,7 @@ def test_attention_backend_choice(monkeypatch):
         use_flex(q, dropout=0.0)
 
 
+@pytest.mark.slow
 def test_flex_attention_path_gradients(tmp_path, monkeypatch):
     """The flex path's backward (gradients flow into q, k, v and through the gathered c2p/p2c buffers)
     equals HF's, padding and lengths beyond the buckets included. torch refuses CPU backward only at a

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import pseudo_text
+from conftest import one_error_line, pseudo_text
 
 from factory.cli import cli
 from factory.configs import ShardsConfig
@@ -90,6 +90,7 @@ def trained(tiny_vocab, shards, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_tiny_model_learns(trained):
     records = log(trained)
     first, last = records[0], records[-1]
@@ -115,6 +116,7 @@ def test_tiny_model_learns(trained):
 
 
 # ---- 5. the exports load in transformers -------------------------------------------------------
+@pytest.mark.slow
 def test_exports_load_in_transformers(trained):
     import transformers
 
@@ -140,6 +142,7 @@ def test_exports_load_in_transformers(trained):
 
 
 # ---- 3. exact resume after SIGKILL ---------------------------------------------------------------
+@pytest.mark.slow
 def test_resume_after_sigkill_is_exact(tiny_vocab, shards, tmp_path):
     steps = ["--max-steps", "10", "--save-every", "2", "--keep", "2"]
     straight = tmp_path / "straight"
@@ -173,6 +176,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tiny_vocab, shards, tmp_path):
     extra = ["--max-steps", "4", "--save-every", "4", "--dropout", "0", "--micro-batch", "4"]
     one = tmp_path / "one"
@@ -201,11 +205,7 @@ def test_two_processes_match_one(tiny_vocab, shards, tmp_path):
 
 # ---- 7. bad input: one line, exit 2, nothing lost ------------------------------------------------
 def one_line_error(result, *needles, code: int = 2):
-    assert result.exit_code == code, result.output
-    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(error) == 1, result.output
-    for needle in needles:
-        assert needle in error[0], error[0]
+    one_error_line(result, *needles, code=code, alone=False)  # a run that fails part-way has printed progress first
 
 
 def test_shards_from_another_vocabulary(tiny_vocab, shards, tmp_path):
@@ -311,6 +311,7 @@ def test_dry_run_prints_the_plan(tmp_path):
 
 
 # ---- 7. the speed flags change nothing but speed ------------------------------------------------
+@pytest.mark.slow
 def test_compile_and_gradient_checkpointing_train_the_same(tiny_vocab, shards, tmp_path):
     """--compile (every layer through torch.compile, fullgraph) and --gradient-checkpointing, together: the same
     losses and weights as the plain eager run."""

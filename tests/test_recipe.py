@@ -76,6 +76,7 @@ def _ran(output: str) -> list[str]:
     return re.search(r"done: ran (.*);", output).group(1).split(", ")
 
 
+@pytest.mark.slow
 def test_demo_pipeline_small(tmp_path):
     run_dir = tmp_path / "demo"
     result = run(DEMO, "--run-dir", run_dir, *SMALL)

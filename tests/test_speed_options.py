@@ -28,6 +28,7 @@ def _assert_same(a, b, tol: float):
         assert torch.allclose(a[1][name], b[1][name], atol=tol), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 def test_compiled_layers_match_eager(backend):
     """fullgraph compile of every layer (a graph break raises), forward and backward, padded batches and

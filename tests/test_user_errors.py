@@ -4,22 +4,16 @@ and no output folder left behind."""
 import shutil
 from pathlib import Path
 
+import conftest
 import pytest
-from click.testing import CliRunner
-
-from factory.cli import cli
+from conftest import model_folder
 
 DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo"
 
 
 def one_error_line(args, out: Path | None = None) -> str:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    if out is not None:
-        assert not out.exists() or not any(out.iterdir()), f"{out} was left behind"
-    return lines[0]
+    """`factory ARGS` fails as a user mistake must (conftest's check), leaving no `out` behind."""
+    return conftest.one_error_line(args, out=out)
 
 
 @pytest.fixture
@@ -77,24 +71,16 @@ def test_init_mistakes(tmp_path):
 
 
 def test_eval_refuses_a_vocabulary_the_model_was_not_built_for(tiny_vocab, tmp_path):
-    from factory.model import build_model, save_model
-    from factory.presets import PRESETS, VocabSize
-
     model = tmp_path / "m"
-    save_model(build_model(PRESETS["debug"].config(VocabSize.from_pieces(2000)), "none"), model)
-    shutil.copy(tiny_vocab / "spm.model", model / "spm.model")  # 1000 pieces
+    model_folder(model, 2000, tokenizer=tiny_vocab, files=("spm.model",))  # a 1000-piece spm.model
     out = tmp_path / "e"
     line = one_error_line(["eval", "xnli", "--model", model, "--data", DEMO / "nli", "--out", out], out)
     assert "[MASK]=1000" in line and "[MASK]=2000" in line
 
 
 def test_eval_data_that_is_not_text(tiny_vocab, tmp_path, files):
-    from factory.model import build_model, save_model
-    from factory.presets import PRESETS, VocabSize
-
     model = tmp_path / "m"
-    save_model(build_model(PRESETS["debug"].config(VocabSize.from_pieces(1000)), "none"), model)
-    shutil.copy(tiny_vocab / "spm.model", model / "spm.model")
+    model_folder(model, 1000, tokenizer=tiny_vocab, files=("spm.model",))
     data = tmp_path / "data"
     data.mkdir()
     for split in ("train", "validation", "test"):
@@ -106,12 +92,8 @@ def test_eval_data_that_is_not_text(tiny_vocab, tmp_path, files):
 
 def test_unknown_attention_path(tiny_vocab, tmp_path, monkeypatch):
     """A typo in FACTORY_ATTENTION is one line before any work starts, and no output."""
-    from factory.model import build_model, save_model
-    from factory.presets import PRESETS, VocabSize
-
     model = tmp_path / "m"
-    save_model(build_model(PRESETS["debug"].config(VocabSize.from_pieces(1000)), "none"), model)
-    shutil.copy(tiny_vocab / "spm.model", model / "spm.model")
+    model_folder(model, 1000, tokenizer=tiny_vocab, files=("spm.model",))
     monkeypatch.setenv("FACTORY_ATTENTION", "fast")
     out = tmp_path / "e"
     line = one_error_line(["eval", "xnli", "--model", model, "--data", DEMO / "nli", "--out", out], out)

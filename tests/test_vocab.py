@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import one_error_line
 
 from factory.cli import cli
 
@@ -82,7 +83,7 @@ def _all_ids(folder: Path, texts: list[str]):
 def test_transformers_version_pinned():
     import transformers
 
-    # The normalisation we reproduce is 5.x's (SPEC.md §7); a new version must re-run these tests.
+    # The normalisation we reproduce is 5.x's (docs/tokenizer.md); a new version must re-run these tests.
     assert transformers.__version__ == "5.23.0"
 
 
@@ -216,14 +217,9 @@ def test_report_compares_two_vocabularies(tmp_path, multi_vocab, tiny_vocab):
 # ---- Must show 5: bad input -----------------------------------------------------------------------------
 def _bad(tmp_path, args, *needles):
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["vocab", *args, "--out", str(out)])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+    line = one_error_line(["vocab", *args, "--out", str(out)], *needles)
     assert not out.exists() and not list(tmp_path.glob(".out*")), "partial output left behind"
-    return lines[0]
+    return line
 
 
 def test_bad_unknown_language(tmp_path):

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from factory.config import Layer, resolve
 from factory.configs import FinetuneSettings
-from factory.errors import FactoryError
-from factory.resources import find_resource
+from factory.resources import find
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,9 +33,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     """`xnli` -> the bundled eval/xnli.yaml, or a path to a YAML file of the same shape."""
     import yaml
 
-    path = find_resource("eval", name_or_path)
-    if not path.is_file():
-        raise FactoryError(f"suite file {path} not found; give a suite name (xnli, pawsx) or a file of that shape")
+    path = find("suite", name_or_path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     settings = resolve(FinetuneSettings, [Layer(raw.get("settings") or {}, f"{path}: settings.")])
     columns = raw.get("columns") or {}

@@ -1,6 +1,6 @@
 """Disentangled self-attention (DeBERTa), written as one fused attention call with an additive bias.
 
-Scores are A = Q·Kᵀ/s + c2p + p2c (SPEC.md §2), with
+Scores are A = Q·Kᵀ/s + c2p + p2c (docs/architecture.md#attention), with
     c2p[i, j] = Q_i · Pk[idx(i - j)] / s        p2c[i, j] = K_j · Pq[idx(i - j)] / s
 where Pk/Pq are the shared key/query projections of the (LayerNorm'd) relative embeddings and
 idx(r) = clamp(bucket(r) + span, 0, 2·span - 1).
@@ -148,7 +148,7 @@ class DisentangledSelfAttention(nn.Module):
                 self.pos_query_proj = nn.Linear(h, h)
         self.pos_dropout = nn.Dropout(config.hidden_dropout_prob)
         self.dropout_p = config.attention_probs_dropout_prob
-        # s = sqrt(d * (1 + #relative terms)), SPEC.md §2
+        # s = sqrt(d * (1 + #relative terms)), docs/architecture.md#attention
         self.scale = (config.head_size * (1 + self.c2p + self.p2c)) ** -0.5
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:

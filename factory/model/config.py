@@ -16,7 +16,7 @@ from factory.errors import ModelFolderError
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A DeBERTa-v2/v3 encoder. Field names and meanings are HF's (SPEC.md §1); defaults are v3-base's."""
+    """A DeBERTa-v2/v3 encoder. Field names and meanings are HF's, defaults v3-base's (docs/architecture.md#presets)."""
 
     vocab_size: int = 128100  # embedding rows: SentencePiece pieces + [MASK] + reserved/padding rows
     hidden_size: int = 768
