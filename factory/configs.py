@@ -27,6 +27,23 @@ WARMUP = 10_000
 RTD_LAMBDA = 50.0  # the paper's lambda (the official scripts ran with 10; docs/pretraining.md#rtd-and-gdes)
 SEQ_LEN = 512
 
+DEFAULT_VOCAB_SIZE = "128k"  # the v3 vocabulary, when a plan or a random model names none
+
+
+def size_problems(flag: str, text: str | None) -> list[str]:
+    """A vocabulary size (32k, 128k, 128000) checked with the others, not when its step starts."""
+    if text is None:
+        return []
+    from factory.errors import ConfigError
+    from factory.presets import VocabSize  # torch: only at resolve time, so --help stays instant
+
+    try:
+        VocabSize.parse(text)
+    except ConfigError as e:
+        return [f"{flag}: {e}"]
+    return []
+
+
 _LAYOUT_HELP = "Embedding rows: as published (128k -> 128100) or padded to a multiple of 128 (faster on GPU)."
 _FORCE_HELP = "Replace --out if it is not empty."
 
@@ -69,9 +86,10 @@ class VocabConfig:
     force: bool = option(False, _FORCE_HELP, secondary=False)
 
     def problems(self) -> list[str]:
+        problems = size_problems("--size", self.size)
         if self.min_chars > self.max_chars:
-            return [f"--min-chars {self.min_chars} is larger than --max-chars {self.max_chars}"]
-        return []
+            problems.append(f"--min-chars {self.min_chars} is larger than --max-chars {self.max_chars}")
+        return problems
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,6 +212,14 @@ class PretrainConfig(ShapeOptions):
     out: Path = option(help="Run folder (checkpoints, logs, exports).")
     force: bool = option(False, "Start over in an --out that holds an earlier run.", secondary=False)
 
+    def problems(self) -> list[str]:
+        problems = super().problems() + size_problems("--vocab-size", self.vocab_size)
+        if self.max_steps is not None and self.tokens is not None:
+            problems.append("give --max-steps or --tokens, not both")
+        if self.corpus and self.vocab is None:
+            problems.append("--corpus needs --vocab to tokenise with")
+        return problems
+
 
 # ---- init / presets ------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
@@ -202,8 +228,11 @@ class PresetsConfig:
 
     SCHEMA: ClassVar[int] = 1
 
-    vocab_size: str = option("128k", "Vocabulary: 32k, 128k, 250k or a number.")
+    vocab_size: str = option(DEFAULT_VOCAB_SIZE, "Vocabulary: 32k, 128k, 250k or a number.")
     json: bool = option(False, "Print JSON instead of a table.", secondary=False)
+
+    def problems(self) -> list[str]:
+        return size_problems("--vocab-size", self.vocab_size)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,7 +241,7 @@ class InitConfig(ShapeOptions):
 
     SCHEMA: ClassVar[int] = 1
 
-    vocab_size: str = option("128k", "Vocabulary: 32k, 128k, 250k or a number (ignored with --vocab).")
+    vocab_size: str = option(DEFAULT_VOCAB_SIZE, "Vocabulary: 32k, 128k, 250k or a number (ignored with --vocab).")
     vocab: Path | None = option(None, "Vocabulary folder: size the embedding to its spm.model and copy its tokenizer.")
     layout: str = option("official", _LAYOUT_HELP, choices=LAYOUTS)
     head: str = option("none", "none: bare encoder (AutoModel); mlm: generator head; rtd: discriminator head; "
@@ -221,6 +250,9 @@ class InitConfig(ShapeOptions):
     seed: int = option(0, "Seed for the random weights.")
     out: Path = option(help="Folder to write.")
     force: bool = option(False, _FORCE_HELP, secondary=False)
+
+    def problems(self) -> list[str]:
+        return super().problems() + ([] if self.vocab else size_problems("--vocab-size", self.vocab_size))
 
 
 # ---- eval ----------------------------------------------------------------------------------------
@@ -294,6 +326,8 @@ class ClassifyConfig(EvalConfig):
             problems.append("--columns: give one or two text columns")
         if len(self.labels) == 1:
             problems.append("--labels: give at least two labels")
+        if self.data is not None:
+            problems.append("--data is for the xnli/pawsx suites; classify reads --train, --validation and --test")
         return problems
 
 
@@ -368,3 +402,13 @@ class PublishConfig:
     license: str = option("mit", "License id for the card.")
     staging: Path | None = option(None, "Folder to assemble the upload in [default: DIR-hub].")
     dry_run: bool = option(False, "Write and validate the staging folder; upload nothing.", secondary=False)
+
+    def problems(self) -> list[str]:
+        from factory.errors import FactoryError
+        from factory.hub import parse_repo_id
+
+        try:
+            parse_repo_id(self.repo_id)
+        except FactoryError as e:
+            return [str(e)]
+        return []

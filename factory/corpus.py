@@ -16,7 +16,6 @@ import gzip
 import hashlib
 import io
 import json
-import logging
 import random
 import re
 import tempfile
@@ -28,8 +27,6 @@ from pathlib import Path
 
 from factory.configs import VocabConfig
 from factory.errors import FactoryError
-
-log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".text", ""}
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}

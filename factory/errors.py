@@ -20,7 +20,7 @@ class RunFailure(Exception):
 
 # ---- user mistakes --------------------------------------------------------------------------------
 class ConfigError(FactoryError):
-    """A preset, size or model config that cannot be used."""
+    """Options that cannot be used: the config resolver's error (every bad value at once), a preset or size."""
 
 
 class ModelFolderError(FactoryError):

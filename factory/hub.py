@@ -24,7 +24,7 @@ from typing import Any
 from factory.card import GENERATOR_DIR, Facts, build_card, card_languages, collect_facts
 from factory.card_results import eval_results
 from factory.configs import PublishConfig
-from factory.errors import FactoryError, HubAccessError, UploadFailed
+from factory.errors import FactoryError, HubAccessError, RunFailure, UploadFailed
 from factory.outputs import staged_output
 from factory.tokenizer import TOKENIZER_FILES
 
@@ -160,9 +160,9 @@ def _validate_card(path: Path, facts: Facts) -> None:
     data = card.data
     expected = eval_results(facts.results, facts.name)
     if len(data.eval_results or []) != len(expected):
-        raise FactoryError(f"{path}: the model-index does not hold one result per language evaluated; a bug in factory")
+        raise RunFailure(f"{path}: the model-index does not hold one result per language evaluated; a bug in factory")
     if (data.language or []) != card_languages(facts.languages) or data.license != facts.license:
-        raise FactoryError(f"{path}: the card's metadata does not read back as written; a bug in factory")
+        raise RunFailure(f"{path}: the card's metadata does not read back as written; a bug in factory")
 
 
 # ---- upload -------------------------------------------------------------------------------------

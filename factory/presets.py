@@ -18,13 +18,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from factory.configs import DEFAULT_VOCAB_SIZE
 from factory.errors import ConfigError
 from factory.model.config import ModelConfig
 
 
 def generator_depth(layers: int) -> int:
-    """RTD generator: same width, half the depth (docs/pretraining.md#rtd-and-gdes), at least one layer. The rule of every preset, and
-    of a custom `--layers` too: 3 layers get a 1-layer generator, 12 get 6."""
+    """RTD generator: same width, half the depth (docs/pretraining.md#rtd-and-gdes), at least one layer. The
+    rule of every preset, and of a custom `--layers` too: 3 layers get a 1-layer generator, 12 get 6."""
     return max(1, layers // 2)
 
 
@@ -47,7 +48,7 @@ class Preset:
         return generator_depth(self.layers)
 
     def config(self, vocab: VocabSize | None = None, **overrides) -> ModelConfig:
-        vocab = vocab or VocabSize.parse("128k")
+        vocab = vocab or VocabSize.parse(DEFAULT_VOCAB_SIZE)
         cfg = ModelConfig(
             vocab_size=vocab.rows,
             hidden_size=self.hidden,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.config import Layer, check, command_line, fail, to_json, to_values
-from factory.configs import VocabConfig
+from factory.configs import DEFAULT_VOCAB_SIZE, VocabConfig
 from factory.errors import FactoryError, RecipeError
 from factory.manifest import find_manifest, manifest_fingerprint, schema_for
 from factory.resources import find
@@ -67,18 +67,39 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise RecipeError(f"--set {item!r} must look like key=value (e.g. steps.pretrain.max_steps=100)")
-        _assign(recipe, key.strip().split("."), yaml.safe_load(raw), item)
-    unknown = set(recipe) - TOP_KEYS
-    if unknown:
-        raise RecipeError(f"{path}: unknown key(s) {sorted(unknown)}; a recipe has {sorted(TOP_KEYS)}")
-    if not recipe.get("steps"):
-        raise RecipeError(f"{path} has no 'steps'; a recipe names at least one of {', '.join(STEPS)}")
-    unknown = set(recipe.get("steps") or {}) - set(STEPS)
-    if unknown:
-        raise RecipeError(f"{path}: unknown step(s) {sorted(unknown)}; steps are {', '.join(STEPS)}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise RecipeError(f"--set {item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+        _assign(recipe, key.strip().split("."), value, item)
+    problems = _shape_problems(recipe, path)
+    if problems:
+        fail(problems)
     recipe.setdefault("name", path.stem)
     recipe["_dir"] = str(path.parent)
     return recipe
+
+
+def _shape_problems(recipe: dict[str, Any], path: Path) -> list[str]:
+    """The recipe's own keys: known, of the right kind, every step section a mapping (all reported at once)."""
+    problems = [
+        f"{path}: unknown key {k!r}; a recipe has {', '.join(sorted(TOP_KEYS))}" for k in recipe if k not in TOP_KEYS
+    ]
+    for key in ("name", "description", "run_dir"):
+        if recipe.get(key) is not None and not isinstance(recipe[key], str):
+            problems.append(f"{path}: {key} must be text, not {recipe[key]!r}")
+    steps = recipe.get("steps")
+    if not isinstance(steps, dict) or not steps:
+        return [*problems, f"{path} has no 'steps' mapping; a recipe names at least one of {', '.join(STEPS)}"]
+    for name, section in steps.items():
+        if name not in STEPS:
+            problems.append(f"{path}: unknown step {name!r}; steps are {', '.join(STEPS)}")
+        elif section is not None and not isinstance(section, dict):
+            problems.append(f"steps.{name} must be a mapping of settings, not {section!r}")
+        elif name == "eval":
+            bad = [s for s, v in (section or {}).items() if v is not None and not isinstance(v, dict)]
+            problems += [f"steps.eval.{s} must be a mapping of settings (e.g. data: DIR)" for s in bad]
+    return problems
 
 
 def _assign(tree: dict, keys: list[str], value: Any, item: str) -> None:
@@ -115,7 +136,7 @@ def build_plan(recipe: dict[str, Any], run_dir: Path, publish: bool = False) -> 
     planner = _Planner(recipe, run_dir)
     plan = [step for step in planner.steps(publish) if step.config is not None]
     if planner.problems:
-        fail(planner.problems)
+        fail(list(dict.fromkeys(planner.problems)))  # the recipe's corpus feeds two steps: say it once
     return plan
 
 
@@ -131,7 +152,7 @@ class _Planner:
 
     def layers(self, key: str, section: dict[str, Any], paths: bool = True, corpus: bool = False) -> list[Layer]:
         values = {k: _resolve(v, self.base) for k, v in section.items()} if paths else section
-        below = [Layer({"corpus": self.corpus}, "corpus: ")] if corpus and self.corpus else []
+        below = [Layer({"corpus": self.corpus}, "recipe ")] if corpus and self.corpus else []
         return [*below, Layer(values, f"steps.{key}.")]
 
     def config(self, cls: type, layers: list[Layer], fixed: dict[str, Any]):
@@ -302,7 +323,7 @@ def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:
 
     vocab = next((s.config for s in plan if s.name == "vocab"), None)
     shards = next((s.config for s in plan if s.name == "shards"), None)
-    size = vocab.size if vocab is not None else "128k"
+    size = vocab.size if vocab is not None else DEFAULT_VOCAB_SIZE
     config = dataclasses.replace(pretrain.config, vocab=None, shards=None, vocab_size=size, dry_run=True,
                                  seq_len=pretrain.config.seq_len or (shards.seq_len if shards else None))  # fmt: skip
     lines += ["", "pre-training plan:", *dry_run_lines(config)]

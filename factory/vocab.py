@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import re
 import unicodedata
@@ -36,8 +35,6 @@ from factory.configs import VocabConfig
 from factory.errors import FactoryError
 from factory.resources import find
 from factory.tokenizer import MASK_TOKEN, SPECIAL_TOKENS
-
-log = logging.getLogger(__name__)
 
 SPECIALS, MASK = SPECIAL_TOKENS, MASK_TOKEN
 # Unicode White_Space: what Rust's regex \s and char::is_whitespace match (tokenizers' Replace and Strip)

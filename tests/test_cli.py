@@ -116,8 +116,10 @@ def test_the_console_script_prints_one_line(tmp_path):
 
 
 def test_cli_preset_names_are_the_presets():
-    """The CLI's literal list (kept out of factory.presets so --help does not import torch) must not drift."""
-    from factory.commands import PRESET_NAMES
+    """The configs' literal lists (kept out of factory.presets and factory.model so --help does not import
+    torch) must not drift."""
+    from factory.configs import HEADS, PRESET_NAMES
+    from factory.model.heads import HEADS as MODEL_HEADS
     from factory.presets import PRESETS
 
-    assert PRESET_NAMES == list(PRESETS)
+    assert list(PRESET_NAMES) == list(PRESETS) and list(HEADS) == list(MODEL_HEADS)

@@ -34,9 +34,10 @@ def vocab(ctx: click.Context, **flags) -> None:
         return
     from factory.vocab import build, with_spec
 
-    report = build(resolve(VocabConfig, with_spec([from_flags(flags)])))
+    config = resolve(VocabConfig, with_spec([from_flags(flags)]))
+    report = build(config)
     kept = report["corpus"]["kept_per_language"]
-    click.echo(f"wrote {flags['out']}: {report['corpus']['read']} documents read, kept {kept}, "
+    click.echo(f"wrote {config.out}: {report['corpus']['read']} documents read, kept {kept}, "
                f"dropped {report['corpus']['dropped']}")  # fmt: skip
     for lang, r in report["languages"].items():
         click.echo(

@@ -83,10 +83,6 @@ class Arm:
 
 def arms(folder: Path, control: str | None) -> list[Arm]:
     """The arms `--control` asks for: the model, then (random) its control."""
-    if control not in (None, "none", "random"):
-        from factory.errors import FactoryError
-
-        raise FactoryError(f"--control {control!r} is not one of none, random")
     out = [Arm(PRETRAINED, Path(folder))]
     if control == "random":
         out.append(Arm(CONTROL, Path(folder)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import math
 
 import torch
@@ -22,8 +21,6 @@ from torch import nn
 from factory.configs import FinetuneSettings
 from factory.evaluate.data import Example
 from factory.tokenizer import Tokenizer
-
-log = logging.getLogger(__name__)
 
 
 def encode(tokenizer: Tokenizer, examples: list[Example], max_length: int) -> list[list[int]]:

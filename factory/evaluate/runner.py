@@ -93,8 +93,6 @@ def run(request: Request) -> dict[str, Any]:
     from factory.outputs import check_output
 
     suite, settings = request.suite, request.settings
-    if request.runs < 1:
-        raise FactoryError("--runs must be at least 1")
     check_model(request.model)
     check_output(request.out, request.force)
     # the language list is checked before a download; a local folder also tells which languages it has

@@ -25,7 +25,7 @@ from typing import Any
 
 from factory.config import to_json
 from factory.configs import SEQ_LEN, PretrainConfig, ShardsConfig
-from factory.errors import ConfigError, ManifestError
+from factory.errors import ManifestError
 from factory.manifest import PretrainManifest, ShardsManifest, find_manifest, write_manifest
 from factory.outputs import fingerprint_file
 from factory.pretrain.checkpoint import SHARDS, save_checkpoint
@@ -80,8 +80,6 @@ def corpus_shards(config: PretrainConfig) -> Path:
     """--corpus: shards into OUT/shards (reused when they exist for this vocabulary and length)."""
     from factory.shards import build_shards
 
-    if config.vocab is None:
-        raise ConfigError("--corpus needs --vocab to tokenise with")
     target = Path(config.out) / SHARDS
     try:
         manifest = find_manifest(target, ShardsManifest) if target.is_dir() else None

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.configs import PAPER_STEPS, SEQ_LEN, WARMUP, PretrainConfig
+from factory.configs import DEFAULT_VOCAB_SIZE, PAPER_STEPS, SEQ_LEN, WARMUP, PretrainConfig
 from factory.errors import ConfigError
 from factory.presets import Shape, VocabSize, as_shape, shape_of
 from factory.rtd import max_predictions
@@ -142,7 +142,7 @@ def resolve_vocab(args: PretrainConfig) -> VocabSize:
         from factory.tokenizer import Tokenizer
 
         return VocabSize.from_pieces(Tokenizer.from_folder(args.vocab).num_pieces, args.layout)
-    return VocabSize.parse(args.vocab_size or "128k", args.layout)
+    return VocabSize.parse(args.vocab_size or DEFAULT_VOCAB_SIZE, args.layout)
 
 
 def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) -> Plan:
@@ -167,14 +167,10 @@ def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) 
             f"--batch {args.batch} is not a multiple of --micro-batch {micro} x {processes} processes; "
             "pick sizes that divide"
         )
-    if args.max_steps is not None and args.tokens is not None:
-        raise ConfigError("give --max-steps or --tokens, not both")
     if args.tokens is not None:
         steps = max(1, math.ceil(args.tokens / (args.batch * seq_len)))
     else:
         steps = args.max_steps if args.max_steps is not None else PAPER_STEPS
-    if steps < 1:
-        raise ConfigError(f"--max-steps {steps} must be at least 1")
     warmup = args.warmup if args.warmup is not None else min(WARMUP, steps // 10)
     lr = args.lr if args.lr is not None else PEAK_LR.get(shape.base, DEFAULT_LR)  # a custom shape: its preset's
     params = count_rtd_parameters(shape, vocab, args.sharing)
