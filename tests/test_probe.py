@@ -71,12 +71,19 @@ def one_line_error(result, *needles) -> None:
 @pytest.fixture(scope="module")
 def runs(tiny_vocab, shards, parallel, tmp_path_factory):
     """The same 5 steps without and with --probe (every 2 steps, and the last)."""
+    from accelerate import Accelerator
+
     root = tmp_path_factory.mktemp("runs")
     plain, probed = root / "plain", root / "probed"
     assert CliRunner().invoke(cli, args(tiny_vocab, shards, plain)).exit_code == 0
-    result = CliRunner().invoke(cli, args(tiny_vocab, shards, probed, "--probe", str(parallel), "--probe-every", "2"))
+    tracked: list[tuple[int, dict]] = []  # what the Accelerate trackers are given
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Accelerator, "log", lambda self, values, step=None, **_: tracked.append((step, values)))
+        result = CliRunner().invoke(
+            cli, args(tiny_vocab, shards, probed, "--probe", str(parallel), "--probe-every", "2")
+        )
     assert result.exit_code == 0, result.output
-    return plain, probed
+    return plain, probed, tracked
 
 
 @pytest.mark.slow
@@ -84,7 +91,7 @@ def test_the_probe_changes_no_loss_and_no_weight(runs):
     """fork_rng + a copy in eval mode: dropout masks, batches and updates are those of the run without it."""
     from safetensors.torch import load_file
 
-    plain, probed = runs
+    plain, probed, _ = runs
     a, b = log(plain), log(probed)
     assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3, 4, 5]
     for ra, rb in zip(a, b, strict=True):
@@ -115,6 +122,18 @@ def test_the_probe_lands_at_its_steps_and_the_control_once(runs):
     assert figures["pretrained"]["languages"] == {"de": last["probe/de"], "fr": last["probe/fr"]}
     assert figures["control"]["average"] == records[0]["probe_control"]
     assert json.loads((runs[0] / "factory.json").read_text())["probe"] is None
+    assert [(step, values.get("probe")) for step, values in runs[2]] == [(r["step"], r.get("probe")) for r in records]
+    assert runs[2][0][1]["probe_control/de"] == records[0]["probe_control/de"]
+
+
+def test_the_progress_line_shows_the_probe_and_the_control():
+    from factory.pretrain.loop import status
+
+    record = {"mlm_loss": 6.0, "rtd_loss": 0.5, "rtd_accuracy": 0.9, "tokens_per_s": 1e3, "mfu": None,
+              "step_time_s": 0.1}  # fmt: skip
+    assert "probe" not in status(record, 10)
+    line = status({**record, "probe": 12.34, "probe_control": 5.0}, 10)
+    assert "probe 12.3 (ctl 5.0)" in line
 
 
 @pytest.mark.slow
@@ -167,3 +186,20 @@ def test_a_bad_probe_is_one_line_before_anything_is_written(tiny_vocab, shards, 
         "--probe-every 3",
     )
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_resumed_probed_run_repeats_the_straight_one(runs, tiny_vocab, shards, parallel, tmp_path):
+    """Checkpoints taken between probes resume to the same losses and probe figures (the control kept once)."""
+    import shutil
+
+    out = tmp_path / "r"
+    extra = ["--probe", str(parallel), "--probe-every", "2", "--save-every", "2"]
+    assert CliRunner().invoke(cli, args(tiny_vocab, shards, out, *extra)).exit_code == 0
+    shutil.rmtree(out / "checkpoints" / "step-00000005")
+    resumed = CliRunner().invoke(cli, args(tiny_vocab, shards, out, *extra, "--resume", "auto"))
+    assert resumed.exit_code == 0, resumed.output
+    timing = {"tokens_per_s", "step_time_s", "mfu"}
+    straight = [{k: v for k, v in r.items() if k not in timing} for r in log(runs[1])]
+    again = [{k: v for k, v in r.items() if k not in timing} for r in log(out)]
+    assert again == straight
