@@ -134,6 +134,7 @@ def test_the_progress_line_shows_the_probe_and_the_control():
     assert "probe" not in status(record, 10)
     line = status({**record, "probe": 12.34, "probe_control": 5.0}, 10)
     assert "probe 12.3 (ctl 5.0)" in line
+    assert "probe - (ctl 5.0)" in status({**record, "probe_control": 5.0}, 10)  # before the first probe
 
 
 @pytest.mark.slow

@@ -276,9 +276,9 @@ def status(record: dict[str, Any], remaining_steps: int) -> str:
     eta = remaining_steps * record["step_time_s"]
     mfu = f"{100 * record['mfu']:.1f}%" if record["mfu"] is not None else "-"
     probe = ""
-    if "probe" in record:
+    if "probe" in record or "probe_control" in record:  # the control from the start, the probe once it ran
         control = f" (ctl {record['probe_control']:.1f})" if "probe_control" in record else ""
-        probe = f" probe {record['probe']:.1f}{control}"
+        probe = f" probe {record['probe']:.1f}{control}" if "probe" in record else f" probe -{control}"
     return (
         f"gen {record['mlm_loss']:.3f} disc {record['rtd_loss']:.4f} acc {record['rtd_accuracy']:.3f} "
         f"tok/s {record['tokens_per_s']:,.0f} mfu {mfu}{probe} eta {eta / 60:.1f}m"
