@@ -183,6 +183,28 @@ class ModelShape:
     generator_layers: int  # of the RTD pair (half the depth, at least 1); `factory init` writes one network
 
 
+@dataclass
+class ProbeArm:
+    """One model's parallel-sentence retrieval accuracy@1 (%) in a --probe (factory/pretrain/probe.py)."""
+
+    to_pivot: float  # averages over the languages
+    from_pivot: float
+    average: float  # of the two directions
+    languages: dict[str, float]  # each language's two directions averaged
+
+
+@dataclass
+class ProbeFigures:
+    """`factory pretrain --probe`: the last probe of the discriminator, and the random-init control's."""
+
+    data: str
+    pivot: str
+    step: int  # the step of the last probe (the run's last step)
+    every: int
+    pretrained: ProbeArm
+    control: ProbeArm | None = None
+
+
 @dataclass(kw_only=True)
 class PretrainManifest(Manifest):
     """`factory pretrain`: the run folder's manifest, and (with `role`) each exported network's.
@@ -221,6 +243,7 @@ class PretrainManifest(Manifest):
     hardware: Hardware | None = None
     shards: str
     vocab_fingerprint: str
+    probe: ProbeFigures | None = None  # --probe only
 
 
 # ---- init ----------------------------------------------------------------------------------------

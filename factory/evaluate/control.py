@@ -93,7 +93,12 @@ def control_encoder_state(folder: Path) -> dict[str, torch.Tensor]:
     """The control's encoder weights for the folder's config (a copy: the caller may train them)."""
     from factory.export import read_config
 
-    config = read_config(folder)
+    return control_state_of(read_config(folder))
+
+
+def control_state_of(config) -> dict[str, torch.Tensor]:
+    """The control's encoder weights for a ModelConfig (a pre-training run's probe has no folder yet); the same
+    weights `control_encoder_state` gives for the folder that run exports, the config being the same shape."""
     config = config.replace(labels=type(config)().labels)  # the label names do not touch the encoder
     return {name: t.clone() for name, t in _encoder_state(config).items()}
 

@@ -84,4 +84,5 @@ def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "hardware": hardware(),
         "shards": str(run.args.shards),
         "vocab_fingerprint": run.vocab_fingerprint,
+        "probe": result.get("probe"),
     }

@@ -7,6 +7,8 @@ resumed run repeats a straight run bit for bit on CPU.
 
 Each logged step is one line of OUT/train.jsonl (`Meter` turns the window's sums into losses, accuracies,
 tokens/s and MFU), the same record goes to the Accelerate trackers (--log-with), and the progress bar shows it.
+With --probe, the records of the probed steps also hold the discriminator's retrieval accuracy (probe.py, which
+says why the probe moves no random stream and calls no wrapped forward).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from factory.pretrain.checkpoint import (
 )
 from factory.pretrain.optim import clip_gradients, make_optimizer, make_schedule
 from factory.pretrain.plan import Plan, make_plan, model_config
+from factory.pretrain.probe import Probe, control_record, measure_record, open_probe
+from factory.pretrain.probe import figures as probe_figures
 from factory.progress import progress
 from factory.rtd import rtd_loss
 from factory.tokenizer import Tokenizer
@@ -63,6 +67,7 @@ class Run:
     start_step: int = 0
     elapsed: float = 0.0  # wall time of earlier sessions of this run (resume)
     last_checkpoint: Path | None = None
+    probe: Probe | None = None  # --probe
 
 
 # ---- setup ---------------------------------------------------------------------------------------
@@ -75,6 +80,7 @@ class Inputs:
     vocab_fingerprint: str
     resume: Path | None
     state: dict[str, Any] | None
+    probe: Probe | None = None
 
 
 def check_trackers(names: tuple[str, ...]) -> None:
@@ -109,8 +115,9 @@ def check_inputs(args: PretrainConfig) -> Inputs:
     run folder and the checkpoint to resume (which must come from the same run)."""
     if args.vocab is None:
         raise ConfigError("give --vocab (the folder with spm.model the shards were made with)")
-    Tokenizer.from_folder(args.vocab)  # a missing or broken vocabulary: one line, before anything is written
+    tokenizer = Tokenizer.from_folder(args.vocab)  # a missing or broken vocabulary: one line, before any writing
     check_trackers(args.log_with)
+    probe = open_probe(args, tokenizer)  # a bad --probe too
     shards = open_shards(args)
     plan = make_plan(args, shards.seq_len)
     resume = prepare_out(args)
@@ -118,7 +125,7 @@ def check_inputs(args: PretrainConfig) -> Inputs:
     state = json.loads((resume / TRAINER_STATE).read_text()) if resume else None
     if state:
         check_resume(state, args, plan, fingerprint, resume)
-    return Inputs(shards, plan, fingerprint, resume, state)
+    return Inputs(shards, plan, fingerprint, resume, state, probe)
 
 
 def resolve_precision(mixed_precision: str) -> str:
@@ -174,6 +181,7 @@ def setup(args: PretrainConfig) -> Run:
     run = Run(
         args, plan, accelerator, model, optimizer, schedule, inputs.shards, order, mask_id, inputs.vocab_fingerprint
     )
+    run.probe = inputs.probe
     if resume is not None:
         accelerator.load_state(str(resume))
         run.start_step, run.elapsed, run.last_checkpoint = inputs.state["step"], inputs.state["elapsed_s"], resume
@@ -226,7 +234,9 @@ def train(run: Run) -> dict[str, Any]:
     main = acc.is_main_process
     records = JsonlLog(Path(args.out) / LOG_FILE, main, run.start_step if run.start_step else None)
     peak = peak_tflops(hardware()["device"] if acc.device.type == "cuda" else None, args.peak_tflops)
-    meter, last, t0 = Meter(), {}, time.perf_counter()
+    control = control_record(run, run.probe) if run.probe else {}  # before the clock starts
+    pending = dict(control) if run.start_step == 0 else {}  # a fresh run's first record holds the control
+    meter, last, shown, t0 = Meter(), {}, {}, time.perf_counter()
     # `with`: the bar ends its line on an error too, so the error is a line of its own
     with progress(total=plan.steps, initial=run.start_step, desc="pretrain", main=main) as bar:
         for step in range(run.start_step, plan.steps):
@@ -234,9 +244,15 @@ def train(run: Run) -> dict[str, Any]:
             done = step + 1
             if done % args.log_every == 0 or done == plan.steps:
                 last = meter.record(done, plan, run.schedule.get_last_lr()[0], peak, plan.processes)
+                if run.probe and run.probe.due(done, plan.steps):
+                    last.update(measure_record(run, run.probe))
+                    meter.started = time.perf_counter()  # the probe's time is not the next window's
+                    shown = {k: v for k, v in last.items() if k.startswith("probe")} or shown
+                last.update(pending)
+                pending = {}
                 records.write(last)
                 acc.log({k: v for k, v in last.items() if v is not None}, step=done)
-                bar.set_postfix_str(status(last, plan.steps - done))
+                bar.set_postfix_str(status({**control, **shown, **last}, plan.steps - done))
             bar.update(1)
             if done % args.save_every == 0 or done == plan.steps:
                 elapsed = run.elapsed + time.perf_counter() - t0
@@ -250,16 +266,22 @@ def train(run: Run) -> dict[str, Any]:
         "last": last,
         "wall_time_s": run.elapsed + session,
         "session_tokens_per_s": (plan.steps - run.start_step) * plan.tokens_per_step / max(session, 1e-9),
+        "probe": probe_figures(run.probe, last, control),
     }
 
 
 def status(record: dict[str, Any], remaining_steps: int) -> str:
-    """The progress bar's postfix: losses, RTD accuracy, throughput, MFU and the time left."""
+    """The progress bar's postfix: losses, RTD accuracy, throughput, MFU, the last probe (and the control's in
+    brackets) and the time left."""
     eta = remaining_steps * record["step_time_s"]
     mfu = f"{100 * record['mfu']:.1f}%" if record["mfu"] is not None else "-"
+    probe = ""
+    if "probe" in record or "probe_control" in record:  # the control from the start, the probe once it ran
+        control = f" (ctl {record['probe_control']:.1f})" if "probe_control" in record else ""
+        probe = f" probe {record['probe']:.1f}{control}" if "probe" in record else f" probe -{control}"
     return (
         f"gen {record['mlm_loss']:.3f} disc {record['rtd_loss']:.4f} acc {record['rtd_accuracy']:.3f} "
-        f"tok/s {record['tokens_per_s']:,.0f} mfu {mfu} eta {eta / 60:.1f}m"
+        f"tok/s {record['tokens_per_s']:,.0f} mfu {mfu}{probe} eta {eta / 60:.1f}m"
     )
 
 
