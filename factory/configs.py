@@ -26,6 +26,11 @@ PAPER_STEPS = 500_000
 WARMUP = 10_000
 RTD_LAMBDA = 50.0  # the paper's lambda (the official scripts ran with 10; docs/pretraining.md#rtd-and-gdes)
 SEQ_LEN = 512
+# Peak learning rates: 5e-4 for base/small (xsmall takes small's), 3e-4 for large and the v2 sizes above it
+PEAK_LR = {"large": 3e-4, "xlarge": 3e-4, "xxlarge": 3e-4}
+DEFAULT_LR = 5e-4
+MAX_MICRO_BATCH = 32  # sequences per process per forward when --micro-batch is not given
+MAX_LANGID_WORKERS = 8  # language-id processes when --workers is not given
 PIVOT = "en"  # the language retrieval matches every other one against (`eval retrieval --pivot`, `--probe-pivot`)
 # --probe's interval when --probe-every is not given: every 10th logged record. A probe reads each text once,
 # forward only (at 1,000 items x 7 languages about 0.3M tokens, a tenth of one step's 4M tokens fwd+bwd at the
@@ -85,7 +90,9 @@ class VocabConfig:
     dedupe: bool = option(True, "Drop exact duplicates.")
     langid: bool = option(True, "Language filter (langdetect profiles).")
     langid_threshold: float = option(0.9, "Minimum probability of the language filter.", low=0, high=1)
-    workers: int | None = option(None, "Language-id processes [default: the cores, at most 8].", low=1)
+    workers: int | None = option(
+        None, f"Language-id processes [default: the cores, at most {MAX_LANGID_WORKERS}].", low=1
+    )
     report_docs: int = option(2000, "Documents per language for the report.", low=1, cli=False)
     seed: int = option(0, "Seed of the sampling.")
     out: Path = option(help="Folder to write.")
@@ -180,17 +187,18 @@ class PretrainConfig(ShapeOptions):
     corpus: list[str] = option([], "Build shards from this text first (into OUT/shards); repeatable.", repeat=True)
     seq_len: int | None = option(None, "Sequence length [default: the shards'; 512 for --corpus].", low=8)
     batch: int = option(PAPER_BATCH, "Global batch (sequences per optimizer step).", low=1)
-    micro_batch: int | None = option(None, "Sequences per process per forward [default: <= 32].", low=1)
+    micro_batch: int | None = option(None, f"Sequences per process per forward [default: <= {MAX_MICRO_BATCH}].", low=1)
     lr: float | None = option(
         None,
-        "Peak learning rate [default: 5e-4 base/small/xsmall, 3e-4 large; a custom shape: its preset's].",
+        f"Peak learning rate [default: {DEFAULT_LR:g} base/small/xsmall, {PEAK_LR['large']:g} large; a custom "
+        "shape: its preset's].",
         low=0,
         low_open=True,
     )
-    warmup: int | None = option(None, "Warm-up steps [default: 10k, at most 10% of the run].", low=0)
-    max_steps: int | None = option(None, "Optimizer steps [default: 500k, the paper's].", low=1)
+    warmup: int | None = option(None, f"Warm-up steps [default: {WARMUP:,}, at most 10% of the run].", low=0)
+    max_steps: int | None = option(None, f"Optimizer steps [default: {PAPER_STEPS:,}, the paper's].", low=1)
     tokens: int | None = option(None, "Train for this many tokens instead (e.g. 1e9).", low=0, low_open=True)
-    rtd_lambda: float = option(RTD_LAMBDA, "Weight of the RTD loss (paper 50).", low=0)
+    rtd_lambda: float = option(RTD_LAMBDA, "Weight of the RTD loss (the paper's).", low=0)
     sharing: str = option("gdes", "Embedding sharing: gdes (DeBERTaV3), es (ELECTRA), nes (none).",
                           choices=("gdes", "es", "nes"))  # fmt: skip
     mixed_precision: str = option("auto", "auto: bf16 on GPUs that have it, else fp32.",

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory.config import Layer, to_json
-from factory.configs import VocabConfig
+from factory.configs import MAX_LANGID_WORKERS, VocabConfig
 from factory.errors import FactoryError
 from factory.resources import find
 from factory.tokenizer import MASK_TOKEN, SPECIAL_TOKENS
@@ -302,6 +302,7 @@ def build(args: VocabConfig) -> dict:
 
     size = VocabSize.parse(args.size)
     sources, langs = _check_inputs(args)
+    workers = args.workers or min(MAX_LANGID_WORKERS, os.cpu_count() or 1)
     check_output(args.out, args.force)
     with staged_output(args.out, args.force) as folder:
         work = folder / ".work"
@@ -310,7 +311,7 @@ def build(args: VocabConfig) -> dict:
             sources,
             langs,
             work,
-            C.LanguageFilter(langs, args.langid_threshold, args.workers or min(8, os.cpu_count() or 1), args.langid),
+            C.LanguageFilter(langs, args.langid_threshold, workers, args.langid),
             C.Cleaning(args.min_chars, args.max_chars, args.dedupe),
             args.alpha,
             args.max_sentences,

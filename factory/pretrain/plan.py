@@ -19,15 +19,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.configs import DEFAULT_VOCAB_SIZE, PAPER_STEPS, SEQ_LEN, WARMUP, PretrainConfig
+from factory.configs import (
+    DEFAULT_LR,
+    DEFAULT_VOCAB_SIZE,
+    MAX_MICRO_BATCH,
+    PAPER_STEPS,
+    PEAK_LR,
+    SEQ_LEN,
+    WARMUP,
+    PretrainConfig,
+)
 from factory.errors import ConfigError
 from factory.presets import Shape, VocabSize, as_shape, shape_of
 from factory.rtd import max_predictions
-
-# The paper's peak learning rates (docs/pretraining.md#hyper-parameters): 5e-4 for base/small (xsmall takes
-# small's), 3e-4 for large and the v2 sizes above it.
-PEAK_LR = {"large": 3e-4, "xlarge": 3e-4, "xxlarge": 3e-4}
-DEFAULT_LR = 5e-4
 
 
 @dataclass
@@ -161,7 +165,7 @@ def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) 
     processes = processes or world_size()
     if args.batch % processes:
         raise ConfigError(f"--batch {args.batch} is not divisible by the {processes} processes; pick a multiple")
-    micro = args.micro_batch or min(32, args.batch // processes)
+    micro = args.micro_batch or min(MAX_MICRO_BATCH, args.batch // processes)
     if args.batch % (micro * processes):
         raise ConfigError(
             f"--batch {args.batch} is not a multiple of --micro-batch {micro} x {processes} processes; "
