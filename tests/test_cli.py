@@ -1,6 +1,7 @@
 """CLI contract: every command teaches with --help; user mistakes are one line and exit code 2."""
 
 import json
+import logging
 
 import pytest
 import transformers
@@ -123,3 +124,34 @@ def test_cli_preset_names_are_the_presets():
     from factory.presets import PRESETS
 
     assert list(PRESET_NAMES) == list(PRESETS) and list(HEADS) == list(MODEL_HEADS)
+
+
+def test_init_with_a_vocabulary_folder(tiny_vocab, tmp_path):
+    """--vocab sizes the embedding to the vocabulary and copies its tokenizer files: eval and publish can use
+    the folder as it is."""
+    from factory.evaluate.runner import check_model
+    from factory.export import read_config
+    from factory.tokenizer import TOKENIZER_FILES
+
+    out = tmp_path / "m"
+    result = CliRunner().invoke(cli, ["init", "--preset", "debug", "--vocab", str(tiny_vocab), "--head", "cls",
+                                      "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert all((out / name).is_file() for name in TOKENIZER_FILES if (tiny_vocab / name).is_file())
+    assert read_config(out).vocab_size == 1100  # 1000 pieces: [MASK] = 1000, rows as published (+100)
+    check_model(out)  # the tokenizer fits the embedding
+    assert "tokenizer from" in result.output
+
+
+@pytest.mark.parametrize("flags, level", [(["-q"], logging.WARNING), (["-v"], logging.DEBUG), ([], logging.INFO)])
+def test_logging_is_configured_once_by_the_cli(flags, level, monkeypatch):
+    """The library's one output channel: the `factory` logger, quieter with -q (no progress bars either)."""
+    from factory.progress import progress_enabled
+
+    monkeypatch.delenv("RANK", raising=False)
+    assert CliRunner().invoke(cli, [*flags, "presets", "--json"]).exit_code == 0
+    assert logging.getLogger("factory").level == level
+    assert progress_enabled() is (level <= logging.INFO)
+    monkeypatch.setenv("RANK", "1")  # another process of a torchrun/accelerate launch: errors only
+    assert CliRunner().invoke(cli, [*flags, "presets", "--json"]).exit_code == 0
+    assert logging.getLogger("factory").level == logging.ERROR and not progress_enabled()

@@ -262,3 +262,49 @@ def test_mean_and_std_over_runs():
     assert results["en"]["test"]["std"] == 0.0
     assert average["validation"]["accuracy"] == 71.5 and average["validation"]["per_run"] == [70.0, 73.0]
     assert average["validation"]["std"] == 2.12
+
+
+# ---- labels as datasets users have them: names and ClassLabel ------------------------------------------------
+def test_label_names_map_to_ids_and_are_inferred(tmp_path):
+    """A label is an id or a name; without --labels the names come from ClassLabel, else sorted strings."""
+    import datasets
+
+    from factory.errors import FactoryError
+    from factory.evaluate.data import infer_labels, label_id, to_examples
+
+    rows = [{"text": "a", "label": "positive", "language": "en"}, {"text": "b", "label": 0, "language": "en"}]
+    examples = to_examples(rows, "x", "text", None, ("negative", "positive"))["en"]
+    assert [e.label for e in examples] == [1, 0]
+    assert label_id("1", ("negative", "positive"), "tsv") == 1  # tsv gives ids as text
+    with pytest.raises(FactoryError, match="'neutral' is neither one of negative, positive"):
+        label_id("neutral", ("negative", "positive"), "row 3")
+    strings = tmp_path / "s.jsonl"
+    strings.write_text("".join(json.dumps({"text": t, "label": t, "language": "en"}) + "\n" for t in "zyz"))
+    assert infer_labels({"train": strings}) == ("y", "z")  # sorted: the same order on every run
+    ints = tmp_path / "i.jsonl"
+    ints.write_text("".join(json.dumps({"text": "t", "label": i, "language": "en"}) + "\n" for i in (2, 0)))
+    assert infer_labels({"train": ints}) == ("0", "1", "2")
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["pos", "neg"]),
+         "language": datasets.Value("string")}
+    )  # fmt: skip
+    parquet = tmp_path / "c.parquet"
+    rows = {"text": ["a", "b"], "label": [1, 0], "language": ["en", "en"]}
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(parquet))
+    assert infer_labels({"train": parquet}) == ("pos", "neg")  # ClassLabel's order, not sorted
+
+
+@pytest.mark.slow
+def test_classify_with_string_labels_and_no_label_list(nli_model, tmp_path):
+    rows = _rows(DEMO / "test.jsonl")
+    train = tmp_path / "train.jsonl"
+    names = {0: "entailment", 1: "neutral", 2: "contradiction"}
+    train.write_text("".join(json.dumps({"text": r["hypothesis"], "label": names[int(r["label"])],
+                                         "language": r["language"]}) + "\n" for r in rows))  # fmt: skip
+    out = tmp_path / "out"
+    args = ["eval", "classify", "--model", str(nli_model), "--train", str(train), "--test", str(train)]
+    result = CliRunner().invoke(cli, [*args, "--set", "epochs=1", "--langs", "en", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "results.json").read_text())
+    assert report["settings"]["labels"] == ["contradiction", "entailment", "neutral"]
+    assert report["results"]["en"]["test"]["n"] == 90
