@@ -237,7 +237,7 @@ def _unknown(layer: Layer, key: str, valid: list[str]) -> str:
     return f"{layer.name.rstrip('. :') or 'config'}: unknown key {key!r}{hint}"
 
 
-def replace(config, layers: Iterable[Layer]):
+def override(config, layers: Iterable[Layer]):
     """`config` with more layers on top (e.g. `--set` over a suite's settings), checked like `resolve`."""
     return resolve(type(config), [Layer(to_values(config), ""), *layers])
 

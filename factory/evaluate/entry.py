@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from factory.config import Layer, replace, to_json
+from factory.config import Layer, override, to_json
 from factory.configs import ClassifyConfig, EvalConfig
 from factory.errors import FactoryError
 
@@ -60,7 +60,7 @@ def make_request(suite_name: str, config: EvalConfig):
         train_language=config.train_lang or suite.train_language,
         languages=config.langs,
         runs=config.runs,
-        settings=replace(suite.settings, [setting_layer(config.set)]),
+        settings=override(suite.settings, [setting_layer(config.set)]),
         out=config.out,
         force=config.force,
         control=config.control,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from factory.config import Layer, resolve
 from factory.configs import FinetuneSettings
+from factory.errors import FactoryError
 from factory.resources import find
 
 
@@ -29,12 +30,27 @@ class Suite:
     references: dict[str, dict[str, float]]
 
 
+SUITE_KEYS = {"suite", "dataset", "languages", "train_language", "labels", "columns", "settings", "references"}
+
+
 def load_suite(name_or_path: str | Path) -> Suite:
     """`xnli` -> the bundled eval/xnli.yaml, or a path to a YAML file of the same shape."""
     import yaml
 
     path = find("suite", name_or_path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise FactoryError(f"suite file {path} is not readable YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raw = {"(not a mapping)": raw}
+    unknown = sorted(set(raw) - SUITE_KEYS)
+    if unknown or not isinstance(raw.get("labels"), list) or len(raw["labels"]) < 2:
+        raise FactoryError(
+            f"suite file {path}: needs `labels` (two or more names in id order)"
+            + (f"; unknown keys {', '.join(map(str, unknown))}" if unknown else "")
+            + f"; a suite has {', '.join(sorted(SUITE_KEYS))} (see eval/xnli.yaml)"
+        )
     settings = resolve(FinetuneSettings, [Layer(raw.get("settings") or {}, f"{path}: settings.")])
     columns = raw.get("columns") or {}
     return Suite(
