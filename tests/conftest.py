@@ -122,3 +122,29 @@ def model_folder(
     for name in files if tokenizer is not None else ():
         shutil.copy(Path(tokenizer) / name, Path(folder) / name)
     return Path(folder)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Micro models gain nothing from threads, and on a shared CPU thread sync can cost 10x (use it with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def word_shards(vocab: Path, folder: Path, lines: int, words: int) -> Path:
+    """Shards (seq_len 32) of pseudo-words each repeated 8-16 times in its line: context a micro model can
+    learn in a hundred steps. `lines` of pseudo text give the words; the first `words` of them are used."""
+    import random
+
+    from factory.configs import ShardsConfig
+    from factory.shards import build_shards
+
+    rng = random.Random(0)
+    pool = [w.strip(".") for line in pseudo_text(lines, seed=1) for w in line.split()]
+    text = [" ".join([w] * rng.randint(8, 16)) for w in pool[:words]]
+    (folder / "corpus.txt").write_text("\n".join(text) + "\n")
+    build_shards(ShardsConfig(vocab=vocab, corpus=[str(folder / "corpus.txt")], seq_len=32, out=folder / "shards"))
+    return folder / "shards"

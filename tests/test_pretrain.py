@@ -5,7 +5,6 @@ Micro settings everywhere (debug preset: hidden 64, 2 + 1 layers; 32-token seque
 
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import one_error_line, pseudo_text
+from conftest import one_error_line, word_shards
 
 from factory.cli import cli
 from factory.configs import ShardsConfig
@@ -26,25 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Micro models gain nothing from threads, and on a shared CPU thread sync can cost 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def shards(tiny_vocab, tmp_path_factory):
-    """Pseudo-words repeated within a line: context the micro model can learn in a hundred steps."""
-    folder = tmp_path_factory.mktemp("pretrain-data")
-    rng = random.Random(0)
-    words = [w.strip(".") for line in pseudo_text(200, seed=1) for w in line.split()]
-    lines = [" ".join([w] * rng.randint(8, 16)) for w in words[:1200]]
-    (folder / "corpus.txt").write_text("\n".join(lines) + "\n")
-    build_shards(ShardsConfig(vocab=tiny_vocab, corpus=[str(folder / "corpus.txt")], seq_len=32, out=folder / "shards"))
-    return folder / "shards"
+    return word_shards(tiny_vocab, tmp_path_factory.mktemp("pretrain-data"), lines=200, words=1200)
 
 
 def args(vocab, shards, out, *extra):

@@ -6,39 +6,25 @@ Micro settings (debug preset, 2 + 1 layers, 32-token sequences, 5 steps), as tes
 """
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import micro_config, pseudo_text
+from conftest import micro_config, pseudo_text, word_shards
 
 from factory.cli import cli
-from factory.configs import ShardsConfig
-from factory.shards import build_shards
 
 LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy", "mlm_accuracy", "grad_norm")
 LANGS = ("de", "en", "fr")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def shards(tiny_vocab, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("probe-data")
-    rng = random.Random(0)
-    words = [w.strip(".") for line in pseudo_text(100, seed=1) for w in line.split()]
-    lines = [" ".join([w] * rng.randint(8, 16)) for w in words[:400]]
-    (folder / "corpus.txt").write_text("\n".join(lines) + "\n")
-    build_shards(ShardsConfig(vocab=tiny_vocab, corpus=[str(folder / "corpus.txt")], seq_len=32, out=folder / "shards"))
-    return folder / "shards"
+    return word_shards(tiny_vocab, tmp_path_factory.mktemp("probe-data"), lines=100, words=400)
 
 
 @pytest.fixture(scope="module")

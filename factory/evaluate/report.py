@@ -111,9 +111,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    for lang in [*langs, "avg"]:
-        entry = report["average"] if lang == "avg" else report["results"][lang]
-        name = f"**avg** ({len(langs)} languages)" if lang == "avg" else lang
+    for lang, entry, name in _language_rows(report):
         ref_cells = [f"{table[lang]:.1f}" if lang in table else "-" for table in refs.values()]
         row = [name, _cell(entry.get("validation"), runs), _cell(entry.get("test"), runs)]
         row += [*_control_cells(report, lang, ("validation", "test"), runs), *ref_cells]
@@ -204,9 +202,7 @@ def retrieval_markdown(report: dict[str, Any]) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    for lang in [*langs, "avg"]:
-        entry = report["average"] if lang == "avg" else report["results"][lang]
-        name = f"**avg** ({len(langs)} languages)" if lang == "avg" else lang
+    for lang, entry, name in _language_rows(report):
         n = "-" if lang == "avg" else str(entry["to_pivot"]["n"])
         row = [name, n, *(f"{entry[d]['accuracy']:.1f}" for d in ("to_pivot", "from_pivot"))]
         row += _control_cells(report, lang, ("to_pivot", "from_pivot"))
@@ -250,3 +246,11 @@ def retrieval_chart(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def _language_rows(report: dict[str, Any]):
+    """(language, its results, row name) for every language, then ("avg", the averages, "**avg** (N languages)")."""
+    langs = report["languages"]
+    for lang in [*langs, "avg"]:
+        entry = report["average"] if lang == "avg" else report["results"][lang]
+        yield lang, entry, (f"**avg** ({len(langs)} languages)" if lang == "avg" else lang)
