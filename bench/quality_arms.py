@@ -1,0 +1,231 @@
+"""The three arms of one ladder cell, each finished arm recorded as ARM/done.json (so a killed ladder resumes).
+
+    factory   RTD + GDES by the library (`factory.pretrain.run_pretrain`), for as many steps as fit in the
+              cell's CPU budget (`calibrate` times a few steps first); its discriminator is evaluated.
+    anchor    the same shape trained as plain MLM by `transformers` (`DebertaV2ForMaskedLM`, its own
+              `DataCollatorForLanguageModeling`, 15% masked, 80/10/10), on the same shard rows in the same order
+              (`BatchOrder(seed)`), the same batch, steps, peak lr, warm-up, schedule, AdamW and clip: the same
+              tokens. It tells a scale effect (both lose to the control) from a factory bug (only factory does).
+    control   the random-init control of the factory discriminator's config and tokenizer
+              (`--control random` of the evaluations, factory/evaluate/control.py): what no pre-training gives.
+
+Measured on parallel retrieval (`factory eval retrieval`'s protocol, acc@1 averaged over x->en and en->x) and
+zero-shot topic classification (`factory eval classify`: fine-tune on English, test on the other languages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.quality_data import PIVOT, Prepared
+
+log = logging.getLogger(__name__)
+DONE = "done.json"
+ARMS = ("factory", "anchor", "control")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    layers: int
+    hidden: int
+    heads: int
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.layers}x{self.hidden}"
+
+    @property
+    def folder(self) -> str:
+        return f"{self.name}-s{self.seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What every cell shares: pre-training sizes, the budget and the evaluations' settings."""
+
+    budget_cpu_s: float
+    batch: int
+    lr: float | None
+    langs: tuple[str, ...]
+    finetune: tuple[str, ...]  # `--set` strings of the classification fine-tuning
+    calibration_steps: int = 3
+
+
+def read_done(folder: Path) -> dict[str, Any] | None:
+    path = folder / DONE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_done(folder: Path, record: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (DONE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(folder / DONE)  # atomic: a kill leaves no half-written done.json
+
+
+# ---- factory: RTD + GDES ------------------------------------------------------------------------------
+def pretrain_config(cell: Cell, prep: Prepared, settings: Settings, out: Path, steps: int):
+    from factory.configs import PretrainConfig
+
+    return PretrainConfig(
+        preset="debug", layers=cell.layers, hidden=cell.hidden, heads=cell.heads, vocab=prep.vocab,
+        shards=prep.shards, batch=settings.batch, lr=settings.lr, max_steps=steps, seed=cell.seed,
+        mixed_precision="no", save_every=max(1, steps // 4), keep=1, log_every=max(1, min(10, steps)),
+        resume="auto", force=True, out=out,
+    )  # fmt: skip
+
+
+def calibrate(cell: Cell, prep: Prepared, settings: Settings, folder: Path) -> dict[str, float]:
+    """CPU seconds per RTD step, timed over a few steps after a warm-up step, and the steps the budget buys.
+    Written to plan.json and reused, so a resumed cell trains for the same number of steps."""
+    from factory.pretrain import setup, train_step
+
+    plan_file = folder / "plan.json"
+    if plan_file.is_file():
+        plan = json.loads(plan_file.read_text())
+        if (plan["budget_cpu_s"], plan["batch"]) != (settings.budget_cpu_s, settings.batch):
+            raise SystemExit(f"{folder} was planned for --budget {plan['budget_cpu_s']:g} --batch {plan['batch']}; "
+                             "give the same or another --out")  # fmt: skip
+        return plan
+    scratch = folder / "calibrate"
+    run = setup(dataclasses.replace(pretrain_config(cell, prep, settings, scratch, 10_000), resume=None))
+    try:
+        train_step(run, 0)  # first touch of every buffer: not representative
+        start = time.process_time()
+        for step in range(1, 1 + settings.calibration_steps):
+            train_step(run, step)
+        per_step = (time.process_time() - start) / settings.calibration_steps
+    finally:
+        run.accelerator.end_training()
+        shutil.rmtree(scratch, ignore_errors=True)
+    plan = {"cpu_s_per_step": per_step, "steps": max(1, int(settings.budget_cpu_s / per_step)),
+            "budget_cpu_s": settings.budget_cpu_s, "batch": settings.batch, "seq_len": run.plan.seq_len,
+            "lr": run.plan.lr}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    plan_file.write_text(json.dumps(plan, indent=2) + "\n")
+    log.info("%s: %.2f CPU-s per step -> %d steps", cell.folder, per_step, plan["steps"])
+    return plan
+
+
+def train_factory(cell: Cell, prep: Prepared, settings: Settings, folder: Path, plan: dict) -> dict[str, Any]:
+    """`run_pretrain` (resumes from its own checkpoints); returns what the cell records about it."""
+    from factory.pretrain import run_pretrain
+
+    config = pretrain_config(cell, prep, settings, folder / "run", plan["steps"])
+    start = time.process_time()
+    figures = run_pretrain(config)
+    return {"cpu_s": round(time.process_time() - start, 1), "steps": figures["steps"], "tokens": figures["tokens"],
+            "warmup": figures["warmup"], "parameters": figures["parameters"], "final": figures["final"]}  # fmt: skip
+
+
+# ---- anchor: plain MLM by transformers -----------------------------------------------------------------
+def train_anchor(factory_model: Path, prep: Prepared, cell: Cell, plan: dict, warmup: int, out: Path) -> dict:
+    """DebertaV2ForMaskedLM of the factory discriminator's config (transformers' own init, seed = the cell's),
+    the same rows, batch, steps and optimiser; saved as a deberta-v2 folder with the tokenizer files."""
+    import torch
+    import transformers
+
+    from factory.pretrain.batches import BatchOrder
+    from factory.pretrain.optim import CLIP, make_optimizer, make_schedule
+    from factory.shards import ShardSet
+    from factory.tokenizer import copy_tokenizer_files
+
+    config = transformers.DebertaV2Config.from_pretrained(factory_model)
+    config.factory = {**getattr(config, "factory", {}), "pretraining": "mlm (transformers, bench.quality anchor)",
+                      "role": "anchor-mlm"}  # fmt: skip
+    torch.manual_seed(cell.seed)
+    model = transformers.DebertaV2ForMaskedLM(config).train()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(prep.vocab)
+    collator = transformers.DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, return_tensors="pt")
+    shards, order = ShardSet(prep.shards), BatchOrder(len(ShardSet(prep.shards)), cell.seed)
+    optimizer = make_optimizer(model, plan["lr"], fused=False)
+    schedule = make_schedule(optimizer, warmup, plan["steps"])
+    batch, micro, losses, start = plan["batch"], min(32, plan["batch"]), [], time.process_time()
+    for step in range(plan["steps"]):
+        rows = shards.rows(order.rows(step * batch, batch)).long()
+        for part in rows.split(micro):
+            masked = collator([{"input_ids": r} for r in part])
+            loss = model(input_ids=masked["input_ids"], attention_mask=(part != 0).long(), labels=masked["labels"]).loss
+            (loss * len(part) / batch).backward()
+            losses.append(loss.item())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step(), schedule.step(), optimizer.zero_grad(set_to_none=True)
+    cpu = time.process_time() - start
+    model.save_pretrained(out)
+    copy_tokenizer_files(prep.vocab, out)
+    tail = losses[-max(1, len(losses) // 10) :]
+    return {"cpu_s": round(cpu, 1), "steps": plan["steps"], "tokens": plan["steps"] * batch * plan["seq_len"],
+            "warmup": warmup, "final": {"mlm_loss": statistics.fmean(tail)}}  # fmt: skip
+
+
+# ---- the evaluations ---------------------------------------------------------------------------------------
+def evaluate(model: Path, prep: Prepared, settings: Settings, out: Path, control: bool) -> dict[str, Any]:
+    """Retrieval and zero-shot classification of `model` (and, `control`, of its random-init control)."""
+    from factory.configs import ClassifyConfig, RetrievalConfig
+    from factory.evaluate.entry import evaluate as classify
+    from factory.evaluate.retrieval import run as retrieval
+
+    ctl = "random" if control else None
+    tests = ",".join(lang for lang in settings.langs if lang != PIVOT)
+    r = retrieval(RetrievalConfig(model=model, data=str(prep.aligned), control=ctl, out=out / "retrieval", force=True))
+    c = classify("classify", ClassifyConfig(model=model, train=prep.topic_train, test=prep.topic_test, langs=tests,
+                                            set=list(settings.finetune), control=ctl, out=out / "classify",
+                                            force=True))  # fmt: skip
+    arms = {"pretrained": scores(r["results"], r["average"], c["results"], c["average"])}
+    if control:
+        arms["control"] = scores(r["control"], r["control_average"], c["control"], c["control_average"])
+    return arms
+
+
+def scores(r_results: dict, r_average: dict, c_results: dict, c_average: dict) -> dict[str, Any]:
+    """The ladder's two numbers (and their per-language detail) from the two results.json shapes."""
+    return {
+        "retrieval": round(statistics.fmean(v["accuracy"] for v in r_average.values()), 2),
+        "retrieval_by_lang": {
+            lang: round(statistics.fmean(d["accuracy"] for d in v.values()), 2) for lang, v in r_results.items()
+        },
+        "zero_shot": c_average["test"]["accuracy"],
+        "zero_shot_by_lang": {lang: v["test"]["accuracy"] for lang, v in c_results.items()},
+    }
+
+
+# ---- one cell ----------------------------------------------------------------------------------------------
+def run_cell(cell: Cell, prep: Prepared, settings: Settings, root: Path) -> None:
+    """The three arms of one cell; an arm with a done.json is skipped, so a killed cell continues."""
+    folder = root / cell.folder
+    base = {"cell": cell.name, "layers": cell.layers, "hidden": cell.hidden, "heads": cell.heads, "seed": cell.seed}
+    if read_done(folder / "factory") is None or read_done(folder / "control") is None:
+        plan = calibrate(cell, prep, settings, folder)
+        trained = train_factory(cell, prep, settings, folder / "factory", plan)
+        log.info("%s factory: %s", cell.folder, trained)
+        measured = evaluate(folder / "factory" / "run" / "discriminator", prep, settings, folder / "factory" / "eval",
+                            control=True)  # fmt: skip
+        write_done(folder / "control", {**base, "arm": "control", "pretrain": None, **measured["control"]})
+        write_done(folder / "factory", {**base, "arm": "factory", "pretrain": trained, **measured["pretrained"]})
+    if read_done(folder / "anchor") is None:
+        plan, factory_done = json.loads((folder / "plan.json").read_text()), read_done(folder / "factory")
+        model = folder / "anchor" / "model"
+        trained = train_anchor(folder / "factory" / "run" / "discriminator", prep, cell, plan,
+                               factory_done["pretrain"]["warmup"], model)  # fmt: skip
+        log.info("%s anchor: %s", cell.folder, trained)
+        measured = evaluate(model, prep, settings, folder / "anchor" / "eval", control=False)
+        write_done(folder / "anchor", {**base, "arm": "anchor", "pretrain": trained, **measured["pretrained"]})
+
+
+def collect(root: Path, cells: list[Cell]) -> dict[str, dict[str, list[dict]]]:
+    """{cell name: {arm: [done.json per seed]}} for the cells asked for (missing arms are left out)."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    for cell in cells:
+        for arm in ARMS:
+            done = read_done(root / cell.folder / arm)
+            if done is not None:
+                out.setdefault(cell.name, {}).setdefault(arm, []).append(done)
+    return out
