@@ -12,6 +12,12 @@ both directions, against English) and on zero-shot topic classification (fine-tu
 others), all on paragraphs removed from the pre-training text. One vocabulary and one set of shards serve the
 whole ladder (bench/quality_data.py).
 
+CPU time is the process's (`time.process_time`, all threads). One torch thread is the default because on a
+shared 2-core machine a second thread mostly spins: calibrating 2x64 under load gave 1.0 CPU-s per step with
+one thread and 3.7 with two (19 s wall against 8), so a two-thread budget would buy a third of the steps and
+vary with the neighbours' load. With one thread CPU time is close to the work done, and cells can run side by
+side.
+
 The ladder resumes by cell and arm: OUT/<cell>-s<seed>/<arm>/done.json marks a finished arm, and a killed
 factory run continues from its last checkpoint. Rerunning the same command prints the table of what is done.
 """
@@ -68,7 +74,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--topic-items", type=int, default=100_000, help="Topic items per language (all by default).")
     p.add_argument("--finetune", action="append", default=None, metavar="KEY=VALUE",
                    help=f"Classification fine-tuning (`--set`) [default: {' '.join(FINETUNE)}].")  # fmt: skip
-    p.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's].")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time = work; see the docstring).")
     p.add_argument("--background", action="store_true", help="Detach; follow OUT/ladder.log.")
     p.add_argument("--write-results", action="store_true", help="Append the table and plot to bench/RESULTS.md.")
     return p.parse_args(argv)
@@ -133,10 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.background:
         return detach(argv, args.out)
     setup_logging(args.out, echo=True)
-    if args.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     results = run_ladder(args, cells)
     text = summary(results, args.budget)
     plot_path = args.out / "ladder.png"

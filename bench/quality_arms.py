@@ -86,6 +86,8 @@ def pretrain_config(cell: Cell, prep: Prepared, settings: Settings, out: Path, s
 def calibrate(cell: Cell, prep: Prepared, settings: Settings, folder: Path) -> dict[str, float]:
     """CPU seconds per RTD step, timed over a few steps after a warm-up step, and the steps the budget buys.
     Written to plan.json and reused, so a resumed cell trains for the same number of steps."""
+    import torch
+
     from factory.pretrain import setup, train_step
 
     plan_file = folder / "plan.json"
@@ -108,7 +110,7 @@ def calibrate(cell: Cell, prep: Prepared, settings: Settings, folder: Path) -> d
         shutil.rmtree(scratch, ignore_errors=True)
     plan = {"cpu_s_per_step": per_step, "steps": max(1, int(settings.budget_cpu_s / per_step)),
             "budget_cpu_s": settings.budget_cpu_s, "batch": settings.batch, "seq_len": run.plan.seq_len,
-            "lr": run.plan.lr}  # fmt: skip
+            "lr": run.plan.lr, "torch_threads": torch.get_num_threads()}  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     plan_file.write_text(json.dumps(plan, indent=2) + "\n")
     log.info("%s: %.2f CPU-s per step -> %d steps", cell.folder, per_step, plan["steps"])

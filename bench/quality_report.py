@@ -129,7 +129,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.machine()} {model}, nproc {os.cpu_count()}"
+    import torch
+
+    threads = torch.get_num_threads()
+    return f"{platform.machine()} {model}, nproc {os.cpu_count()}, torch {torch.__version__}, {threads} thread(s)"
 
 
 def results_section(text: str, command: str, date: str, plot_path: Path) -> str:
