@@ -212,6 +212,7 @@ def run_cell(cell: Cell, prep: Prepared, settings: Settings, root: Path) -> None
                             control=True)  # fmt: skip
         write_done(folder / "control", {**base, "arm": "control", "pretrain": None, **measured["control"]})
         write_done(folder / "factory", {**base, "arm": "factory", "pretrain": trained, **measured["pretrained"]})
+        shutil.rmtree(folder / "factory" / "run" / "checkpoints", ignore_errors=True)  # the exports stay
     if read_done(folder / "anchor") is None:
         plan, factory_done = json.loads((folder / "plan.json").read_text()), read_done(folder / "factory")
         model = folder / "anchor" / "model"
