@@ -16,6 +16,7 @@ Sources are read by `factory.corpus.read_source`, exactly as `factory vocab` rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -166,6 +167,23 @@ class ShardWriter:
             self._writer, self._rows = None, 0
 
 
+@contextlib.contextmanager
+def datasets_bars() -> Iterator[None]:
+    """`datasets` draws its own bars (split generation, map): off where factory's are (-q, other processes)."""
+    import datasets
+
+    from factory.progress import progress_enabled
+
+    was_on = datasets.is_progress_bar_enabled()
+    if not progress_enabled():
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
+
+
 def build_shards(config: ShardsConfig) -> dict:
     """Tokenise the corpus with the vocabulary, pack, and write shards + factory.json into `config.out`."""
     vocab, corpus, seq_len, text_field = config.vocab, config.corpus, config.seq_len, config.text_field
@@ -175,7 +193,7 @@ def build_shards(config: ShardsConfig) -> dict:
         if not Source.parse(source).is_hub and next(read_source(Source.parse(source), text_field), None) is None:
             raise FactoryError(f"--corpus {source} holds no text; give files with at least one document")
     staged = staged_output(config.out, config.force)
-    with staged as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".cache-") as cache:
+    with datasets_bars(), staged as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".cache-") as cache:
         packer, writer = Packer(seq_len), ShardWriter(tmp, seq_len, config.rows_per_shard)
         for source in corpus:
             ds = tokenize(load_source(source, Path(cache), text_field), spm_path, config.num_proc)

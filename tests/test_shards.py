@@ -97,3 +97,17 @@ def test_cli_shards_and_one_line_errors(tiny_vocab, corpus, tmp_path):
         cli, ["shards", "--vocab", str(tmp_path), "--corpus", str(folder), "--out", str(tmp_path / "y")]
     )
     assert bad.exit_code == 2 and "spm.model" in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_quiet_hides_the_datasets_bars_too(tiny_vocab, corpus, tmp_path):
+    """`factory -q` silences the progress bars `datasets` draws itself, not only factory's; the setting is
+    restored afterwards."""
+    import datasets
+
+    folder, _ = corpus
+    args = ["shards", "--vocab", str(tiny_vocab), "--corpus", str(folder / "a.txt"), "--seq-len", "32"]
+    loud = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "loud")])
+    assert loud.exit_code == 0 and "Generating train split" in loud.output, loud.output
+    quiet = CliRunner().invoke(cli, ["-q", *args, "--out", str(tmp_path / "quiet")])
+    assert quiet.exit_code == 0 and quiet.output.strip().splitlines() == [quiet.output.strip()], quiet.output
+    assert quiet.output.startswith("wrote ") and datasets.is_progress_bar_enabled()
