@@ -14,7 +14,7 @@ def init_model(config: InitConfig) -> dict[str, Any]:
     returns the vocabulary size and the parameter counts."""
     from factory.manifest import InitManifest, write_manifest
     from factory.model import build_model, save_model
-    from factory.outputs import check_output, staged_output
+    from factory.outputs import staged_output
     from factory.presets import VocabSize, count_parameters, shape_of
     from factory.tokenizer import Tokenizer, copy_tokenizer_files
 
@@ -24,7 +24,6 @@ def init_model(config: InitConfig) -> dict[str, Any]:
         vocab = VocabSize.parse(config.vocab_size, config.layout)
     shape = shape_of(config)  # the preset, or a custom shape from it: config.json's `factory` section says which
     model_config = shape.config(vocab, labels=tuple(f"LABEL_{i}" for i in range(config.num_labels)))
-    check_output(config.out, config.force)
     with staged_output(config.out, config.force) as tmp:
         save_model(build_model(model_config, config.head, seed=config.seed), tmp)
         if config.vocab is not None:

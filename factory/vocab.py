@@ -297,13 +297,12 @@ def with_spec(layers: list[Layer]) -> list[Layer]:
 def build(args: VocabConfig) -> dict:
     """Corpus -> sample -> SentencePiece -> HF files -> report, written atomically into `args.out`."""
     from factory import corpus as C
-    from factory.outputs import check_output, staged_output
+    from factory.outputs import staged_output
     from factory.presets import VocabSize
 
     size = VocabSize.parse(args.size)
     sources, langs = _check_inputs(args)
     workers = args.workers or min(MAX_LANGID_WORKERS, os.cpu_count() or 1)
-    check_output(args.out, args.force)
     with staged_output(args.out, args.force) as folder:
         work = folder / ".work"
         work.mkdir()

@@ -184,12 +184,17 @@ def load_hub(
     return data
 
 
-def load_files(files: dict[str, Path], text_a: str, text_b: str | None, labels: Sequence[str]) -> Data:
-    """One file per split (`factory eval classify --train F --test F`), each with a `language` column."""
-    data: Data = {}
+def check_files(files: dict[str, Path]) -> None:
+    """Every classify file exists, before labels are inferred from them or any model is loaded."""
     for split, path in files.items():
         if not path.is_file():
             raise FactoryError(f"--{split} {path} does not exist; give a .jsonl, .tsv or .parquet file")
+
+
+def load_files(files: dict[str, Path], text_a: str, text_b: str | None, labels: Sequence[str]) -> Data:
+    """One file per split (`factory eval classify --train F --test F`), each with a `language` column."""
+    data: Data = {}
+    for split, path in files.items():  # checked by `check_files` when the request was made
         data[split] = to_examples(read_rows(path), str(path), text_a, text_b, labels)
     return data
 

@@ -27,7 +27,7 @@ def setting_layer(pairs: list[str]) -> Layer:
 
 def make_request(suite_name: str, config: EvalConfig):
     """The suite file, `--set` over its settings, and (classify) the files and label names."""
-    from factory.evaluate.data import infer_labels
+    from factory.evaluate.data import check_files, infer_labels
     from factory.evaluate.runner import Request
     from factory.evaluate.suite import load_suite
 
@@ -36,9 +36,7 @@ def make_request(suite_name: str, config: EvalConfig):
     if isinstance(config, ClassifyConfig):
         files = {"train": config.train, "validation": config.validation, "test": config.test}
         files = {split: path for split, path in files.items() if path is not None}
-        for split, path in files.items():
-            if not path.is_file():
-                raise FactoryError(f"--{split} {path} does not exist; give a .jsonl, .tsv or .parquet file")
+        check_files(files)
         labels = tuple(config.labels) or infer_labels(files)
         if len(labels) < 2:
             raise FactoryError(f"the data has {len(labels)} label(s) {list(labels)}; classification needs 2 or more")
