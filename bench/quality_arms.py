@@ -121,11 +121,18 @@ def train_factory(cell: Cell, prep: Prepared, settings: Settings, folder: Path, 
     """`run_pretrain` (resumes from its own checkpoints); returns what the cell records about it."""
     from factory.pretrain import run_pretrain
 
+    from factory.pretrain.checkpoint import checkpoint_dirs
+
     config = pretrain_config(cell, prep, settings, folder / "run", plan["steps"])
+    # A killed arm resumes from its last checkpoint: this process cannot time the steps an earlier one did, so
+    # those are counted at the calibrated CPU-s per step (and the record says so).
+    done_before = max((int(d.name.split("-")[-1]) for d in checkpoint_dirs(folder / "run")), default=0)
     start = time.process_time()
     figures = run_pretrain(config)
-    return {"cpu_s": round(time.process_time() - start, 1), "steps": figures["steps"], "tokens": figures["tokens"],
-            "warmup": figures["warmup"], "parameters": figures["parameters"], "final": figures["final"]}  # fmt: skip
+    cpu = time.process_time() - start + done_before * plan["cpu_s_per_step"]
+    return {"cpu_s": round(cpu, 1), "cpu_s_estimated_steps": done_before, "steps": figures["steps"],
+            "tokens": figures["tokens"], "warmup": figures["warmup"], "parameters": figures["parameters"],
+            "final": figures["final"]}  # fmt: skip
 
 
 # ---- anchor: plain MLM by transformers -----------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.card_results import eval_results, find_results, read_results, results_section
+from factory.card_results import eval_results, find_results, read_results, results_section, retrieval_section
 from factory.manifest import InitManifest, PretrainManifest, VocabManifest, find_manifest
 
 GENERATOR_DIR = "generator"
@@ -71,7 +71,8 @@ class Facts:
     counts: dict[str, int]
     pretrain: PretrainManifest | None = None  # the model folder's, when pre-training exported it
     vocab: VocabManifest | None = None  # the tokenizer folder's, when `factory vocab` wrote it
-    results: dict[str, Any] | None = None
+    results: dict[str, Any] | None = None  # the XNLI suite's results.json
+    retrieval: dict[str, Any] | None = None  # `factory eval retrieval`'s results.json
     languages: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     license: str = "mit"
@@ -133,7 +134,8 @@ def collect_facts(
         repo_id=repo_id,
         hf_config=hf_config,
         counts=count_parameters(read_config(model_dir)),
-        results=read_results(find_results(model_dir, list(results))),
+        results=read_results(found := find_results(model_dir, list(results))),
+        retrieval=read_results(found, "retrieval"),
         license=license,
         revision=revision,
     )
@@ -206,6 +208,7 @@ def build_card(facts: Facts):
         _training_data(facts),
         _pretraining(facts),
         results_section(facts.results, facts.name),
+        retrieval_section(facts.retrieval),
         _generator(facts),
         _fine_tuning(facts),
         "## Citation\n\nIf you use this model, please cite the DeBERTa papers:\n\n" + CITATIONS,

@@ -1,7 +1,9 @@
-"""The model card's XNLI part: the results files `factory eval` wrote, as model-index entries and a table.
+"""The model card's results: the files `factory eval` wrote, as model-index entries and tables.
 
-Only the results of the XNLI suite go into the card (other suites are skipped, with a log line): its
-published references are dev-set accuracies per language, which the table puts beside ours.
+The XNLI suite goes into the model-index and a table beside the published references (dev-set accuracies per
+language). Parallel retrieval gets a table of its own (no model-index entry: the Hub has no task for it). When
+an evaluation ran with `--control random`, both tables show the random-init control and the gain beside the
+model, so a reader sees what pre-training bought. Other suites are skipped, with a log line.
 """
 
 from __future__ import annotations
@@ -27,27 +29,30 @@ def find_results(model_dir: Path, given: list[Path]) -> list[Path]:
     return found
 
 
-def read_results(paths: list[Path]) -> dict[str, Any] | None:
-    """The first XNLI results file (schema factory.eval/v1); other suites are not in the card yet."""
+CARD_SUITES = ("xnli", "retrieval")
+
+
+def read_results(paths: list[Path], suite: str = "xnli") -> dict[str, Any] | None:
+    """The first results file (schema factory.eval/v1) of `suite`; every file given must be a results file."""
     for path in paths:
-        if not path.is_file():
-            raise FactoryError(f"--results {path} does not exist; give the results.json that `factory eval` wrote")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FactoryError(f"{path} is not valid JSON ({e}); run `factory eval` again") from None
-        if (
-            not isinstance(data, dict)
-            or data.get("schema") != RESULTS_SCHEMA
-            or not isinstance(data.get("results"), dict)
-        ):
-            raise FactoryError(
-                f"{path} is not a {RESULTS_SCHEMA} results file; give the results.json `factory eval` wrote"
-            )
-        if data.get("suite") == "xnli":
+        data = _read_one(path)
+        if data.get("suite") == suite:
             return data
-        logger.info("skipping %s: suite %s is not shown in the card", path, data.get("suite"))
+        if data.get("suite") not in CARD_SUITES:
+            logger.info("skipping %s: suite %s is not shown in the card", path, data.get("suite"))
     return None
+
+
+def _read_one(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FactoryError(f"--results {path} does not exist; give the results.json that `factory eval` wrote")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FactoryError(f"{path} is not valid JSON ({e}); run `factory eval` again") from None
+    if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA or not isinstance(data.get("results"), dict):
+        raise FactoryError(f"{path} is not a {RESULTS_SCHEMA} results file; give the results.json `factory eval` wrote")
+    return data
 
 
 def results_split(results: dict[str, Any]) -> str:
@@ -113,6 +118,14 @@ def results_section(res: dict[str, Any] | None, name: str) -> str:
         rows.append(
             f"| {model} (published) | {cell(ref.get('avg'))} | " + " | ".join(cell(ref.get(x)) for x in langs) + " |"
         )
+    if "control" in res:  # --control random: the same network untrained, then what pre-training added
+        control = [((res["control"].get(lang) or {}).get(split) or {}) for lang in langs]
+        control_avg = ((res.get("control_average") or {}).get(split) or {}).get("accuracy")
+        rows.append("| random-init control | " + cell(control_avg) + " | "
+                    + " | ".join(cell(c.get("accuracy")) for c in control) + " |")  # fmt: skip
+        gain = res.get("gain") or {}
+        rows.append("| gain over the control (points) | " + signed((gain.get("avg") or {}).get(split)) + " | "
+                    + " | ".join(signed((gain.get(lang) or {}).get(split)) for lang in langs) + " |")  # fmt: skip
     seeds = res.get("seeds") or []
     how = (
         f"Zero-shot cross-lingual transfer: fine-tuned on {res.get('train_language', 'en')} only and evaluated on the "
@@ -120,6 +133,56 @@ def results_section(res: dict[str, Any] | None, name: str) -> str:
         + (f", mean ± std over {runs} runs (seeds {', '.join(map(str, seeds))})" if several else "")
         + (f", one run (seed {seeds[0]})" if not several and len(seeds) == 1 else "")
         + ". Published rows are the numbers reported by their authors (the avg column is theirs, over all 15 "
-        "languages)."
+        "languages)." + (CONTROL_NOTE if "control" in res else "")
     )
     return "## Results: XNLI\n\n" + how + "\n\n" + header + "\n" + "\n".join(rows)
+
+
+CONTROL_NOTE = (
+    " The random-init control is the same network and tokenizer with freshly initialised weights (a fixed control "
+    "seed), fine-tuned and evaluated exactly as the model: the gain is what pre-training bought."
+)
+
+
+def signed(value: Any) -> str:
+    return f"{value:+.1f}" if isinstance(value, (int, float)) else "-"
+
+
+def retrieval_section(res: dict[str, Any] | None) -> str:
+    """ "## Results: parallel retrieval": accuracy@1 per language and direction, with the control when measured."""
+    if not res:
+        return ""
+    pivot, langs = res.get("pivot", "en"), [lang for lang in res["results"]]
+    has_control = "control" in res
+    head = f"| Language | x → {pivot} | {pivot} → x |" + (" control → / ← | gain → / ← |" if has_control else "")
+    rule = "|---|---|---|" + ("---|---|" if has_control else "")
+
+    def acc(block: dict[str, Any] | None, direction: str) -> Any:
+        return ((block or {}).get(direction) or {}).get("accuracy")
+
+    def row(label: str, ours: dict | None, control: dict | None, gain: dict | None) -> str:
+        text = f"| {label} | {_pct(acc(ours, 'to_pivot'))} | {_pct(acc(ours, 'from_pivot'))} |"
+        if has_control:
+            text += f" {_pct(acc(control, 'to_pivot'))} / {_pct(acc(control, 'from_pivot'))} |"
+            text += f" {signed((gain or {}).get('to_pivot'))} / {signed((gain or {}).get('from_pivot'))} |"
+        return text
+
+    control, gain = res.get("control") or {}, res.get("gain") or {}
+    rows = [row(lang, res["results"][lang], control.get(lang), gain.get(lang)) for lang in langs]
+    rows.append(row("**avg**", res.get("average"), res.get("control_average"), gain.get("avg")))
+    protocol = res.get("protocol") or {}
+    pool = next((b.get("n") for b in (res["results"][langs[0]] or {}).values() if isinstance(b, dict)), None)
+    how = (
+        f"Parallel-sentence retrieval without fine-tuning: each text is encoded, {protocol.get('pooling', 'mean')}-"
+        f"pooled at layer {protocol.get('layer_index', '?')} of {protocol.get('depth', '?')}"
+        + (", each language's vectors centred" if protocol.get("centre") else "")
+        + "; accuracy@1 (%) of finding the translation by cosine similarity"
+        + (f" among {pool:,} candidates" if isinstance(pool, int) else "")
+        + f", in both directions against {pivot}."
+        + (CONTROL_NOTE.replace(", fine-tuned and evaluated", ", evaluated") if has_control else "")
+    )
+    return "## Results: parallel retrieval\n\n" + how + "\n\n" + head + "\n" + rule + "\n" + "\n".join(rows)
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "-"

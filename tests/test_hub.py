@@ -331,3 +331,36 @@ def test_unreachable_hub_is_one_line_and_retryable(family, tmp_path, hub_env, mo
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1, result.output
     assert lines[0].startswith(f"Error: could not reach {hub_env.url} to create the repository")
+
+
+def test_card_shows_the_control_and_the_retrieval_results(tmp_path, tiny_vocab):
+    """`--control random` results: the XNLI table gains a control row and a gain row; a retrieval results.json
+    written by `factory eval retrieval` gets its own table (both directions, control and gain)."""
+    from conftest import pseudo_text
+
+    model = make_model_folder(tmp_path / "model", tiny_vocab, languages=TRAIN_LANGS)
+    results = xnli_results()
+    results["control"] = {lang: {s: {**v, "accuracy": v["accuracy"] - 10} for s, v in r.items()}
+                          for lang, r in results["results"].items()}  # fmt: skip
+    results["control_average"] = {s: {**v, "accuracy": v["accuracy"] - 10} for s, v in results["average"].items()}
+    results["gain"] = {lang: {"validation": 10.0, "test": 10.0} for lang in [*EVAL_LANGS, "avg"]}
+    (model / "eval" / "xnli").mkdir(parents=True)
+    (model / "eval" / "xnli" / "results.json").write_text(json.dumps(results))
+    texts = list(dict.fromkeys(pseudo_text(30, seed=3)))[:20]
+    aligned = tmp_path / "aligned"
+    aligned.mkdir()
+    for lang in ("en", "de"):
+        (aligned / f"{lang}.txt").write_text("\n".join(texts) + "\n")
+    args = ["eval", "retrieval", "--model", model, "--data", aligned, "--out", model / "eval" / "retrieval",
+            "--control", "random"]  # fmt: skip
+    assert CliRunner().invoke(cli, [str(a) for a in args]).exit_code == 0
+    result = run(model, "--repo-id", "me/deberta-v3-debug", "--dry-run")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "model-hub" / "README.md").read_text()
+    assert "| random-init control | 43.4 | 52.2 | 46.5 | 43.8 | 31.0 |" in text
+    assert "| gain over the control (points) | +10.0 | +10.0 | +10.0 | +10.0 | +10.0 |" in text
+    assert "the gain is what pre-training bought" in text
+    assert "## Results: parallel retrieval" in text and "| Language | x → en | en → x | control → / ← |" in text
+    # the same text in both languages: the model and its control both find every item, a gain of 0
+    assert "| de | 100.0 | 100.0 | 100.0 / 100.0 | +0.0 / +0.0 |" in text
+    assert "among 20 candidates" in text and "centred" in text
