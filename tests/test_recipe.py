@@ -99,6 +99,8 @@ def test_demo_pipeline_small(tmp_path):
     assert {"en", "es", "de", "ru"} <= set(results["results"])
     assert (run_dir / "eval" / "xnli" / "results.md").is_file()
     assert list((run_dir / "eval" / "xnli").glob("*.png"))
+    # the recipe asks for the random-init control: the same languages, and the gain beside them
+    assert set(results["control"]) == set(results["results"]) and "avg" in results["gain"]
     from huggingface_hub import ModelCard
 
     card = ModelCard.load(run_dir / "hub" / "README.md")
@@ -108,6 +110,7 @@ def test_demo_pipeline_small(tmp_path):
     # the card's pre-training numbers are the real manifest's, not invented
     manifest = json.loads((disc / "factory.json").read_text())
     body = card.text
+    assert "| random-init control |" in body and "| gain over the control (points) |" in body
     assert "| Steps | 12 |" in body and f"| Sequence length | {manifest['seq_len']} |" in body
     assert "CPU cores" in body and "±" not in body  # one fine-tuning run: no standard deviation
 
