@@ -37,10 +37,11 @@ class Cell:
     hidden: int
     heads: int
     seed: int = 0
+    preset: str | None = None  # a published preset's own shape (bench/gpu_proof.py: xsmall), else debug + overrides
 
     @property
     def name(self) -> str:
-        return f"{self.layers}x{self.hidden}"
+        return self.preset or f"{self.layers}x{self.hidden}"
 
     @property
     def folder(self) -> str:
@@ -57,6 +58,19 @@ class Settings:
     langs: tuple[str, ...]
     finetune: tuple[str, ...]  # `--set` strings of the classification fine-tuning
     calibration_steps: int = 3
+    precision: str = "no"  # pre-training's --mixed-precision (the GPU proof: bf16; the anchor autocasts to it)
+    clock: str = "cpu"  # what the budget counts: "cpu" (process_time, this machine) or "wall" (a GPU's seconds)
+
+
+def clock(kind: str) -> float:
+    """Seconds on the budget's clock: this process's CPU time, or wall time after the GPU finished its queue."""
+    import torch
+
+    if kind == "cpu":
+        return time.process_time()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 def read_done(folder: Path) -> dict[str, Any] | None:
@@ -75,11 +89,12 @@ def write_done(folder: Path, record: dict[str, Any]) -> None:
 def pretrain_config(cell: Cell, prep: Prepared, settings: Settings, out: Path, steps: int):
     from factory.configs import PretrainConfig
 
+    shape = {"preset": cell.preset} if cell.preset else {"preset": "debug", "layers": cell.layers,
+                                                          "hidden": cell.hidden, "heads": cell.heads}  # fmt: skip
     return PretrainConfig(
-        preset="debug", layers=cell.layers, hidden=cell.hidden, heads=cell.heads, vocab=prep.vocab,
-        shards=prep.shards, batch=settings.batch, lr=settings.lr, max_steps=steps, seed=cell.seed,
-        mixed_precision="no", save_every=max(1, steps // 4), keep=1, log_every=max(1, min(10, steps)),
-        resume="auto", force=True, out=out,
+        **shape, vocab=prep.vocab, shards=prep.shards, batch=settings.batch, lr=settings.lr, max_steps=steps,
+        seed=cell.seed, mixed_precision=settings.precision, save_every=max(1, steps // 4), keep=1,
+        log_every=max(1, min(10, steps)), resume="auto", force=True, out=out,
     )  # fmt: skip
 
 
@@ -101,16 +116,16 @@ def calibrate(cell: Cell, prep: Prepared, settings: Settings, folder: Path) -> d
     run = setup(dataclasses.replace(pretrain_config(cell, prep, settings, scratch, 10_000), resume=None))
     try:
         train_step(run, 0)  # first touch of every buffer: not representative
-        start = time.process_time()
+        start = clock(settings.clock)
         for step in range(1, 1 + settings.calibration_steps):
             train_step(run, step)
-        per_step = (time.process_time() - start) / settings.calibration_steps
+        per_step = (clock(settings.clock) - start) / settings.calibration_steps
     finally:
         run.accelerator.end_training()
         shutil.rmtree(scratch, ignore_errors=True)
     plan = {"cpu_s_per_step": per_step, "steps": max(1, int(settings.budget_cpu_s / per_step)),
             "budget_cpu_s": settings.budget_cpu_s, "batch": settings.batch, "seq_len": run.plan.seq_len,
-            "lr": run.plan.lr, "torch_threads": torch.get_num_threads()}  # fmt: skip
+            "lr": run.plan.lr, "torch_threads": torch.get_num_threads(), "clock": settings.clock}  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     plan_file.write_text(json.dumps(plan, indent=2) + "\n")
     log.info("%s: %.2f CPU-s per step -> %d steps", cell.folder, per_step, plan["steps"])
@@ -120,23 +135,23 @@ def calibrate(cell: Cell, prep: Prepared, settings: Settings, folder: Path) -> d
 def train_factory(cell: Cell, prep: Prepared, settings: Settings, folder: Path, plan: dict) -> dict[str, Any]:
     """`run_pretrain` (resumes from its own checkpoints); returns what the cell records about it."""
     from factory.pretrain import run_pretrain
-
     from factory.pretrain.checkpoint import checkpoint_dirs
 
     config = pretrain_config(cell, prep, settings, folder / "run", plan["steps"])
     # A killed arm resumes from its last checkpoint: this process cannot time the steps an earlier one did, so
     # those are counted at the calibrated CPU-s per step (and the record says so).
     done_before = max((int(d.name.split("-")[-1]) for d in checkpoint_dirs(folder / "run")), default=0)
-    start = time.process_time()
+    start = clock(settings.clock)
     figures = run_pretrain(config)
-    cpu = time.process_time() - start + done_before * plan["cpu_s_per_step"]
+    cpu = clock(settings.clock) - start + done_before * plan["cpu_s_per_step"]
     return {"cpu_s": round(cpu, 1), "cpu_s_estimated_steps": done_before, "steps": figures["steps"],
             "tokens": figures["tokens"], "warmup": figures["warmup"], "parameters": figures["parameters"],
             "final": figures["final"]}  # fmt: skip
 
 
 # ---- anchor: plain MLM by transformers -----------------------------------------------------------------
-def train_anchor(factory_model: Path, prep: Prepared, cell: Cell, plan: dict, warmup: int, out: Path) -> dict:
+def train_anchor(factory_model: Path, prep: Prepared, cell: Cell, plan: dict, warmup: int, out: Path,
+                 settings: Settings) -> dict:  # fmt: skip
     """DebertaV2ForMaskedLM of the factory discriminator's config (transformers' own init, seed = the cell's),
     the same rows, batch, steps and optimiser; saved as a deberta-v2 folder with the tokenizer files."""
     import torch
@@ -151,26 +166,30 @@ def train_anchor(factory_model: Path, prep: Prepared, cell: Cell, plan: dict, wa
     config.factory = {**getattr(config, "factory", {}), "pretraining": "mlm (transformers, bench.quality anchor)",
                       "role": "anchor-mlm"}  # fmt: skip
     torch.manual_seed(cell.seed)
-    model = transformers.DebertaV2ForMaskedLM(config).train()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = transformers.DebertaV2ForMaskedLM(config).train().to(device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.precision)  # factory's autocast too
     tokenizer = transformers.AutoTokenizer.from_pretrained(prep.vocab)
     collator = transformers.DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, return_tensors="pt")
     shards, order = ShardSet(prep.shards), BatchOrder(len(ShardSet(prep.shards)), cell.seed)
-    optimizer = make_optimizer(model, plan["lr"], fused=False)
+    optimizer = make_optimizer(model, plan["lr"], fused=device.type == "cuda")
     schedule = make_schedule(optimizer, warmup, plan["steps"])
-    batch, micro, losses, start = plan["batch"], min(32, plan["batch"]), [], time.process_time()
+    batch, micro, losses, start = plan["batch"], min(32, plan["batch"]), [], clock(settings.clock)
     for step in range(plan["steps"]):
         rows = shards.rows(order.rows(step * batch, batch)).long()
         for part in rows.split(micro):
-            masked = collator([{"input_ids": r} for r in part])
-            loss = model(input_ids=masked["input_ids"], attention_mask=(part != 0).long(), labels=masked["labels"]).loss
+            masked = {k: v.to(device) for k, v in collator([{"input_ids": r} for r in part]).items()}
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                loss = model(input_ids=masked["input_ids"], attention_mask=(part != 0).long().to(device),
+                             labels=masked["labels"]).loss  # fmt: skip
             (loss * len(part) / batch).backward()
-            losses.append(loss.item())
+            losses.append(loss.detach())
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         optimizer.step(), schedule.step(), optimizer.zero_grad(set_to_none=True)
-    cpu = time.process_time() - start
+    cpu = clock(settings.clock) - start
     model.save_pretrained(out)
     copy_tokenizer_files(prep.vocab, out)
-    tail = losses[-max(1, len(losses) // 10) :]
+    tail = [float(x) for x in losses[-max(1, len(losses) // 10) :]]
     return {"cpu_s": round(cpu, 1), "steps": plan["steps"], "tokens": plan["steps"] * batch * plan["seq_len"],
             "warmup": warmup, "final": {"mlm_loss": statistics.fmean(tail)}}  # fmt: skip
 
@@ -224,7 +243,7 @@ def run_cell(cell: Cell, prep: Prepared, settings: Settings, root: Path) -> None
         plan, factory_done = json.loads((folder / "plan.json").read_text()), read_done(folder / "factory")
         model = folder / "anchor" / "model"
         trained = train_anchor(folder / "factory" / "run" / "discriminator", prep, cell, plan,
-                               factory_done["pretrain"]["warmup"], model)  # fmt: skip
+                               factory_done["pretrain"]["warmup"], model, settings)  # fmt: skip
         log.info("%s anchor: %s", cell.folder, trained)
         measured = evaluate(model, prep, settings, folder / "anchor" / "eval", control=False)
         write_done(folder / "anchor", {**base, "arm": "anchor", "pretrain": trained, **measured["pretrained"]})

@@ -96,3 +96,20 @@ def test_held_out_paragraphs_leave_the_pretraining_text(tmp_path: Path):
     assert (tmp_path / "aligned" / "en.txt").read_text() == "en aligned 1\n"
     test = [json.loads(line) for line in (tmp_path / "topic-test.jsonl").read_text().splitlines()]
     assert {t["language"] for t in test} == {"de"} and len(test) == 2
+
+
+def test_a_preset_cell_trains_the_presets_own_shape_and_sorts_by_its_size(tmp_path: Path):
+    """bench/gpu_proof.py's cell is xsmall itself (not debug + overrides, which the card would call custom)."""
+    from bench.quality_arms import Settings, pretrain_config
+    from bench.quality_data import Prepared
+    from bench.quality_report import size_key
+
+    cell = Cell(12, 384, 6, preset="xsmall")
+    assert cell.name == "xsmall" and cell.folder == "xsmall-s0"
+    prep = Prepared(tmp_path, tmp_path, tmp_path, tmp_path, tmp_path, 0)
+    settings = Settings(budget_cpu_s=1.0, batch=8, lr=None, langs=("en",), finetune=(), precision="bf16")
+    config = pretrain_config(cell, prep, settings, tmp_path / "run", 10)
+    assert (config.preset, config.layers, config.hidden, config.mixed_precision) == ("xsmall", None, None, "bf16")
+    ladder = pretrain_config(Cell(2, 64, 2), prep, settings, tmp_path / "run", 10)
+    assert (ladder.preset, ladder.layers, ladder.hidden, ladder.heads) == ("debug", 2, 64, 2)
+    assert sorted(["xsmall", "6x256", "2x64"], key=size_key) == ["2x64", "6x256", "xsmall"]
