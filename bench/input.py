@@ -12,7 +12,9 @@ process shrinks as 1/N, which is the point.
 Then the prefetch (`Feed`, one step ahead on a thread) against preparing in line, with a simulated GPU step of
 known length (a sleep, which like a CUDA wait releases the GIL): in line a step costs GPU + preparation, with
 the prefetch max(GPU, preparation). The last line is `host tokens/s per process: N (GPU needs M)` for the
-largest process count. Timings on a shared machine move; the ratios are what to read.
+largest process count, from the CPU time the preparation takes (user + system, so it does not count the time
+other processes hold the core); the table gives the wall-clock figures beside it. Timings on a shared machine
+move; the ratios are what to read.
 """
 
 from __future__ import annotations
@@ -66,16 +68,16 @@ def gpu_tokens_per_s(plan) -> float:
     return MFU * PEAK_TFLOPS[GPU] * 1e12 * plan.tokens_per_step / plan.flops_per_step
 
 
-def time_prepare(shards, plan, mask_id: int, steps: int, masking: str) -> float:
-    """Seconds per step for rank 0 to prepare its share (after one warm-up step)."""
+def time_prepare(shards, plan, mask_id: int, steps: int, masking: str) -> tuple[float, float]:
+    """Wall and CPU seconds per step for rank 0 to prepare its share (after one warm-up step)."""
     from factory.pretrain.batches import BatchOrder, prepare_step
 
     order = BatchOrder(len(shards), 0)
     prepare_step(shards, order, plan, 0, 0, mask_id, 0, masking)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for step in range(1, steps + 1):
         prepare_step(shards, order, plan, step, 0, mask_id, 0, masking)
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
 
 def time_overlap(shards, plan, mask_id: int, steps: int, gpu_s: float, masking: str) -> tuple[float, float]:
@@ -89,7 +91,8 @@ def time_overlap(shards, plan, mask_id: int, steps: int, gpu_s: float, masking: 
         time.sleep(gpu_s)
     inline = (time.perf_counter() - start) / steps
     feed = Feed(lambda s: prepare_step(shards, order, plan, s, 0, mask_id, 0, masking), steps + 1, "cpu")
-    feed.take(0)  # the first step has nothing to overlap with; from here on each take finds its step ready
+    feed.take(0)  # prepared on the spot: nothing to overlap with yet
+    time.sleep(gpu_s)  # step 0's GPU time, during which step 1 is prepared; the clock starts at step 1
     start = time.perf_counter()
     for step in range(1, steps + 1):
         feed.take(step)
@@ -98,9 +101,7 @@ def time_overlap(shards, plan, mask_id: int, steps: int, gpu_s: float, masking: 
     return inline, (time.perf_counter() - start) / steps
 
 
-def main(argv: list[str] | None = None) -> None:
-    import torch
-
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="base")
     parser.add_argument("--vocab-size", default="128k")
@@ -112,35 +113,53 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--masking", default="spread", choices=("spread", "official"))
     parser.add_argument("--gpu-step-ms", type=float, default=None,
                         help="simulated GPU step of the overlap [default: the first count's preparation]")  # fmt: skip
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def throughput(args, shards, plans: dict, need: float) -> tuple[dict[int, float], dict[int, float]]:
+    """The table: per process count, wall and CPU time per step and the tokens/s they make; returns both rates."""
+    print(f"{'':>19} {'ms/step':>14}  {'host tokens/s per process (x GPU need)':>38}")
+    print(f"{'processes':>9} {'rows/proc':>9} {'wall':>7} {'CPU':>6}  {'wall':>18} {'CPU':>19}")
+    walls, cpus = {}, {}
+    for n, plan in plans.items():
+        wall, cpu = time_prepare(shards, plan, plan.vocab.pieces, args.steps, args.masking)
+        tokens = plan.micro_batch * plan.accumulation * args.seq_len
+        walls[n], cpus[n] = tokens / wall, tokens / cpu
+        rates = f"{walls[n]:>12,.0f} ({walls[n] / need:>3.0f}x) {cpus[n]:>12,.0f} ({cpus[n] / need:>3.0f}x)"
+        print(f"{n:>9} {tokens // args.seq_len:>9} {1e3 * wall:>7.1f} {1e3 * cpu:>6.1f}  {rates}")
+    return walls, cpus
+
+
+def overlap(args, shards, plan, wall_rate: float) -> None:
+    """The prefetch line: in line vs through `Feed`, with a simulated GPU step."""
+    prep_s = plan.micro_batch * plan.accumulation * args.seq_len / wall_rate
+    gpu_s = args.gpu_step_ms / 1e3 if args.gpu_step_ms else prep_s
+    inline, ahead = time_overlap(shards, plan, plan.vocab.pieces, args.steps, gpu_s, args.masking)
+    print(f"prefetch, {plan.processes} process(es), simulated GPU step {1e3 * gpu_s:.1f} ms + preparation "
+          f"{1e3 * prep_s:.1f} ms: {1e3 * inline:.1f} ms/step in line, {1e3 * ahead:.1f} ms/step with the "
+          f"prefetch (hides {100 * (inline - ahead) / prep_s:.0f}% of the preparation)")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
+    from factory.shards import ShardSet
+
+    args = parse(argv)
     torch.set_num_threads(args.threads)
     counts = [int(n) for n in args.processes.split(",")]
     plans = {n: plan_for(args, n) for n in counts}
-    need = gpu_tokens_per_s(plans[counts[0]])
+    first, largest = plans[counts[0]], max(counts)
+    need = gpu_tokens_per_s(first)
+    print(f"{args.preset}, L={args.seq_len}, batch {args.batch}, {args.masking} masking, {args.threads} torch "
+          f"thread(s); one {GPU} at {MFU:.0%} MFU needs {need:,.0f} tokens/s")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-input-") as tmp:
-        from factory.shards import ShardSet
-
-        shards = ShardSet(write_shards(Path(tmp), 2 * args.batch, args.seq_len, plans[counts[0]].vocab.pieces))
-        mask_id = plans[counts[0]].vocab.pieces
-        print(f"{args.preset}, L={args.seq_len}, batch {args.batch}, {args.masking} masking, {args.threads} torch "
-              f"thread(s); one {GPU} at {MFU:.0%} MFU needs {need:,.0f} tokens/s")  # fmt: skip
-        print(f"{'processes':>9} {'rows/proc':>9} {'ms/step':>9} {'host tokens/s':>14} {'x GPU need':>10}")
-        rates = {}
-        for n in counts:
-            plan = plans[n]
-            seconds = time_prepare(shards, plan, mask_id, args.steps, args.masking)
-            rows = plan.micro_batch * plan.accumulation
-            rates[n] = rows * args.seq_len / seconds
-            print(f"{n:>9} {rows:>9} {1e3 * seconds:>9.1f} {rates[n]:>14,.0f} {rates[n] / need:>10.1f}")
-        first = plans[counts[0]]
-        prep_s = first.micro_batch * first.accumulation * args.seq_len / rates[counts[0]]
-        gpu_s = args.gpu_step_ms / 1e3 if args.gpu_step_ms else prep_s
-        inline, ahead = time_overlap(shards, first, mask_id, args.steps, gpu_s, args.masking)
-        print(f"prefetch, {counts[0]} process(es), simulated GPU step {1e3 * gpu_s:.1f} ms + preparation "
-              f"{1e3 * prep_s:.1f} ms: {1e3 * inline:.1f} ms/step in line, {1e3 * ahead:.1f} ms/step with the "
-              f"prefetch (hides {100 * (inline - ahead) / prep_s:.0f}% of the preparation)")  # fmt: skip
-    largest = max(counts)
-    print(f"host tokens/s per process: {rates[largest]:,.0f} (GPU needs {need:,.0f})")
+        shards = ShardSet(write_shards(Path(tmp), 2 * args.batch, args.seq_len, first.vocab.pieces))
+        walls, cpus = throughput(args, shards, plans, need)
+        overlap(args, shards, first, walls[counts[0]])
+    print(f"wall-clock here at {largest} processes: {walls[largest]:,.0f} tokens/s per process (a shared machine: "
+          "other processes take CPU time; the CPU-time figure is what a core of its own delivers)")  # fmt: skip
+    print(f"host tokens/s per process: {cpus[largest]:,.0f} (GPU needs {need:,.0f})")
 
 
 if __name__ == "__main__":

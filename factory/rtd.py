@@ -49,7 +49,6 @@ MAX_PREDICTIONS_PER_512 = 80  # [MS] max_predictions_per_seq at 512 tokens; scal
 # ---- masking -------------------------------------------------------------------------------------
 FIRST_PIECE = 4  # ids 0-3 are [PAD] [CLS] [SEP] [UNK]; the pieces run from 4 up to [MASK] (exclusive)
 MASK_WINDOW = int(1 / MASK_PROB)  # 6 candidates per window, as [MS] mask_window
-SAMPLING, WINDOWS = 0, 1  # the two streams of `make_step_noise`
 
 
 def max_predictions(seq_len: int) -> int:
@@ -64,7 +63,12 @@ def mask_budget(seq_len: int) -> int:
 
 def special_token_mask(ids: torch.Tensor, mask_id: int) -> torch.Tensor:
     """True where a token may not be masked: [PAD] [CLS] [SEP] [UNK] (ids 0-3) and [MASK] or above."""
-    return (ids < FIRST_PIECE) | (ids >= mask_id)
+    return ~is_piece(ids, mask_id)
+
+
+def is_piece(ids: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """True for the pieces, ids 4 up to [MASK] (exclusive): what may be masked and what the sampler returns."""
+    return (ids >= FIRST_PIECE) & (ids < mask_id)
 
 
 def choose_masked(ids: torch.Tensor, mask_id: int, pick: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
@@ -87,7 +91,7 @@ def place_masks(ids, mask_id: int, pick, order, values) -> tuple[torch.Tensor, t
     into a rank-indexed row and read back at every position with one gather."""
     batch, length = ids.shape
     n_windows = pick.shape[1]
-    candidate = ~special_token_mask(ids, mask_id)  # (B, L)
+    candidate = is_piece(ids, mask_id)  # (B, L)
     rank = candidate.cumsum(1)  # (B, L): candidates up to each position, a candidate's rank + 1, in [0, L]
     count = rank[:, -1:]  # (B, 1)
     starts = torch.arange(n_windows) * MASK_WINDOW  # (W,)
@@ -123,10 +127,11 @@ def make_step_noise(
     `rows` (B,) are the global batch positions of `ids`' rows, or the first of B consecutive ones. So a process
     that prepares only its own rows draws what one process preparing the whole batch draws for them, however
     the batch is split into processes and accumulation steps, and a resumed run what a straight one draws.
-    Each 6-candidate window gets one 64-bit word (its pick: the top 24 bits; its place in the "spread" order: the
-    low 32) and one sampling uniform, used at its masked position: the sampler reads nothing else.
+    Each 6-candidate window w of a row gets two 64-bit words, columns w and W + w of one hash block: the first
+    gives its pick (the top 24 bits) and its place in the "spread" order (the low 32), the second the sampling
+    uniform of its masked position (the sampler reads nothing else).
     """
-    from factory.counter_rng import hash_block, stream_key, to_uniforms, uniforms
+    from factory.counter_rng import hash_block, stream_key, to_uniforms
 
     if masking not in MASKING:
         raise ValueError(f"masking {masking!r} unknown; use one of {MASKING}")
@@ -134,10 +139,10 @@ def make_step_noise(
     if isinstance(rows, int):
         rows = torch.arange(rows, rows + ids.shape[0])
     n_windows = -(-ids.shape[1] // MASK_WINDOW)
-    words = hash_block(stream_key(seed, step, WINDOWS), rows, n_windows)  # (B, W)
-    order = (words & 0xFFFFFFFF) if masking == "spread" else None
-    sampling = uniforms(stream_key(seed, step, SAMPLING), rows, n_windows)  # (B, W)
-    masked, draws = place_masks(ids, mask_id, to_uniforms(words), order, sampling)
+    words = hash_block(stream_key(seed, step), rows, 2 * n_windows)  # (B, 2W): one hash for both uses
+    windows, sampling = words[:, :n_windows], to_uniforms(words[:, n_windows:])
+    order = (windows & 0xFFFFFFFF) if masking == "spread" else None
+    masked, draws = place_masks(ids, mask_id, to_uniforms(windows), order, sampling)
     return StepNoise(masked=masked.to(device), uniforms=draws.to(device))
 
 

@@ -115,7 +115,11 @@ class Feed:
     def __init__(self, prepare: Callable[[int], StepData], end: int, device, reduce: Callable | None = None):
         self.prepare, self.end, self.device, self.reduce = prepare, end, device, reduce
         self.pin = getattr(device, "type", str(device)) == "cuda"  # pinned host memory: truly async copies
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="factory-feed")
+        import torch
+
+        # a new thread starts with OpenMP's default thread count, not the one torch was set to: pass it on
+        threads = torch.get_num_threads()
+        self._pool = ThreadPoolExecutor(1, "factory-feed", initializer=torch.set_num_threads, initargs=(threads,))
         self._pending: tuple[int, Future] | None = None
 
     @classmethod
