@@ -74,12 +74,11 @@ def check_resume(state: dict, args: PretrainConfig, plan: Plan, vocab_fingerprin
         "vocab_rows": plan.vocab.rows,
         "masking": args.masking,
     }
-    theirs = {**state, "shape": _recorded_shape(state)}
     for key, value in mine.items():
-        if theirs.get(key) != value:
+        if state.get(key) != value:
             flag = FLAGS.get(key, f"--{key.replace('_', '-')}")
             raise ConfigError(
-                f"checkpoint {path} is from another run ({key} {theirs.get(key)!r}, this run {value!r}); "
+                f"checkpoint {path} is from another run ({key} {state.get(key)!r}, this run {value!r}); "
                 f"resume with the same {flag} or start a new --out"
             )
 
@@ -101,15 +100,6 @@ def check_format(state: dict, path: Path) -> None:
 
 
 FLAGS = {"shape": "--layers/--hidden/--heads/--ffn", "vocab_fingerprint": "--vocab"}
-
-
-def _recorded_shape(state: dict) -> dict[str, int] | None:
-    """The checkpoint's shape; one saved before shapes were recorded was its preset's own."""
-    from factory.presets import PRESETS, get_shape
-
-    if "shape" in state:
-        return state["shape"]
-    return get_shape(state["preset"]).sizes() if state.get("preset") in PRESETS else None
 
 
 def prepare_out(args: PretrainConfig) -> Path | None:
