@@ -61,11 +61,6 @@ def mask_budget(seq_len: int) -> int:
     return min(max_predictions(seq_len), max(1, round(seq_len * MASK_PROB)))
 
 
-def special_token_mask(ids: torch.Tensor, mask_id: int) -> torch.Tensor:
-    """True where a token may not be masked: [PAD] [CLS] [SEP] [UNK] (ids 0-3) and [MASK] or above."""
-    return ~is_piece(ids, mask_id)
-
-
 def is_piece(ids: torch.Tensor, mask_id: int) -> torch.Tensor:
     """True for the pieces, ids 4 up to [MASK] (exclusive): what may be masked and what the sampler returns."""
     return (ids >= FIRST_PIECE) & (ids < mask_id)
