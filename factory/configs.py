@@ -19,6 +19,7 @@ from factory.config import option
 PRESET_NAMES = ("debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge")  # == factory.presets.PRESETS
 LAYOUTS = ("official", "pad128")
 HEADS = ("none", "mlm", "rtd", "cls")  # == factory.model.heads.HEADS
+MASKING = ("spread", "official")  # which mask windows are kept (factory.rtd.choose_masked)
 
 # Pre-training defaults of the DeBERTaV3 paper (docs/pretraining.md#hyper-parameters)
 PAPER_BATCH = 8192  # sequences per optimizer step
@@ -201,6 +202,9 @@ class PretrainConfig(ShapeOptions):
     rtd_lambda: float = option(RTD_LAMBDA, "Weight of the RTD loss (the paper's).", low=0)
     sharing: str = option("gdes", "Embedding sharing: gdes (DeBERTaV3), es (ELECTRA), nes (none).",
                           choices=("gdes", "es", "nes"))  # fmt: skip
+    masking: str = option("spread", "Which 1-in-6 windows keep a mask: spread (a random 77 of a 512-token row's 85, "
+                          "every position 15%) or official (the first 77, left to right; the tail never masked).",
+                          choices=MASKING)  # fmt: skip
     mixed_precision: str = option("auto", "auto: bf16 on GPUs that have it, else fp32.",
                                   choices=("auto", "bf16", "fp16", "no"))  # fmt: skip
     dropout: float | None = option(None, "Dropout [default: 0.1, the configs'].", low=0, high=1)

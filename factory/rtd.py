@@ -18,8 +18,13 @@ Embedding sharing (`sharing`), the paper's three variants:
 Under gdes/es the discriminator owns no table (its `word_embeddings.weight` is None); `discriminator_embedding`
 gives the effective one, which `export_discriminator` folds into a plain deberta-v2 model.
 
-Randomness comes from explicit `torch.Generator`s over the *global* batch (see `make_step_noise`), so a run on
-N processes masks and samples exactly what a run on one process does, and a resumed run what a straight one does.
+Randomness is a counter-based hash of (seed, step, row of the *global* batch, position) (`make_step_noise`,
+factory/counter_rng.py), so a process draws noise for its own rows only, a run on N processes masks and samples
+exactly what a run on one process does, and a resumed run what a straight one does.
+
+Precision: under autocast the generator's output projection (LMHead, factory/model/heads.py), the MLM loss and
+the sampling run in fp32; bf16 logits would be spaced 0.06-0.12 apart at 8-32, coarser than the differences
+the loss and the sampler read.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from factory.configs import MASKING
 from factory.model.config import ModelConfig
 from factory.model.encoder import init_weights
 from factory.model.heads import DebertaForMaskedLM, DebertaForRTD
@@ -41,70 +47,115 @@ MAX_PREDICTIONS_PER_512 = 80  # [MS] max_predictions_per_seq at 512 tokens; scal
 
 
 # ---- masking -------------------------------------------------------------------------------------
+FIRST_PIECE = 4  # ids 0-3 are [PAD] [CLS] [SEP] [UNK]; the pieces run from 4 up to [MASK] (exclusive)
+MASK_WINDOW = int(1 / MASK_PROB)  # 6 candidates per window, as [MS] mask_window
+
+
 def max_predictions(seq_len: int) -> int:
     """At most 80 masked tokens per 512, scaled with the sequence length (at least 1)."""
     return max(1, round(MAX_PREDICTIONS_PER_512 * seq_len / 512))
 
 
-def special_token_mask(ids: torch.Tensor, mask_id: int) -> torch.Tensor:
-    """True where a token may not be masked: [PAD] [CLS] [SEP] [UNK] (ids 0-3) and [MASK] or above."""
-    return (ids <= 3) | (ids >= mask_id)
+def mask_budget(seq_len: int) -> int:
+    """Masked positions per row: min(max_predictions, round(0.15 * L)), at least 1 (77 at 512)."""
+    return min(max_predictions(seq_len), max(1, round(seq_len * MASK_PROB)))
 
 
-def choose_masked(ids: torch.Tensor, mask_id: int, generator: torch.Generator) -> torch.Tensor:
-    """The official scheme (NGramMaskGenerator, max_gram 1): one position per window of 1/0.15 ≈ 6 candidates.
+def is_piece(ids: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """True for the pieces, ids 4 up to [MASK] (exclusive): what may be masked and what the sampler returns."""
+    return (ids >= FIRST_PIECE) & (ids < mask_id)
 
-    Candidates are the non-special tokens of a row, in order. Window w covers candidates [6w, 6w+6); one of
-    them, uniformly at random, is masked. Left to right, at most min(max_predictions, round(0.15 * L)) are kept.
-    This spreads the masks evenly, unlike i.i.d. Bernoulli(0.15). Returns a bool (B, L) mask.
+
+def choose_masked(ids: torch.Tensor, mask_id: int, pick: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
+    """The official scheme (NGramMaskGenerator, max_gram 1): one position per window of 1/0.15 = 6 candidates.
+
+    Candidates are the non-special tokens of a row, in order; window w covers candidates [6w, 6w+6), and `pick`
+    (B, W) uniforms choose one in each. Only `mask_budget(L)` windows keep their mask (77 of the 85 of a full
+    512-token row): with `order` (B, W) random integer keys in [0, 2^32), the non-empty windows with the smallest
+    keys ("spread": every position masked with probability 15%); with None, the first ones, left to right
+    ("official": the official code's quirk, the last ~9% of a full row never masked). Either way the masks are
+    spread along the row, unlike i.i.d. Bernoulli(0.15). Returns a bool (B, L) mask.
     """
-    window = int(1 / MASK_PROB)  # 6, as [MS] mask_window
+    return place_masks(ids, mask_id, pick, order, torch.zeros_like(pick))[0]
+
+
+def place_masks(ids, mask_id: int, pick, order, values) -> tuple[torch.Tensor, torch.Tensor]:
+    """`choose_masked`'s mask, and `values` (B, W) (one per window, in [0, 1)) at the masked positions, 0 elsewhere.
+
+    Vectorised without a sort or a nonzero: a candidate's rank is a cumulative sum, each window's pick is written
+    into a rank-indexed row and read back at every position with one gather."""
     batch, length = ids.shape
-    candidate = ~special_token_mask(ids, mask_id)  # (B, L)
-    count = candidate.sum(1, keepdim=True)  # (B, 1)
-    n_windows = -(-length // window)
-    u = torch.rand(batch, n_windows, generator=generator)  # (B, W)
-    starts = torch.arange(n_windows) * window  # (W,)
-    sizes = (count - starts).clamp(min=0, max=window)  # (B, W): candidates in each window
-    pick = starts + (u * sizes).long().clamp(max=window - 1)  # (B, W): chosen candidate rank per window
-    budget = min(max_predictions(length), max(1, round(length * MASK_PROB)))
-    keep = (sizes > 0) & (torch.arange(n_windows) < budget)  # (B, W): left to right, at most `budget`
-    by_rank = torch.sort((~candidate).to(torch.uint8), dim=1, stable=True).indices  # (B, L): candidates first
-    positions = by_rank.gather(1, pick.clamp(max=length - 1))  # (B, W): rank -> position in the row
-    chosen = torch.zeros_like(candidate)
-    return chosen.scatter_(1, positions, keep) & candidate  # (B, L)
+    n_windows = pick.shape[1]
+    candidate = is_piece(ids, mask_id)  # (B, L)
+    rank = candidate.cumsum(1)  # (B, L): candidates up to each position, a candidate's rank + 1, in [0, L]
+    count = rank[:, -1:]  # (B, 1)
+    starts = torch.arange(n_windows) * MASK_WINDOW  # (W,)
+    sizes = (count - starts).clamp(min=0, max=MASK_WINDOW)  # (B, W): candidates in each window
+    picked = starts + (pick * sizes).long().clamp(max=MASK_WINDOW - 1)  # (B, W): chosen rank, distinct, < L
+    keep = sizes > 0
+    budget = mask_budget(length)
+    if order is None:
+        keep &= starts < budget * MASK_WINDOW
+    elif n_windows > budget:  # drop all but `budget` windows: the empty ones first, then the largest keys
+        keys = (order.long() * n_windows + torch.arange(n_windows)).masked_fill(~keep, 1 << 62)  # distinct keys
+        keep = keep.scatter(1, keys.topk(n_windows - budget, dim=1).indices, False)
+    by_rank = torch.full((batch, length + 1), -1.0).scatter_(1, picked + 1, values.float().where(keep, -1.0))
+    placed = by_rank.gather(1, rank)  # (B, L): the value of the window whose pick has this candidate's rank
+    masked = candidate & (placed >= 0)
+    return masked, placed.mul_(masked)
 
 
 @dataclass
 class StepNoise:
-    """The randomness of one micro-batch, drawn for the global batch and sliced per process."""
+    """The randomness of a block of rows of a step's global batch."""
 
     masked: torch.Tensor  # (B, L) bool: positions replaced by [MASK]
-    uniforms: torch.Tensor  # (B, L) float in [0, 1): inverse-CDF samples for the generator's replacements
+    uniforms: torch.Tensor  # (B, L) float in [0, 1) at masked positions (0 elsewhere): the sampling's inverse CDF
 
 
-def make_step_noise(ids: torch.Tensor, mask_id: int, seed: int, step: int, micro: int) -> StepNoise:
-    """Masks and sampling uniforms for a (global) micro-batch, from a generator seeded by (seed, step, micro)."""
-    g = torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + micro)
-    masked = choose_masked(ids.cpu(), mask_id, g)
-    uniforms = torch.rand(ids.shape, generator=g)
-    return StepNoise(masked=masked.to(ids.device), uniforms=uniforms.to(ids.device))
+def make_step_noise(
+    ids: torch.Tensor, mask_id: int, seed: int, step: int, rows: torch.Tensor | int = 0, masking: str = "spread"
+) -> StepNoise:
+    """Masks and sampling uniforms for rows of step `step`'s global batch, a pure function of
+    (seed, step, row position in the global batch, window of the row) (factory/counter_rng.py says why).
+
+    `rows` (B,) are the global batch positions of `ids`' rows, or the first of B consecutive ones. So a process
+    that prepares only its own rows draws what one process preparing the whole batch draws for them, however
+    the batch is split into processes and accumulation steps, and a resumed run what a straight one draws.
+    Each 6-candidate window w of a row gets two 64-bit words, columns w and W + w of one hash block: the first
+    gives its pick (the top 24 bits) and its place in the "spread" order (the low 32), the second the sampling
+    uniform of its masked position (the sampler reads nothing else).
+    """
+    from factory.counter_rng import hash_block, stream_key, to_uniforms
+
+    if masking not in MASKING:
+        raise ValueError(f"masking {masking!r} unknown; use one of {MASKING}")
+    device, ids = ids.device, ids.cpu()
+    if isinstance(rows, int):
+        rows = torch.arange(rows, rows + ids.shape[0])
+    n_windows = -(-ids.shape[1] // MASK_WINDOW)
+    words = hash_block(stream_key(seed, step), rows, 2 * n_windows)  # (B, 2W): one hash for both uses
+    windows, sampling = words[:, :n_windows], to_uniforms(words[:, n_windows:])
+    order = (windows & 0xFFFFFFFF) if masking == "spread" else None
+    masked, draws = place_masks(ids, mask_id, to_uniforms(windows), order, sampling)
+    return StepNoise(masked=masked.to(device), uniforms=draws.to(device))
 
 
 def sample_replacements(logits: torch.Tensor, uniforms: torch.Tensor, mask_id: int) -> torch.Tensor:
-    """One token per row from softmax(logits), by inverse CDF with the given uniforms.
+    """One token per row from softmax over the pieces' logits, by inverse CDF with the given uniforms.
 
-    The same distribution as `torch.multinomial(softmax(logits), 1)` (temperature 1, no top-k:
-    docs/pretraining.md#rtd-and-gdes), but the uniforms come from the global-batch stream, so the draw does not
-    depend on how the batch is split across processes. [MASK] and the spare rows after it are never sampled.
-    No gradient flows through.
+    The same distribution as `torch.multinomial(softmax(logits[:, 4:mask_id]), 1) + 4` (temperature 1, no
+    top-k: docs/pretraining.md#rtd-and-gdes), but the uniforms come from the global-batch stream, so the draw
+    does not depend on how the batch is split across processes. Only pieces are sampled: ids 0-3 ([PAD] [CLS]
+    [SEP] [UNK]), [MASK] and the spare rows after it are sliced off before the softmax, so none of them can be
+    returned whatever mass the generator gives them. No gradient flows through.
     """
     with torch.no_grad():
-        # slice off [MASK] and the spare rows; softmax makes a new tensor, so the caller's logits stay intact
-        cdf = logits[:, :mask_id].float().softmax(-1).cumsum_(-1)  # (N, mask_id): one (N, V) buffer at most
+        # softmax makes a new tensor, so the caller's logits stay intact; one (N, pieces) buffer at most
+        cdf = logits[:, FIRST_PIECE:mask_id].float().softmax(-1).cumsum_(-1)
         target = uniforms.float().unsqueeze(-1) * cdf[:, -1:]  # (N, 1)
-        sampled = torch.searchsorted(cdf, target).squeeze(-1)  # (N,)
-        return sampled.clamp(max=mask_id - 1)
+        sampled = torch.searchsorted(cdf, target, right=True).squeeze(-1)  # first cdf > u: P(k) = p_k on [0, 1)
+        return sampled.clamp_(max=mask_id - FIRST_PIECE - 1) + FIRST_PIECE
 
 
 # ---- the model -----------------------------------------------------------------------------------
@@ -173,8 +224,9 @@ class RTDModel(nn.Module):
         positions = masked.flatten().nonzero().squeeze(-1)  # (N,) flat indices into B·L
         originals = input_ids.flatten()[positions]  # (N,)
         gen_input = input_ids.masked_fill(masked, self.mask_id)
-        gen_logits = self.generator(gen_input, attention_mask, positions=positions).logits  # (N, V)
-        mlm_loss_sum = F.cross_entropy(gen_logits.float(), originals, reduction="sum")
+        gen_logits = self.generator(gen_input, attention_mask, positions=positions).logits  # (N, V) fp32
+        with torch.autocast(gen_logits.device.type, enabled=False):  # the loss in fp32 too, whatever the autocast
+            mlm_loss_sum = F.cross_entropy(gen_logits.float(), originals, reduction="sum")
         sampled = sample_replacements(gen_logits.detach(), uniforms.flatten()[positions], self.mask_id)  # (N,)
         disc_input = input_ids.flatten().index_put((positions,), sampled).view_as(input_ids)  # (B, L)
         labels = (disc_input != input_ids).float()  # (B, L): masked & sampled != original

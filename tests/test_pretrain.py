@@ -232,6 +232,24 @@ def test_resume_from_another_preset(tiny_vocab, shards, tmp_path):
     one_line_error(invoke(args(tiny_vocab, shards, out, "--max-steps", "2")), "--resume auto")
 
 
+def test_resume_from_an_older_trainer_format_is_refused(tiny_vocab, shards, tmp_path):
+    """Format 1 drew every step's noise from one generator over the whole batch: it cannot resume exactly now.
+    One line that says what to do; the checkpoints stay; another --masking is refused too."""
+    out = tmp_path / "r"
+    assert invoke(args(tiny_vocab, shards, out, "--max-steps", "1", "--save-every", "1")).exit_code == 0
+    state_file = out / "checkpoints" / "step-00000001" / "trainer.json"
+    state = json.loads(state_file.read_text())
+    assert state["format"] == 2 and state["masking"] == "spread"
+    one_line_error(invoke(args(tiny_vocab, shards, out, "--max-steps", "2", "--resume", "auto", "--masking",
+                               "official")), "another run", "--masking")  # fmt: skip
+    del state["format"]
+    state_file.write_text(json.dumps(state))
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    resumed = invoke(args(tiny_vocab, shards, out, "--max-steps", "2", "--resume", "auto"))
+    one_line_error(resumed, "trainer format 1", "cannot resume exactly", "--force")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before
+
+
 def test_custom_shape_trains_exports_and_resumes_only_as_itself(tiny_vocab, shards, tmp_path):
     """--layers 3 --hidden 96 --heads 4 --ffn 200: both exports have those sizes (the generator half the depth,
     at least 1), load in transformers, and say "custom" with their base preset; a resume with another shape

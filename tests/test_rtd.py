@@ -27,8 +27,10 @@ def batch(length=64, rows=4, seed=0):
 
 
 def test_masking_follows_the_official_scheme():
+    """--masking official: the official left-to-right windows (the same draws as the default, spread, but the
+    first 77 windows kept instead of a random 77)."""
     ids = batch(512, rows=8)
-    masked = choose_masked(ids, MASK_ID, torch.Generator().manual_seed(0))
+    masked = make_step_noise(ids, MASK_ID, 0, 0, masking="official").masked
     assert not masked[ids <= 3].any()  # never [PAD]/[CLS]/[SEP]/[UNK]
     counts = masked.sum(1)
     assert counts.max() <= max_predictions(512) == 80
@@ -36,29 +38,44 @@ def test_masking_follows_the_official_scheme():
     # one per window of 6 candidates: consecutive masks are at most 11 candidates apart and never in one window
     pos = masked[0].nonzero().squeeze(-1) - 1  # candidate rank (row 0 has [CLS] first)
     assert ((pos // 6).diff() == 1).all()
-    again = choose_masked(ids, MASK_ID, torch.Generator().manual_seed(0))
+    again = make_step_noise(ids, MASK_ID, 0, 0, masking="official").masked
     assert torch.equal(masked, again)
     assert max_predictions(128) == 20
 
 
-def test_sampling_is_the_softmax_distribution_and_skips_mask():
-    logits = torch.tensor([[0.0, 1.0, 2.0, -1.0] + [5.0] * 4])  # columns 4.. are [MASK] and spare rows
+def test_spread_masking_keeps_a_random_budget_of_windows():
+    """The default: still one mask per 6-candidate window and 77 per full row, but the 77 windows are a random
+    choice of the row's 85, so the tail of the row is masked too."""
+    ids = batch(512, rows=8)
+    masked = make_step_noise(ids, MASK_ID, 0, 0).masked
+    assert not masked[ids <= 3].any()
+    assert (masked.sum(1)[:-1] == 77).all()
+    pos = masked[0].nonzero().squeeze(-1) - 1
+    windows = pos // 6
+    assert (windows.diff() >= 1).all() and windows.max() > 77  # at most one per window, windows past the 77th
+    picks = torch.rand(8, 86, generator=torch.Generator().manual_seed(0))
+    keys = torch.randint(0, 2**32, (8, 86), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(choose_masked(ids, MASK_ID, picks, keys), choose_masked(ids, MASK_ID, picks, keys))
+
+
+def test_sampling_is_the_softmax_distribution_over_the_pieces():
+    logits = torch.tensor([[3.0, 3.0, 3.0, 3.0, 0.0, 1.0, 2.0, -1.0] + [5.0] * 4])  # ids 0-3, pieces 4-7, [MASK]=8..
     n = 20000
     g = torch.Generator().manual_seed(0)
     many = logits.expand(n, -1).clone()
-    sampled = sample_replacements(many, torch.rand(n, generator=g), mask_id=4)
+    sampled = sample_replacements(many, torch.rand(n, generator=g), mask_id=8)
     assert torch.equal(many, logits.expand(n, -1))  # the caller's logits are left alone
-    freq = torch.bincount(sampled, minlength=8).float() / n
-    expected = logits[0, :4].softmax(-1)
-    assert freq[4:].sum() == 0
-    torch.testing.assert_close(freq[:4], expected, atol=0.01, rtol=0)
+    freq = torch.bincount(sampled, minlength=12).float() / n
+    expected = logits[0, 4:8].softmax(-1)
+    assert freq[:4].sum() == 0 and freq[8:].sum() == 0
+    torch.testing.assert_close(freq[4:8], expected, atol=0.01, rtol=0)
 
 
 def test_forward_counts_and_labels():
     torch.manual_seed(0)
     model = build_rtd_model(micro_config(), generator_layers=1)
     ids = batch()
-    noise = make_step_noise(ids, MASK_ID, seed=0, step=0, micro=0)
+    noise = make_step_noise(ids, MASK_ID, seed=0, step=0, rows=0)
     out = model(ids, noise.masked, noise.uniforms)
     assert out.masked == noise.masked.sum() and out.tokens == (ids != 0).sum()
     assert 0 < out.replaced <= out.masked  # replaced only where masked

@@ -193,12 +193,13 @@ def test_card_trusts_the_sizes_over_a_preset_name(tmp_path):
 
 
 # ---- resume ------------------------------------------------------------------------------------
-def test_a_checkpoint_from_before_shapes_resumes_as_its_preset(tmp_path):
-    """trainer.json written before shapes were recorded has no "shape": it was its preset's own, so it resumes
-    as that preset and is refused for a custom shape."""
+def test_a_checkpoint_from_before_shapes_is_refused_and_a_shape_resumes_only_as_itself(tmp_path):
+    """trainer.json written before shapes were recorded (no "shape") is also from before per-row noise (no
+    "format"): it cannot resume exactly, so it is refused by the format check. A current one resumes only with
+    its own shape."""
     from types import SimpleNamespace
 
-    from factory.pretrain.checkpoint import check_resume
+    from factory.pretrain.checkpoint import TRAINER_FORMAT, check_resume
 
     vocab = VocabSize.parse("1k")
     old = {
@@ -213,7 +214,10 @@ def test_a_checkpoint_from_before_shapes_resumes_as_its_preset(tmp_path):
     def plan(shape):
         return SimpleNamespace(shape=shape, seq_len=32, batch=8, vocab=vocab)
 
-    args = SimpleNamespace(preset="debug", sharing="gdes")
-    check_resume(old, args, plan(get_shape("debug")), "f", tmp_path)
+    args = SimpleNamespace(preset="debug", sharing="gdes", masking="spread")
+    with pytest.raises(ConfigError, match="trainer format 1"):
+        check_resume(old, args, plan(get_shape("debug")), "f", tmp_path)
+    current = {**old, "format": TRAINER_FORMAT, "masking": "spread", "shape": get_shape("debug").sizes()}
+    check_resume(current, args, plan(get_shape("debug")), "f", tmp_path)
     with pytest.raises(ConfigError, match="--layers/--hidden/--heads/--ffn"):
-        check_resume(old, args, plan(get_shape("debug", layers=3)), "f", tmp_path)
+        check_resume(current, args, plan(get_shape("debug", layers=3)), "f", tmp_path)

@@ -10,7 +10,7 @@ generator as deberta-v2 folders) -> factory.json with the figures. `config` is f
 
 Read in this order:
     plan.py        sizes, schedule, parameter counts, the FLOP formula, memory and time
-    batches.py     which rows and which noise make up a step (the data half of exactness)
+    batches.py     which rows and which noise make up a step (the data half of exactness), prefetched
     optim.py       AdamW, the lr schedule, clipping per group; the standalone step for benchmarks
     loop.py        setup, train_step, the loop and what it logs (the other half of exactness)
     checkpoint.py  the run folder, save / keep / resume
@@ -106,6 +106,7 @@ def run(args: PretrainConfig) -> dict[str, Any]:
         training.accelerator.wait_for_everyone()
         return figures
     finally:
+        training.feed.close()
         training.accelerator.end_training()
 
 

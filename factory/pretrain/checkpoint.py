@@ -3,7 +3,13 @@
 A checkpoint is Accelerate's `save_state` (weights, optimizer, schedule, every RNG: dropout included) plus
 `trainer.json`, which says where the data stream stands and what the run was. Saving goes to a temporary
 folder that is renamed when complete, so a checkpoint is whole or absent, even after SIGKILL; and a resume
-refuses a checkpoint of another run (preset, shape, vocabulary, sizes) instead of silently training something else.
+refuses a checkpoint of another run (preset, shape, vocabulary, sizes, masking) instead of silently training
+something else.
+
+`trainer.json` carries `format`, the version of what a resume relies on besides the files: how a step's rows and
+noise are drawn. Format 2 draws masks and sampling uniforms per row of the global batch (a counter-based hash,
+factory/rtd.py) where format 1 (no `format` key) drew them for the whole batch from one torch.Generator; a
+format-1 run resumed now would not continue as it started, so it is refused in one line.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 SHARDS = "shards"  # `factory pretrain --corpus` builds its shards here
 TRAINER_STATE = "trainer.json"
+TRAINER_FORMAT = 2  # bump when a resumed run would draw other rows or noise than the run that saved it
 
 
 def checkpoint_dirs(out: Path) -> list[Path]:
@@ -55,7 +62,8 @@ def find_resume(out: Path, resume: str | None) -> Path | None:
 
 
 def check_resume(state: dict, args: PretrainConfig, plan: Plan, vocab_fingerprint: str | None, path: Path) -> None:
-    """Refuse a checkpoint whose run does not match this one (another preset, vocabulary, sizes)."""
+    """Refuse a checkpoint whose run does not match this one (another format, preset, vocabulary, sizes)."""
+    check_format(state, path)
     mine = {
         "preset": args.preset,
         "shape": plan.shape.sizes(),
@@ -64,27 +72,34 @@ def check_resume(state: dict, args: PretrainConfig, plan: Plan, vocab_fingerprin
         "batch": plan.batch,
         "vocab_fingerprint": vocab_fingerprint,
         "vocab_rows": plan.vocab.rows,
+        "masking": args.masking,
     }
-    theirs = {**state, "shape": _recorded_shape(state)}
     for key, value in mine.items():
-        if theirs.get(key) != value:
+        if state.get(key) != value:
             flag = FLAGS.get(key, f"--{key.replace('_', '-')}")
             raise ConfigError(
-                f"checkpoint {path} is from another run ({key} {theirs.get(key)!r}, this run {value!r}); "
+                f"checkpoint {path} is from another run ({key} {state.get(key)!r}, this run {value!r}); "
                 f"resume with the same {flag} or start a new --out"
             )
 
 
+def check_format(state: dict, path: Path) -> None:
+    """A checkpoint of another trainer format cannot resume exactly: say what to do instead."""
+    found = state.get("format", 1)
+    if found > TRAINER_FORMAT:
+        raise ConfigError(
+            f"checkpoint {path} has trainer format {found}, newer than this factory's {TRAINER_FORMAT}; "
+            "resume it with the factory version that wrote it"
+        )
+    if found < TRAINER_FORMAT:
+        raise ConfigError(
+            f"checkpoint {path} has trainer format {found}: this factory ({TRAINER_FORMAT}) draws masks and sampling "
+            "noise differently, so the run cannot resume exactly; finish it with the factory version that started "
+            "it, or start over with --force (or a new --out)"
+        )
+
+
 FLAGS = {"shape": "--layers/--hidden/--heads/--ffn", "vocab_fingerprint": "--vocab"}
-
-
-def _recorded_shape(state: dict) -> dict[str, int] | None:
-    """The checkpoint's shape; one saved before shapes were recorded was its preset's own."""
-    from factory.presets import PRESETS, get_shape
-
-    if "shape" in state:
-        return state["shape"]
-    return get_shape(state["preset"]).sizes() if state.get("preset") in PRESETS else None
 
 
 def prepare_out(args: PretrainConfig) -> Path | None:
@@ -107,6 +122,7 @@ def clear_run(out: Path) -> None:
 def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
     """Stored with each checkpoint: where the data stream stands, and what the run was (checked on resume)."""
     return {
+        "format": TRAINER_FORMAT,
         "step": step,
         "sequences_seen": step * run.plan.batch,
         "tokens_seen": step * run.plan.tokens_per_step,
@@ -118,6 +134,7 @@ def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
         "batch": run.plan.batch,
         "vocab_fingerprint": run.vocab_fingerprint,
         "vocab_rows": run.plan.vocab.rows,
+        "masking": run.args.masking,
         "arguments": to_json(run.args),
     }
 

@@ -1,9 +1,10 @@
 """The training loop: `setup` builds the run, `train_step` does one optimizer step, `train` loops and logs.
 
-Exactness. The global batch of step s is fixed by (seed, s) alone (batches.py). Losses are sums divided by
-global counts (`factory.rtd.rtd_loss`), so N processes x A accumulation steps compute the same gradient as one
-process with the whole batch. Dropout uses torch's global RNG, which `save_state` stores (checkpoint.py); so a
-resumed run repeats a straight run bit for bit on CPU.
+Exactness. The global batch of step s is fixed by (seed, s) alone (batches.py: each process prepares only its
+own rows, one step ahead, and a row's noise is a function of (seed, s, its place in the global batch)). Losses are
+sums divided by global counts (`factory.rtd.rtd_loss`), so N processes x A accumulation steps compute the same
+gradient as one process with the whole batch. Dropout uses torch's global RNG, which `save_state` stores
+(checkpoint.py); so a resumed run repeats a straight run bit for bit on CPU.
 
 Each logged step is one line of OUT/train.jsonl (`Meter` turns the window's sums into losses, accuracies,
 tokens/s and MFU), the same record goes to the Accelerate trackers (--log-with), and the progress bar shows it.
@@ -25,7 +26,7 @@ from typing import Any
 from factory.configs import PretrainConfig
 from factory.errors import ConfigError, TrainingError
 from factory.outputs import fingerprint_file
-from factory.pretrain.batches import BatchOrder, step_batches
+from factory.pretrain.batches import BatchOrder, Feed
 from factory.pretrain.checkpoint import (
     TRAINER_STATE,
     check_resume,
@@ -68,6 +69,7 @@ class Run:
     elapsed: float = 0.0  # wall time of earlier sessions of this run (resume)
     last_checkpoint: Path | None = None
     probe: Probe | None = None  # --probe
+    feed: Feed | None = None  # this process's micro-batches, one step ahead (batches.py)
 
 
 # ---- setup ---------------------------------------------------------------------------------------
@@ -182,6 +184,7 @@ def setup(args: PretrainConfig) -> Run:
         args, plan, accelerator, model, optimizer, schedule, inputs.shards, order, mask_id, inputs.vocab_fingerprint
     )
     run.probe = inputs.probe
+    run.feed = Feed.for_run(args, plan, accelerator, inputs.shards, order, mask_id)
     if resume is not None:
         accelerator.load_state(str(resume))
         run.start_step, run.elapsed, run.last_checkpoint = inputs.state["step"], inputs.state["elapsed_s"], resume
@@ -194,9 +197,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     import torch
 
     acc, plan = run.accelerator, run.plan
-    batches, masked_total, tokens_total = step_batches(
-        run.shards, run.order, plan, step, acc.process_index, run.mask_id, run.args.seed
-    )
+    batches, masked_total, tokens_total = run.feed.take(step)  # on the device; counts over every process
     stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=acc.device)
     for m, b in enumerate(batches):
         sync = contextlib.nullcontext() if m == len(batches) - 1 else acc.no_sync(run.model)
