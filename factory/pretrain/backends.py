@@ -106,8 +106,8 @@ def configure_deepspeed(plugin, model: RTDModel, plan: Plan) -> None:
     for key in ("optimizer", "scheduler"):
         if key in config:
             raise ConfigError(
-                f"the DeepSpeed config sets a {key}; factory brings its own AdamW and schedule (--lr, --warmup): "
-                f"remove `{key}` from the DeepSpeed config"
+                f"the DeepSpeed config has its own `{key}`, but factory brings its AdamW and schedule (--lr, "
+                f"--warmup): remove `{key}` from the DeepSpeed config"
             )
     for key, mine, flag in _deepspeed_sizes(plan):
         theirs = config.get(key, "auto")

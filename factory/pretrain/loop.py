@@ -164,11 +164,11 @@ def setup(args: PretrainConfig) -> Run:
     accelerator = make_accelerator(args, plan, resolve_precision(args.mixed_precision), out / "logs")
     if accelerator.num_processes != plan.processes:
         plan = make_plan(args, inputs.shards.seq_len, accelerator.num_processes)
-    out.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
     model = build_model(args, plan)
     mask_id = model.config.factory["mask_token_id"]
     prepare_backend(accelerator, model, plan)  # FSDP's wrap policy, DeepSpeed's sizes, or a one-line refusal
+    out.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model.to(accelerator.device), plan.lr, fused=accelerator.device.type == "cuda")
     schedule = make_schedule(optimizer, plan.warmup, plan.steps)
     model, optimizer = accelerator.prepare(model, optimizer)
