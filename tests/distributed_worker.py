@@ -4,7 +4,8 @@ or under torchrun (gloo), with what the tests compare written to OUT/<run>.pt by
     python tests/distributed_worker.py SPEC.json                                   # one process
     python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py SPEC.json
 
-SPEC: {"backend": "one" | "ddp" | "fsdp", "out": DIR, "runs": [{"name", "steps", "config": {PretrainConfig}}]}.
+SPEC: {"backend": "one" | "ddp" | "fsdp", "out": DIR, "runs": [{"name", "steps", "config": {PretrainConfig}}]},
+or {"backend", "argv": [...]}: a whole `factory pretrain ...` command (checkpoints, resume, exports).
 Accelerate picks DDP on CPU processes by itself but never FSDP, so for "fsdp" the worker turns the
 Accelerator it makes into an FSDP2 one (the distributed type, and an FSDP2 plugin with a size-based policy as a
 user's `accelerate config` might hold) before factory's `prepare_backend` and Accelerate's own `prepare` run:
@@ -19,6 +20,7 @@ import torch
 
 
 def fsdp_accelerator(*args, **kwargs):
+    from accelerate import PartialState
     from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
     from factory.pretrain.backends import make_accelerator
@@ -28,6 +30,7 @@ def fsdp_accelerator(*args, **kwargs):
         fsdp_version=2, auto_wrap_policy="size_based_wrap", min_num_params=1000
     )
     acc.state.distributed_type = DistributedType.FSDP
+    PartialState().distributed_type = DistributedType.FSDP  # as Accelerate does: a later AcceleratorState() copies it
     return acc
 
 
@@ -57,6 +60,8 @@ def train(name: str, steps: int, config: dict, out: Path) -> None:
             seen["generator_grads"] = torch.cat([full(p.grad).flatten() for p in model.generator.parameters()])
 
     inner.register_step_pre_hook(before_step)
+    acc, backward, seen["sync"] = run.accelerator, run.accelerator.backward, []
+    acc.backward = lambda loss, **k: (seen["sync"].append(acc.sync_gradients), backward(loss, **k))
     records = [train_step(run, step) for step in range(steps)]
     weights = {k: full(v).detach().clone() for k, v in model.state_dict().items()}
     if run.accelerator.is_main_process:
@@ -67,6 +72,7 @@ def train(name: str, steps: int, config: dict, out: Path) -> None:
             "fsdp_units": [n for n, m in model.named_modules() if isinstance(m, FSDPModule)],
             "processes": run.accelerator.num_processes,
             "accumulation": run.accelerator.gradient_accumulation_steps,
+            "distributed_type": run.accelerator.distributed_type.value,
             **seen,
         }
         torch.save(result, out / f"{name}.pt")
@@ -80,7 +86,11 @@ def main(spec_path: str) -> None:
     torch.set_num_threads(1)
     if spec["backend"] == "fsdp":
         loop.make_accelerator = fsdp_accelerator
-    for run in spec["runs"]:
+    if "argv" in spec:  # the whole command: checkpoints, resume and exports too
+        from factory.cli import cli
+
+        cli.main(args=spec["argv"], standalone_mode=False)
+    for run in spec.get("runs", []):
         train(run["name"], run["steps"], run["config"], Path(spec["out"]))
 
 

@@ -43,10 +43,12 @@ def config(tiny_vocab, shards, out: Path, **overrides) -> dict:
     return {**base, **overrides}
 
 
-def run_worker(backend: str, runs: list[dict], folder: Path) -> dict[str, dict]:
-    """The worker on one process ("one") or two under torchrun; returns each run's result by name."""
+def run_worker(backend: str, runs: list[dict], folder: Path, argv: list[str] | None = None) -> dict[str, dict]:
+    """The worker on one process ("one") or two under torchrun; returns each run's result by name. `argv`: a
+    whole `factory` command instead."""
     spec = folder / "spec.json"
-    spec.write_text(json.dumps({"backend": backend, "out": str(folder), "runs": runs}))
+    command = {"argv": [str(a) for a in argv]} if argv else {}
+    spec.write_text(json.dumps({"backend": backend, "out": str(folder), "runs": runs, **command}))
     launch = [sys.executable]
     if backend != "one":
         launch += ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
@@ -106,7 +108,7 @@ def test_ddp_two_processes_with_accumulation_match_one(one_process, tiny_vocab, 
     """2 processes x 2 micro-batches = 1 process x 4, over 3 steps; AdamW took exactly 3 steps in both."""
     main = {"name": "main", "steps": STEPS, "config": config(tiny_vocab, shards, tmp_path / "main")}
     ddp = run_worker("ddp", [main], tmp_path)["main"]
-    assert (ddp["processes"], ddp["accumulation"]) == (2, 2)
+    assert (ddp["processes"], ddp["accumulation"]) == (2, 2) and ddp["sync"] == [False, True] * STEPS
     assert (one_process["main"]["processes"], one_process["main"]["accumulation"]) == (1, 4)
     assert_same_training(one_process["main"], ddp)
 
@@ -114,6 +116,8 @@ def test_ddp_two_processes_with_accumulation_match_one(one_process, tiny_vocab, 
 @pytest.mark.slow
 def test_fsdp_two_processes_match_one(one_process, fsdp):
     assert (fsdp["main"]["processes"], fsdp["main"]["accumulation"]) == (2, 2)
+    assert fsdp["main"]["distributed_type"] == "FSDP"  # still, after `prepare` and 3 steps
+    assert fsdp["main"]["sync"] == [False, True] * STEPS  # the first micro-batch under no_sync (FSDP2: no reduce)
     assert_same_training(one_process["main"], fsdp["main"])
 
 
@@ -140,6 +144,29 @@ def test_fsdp_generator_update_is_independent_of_the_rtd_weight(one_process, fsd
     generator_high, discriminator_high = high["clipped_norms"][0]
     assert discriminator_high == pytest.approx(CLIP, abs=1e-5) and discriminator_low < 0.9 * CLIP  # lambda matters
     assert generator_low == pytest.approx(generator_high, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_fsdp_command_checkpoints_resumes_and_exports_as_one_process(tiny_vocab, shards, tmp_path):
+    """The whole `factory pretrain` under FSDP2 (sharded checkpoints through Accelerate's save_state): a run
+    resumed from its step-2 checkpoint logs the losses and exports the networks of one straight process."""
+    import shutil
+
+    from test_pretrain import assert_same_weights, log
+
+    extra = ["--max-steps", "4", "--save-every", "2", "--dropout", "0", "--micro-batch", "2"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert invoke(cli_args(tiny_vocab, shards, one, *extra)).exit_code == 0
+    run_worker("fsdp", [], tmp_path, argv=cli_args(tiny_vocab, shards, two, *extra))
+    for done in ("checkpoints/step-00000004", "discriminator", "generator"):
+        shutil.rmtree(two / done)
+    run_worker("fsdp", [], tmp_path, argv=cli_args(tiny_vocab, shards, two, *extra, "--resume", "auto"))
+    assert [r["step"] for r in log(two)] == [1, 2, 3, 4]
+    for ra, rb in zip(log(one), log(two), strict=True):
+        for key in ("mlm_loss", "rtd_loss", "rtd_accuracy"):
+            assert abs(ra[key] - rb[key]) <= 1e-5, (ra["step"], key)
+    for net in ("discriminator", "generator"):
+        assert_same_weights(one / net / "model.safetensors", two / net / "model.safetensors", atol=1e-5)
 
 
 # ---- fp16: a real GradScaler through the loop's clip path ----------------------------------------
