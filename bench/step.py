@@ -278,9 +278,13 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--compile", action="store_true", help="ours: torch.compile each layer (HF stays eager)")
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     p.add_argument("--json", type=Path, default=None, help="where to write results (default bench/step-*.json)")
     p.add_argument("--child", nargs=3, metavar=("IMPL", "MODE", "FOLDER"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    if not modes or len(modes) != len(args.modes.split(",")):
+        p.error(f"--modes {args.modes}: use a comma-separated subset of {', '.join(MODES)}")
 
     if args.child:
         args.impl, args.mode, args.folder = args.child
@@ -294,7 +298,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as folder:
         save_model(build_model(config, "none", seed=0), folder)
-        for mode in MODES:
+        for mode in modes:
             for impl in ("hf", "ours"):
                 cmd = [sys.executable, "-m", "bench.step", "--child", impl, mode, folder]
                 for flag in ("preset", "vocab_size", "seq_len", "batch", "device", "dtype", "iters", "warmup"):
@@ -311,7 +315,7 @@ def main() -> None:
     }
     print(f"{args.preset}, L={args.seq_len}, batch {args.batch}, {args.device} {args.dtype} — {report['machine']}")
     print(f"{'mode':<18} {'impl':<5} {'time ms':>9} {'tokens/s':>10} {'peak MiB':>9} {'ours/HF':>8} {'MFU':>6}")
-    for mode in MODES:
+    for mode in modes:
         hf, ours = (next(r for r in results if r["mode"] == mode and r["impl"] == i) for i in ("hf", "ours"))
         for r in (hf, ours):
             ratio = f"{ours['seconds'] / hf['seconds']:.2f}x" if r is ours else ""
@@ -321,7 +325,7 @@ def main() -> None:
                 f"{r['peak_mib']:>9.0f} {ratio:>8} {mfu:>6}"
             )
     print("ours/HF: time ratio (< 1 is faster). Peak MiB: process RSS on CPU, max allocated on GPU.")
-    if args.device == "cpu":
+    if args.device == "cpu" and {"forward", "forward+backward"} <= set(modes):
         report["floor"] = _print_floor(config, args, results)
     path = args.json or Path(__file__).parent / f"step-{args.preset}-{args.seq_len}-{args.device}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,7 +1,7 @@
 """RTD + GDES pre-training on Accelerate: plan, loop, checkpoints, exact resume, export.
 
     factory pretrain --vocab v/ --shards s/ --preset base --out runs/base            # one process
-    accelerate launch -m factory pretrain --vocab v/ --shards s/ --preset base ...    # DDP / FSDP / DeepSpeed
+    accelerate launch -m factory pretrain --vocab v/ --shards s/ --preset base ...    # DDP / FSDP2 (/ DeepSpeed)
 
 Chain: `run_pretrain(config)` (`--corpus`: shards first) -> `run(config)` -> `make_plan` (sizes, steps,
 FLOPs, memory; all `--dry-run` prints) -> `setup` (Accelerator, model, optimizer, schedule, resume) ->
@@ -11,7 +11,8 @@ generator as deberta-v2 folders) -> factory.json with the figures. `config` is f
 Read in this order:
     plan.py        sizes, schedule, parameter counts, the FLOP formula, memory and time
     batches.py     which rows and which noise make up a step (the data half of exactness), prefetched
-    optim.py       AdamW, the lr schedule, clipping per group; the standalone step for benchmarks
+    optim.py       AdamW, the lr schedule, unscaling and clipping per group; the standalone step for benchmarks
+    backends.py    the Accelerator, and what FSDP and DeepSpeed need (wrap policy, sizes) or cannot do
     loop.py        setup, train_step, the loop and what it logs (the other half of exactness)
     checkpoint.py  the run folder, save / keep / resume
     export.py      the two networks and the figures at the end

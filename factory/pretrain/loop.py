@@ -14,7 +14,6 @@ says why the probe moves no random stream and calls no wrapped forward).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -26,6 +25,7 @@ from typing import Any
 from factory.configs import PretrainConfig
 from factory.errors import ConfigError, TrainingError
 from factory.outputs import fingerprint_file
+from factory.pretrain.backends import make_accelerator, prepare_backend
 from factory.pretrain.batches import BatchOrder, Feed
 from factory.pretrain.checkpoint import (
     TRAINER_STATE,
@@ -157,24 +157,20 @@ def build_model(args: PretrainConfig, plan: Plan):
 
 def setup(args: PretrainConfig) -> Run:
     """Check inputs, then build the Accelerator, model, optimizer and schedule; load a checkpoint to resume."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     inputs = check_inputs(args)
     plan, resume, out = inputs.plan, inputs.resume, Path(args.out)
     if args.force and resume is None:
         clear_run(out)
-    accelerator = Accelerator(
-        mixed_precision=resolve_precision(args.mixed_precision),
-        log_with=list(args.log_with) or None,
-        project_dir=str(out / "logs"),
-    )
+    accelerator = make_accelerator(args, plan, resolve_precision(args.mixed_precision), out / "logs")
     if accelerator.num_processes != plan.processes:
         plan = make_plan(args, inputs.shards.seq_len, accelerator.num_processes)
-    out.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
     model = build_model(args, plan)
     mask_id = model.config.factory["mask_token_id"]
+    prepare_backend(accelerator, model, plan)  # FSDP's wrap policy, DeepSpeed's sizes, or a one-line refusal
+    out.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model.to(accelerator.device), plan.lr, fused=accelerator.device.type == "cuda")
     schedule = make_schedule(optimizer, plan.warmup, plan.steps)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -193,34 +189,48 @@ def setup(args: PretrainConfig) -> Run:
 
 # ---- the step and the loop -----------------------------------------------------------------------
 def train_step(run: Run, step: int) -> dict[str, float]:
-    """One optimizer step over the global batch; returns the global sums (reduced over processes)."""
+    """One optimizer step over the global batch; returns the global sums (reduced over processes).
+
+    Every micro-batch runs under `accelerator.accumulate`, whose counter restarts here: the step's last
+    micro-batch is its one boundary (sync_gradients: DDP and FSDP reduce there, DeepSpeed's engine steps there),
+    whatever count a resumed checkpoint restored. The loss is a sum over the *global* counts; `backward` divides
+    it by the accumulation count (DeepSpeed's engine likewise) and every backend averages over the processes, so
+    it is multiplied by both: the gradient is that of one process holding the whole batch.
+    """
     import torch
 
     acc, plan = run.accelerator, run.plan
     batches, masked_total, tokens_total = run.feed.take(step)  # on the device; counts over every process
+    scale = acc.num_processes * acc.gradient_accumulation_steps
     stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=acc.device)
-    for m, b in enumerate(batches):
-        sync = contextlib.nullcontext() if m == len(batches) - 1 else acc.no_sync(run.model)
-        with sync:
+    acc.step, micro = 0, 0
+    for b in batches:
+        with acc.accumulate(run.model):
             out = run.model(b.ids.to(acc.device), b.masked.to(acc.device), b.uniforms.to(acc.device))
-            # sums / global counts, x processes because DDP averages gradients: the global batch's mean loss
             loss = rtd_loss(out.mlm_loss_sum, out.rtd_loss_sum, masked_total, tokens_total, run.args.rtd_lambda)
-            acc.backward(loss * plan.processes)
+            acc.backward(loss * scale)
         stats += torch.stack([getattr(out, k).detach().double() for k in STAT_KEYS])
-    grad_norm = clip_gradients(acc, run.model)
+        micro += 1
+    if micro != acc.gradient_accumulation_steps or not acc.sync_gradients:
+        raise RuntimeError(f"{micro} micro-batches for an accumulation of {acc.gradient_accumulation_steps}")
+    grad_norm = clip_gradients(acc, run.model, run.optimizer)
     stats = acc.reduce(stats, reduction="sum")
     values = dict(zip(STAT_KEYS, stats.tolist(), strict=True))
-    values["grad_norm"] = float(grad_norm)
+    values["grad_norm"] = grad_norm
     check_finite(run, step, values)
-    run.optimizer.step()
+    run.optimizer.step()  # AcceleratedOptimizer steps only at a boundary: here, once; fp16: through the scaler
     run.schedule.step()
     run.optimizer.zero_grad(set_to_none=True)
     return values
 
 
 def check_finite(run: Run, step: int, values: dict[str, float]) -> None:
-    """Stop before the optimizer steps on a non-finite loss or gradient (fp16: the scaler skips such steps)."""
-    bad_grad = not math.isfinite(values["grad_norm"]) and run.accelerator.mixed_precision != "fp16"
+    """Stop before the optimizer steps on a non-finite loss or gradient. With fp16's loss scaling an inf/nan
+    gradient is expected now and then: the scaler (Accelerate's, or DeepSpeed's own) skips that step and
+    lowers the scale, and the unscaled, clipped gradients are never applied."""
+    acc = run.accelerator
+    scaled = acc.scaler is not None or acc.mixed_precision == "fp16"
+    bad_grad = not math.isfinite(values["grad_norm"]) and not scaled
     if not (math.isfinite(values["mlm_loss_sum"]) and math.isfinite(values["rtd_loss_sum"])) or bad_grad:
         where = f"the last good checkpoint is {run.last_checkpoint}" if run.last_checkpoint else "no checkpoint yet"
         raise TrainingError(

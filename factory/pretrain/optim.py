@@ -68,30 +68,64 @@ def make_schedule(optimizer, warmup: int, steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def clip_gradients(acc, model) -> float:
-    """Clip each of the RTD model's groups to CLIP on its own; returns the overall norm (for the log).
-    FSDP can only clip the whole sharded model, so there it falls back to one global clip."""
+def clip_gradients(acc, model, optimizer) -> float:
+    """Unscale once, then clip each of the RTD model's groups to CLIP on its own; returns the overall norm (for
+    the log). The same on every backend factory allows: plain gradients (one process, DDP) and FSDP2's DTensor
+    shards. Under DeepSpeed the engine has already clipped, in the step it took at the last micro-batch
+    (backends.py allows it only for a model with one group): its norm is returned."""
     from accelerate.utils import DistributedType
 
-    if acc.distributed_type == DistributedType.FSDP:
-        return float(acc.clip_grad_norm_(model.parameters(), CLIP))
-    norms = [float(acc.clip_grad_norm_(group, CLIP)) for group in acc.unwrap_model(model).clip_groups()]
+    if acc.distributed_type == DistributedType.DEEPSPEED:
+        norm = acc.clip_grad_norm_(model.parameters(), CLIP)
+        return math.nan if norm is None else float(norm)
+    unscale_once(acc, optimizer)
+    norms = clip_groups_(acc.unwrap_model(model).clip_groups(), CLIP)
     return math.sqrt(sum(n * n for n in norms))
+
+
+def unscale_once(acc, optimizer) -> None:
+    """fp16: divide the gradients by the loss scale, once per step, before any norm is taken.
+
+    `GradScaler.unscale_` refuses a second call before `update()`, and `accelerator.clip_grad_norm_` calls it
+    each time, so per-group clipping cannot go through it. The scaler remembers the call: the optimizer step
+    (`scaler.step` in AcceleratedOptimizer) does not unscale again and still skips a step with inf/nan grads.
+    Whenever Accelerate made a scaler (fp16 on a GPU) its own gate passes, so testing for the scaler is the same.
+    """
+    from accelerate.optimizer import AcceleratedOptimizer
+
+    if acc.scaler is None:
+        return
+    while isinstance(optimizer, AcceleratedOptimizer):
+        optimizer = optimizer.optimizer
+    acc.scaler.unscale_(optimizer)
+
+
+def clip_groups_(groups: list[list[torch.nn.Parameter]], max_norm: float) -> list[float]:
+    """Clip each group's gradients to `max_norm` on its own; returns each group's norm before clipping.
+
+    FSDP2's gradients are DTensor shards: torch's clip_grad_norm_ takes the norm of the local shards and
+    all-reduces their squared norms over the mesh, so each group's norm (and scale) is that of the whole
+    gradient, the same on every process. One process and DDP hold plain tensors: the same call.
+    """
+    import torch
+
+    norms = []
+    for group in groups:
+        norm = torch.nn.utils.clip_grad_norm_(group, max_norm)
+        norms.append(float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm))  # DTensor: Replicate
+    return norms
 
 
 def rtd_step(model, optimizer, ids: torch.Tensor, rtd_lambda: float = RTD_LAMBDA, step: int = 0, seed: int = 0):
     """One full training step on one batch of token ids (B, L): mask, generator + discriminator forward,
     backward, clip, AdamW step. For benchmarks (bench/step.py); returns (mlm_loss, rtd_loss) as floats."""
-    import torch
-
     from factory.rtd import make_step_noise, rtd_loss
 
     noise = make_step_noise(ids, model.mask_id, seed, step, 0)
     out = model(ids, noise.masked, noise.uniforms)
     masked, tokens = out.masked.clamp(min=1), out.tokens.clamp(min=1)
     rtd_loss(out.mlm_loss_sum, out.rtd_loss_sum, masked, tokens, rtd_lambda).backward()
-    for group in model.clip_groups():
-        torch.nn.utils.clip_grad_norm_(group, CLIP)
+    clip_groups_(model.clip_groups(), CLIP)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return float(out.mlm_loss_sum.detach() / masked), float(out.rtd_loss_sum.detach() / tokens)
