@@ -199,7 +199,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     """
     import torch
 
-    acc, plan = run.accelerator, run.plan
+    acc = run.accelerator
     batches, masked_total, tokens_total = run.feed.take(step)  # on the device; counts over every process
     scale = acc.num_processes * acc.gradient_accumulation_steps
     stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=acc.device)
