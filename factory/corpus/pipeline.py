@@ -69,6 +69,7 @@ class Chunk:
     ids: object = None  # (sum lengths,) uint32 each routed document's ids followed by [SEP]
     texts: list[str] | None = None
     raw_bytes: int = 0  # UTF-8 bytes of the raw documents (tokens per byte, for estimates)
+    worker: int = 0  # the process that did it (tests check that streams use several)
 
     def drop_duplicates(self, seen: SeenFilter | None) -> None:
         """Mark the documents the filter has seen (this chunk's earlier documents included)."""
@@ -118,7 +119,7 @@ def process_chunk(texts: list[str], declared: str | None) -> Chunk:
     chunk = Chunk(
         status, lang, np.asarray(keyed, dtype=np.int32), np.asarray(keys, dtype=np.int64).reshape(-1, 3),
         np.asarray(routed, dtype=np.int32), np.asarray([len(cleaned[i]) for i in routed], dtype=np.int32),
-        raw_bytes=raw_bytes,
+        raw_bytes=raw_bytes, worker=os.getpid(),
     )  # fmt: skip
     docs = [cleaned[i] for i in routed]
     if p.spm is None:
@@ -206,6 +207,10 @@ class Workers:
         import multiprocessing as mp
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        if pipeline.langid and ctx.get_start_method() == "fork":
+            from factory.langid import _profiles
+
+            _profiles()  # read once here; the forked workers share it instead of each reading 55 profiles
         self.pool = ctx.Pool(self.workers, initializer=start_worker, initargs=(pipeline,))
 
     def map(self, jobs: Iterable[tuple[object, list[str], str | None]]) -> Iterator[tuple[object, Chunk]]:

@@ -181,8 +181,10 @@ class ShardBuild:
         for i, lang in enumerate(self.order):
             arrays[f"pending{i}"] = self.languages[lang].writer.pending
             arrays[f"leftover{i}"] = self.languages[lang].packer.leftover
-        if self.seen is not None:
-            arrays["seen"] = self.seen.array
+        if self.seen is not None:  # sparse while mostly empty (most builds' first hours, every test)
+            where = np.flatnonzero(self.seen.array)
+            sparse = {"seen_at": where, "seen_bits": self.seen.array[where]}
+            arrays.update({"seen": self.seen.array} if len(where) * 9 > len(self.seen.array) else sparse)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         tmp = self.work / (STATE + ".tmp")
@@ -205,8 +207,10 @@ class ShardBuild:
                 ln, saved = self.languages[lang], state["languages"][lang]
                 ln.writer.restore(saved, data[f"pending{i}"])
                 ln.packer.leftover, ln.done = data[f"leftover{i}"], saved["done"]
-            if self.seen is not None:
+            if self.seen is not None and "seen" in data:
                 self.seen.array[:] = data["seen"]
+            elif self.seen is not None:
+                self.seen.array[data["seen_at"]] = data["seen_bits"]
         self.state.unit, self.state.chunks = state["unit"], state["chunks"]
         self.state.stats = CorpusStats.from_dict(state["stats"])
         for count, (read, tokens, complete) in zip(self.state.counts, state["counts"], strict=True):

@@ -203,7 +203,8 @@ def _check_fill(config, lang: str, budget: int, found: dict[str, Estimate]) -> N
         return
     there = capacity(estimate.corpus_tokens, config.seq_len)
     how = "counted" if estimate.exact else f"estimated from {estimate.source_bytes:,} bytes of text"
-    flag = f"--tokens {config.tokens} (alpha {config.alpha:g})" if config.tokens else "--tokens-per-language"
+    flag = f"--tokens {config.tokens} (alpha {config.alpha:g})" if config.tokens else "--tokens-per-language "
+    flag += "" if config.tokens else str(config.tokens_per_language)
     fits = ""
     if config.tokens:
         shares = alpha_split(10**12, found, config.alpha)
@@ -211,7 +212,8 @@ def _check_fill(config, lang: str, budget: int, found: dict[str, Estimate]) -> N
                    for k, e in found.items() if shares[k])  # fmt: skip
         fits = f"; at most {most:,} tokens in all fit"
     raise ShardError(
-        f"{flag}: {lang} would store {budget:,} tokens but its corpus holds about {there:,} ({how}){fits}; "
+        f"{flag}: {lang} would store {budget:,} tokens but its corpus holds {'' if estimate.exact else 'about '}"
+        f"{there:,} ({how}){fits}; "
         f"lower the budget or give more {lang} text"
     )
 
@@ -264,7 +266,11 @@ def _n(value: int | None, none: str = "?") -> str:
 
 
 def _disk(rows: int | None, seq_len: int) -> str:
-    return "?" if rows is None else f"{rows * seq_len * 4 / 2**30:.2f} GiB"
+    if rows is None:
+        return "?"
+    size = rows * seq_len * 4
+    unit = next((u for u, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)) if size >= scale), "KiB")
+    return f"{size / {'TiB': 2**40, 'GiB': 2**30, 'MiB': 2**20, 'KiB': 2**10}[unit]:.1f} {unit}"
 
 
 def work_folder(out: Path) -> Path:
