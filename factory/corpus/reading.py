@@ -92,7 +92,7 @@ def _read_text(f: io.TextIOBase) -> Iterator[str]:
     """
     head = f.read(1 << 16)
     rest = f
-    paragraphs = re.search(r"\S[^\n]*\n[ \t]*\n+[ \t]*\S", head) is not None
+    paragraphs = re.search(r"\n[ \t]*\n", head.strip()) is not None  # text, a blank line, text (linear time)
     lines = _chain_lines(head, rest)
     if not paragraphs:
         yield from (line for line in lines if line.strip())
