@@ -110,7 +110,7 @@ def process_chunk(texts: list[str], declared: str | None) -> Chunk:
     n = len(texts)
     status = np.zeros(n, dtype=np.int8)
     lang = np.full(n, -1, dtype=np.int16)
-    raw_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    raw_bytes = len("\n".join(texts).encode("utf-8")) - max(n - 1, 0)  # one C call, not one per document
     cleaned = _clean_all(p, texts, status)
     keyed = [i for i, t in enumerate(cleaned) if t is not None]
     keys = [filter_keys(cleaned[i], p.dedupe_bits) for i in keyed] if p.dedupe_bits else []
@@ -166,17 +166,19 @@ def _route_all(p: Pipeline, cleaned: list, keyed: list[int], declared: str | Non
 
 
 def _tokenise(sp, docs: list[str], sep_id: int):
-    """(lengths, flat ids): every document's ids followed by [SEP], one uint32 array for the chunk."""
-    import itertools
+    """(lengths, flat ids): every document's ids followed by [SEP], one uint32 array for the chunk
+    (array.array.extend per document: a third of numpy.fromiter's time over the chained lists)."""
+    import array
 
     import numpy as np
 
     encoded = sp.encode(docs) if docs else []
+    flat = array.array("I")
     for ids in encoded:
-        ids.append(sep_id)
-    lengths = np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded))
-    flat = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.uint32, count=int(lengths.sum()))
-    return lengths, flat
+        flat.extend(ids)
+        flat.append(sep_id)
+    lengths = np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded)) + 1
+    return lengths, np.frombuffer(flat, dtype=np.uint32)
 
 
 # ---- the parent side ----------------------------------------------------------------------------
@@ -195,8 +197,9 @@ def chunks(docs: Iterable[str], max_docs: int = CHUNK_DOCS, max_chars: int = CHU
 
 
 class Workers:
-    """`process_chunk` over worker processes, answers in submission order, at most 2 x workers chunks in
-    flight (memory stays flat however long the input). One worker: in this process, no pool."""
+    """`process_chunk` over worker processes, answers in submission order, at most 4 x workers chunks in
+    flight (memory stays flat however long the input; 4 so that a slow read does not idle the workers).
+    One worker: in this process, no pool."""
 
     def __init__(self, pipeline: Pipeline, workers: int | None = None):
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -222,7 +225,7 @@ class Workers:
         pending: collections.deque = collections.deque()
         for key, texts, declared in jobs:
             pending.append((key, self.pool.apply_async(process_chunk, (texts, declared))))
-            if len(pending) >= 2 * self.workers:
+            if len(pending) >= 4 * self.workers:
                 key, result = pending.popleft()
                 yield key, result.get()
         while pending:

@@ -93,10 +93,10 @@ def _read_text(f: io.TextIOBase) -> Iterator[str]:
     head = f.read(1 << 16)
     rest = f
     paragraphs = re.search(r"\n[ \t]*\n", head.strip()) is not None  # text, a blank line, text (linear time)
-    lines = _chain_lines(head, rest)
     if not paragraphs:
-        yield from (line for line in lines if line.strip())
+        yield from _nonblank_lines(head, rest)
         return
+    lines = _chain_lines(head, rest)
     block: list[str] = []
     for line in lines:
         if line.strip():
@@ -106,6 +106,19 @@ def _read_text(f: io.TextIOBase) -> Iterator[str]:
             block = []
     if block:
         yield " ".join(block)
+
+
+def _nonblank_lines(head: str, rest: io.TextIOBase, block: int = 1 << 16) -> Iterator[str]:
+    """The non-blank lines, read a block at a time (a shard build reads every line: per-line file iteration
+    was a third of the reading parent's time)."""
+    tail = head
+    while True:
+        more = rest.read(block)
+        parts = (tail + more).split("\n")
+        tail = parts.pop() if more else ""
+        yield from filter(str.strip, parts)
+        if not more:
+            return
 
 
 def _chain_lines(head: str, rest: io.TextIOBase) -> Iterator[str]:

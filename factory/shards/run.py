@@ -144,7 +144,8 @@ def build_shards(config: ShardsConfig) -> dict:
     check_output(config.out, config.force)
     work = P.work_folder(config.out)
     saved = None if config.dry_run else saved_plan(work, inputs.work)
-    with datasets_bars(), Workers(pipeline_of(config, inputs), config.num_proc) as workers:
+    bars = datasets_bars() if any(s.is_hub for s in inputs.sources) else contextlib.nullcontext()
+    with bars, Workers(pipeline_of(config, inputs), config.num_proc) as workers:
         plan = make_plan(config, inputs, workers, saved)
         if config.dry_run:
             return {"plan": P.plan_lines(config, plan.estimates, plan.budgets)}
