@@ -137,11 +137,12 @@ class ShardBuild:
             unit = self.plan.units[u]
             source: Source = self.plan.sources[unit.source]
             feeds = [self.languages[lang] for lang in self.plan.feeds[unit.source]]
-            for c, texts in enumerate(chunks(read_unit(source, unit, text_field))):
-                if all(lang.done for lang in feeds):
-                    break
-                if c >= skip:
-                    yield (u, c), texts, source.lang
+            if not all(lang.done for lang in feeds):
+                for c, texts in enumerate(chunks(read_unit(source, unit, text_field))):
+                    if all(lang.done for lang in feeds):
+                        break
+                    if c >= skip:
+                        yield (u, c), texts, source.lang
             skip = 0
             yield (u, END), [], source.lang
 
