@@ -204,19 +204,19 @@ def test_kill_9_then_rerun_writes_the_same_bytes(vocab, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for lang in ("en", "pt"):
-        lines = textgen.generate(lang, 6000, seed=11)
+        lines = textgen.generate(lang, 10000, seed=11)
         (corpus / f"{lang}.txt").write_text("\n".join(lines + lines[:500]) + "\n")  # duplicates after the kill
     args = ["shards", "--vocab", vocab, "--corpus", f"en={corpus / 'en.txt'}", "--corpus", f"pt={corpus / 'pt.txt'}",
             "--seq-len", "64", "--rows-per-shard", "300", "--num-proc", "2", "--no-langid"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "FACTORY_SHARDS_CHECKPOINT_S": "0.2"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "FACTORY_SHARDS_CHECKPOINT_S": "0.05"}
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-c", KILLED, *map(str, args), "--out", str(killed)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     state = P.work_folder(killed) / "state.npz"
     deadline = time.monotonic() + 120
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+        time.sleep(0.01)
+    time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not killed.exists() and state.exists(), "the build finished before it could be killed"
