@@ -22,7 +22,7 @@ from factory.errors import FactoryError, RunFailure
 COMMANDS = {
     "presets": "factory.commands.model:presets",
     "init": "factory.commands.model:init",
-    "shards": "factory.commands.pretrain:shards",
+    "shards": "factory.commands.shards:shards",
     "pretrain": "factory.commands.pretrain:pretrain",
     "vocab": "factory.commands.vocab:vocab",
     "eval": "factory.commands.evaluate:eval_group",

@@ -124,29 +124,58 @@ class VocabReportConfig:
 
 
 # ---- shards --------------------------------------------------------------------------------------
+SHARD_ALPHA = 0.3  # XLM-R's p_i ∝ n_i^0.3 (docs/data.md#budgets)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ShardsConfig:
-    """`factory shards`: tokenised, packed Arrow shards for pre-training."""
+    """`factory shards`: tokenised, packed Arrow shards for pre-training, one language per row
+    (docs/data.md)."""
 
-    SCHEMA: ClassVar[int] = 1
+    SCHEMA: ClassVar[int] = 2
 
-    vocab: Path = option(help="Vocabulary folder (spm.model).")
+    vocab: Path | None = option(None, "Vocabulary folder (spm.model); required unless --merge.")
     corpus: list[str] = option(
         [],
         "Text source, repeatable: .txt (a document per line), .jsonl/.json/.parquet (text column), .gz, a folder, "
-        "or hf:NAME[:CONFIG][@SPLIT] (streamed).",
+        "or hf:NAME[:CONFIG][@SPLIT] (streamed; NAME may be a local folder of data files); LANG=any of those.",
         repeat=True,
         metavar="SOURCE",
     )
+    langs: list[str] = option(
+        [],
+        "Languages to keep, comma-separated [default: the corpus' LANG= prefixes; none: one language, und].",
+        flags=("--langs", "--lang"),
+        aliases=("languages",),
+    )
     seq_len: int = option(SEQ_LEN, "Tokens per sequence.", low=8)
+    tokens: str | None = option(None, "Tokens to store in all, split across languages by --alpha (1e9, 500M, 2B).")
+    tokens_per_language: str | None = option(None, "Tokens to store per language (1e9, 500M, 2B).")
+    alpha: float = option(SHARD_ALPHA, "Budget split of --tokens: p_i ∝ corpus_tokens_i^alpha.", low=0,
+                          low_open=True, high=1)  # fmt: skip
     text_field: str = option("text", "Column holding the text in jsonl/parquet/Hub.")
-    num_proc: int | None = option(None, "Tokeniser processes [default: all cores].", low=1)
+    clean: bool = option(True, "Clean documents as `factory vocab` does: NFKC, whitespace, --min-chars/--max-chars.")
+    min_chars: int = option(VocabConfig.min_chars, "Drop shorter documents (with --clean).", low=0)
+    max_chars: int = option(1_000_000, "Drop longer documents (with --clean; pre-training keeps long ones).", low=1)
+    dedupe: bool = option(True, "Drop exact duplicates.")
+    langid: bool = option(True, "Language filter (langdetect profiles), where the languages are known.")
+    langid_threshold: float = option(VocabConfig.langid_threshold, "Minimum probability of the language filter.",
+                                     low=0, high=1)  # fmt: skip
+    num_proc: int | None = option(None, "Worker processes [default: all cores].", low=1)
     rows_per_shard: int = option(16384, "Sequences per file (16384 x 512 tokens = 32 MiB).", low=1)
+    task: str | None = option(None, "I/N: build only part I of N (over input files); join them with --merge.",
+                              metavar="I/N")  # fmt: skip
+    merge: list[Path] = option([], "Join the folders of --task I/N builds into --out (no tokenising).", repeat=True,
+                               metavar="DIR")  # fmt: skip
+    dry_run: bool = option(False, "Print the plan (per-language budget, expected rows, disk) and stop.",
+                           secondary=False)  # fmt: skip
     out: Path = option(help="Folder to write.")
     force: bool = option(False, _FORCE_HELP, secondary=False)
 
     def problems(self) -> list[str]:
-        return [] if self.corpus else ["--corpus is required (a file, a folder or hf:NAME)"]
+        from factory.shards.plan import config_problems  # the budgets' and tasks' grammar lives with the plan
+
+        return config_problems(self)
 
 
 # ---- the model's shape (init, pretrain) ----------------------------------------------------------

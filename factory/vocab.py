@@ -332,6 +332,7 @@ def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
     """The corpus sources and the languages, checked before any work is done."""
     from factory import corpus as C
     from factory.langid import check_codes
+    from factory.languages import check_languages
 
     sources = [C.Source.parse(c) for c in args.corpus]
     if not sources:
@@ -339,6 +340,7 @@ def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
     langs = list(dict.fromkeys(args.langs or [s.lang for s in sources if s.lang]))
     if not langs:
         raise FactoryError("which language(s)? pass --lang pt, --langs en,pt,ru or --corpus pt=PATH")
+    check_languages(langs + [s.lang for s in sources if s.lang], "--lang/--langs")
     if args.langid:
         check_codes(langs + [s.lang for s in sources if s.lang], "--lang/--langs")
     for source in sources:

@@ -146,5 +146,10 @@ def word_shards(vocab: Path, folder: Path, lines: int, words: int) -> Path:
     pool = [w.strip(".") for line in pseudo_text(lines, seed=1) for w in line.split()]
     text = [" ".join([w] * rng.randint(8, 16)) for w in pool[:words]]
     (folder / "corpus.txt").write_text("\n".join(text) + "\n")
-    build_shards(ShardsConfig(vocab=vocab, corpus=[str(folder / "corpus.txt")], seq_len=32, out=folder / "shards"))
+    # dedupe off: the same word repeated the same number of times is a duplicate line, and these micro runs
+    # were tuned on the shards as they were before the shard build de-duplicated
+    config = ShardsConfig(
+        vocab=vocab, corpus=[str(folder / "corpus.txt")], seq_len=32, out=folder / "shards", dedupe=False
+    )
+    build_shards(config)
     return folder / "shards"

@@ -36,8 +36,10 @@ def test_round_trip_and_the_json_keys(tmp_path):
     assert read_manifest(tmp_path, ShardsManifest) == written
     data = json.loads((tmp_path / MANIFEST).read_text())
     assert list(data)[:5] == ["schema", "step", "created", "arguments", "versions"]
-    assert data["schema"] == 2 and data["step"] == "shards" and "config" not in data
-    assert data["seq_len"] == 64 and data["shards"] == [{"file": "shard-00000.arrow", "sequences": 5}]
+    assert data["schema"] == ShardsManifest.VERSION == 3 and data["step"] == "shards" and "config" not in data
+    assert data["seq_len"] == 64 and data["shards"] == [
+        {"file": "shard-00000.arrow", "sequences": 5, "language": "und"}
+    ]
     eval_manifest = EvalManifest(step="eval xnli", arguments={}, inputs=EvalInputs("m"),
                                  figures=EvalFigures({"test": {"accuracy": 50}}, ["en"], ["test"]))  # fmt: skip
     write_manifest(tmp_path, eval_manifest)
@@ -72,7 +74,7 @@ def test_missing_unreadable_other_step_other_version(tmp_path):
     old = {k: v for k, v in shards_manifest().to_json().items() if k not in ("schema", "corpus")}
     path.write_text(json.dumps(old))
     message = _error(tmp_path)
-    assert "version-1 shards manifest" in message and "reads version 2" in message
+    assert "version-1 shards manifest" in message and "reads version 3" in message
     assert "run `factory shards` again" in message
 
 

@@ -1,38 +1,11 @@
-"""`factory shards` and `factory pretrain`: token shards, then RTD + GDES pre-training on Accelerate."""
+"""`factory pretrain`: RTD + GDES pre-training on Accelerate (`factory shards` is in commands/shards.py)."""
 
 from __future__ import annotations
 
 import click
 
 from factory.config import click_options, from_flags, resolve
-from factory.configs import PretrainConfig, ShardsConfig
-
-
-# ---- shards -------------------------------------------------------------------------------------
-@click.command()
-@click_options(ShardsConfig)
-def shards(**flags) -> None:
-    """Tokenise a corpus and pack it into fixed-length sequences for `factory pretrain`.
-
-    Every sequence is [CLS] + seq-len-2 tokens + [SEP], cut from the documents joined by [SEP], so there is no
-    padding (only the last sequence is padded). Shards are uint32 Arrow files that pre-training memory-maps;
-    factory.json records the vocabulary fingerprint, so shards and vocabulary cannot be mixed up.
-
-    \b
-    Example:
-      factory shards --vocab vocab/32k --corpus data/ --seq-len 512 --out shards/32k-512
-    """
-    from factory.outputs import check_output
-    from factory.shards import build_shards
-
-    config = resolve(ShardsConfig, [from_flags(flags)])
-    check_output(config.out, config.force)
-    figures = build_shards(config)
-    click.echo(
-        f"wrote {config.out}: {figures['documents']:,} documents -> {figures['sequences']:,} sequences of "
-        f"{config.seq_len} ({figures['tokens']:,} tokens, {figures['padding']:,} padding) in "
-        f"{len(figures['shards'])} shard(s)"
-    )
+from factory.configs import PretrainConfig
 
 
 # ---- pretrain -----------------------------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""Shard-build throughput beside the physical limit measured in the same run, and peak memory against size.
+
+    python -m bench.shards [--data /tmp/real] [--langs en,pt,ru,de] [--mb 40] [--workers 2] [--out DIR]
+
+Text: real documents, `DATA/<lang>.txt` (the Debian handbook translations: `python3 ../shared/data/real_text.py
+/tmp/real`), repeated to `--mb` MB per run, each copy's lines prefixed with its copy number so that the
+duplicate filter keeps them (repeated text would otherwise be dropped as duplicates). Four files per
+language. Written under --out, never into the repository. A 8k-piece vocabulary is trained on it once.
+
+Figures, all in corpus tokens per second (the documents' ids, what both sides produce):
+- limit: plain SentencePiece `encode` of the same documents on `--workers` processes (multiprocessing, the text
+  already in memory): what the cores can tokenise at all;
+- build, filters off (`--no-clean --no-langid --no-dedupe`: read + tokenise + pack + write), from local .txt
+  files and from a `datasets` stream of the same text as local parquet (the stand-in for the Hub);
+- build with cleaning + language filter + de-duplication on;
+each build timed as the whole `factory shards` process (start-up included), by the wall clock and by the CPU
+seconds of its process tree (on a shared machine the wall clock also measures the neighbours; tokens per
+CPU-second against the limit's is the overhead of the build itself). Peak RSS: the build's process
+tree (parent + workers, summed, sampled every 20 ms) with the filters on, at `--mb` / 10 and at `--mb`.
+Goal (issue 14): filters off >= 0.8 x the limit; peak RSS within +20% for 10x the corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_text(data: Path, langs: list[str], mb: float, folder: Path, files: int = 4) -> int:
+    """folder/LANG/part-K.txt, `mb` MB in all; returns the documents written."""
+    per_lang = int(mb * 1e6 / len(langs))
+    written = 0
+    for lang in langs:
+        lines = [line for line in (data / f"{lang}.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+        (folder / lang).mkdir(parents=True, exist_ok=True)
+        outs = [open(folder / lang / f"part-{k}.txt", "w", encoding="utf-8") for k in range(files)]
+        size, copy, i = 0, 0, 0
+        while size < per_lang:
+            line = f"{copy} {lines[i]}" if copy else lines[i]
+            outs[written % files].write(line + "\n")
+            size += len(line.encode()) + 1
+            written += 1
+            i += 1
+            if i == len(lines):
+                i, copy = 0, copy + 1
+        for out in outs:
+            out.close()
+    return written
+
+
+def make_parquet(text: Path, folder: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for lang_dir in sorted(p for p in text.iterdir() if p.is_dir()):
+        (folder / lang_dir.name).mkdir(parents=True, exist_ok=True)
+        for part in sorted(lang_dir.glob("*.txt")):
+            lines = part.read_text(encoding="utf-8").splitlines()
+            pq.write_table(pa.table({"text": lines}), folder / lang_dir.name / f"{part.stem}.parquet")
+
+
+def make_vocab(text: Path, folder: Path) -> Path:
+    from factory.vocab import SpmSettings, train_spm, write_hf_files
+
+    if (folder / "spm.model").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    sample = [line for f in sorted(text.rglob("part-0.txt")) for line in f.read_text().splitlines()[:5000]]
+    (folder / ".sample.txt").write_text("\n".join(sample) + "\n")
+    train_spm(folder / ".sample.txt", len(sample), folder, SpmSettings(pieces=8000, threads=os.cpu_count() or 1))
+    write_hf_files(folder)
+    return folder
+
+
+# ---- the limit -----------------------------------------------------------------------------------
+_DOCS: list[list[str]] = []
+
+
+def _encode_share(args: tuple[str, int]) -> tuple[int, float]:
+    import sentencepiece as spm
+
+    model, k = args
+    sp = spm.SentencePieceProcessor(model_file=model)
+    docs = _DOCS[k]
+    cpu = time.process_time()
+    tokens = sum(len(ids) for start in range(0, len(docs), 2048) for ids in sp.encode(docs[start : start + 2048]))
+    return tokens, time.process_time() - cpu
+
+
+def limit(vocab: Path, text: Path, workers: int) -> tuple[int, float, float]:
+    """(tokens, seconds, CPU seconds): plain encode of every document, split over `workers` forked processes."""
+    import multiprocessing as mp
+
+    docs = [line for f in sorted(text.rglob("*.txt")) for line in f.read_text().splitlines() if line.strip()]
+    _DOCS[:] = [docs[k::workers] for k in range(workers)]
+    with mp.get_context("fork").Pool(workers) as pool:
+        pool.map(_encode_share, [(str(vocab / "spm.model"), k) for k in range(workers)][:1])  # warm the pool
+        start = time.perf_counter()
+        shares = pool.map(_encode_share, [(str(vocab / "spm.model"), k) for k in range(workers)])
+        seconds = time.perf_counter() - start
+    return sum(t for t, _ in shares), seconds, sum(c for _, c in shares)
+
+
+# ---- a build, measured from outside --------------------------------------------------------------
+def build(vocab: Path, corpus: list[str], out: Path, workers: int, flags: list[str]) -> dict:
+    """Run `factory shards` as a process; its wall time, peak RSS of its process tree and corpus tokens."""
+    import resource
+
+    import psutil
+
+    cmd = [sys.executable, "-m", "factory", "-q", "shards", "--vocab", str(vocab), "--out", str(out), "--force",
+           "--num-proc", str(workers), *[a for c in corpus for a in ("--corpus", c)], *flags]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = psutil.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [proc, *proc.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the build and its workers, once reaped
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    if proc.returncode:
+        raise SystemExit(f"factory shards failed: {err.decode()[-2000:]}")
+    manifest = json.loads((out / "factory.json").read_text())
+    tokens = sum(f["corpus_tokens"] for f in manifest["per_language"].values())
+    return {"seconds": seconds, "cpu": cpu, "tokens": tokens, "peak_rss_mib": peak / 2**20}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("/tmp/real"))
+    parser.add_argument("--langs", default="en,pt,ru,de")
+    parser.add_argument("--mb", type=float, default=40.0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-shards"))
+    args = parser.parse_args(argv)
+    langs = args.langs.split(",")
+    missing = [lang for lang in langs if not (args.data / f"{lang}.txt").is_file()]
+    if missing:
+        raise SystemExit(f"no {args.data}/{missing[0]}.txt: run python3 ../shared/data/real_text.py {args.data}")
+    big, small = args.out / f"text-{args.mb:g}", args.out / f"text-{args.mb / 10:g}"
+    for folder, mb in ((big, args.mb), (small, args.mb / 10)):
+        if not folder.is_dir():
+            make_text(args.data, langs, mb, folder)
+    if not (args.out / "parquet").is_dir():
+        make_parquet(big, args.out / "parquet")
+    vocab = make_vocab(big, args.out / "vocab")
+    print(f"{args.workers} workers on {os.cpu_count()} cores; {args.mb:g} MB of {', '.join(langs)} text")
+    tokens, seconds, cpu = limit(vocab, big, args.workers)
+    rows = [("limit: plain spm encode, all workers", tokens, seconds, cpu, None)]
+    local = [f"{lang}={big / lang}" for lang in langs]
+    stream = [f"{lang}=hf:{args.out / 'parquet' / lang}" for lang in langs]
+    off = ["--no-clean", "--no-langid", "--no-dedupe"]
+    runs = [("build, filters off, local .txt", local, off), ("build, filters off, datasets stream", stream, off),
+            ("build, clean + langid + dedupe, local", local, [])]  # fmt: skip
+    measured = {}
+    for label, corpus, flags in runs:
+        measured[label] = build(vocab, corpus, args.out / "shards", args.workers, flags)
+        run = measured[label]
+        rows.append((label, run["tokens"], run["seconds"], run["cpu"], run["peak_rss_mib"]))
+    small_run = build(vocab, [f"{lang}={small / lang}" for lang in langs], args.out / "shards", args.workers, [])
+    rows.append((f"same, {args.mb / 10:g} MB (for memory)", small_run["tokens"], small_run["seconds"],
+                 small_run["cpu"], small_run["peak_rss_mib"]))  # fmt: skip
+    rate, cpu_rate = tokens / seconds, tokens / cpu
+    print(f"{'':40} {'tokens':>11} {'wall s':>7} {'tokens/s':>9} {'x limit':>7}   {'CPU s':>6} {'tok/CPU-s':>9} "
+          f"{'x limit':>7} {'peak RSS':>9}")  # fmt: skip
+    for label, n, s, c, rss in rows:
+        mem = f"{rss:,.0f} MiB" if rss is not None else ""
+        print(f"{label:40} {n:>11,} {s:>7.1f} {n / s:>9,.0f} {n / s / rate:>7.2f}   {c:>6.1f} {n / c:>9,.0f} "
+              f"{n / c / cpu_rate:>7.2f} {mem:>9}")  # fmt: skip
+    big_rss = measured["build, clean + langid + dedupe, local"]["peak_rss_mib"]
+    print(f"peak RSS, 10x the corpus: {big_rss / small_run['peak_rss_mib'] - 1:+.1%} (goal <= +20%)")
+
+
+if __name__ == "__main__":
+    main()

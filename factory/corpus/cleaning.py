@@ -1,0 +1,79 @@
+"""Per-document cleaning and exact-duplicate detection in fixed memory: the same for `vocab` and `shards`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from factory.configs import VocabConfig
+
+_WS = re.compile(r"\s+")
+HASHES = 3  # bit positions per document in the duplicate filter
+
+
+@dataclass
+class Cleaning:
+    """Per-document cleaning: NFKC, whitespace collapsed, length bounds (characters), exact duplicates."""
+
+    min_chars: int = VocabConfig.min_chars  # the user-facing defaults live in factory.configs
+    max_chars: int = VocabConfig.max_chars
+    dedupe: bool = VocabConfig.dedupe
+    dedupe_bits: int = 1 << 28  # 32 MiB of filter: flat memory; ~0.1% false drops at 10M unique documents
+
+    def clean(self, text: str) -> tuple[str | None, str]:
+        """(cleaned text or None, reason it was dropped or 'kept')."""
+        text = _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+        if not text:
+            return None, "empty"
+        if len(text) < self.min_chars:
+            return None, "too_short"
+        if len(text) > self.max_chars:
+            return None, "too_long"
+        return text, "kept"
+
+
+def filter_keys(text: str, bits: int) -> tuple[int, int, int]:
+    """The document's bit positions in a `SeenFilter` of `bits` bits (sha1 of the text, 48 bits each)."""
+    digest = hashlib.sha1(text.encode("utf-8")).digest()
+    return tuple(int.from_bytes(digest[6 * k : 6 * k + 6], "little") % bits for k in range(HASHES))
+
+
+class SeenFilter:
+    """Exact-duplicate detector in fixed memory: a Bloom filter over sha1 of the cleaned text.
+
+    Every repeated text is caught (no false negatives); a unique text is wrongly called a duplicate with
+    probability ~(1 - e^(-3n/bits))^3, which is ~0.1% after 10M documents with the default 2^28 bits.
+    `seen_many` gives, for a batch of documents, exactly what `seen` one after the other would: the keys
+    can be computed in worker processes and the filter (order-dependent) kept in one place.
+    """
+
+    def __init__(self, bits: int):
+        import numpy as np
+
+        self.bits = bits
+        self.array = np.zeros(bits // 8, dtype=np.uint8)
+
+    def seen(self, text: str) -> bool:
+        import numpy as np
+
+        return bool(self.seen_many(np.asarray([filter_keys(text, self.bits)], dtype=np.int64))[0])
+
+    def seen_many(self, keys):
+        """keys: (n, 3) bit positions in document order -> (n,) bool, each document's `seen` in that order
+        (a document is a duplicate when all its bits were set by the filter or by an earlier document)."""
+        import numpy as np
+
+        n = len(keys)
+        if n == 0:
+            return np.zeros(0, dtype=bool)
+        flat = np.asarray(keys, dtype=np.int64).reshape(-1)
+        byte, mask = flat >> 3, (1 << (flat & 7)).astype(np.uint8)
+        before = (self.array[byte] & mask) != 0
+        doc = np.repeat(np.arange(n), HASHES)
+        _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+        earlier = doc[first][inverse.reshape(-1)] < doc  # the bit was first set by an earlier document
+        duplicate = (before | earlier).reshape(n, HASHES).all(axis=1)
+        np.bitwise_or.at(self.array, byte, mask)
+        return duplicate

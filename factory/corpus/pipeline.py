@@ -1,0 +1,307 @@
+"""The corpus pipeline `factory vocab` and `factory shards` share: documents in chunks through worker processes
+that clean, identify the language, route and (for shards) tokenise; the order-dependent duplicate filter and
+the counters stay in the parent, so the result depends on the data alone, never on the number of workers.
+
+    raw documents -> chunks (<= CHUNK_DOCS documents, <= CHUNK_CHARS characters; a chunk never spans units)
+      -> worker: clean (NFKC, whitespace, length) -> duplicate-filter keys -> language id + routing -> ids
+      -> parent, in order: duplicates dropped (SeenFilter.seen_many) -> counters -> the sink (spool or packer)
+
+A document of a source declared `lang=...` must be detected as that language; an undeclared one goes to the
+language it is detected as, if that is wanted. With the filter off, every document goes to its declared
+language, or to the first language. Every switch is off-able, so the throughput of the bare tokeniser can be
+measured through the same code (bench/shards.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from factory.configs import VocabConfig
+from factory.corpus.cleaning import Cleaning, SeenFilter, filter_keys
+
+REASONS = ("kept", "empty", "too_short", "too_long", "duplicate", "langid_no_text", "langid_other_language",
+           "langid_low_confidence")  # fmt: skip
+KEPT, DUPLICATE = REASONS.index("kept"), REASONS.index("duplicate")
+CHUNK_DOCS = 2048
+CHUNK_CHARS = 1 << 20
+
+
+@dataclass
+class LanguageFilter:
+    """Keep documents detected as one of `langs` with probability >= `threshold` (None: keep all)."""
+
+    langs: list[str] | None
+    threshold: float = VocabConfig.langid_threshold
+    workers: int = 1
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What a worker does to every chunk. `cleaning` None: documents as read (blank ones dropped);
+    `dedupe_bits` 0: no duplicate filter; `spm` None: the cleaned text comes back, else its token ids."""
+
+    langs: tuple[str, ...]
+    cleaning: Cleaning | None = None
+    langid: bool = False
+    threshold: float = VocabConfig.langid_threshold
+    dedupe_bits: int = 0
+    spm: str | None = None
+    sep_id: int = 2
+
+
+@dataclass
+class Chunk:
+    """A worker's answer for one chunk. Arrays are per document read; `routed` lists the documents that
+    reached a language (before the duplicate filter), whose texts or ids are in `texts` / `ids`."""
+
+    status: object  # (n,) int8 index into REASONS
+    lang: object  # (n,) int16 index into Pipeline.langs, -1 for none
+    keyed: object  # (m,) int32 documents that passed cleaning, in order
+    keys: object  # (m, 3) int64 their duplicate-filter bit positions
+    routed: object  # (k,) int32
+    chars: object  # (k,) int32 characters of each routed document
+    lengths: object = None  # (k,) int32 tokens of each routed document, its [SEP] included
+    ids: object = None  # (sum lengths,) uint32 each routed document's ids followed by [SEP]
+    texts: list[str] | None = None
+    raw_bytes: int = 0  # UTF-8 bytes of the raw documents (tokens per byte, for estimates)
+    worker: int = 0  # the process that did it (tests check that streams use several)
+
+    def drop_duplicates(self, seen: SeenFilter | None) -> None:
+        """Mark the documents the filter has seen (this chunk's earlier documents included)."""
+        if seen is None or not len(self.keys):
+            return
+        duplicate = seen.seen_many(self.keys)
+        self.status[self.keyed[duplicate]] = DUPLICATE
+        self.lang[self.keyed[duplicate]] = -1
+
+    def kept(self):
+        """(k,) bool over `routed`: still kept after the duplicate filter."""
+        return self.status[self.routed] == KEPT
+
+
+# ---- the worker side ----------------------------------------------------------------------------
+_STATE: dict = {}
+
+
+def start_worker(pipeline: Pipeline) -> None:
+    """Pool initializer (and the in-process path): the tokenizer and language id, loaded once."""
+    _STATE.clear()
+    _STATE["pipeline"] = pipeline
+    if pipeline.spm:
+        import sentencepiece as spm
+
+        _STATE["sp"] = spm.SentencePieceProcessor(model_file=pipeline.spm)
+    if pipeline.langid:
+        from factory.langid import LanguageId
+
+        _STATE["lid"] = LanguageId()
+
+
+def process_chunk(texts: list[str], declared: str | None) -> Chunk:
+    """Clean, key, identify, route and tokenise one chunk (runs in a worker)."""
+    import numpy as np
+
+    p: Pipeline = _STATE["pipeline"]
+    n = len(texts)
+    status = np.zeros(n, dtype=np.int8)
+    lang = np.full(n, -1, dtype=np.int16)
+    raw_bytes = len("\n".join(texts).encode("utf-8")) - max(n - 1, 0)  # one C call, not one per document
+    cleaned = _clean_all(p, texts, status)
+    keyed = [i for i, t in enumerate(cleaned) if t is not None]
+    keys = [filter_keys(cleaned[i], p.dedupe_bits) for i in keyed] if p.dedupe_bits else []
+    _route_all(p, cleaned, keyed, declared, status, lang)
+    routed = [i for i in keyed if lang[i] >= 0]
+    chunk = Chunk(
+        status, lang, np.asarray(keyed, dtype=np.int32), np.asarray(keys, dtype=np.int64).reshape(-1, 3),
+        np.asarray(routed, dtype=np.int32), np.asarray([len(cleaned[i]) for i in routed], dtype=np.int32),
+        raw_bytes=raw_bytes, worker=os.getpid(),
+    )  # fmt: skip
+    docs = [cleaned[i] for i in routed]
+    if p.spm is None:
+        chunk.texts = docs
+    else:
+        chunk.lengths, chunk.ids = _tokenise(_STATE["sp"], docs, p.sep_id)
+    return chunk
+
+
+def _clean_all(p: Pipeline, texts: list[str], status) -> list[str | None]:
+    if p.cleaning is None:
+        out: list[str | None] = [t if t and not t.isspace() else None for t in texts]
+        for i, t in enumerate(out):
+            if t is None:
+                status[i] = REASONS.index("empty")
+        return out
+    out = []
+    for i, raw in enumerate(texts):
+        text, reason = p.cleaning.clean(raw)
+        out.append(text)
+        if text is None:
+            status[i] = REASONS.index(reason)
+    return out
+
+
+def _route_all(p: Pipeline, cleaned: list, keyed: list[int], declared: str | None, status, lang) -> None:
+    """Each cleaned document's language (or the reason it has none), as `factory vocab` always routed."""
+    index = {code: i for i, code in enumerate(p.langs)}
+    if not p.langid:
+        lang[keyed] = index[declared or p.langs[0]]
+        return
+    lid = _STATE["lid"]
+    for i in keyed:
+        guess = lid.identify(cleaned[i])
+        wanted = declared or (guess.lang if guess.lang in index else None)
+        if not guess.lang:
+            status[i] = REASONS.index("langid_no_text")
+        elif guess.lang != wanted:
+            status[i] = REASONS.index("langid_other_language")
+        elif guess.prob < p.threshold:
+            status[i] = REASONS.index("langid_low_confidence")
+        else:
+            lang[i] = index[wanted]
+
+
+def _tokenise(sp, docs: list[str], sep_id: int):
+    """(lengths, flat ids): every document's ids followed by [SEP], one uint32 array for the chunk
+    (array.array.extend per document: a third of numpy.fromiter's time over the chained lists)."""
+    import array
+
+    import numpy as np
+
+    encoded = sp.encode(docs) if docs else []
+    flat = array.array("I")
+    for ids in encoded:
+        flat.extend(ids)
+        flat.append(sep_id)
+    lengths = np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded)) + 1
+    return lengths, np.frombuffer(flat, dtype=np.uint32)
+
+
+# ---- the parent side ----------------------------------------------------------------------------
+def chunks(docs: Iterable[str], max_docs: int = CHUNK_DOCS, max_chars: int = CHUNK_CHARS) -> Iterator[list[str]]:
+    """Documents in chunks cut by count and characters only, so a chunk is the same in every run."""
+    batch: list[str] = []
+    size = 0
+    for doc in docs:
+        batch.append(doc)
+        size += len(doc)
+        if len(batch) >= max_docs or size >= max_chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+class Workers:
+    """`process_chunk` over worker processes, answers in submission order, at most 4 x workers chunks in
+    flight (memory stays flat however long the input; 4 so that a slow read does not idle the workers).
+    One worker: in this process, no pool."""
+
+    def __init__(self, pipeline: Pipeline, workers: int | None = None):
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.pool = None
+        if self.workers == 1:
+            start_worker(pipeline)
+            return
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        if pipeline.langid and ctx.get_start_method() == "fork":
+            from factory.langid import _profiles
+
+            _profiles()  # read once here; the forked workers share it instead of each reading 55 profiles
+        self.pool = ctx.Pool(self.workers, initializer=start_worker, initargs=(pipeline,))
+
+    def map(self, jobs: Iterable[tuple[object, list[str], str | None]]) -> Iterator[tuple[object, Chunk]]:
+        """(key, texts, declared language) -> (key, Chunk), in order."""
+        if self.pool is None:
+            for key, texts, declared in jobs:
+                yield key, process_chunk(texts, declared)
+            return
+        pending: collections.deque = collections.deque()
+        for key, texts, declared in jobs:
+            pending.append((key, self.pool.apply_async(process_chunk, (texts, declared))))
+            if len(pending) >= 4 * self.workers:
+                key, result = pending.popleft()
+                yield key, result.get()
+        while pending:
+            key, result = pending.popleft()
+            yield key, result.get()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---- counting -----------------------------------------------------------------------------------
+@dataclass
+class CorpusStats:
+    """Documents seen / kept / dropped (by reason), per language."""
+
+    read: int = 0
+    dropped: Counter = field(default_factory=Counter)  # reason -> count
+    kept: Counter = field(default_factory=Counter)  # lang -> count
+    chars: Counter = field(default_factory=Counter)  # lang -> characters kept
+
+    def add(self, chunk: Chunk, langs: tuple[str, ...]) -> None:
+        """Count a chunk whose duplicates are already marked."""
+        import numpy as np
+
+        self.read += len(chunk.status)
+        for code, count in enumerate(np.bincount(chunk.status, minlength=len(REASONS))):
+            if code != KEPT and count:
+                self.dropped[REASONS[code]] += int(count)
+        kept = chunk.kept()
+        per_lang = chunk.lang[chunk.routed][kept]
+        for i, count in enumerate(np.bincount(per_lang, minlength=len(langs))):
+            if count:
+                self.kept[langs[i]] += int(count)
+        for i, chars in enumerate(np.bincount(per_lang, weights=chunk.chars[kept], minlength=len(langs))):
+            if chars:
+                self.chars[langs[i]] += int(chars)
+
+    def as_dict(self) -> dict:
+        return {
+            "read": self.read,
+            "kept": sum(self.kept.values()),
+            "kept_per_language": dict(sorted(self.kept.items())),
+            "chars_per_language": dict(sorted(self.chars.items())),
+            "dropped": dict(sorted(self.dropped.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CorpusStats:
+        return cls(data["read"], Counter(data["dropped"]), Counter(data["kept_per_language"]),
+                   Counter(data["chars_per_language"]))  # fmt: skip
+
+
+HINTS = {
+    "too_short": "lower --min-chars",
+    "too_long": "raise --max-chars",
+    "duplicate": "the corpus repeats one text; give more varied text",
+    "langid_other_language": "check --lang/--langs against the text, or pass --no-langid",
+    "langid_low_confidence": "lower --langid-threshold",
+    "langid_no_text": "the text has no letters the language filter can use; pass --no-langid",
+    "empty": "the documents are blank",
+}
+
+
+def nothing_kept(stats: CorpusStats) -> str:
+    """The message for a corpus whose every document was dropped: the main reason and what to change."""
+    worst = max(stats.dropped, key=stats.dropped.__getitem__)
+    return (
+        f"every document was filtered out ({stats.read} read; most by '{worst}': "
+        f"{', '.join(f'{k} {v}' for k, v in sorted(stats.dropped.items()))}); {HINTS.get(worst, '')}".rstrip("; ")
+    )
