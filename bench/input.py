@@ -28,25 +28,34 @@ MFU = 0.4  # the utilisation the GPU's need is quoted at
 GPU = "H100"
 
 
-def write_shards(folder: Path, rows: int, seq_len: int, pieces: int, seed: int = 0) -> Path:
-    """`rows` synthetic sequences ([CLS] random pieces [SEP]) as a shard folder `ShardSet` reads."""
+def write_shards(folder: Path, rows: int | dict[str, int], seq_len: int, pieces: int, seed: int = 0) -> Path:
+    """Synthetic sequences ([CLS] random pieces [SEP]) as a shard folder `ShardSet` reads: `rows` of language
+    "und", or {LANG: rows} stored per language as `factory shards` stores them (languages sorted)."""
     import numpy as np
 
-    from factory.manifest import ShardFile, ShardsManifest, write_manifest
-    from factory.shards import ShardWriter
+    from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, write_manifest
+    from factory.shards.pack import ShardWriter
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    writer = ShardWriter(folder, seq_len)
-    for start in range(0, rows, 4096):
-        block = rng.integers(4, pieces, size=(min(4096, rows - start), seq_len), dtype=np.uint32)
-        block[:, 0], block[:, -1] = 1, 2
-        writer.write(block)
-    writer.close()
+    counts = rows if isinstance(rows, dict) else {"und": rows}
+    shards, per_language, start = [], {}, 0
+    for lang in sorted(counts):
+        writer = ShardWriter(folder, lang, seq_len, 1 << 20)
+        for first in range(0, counts[lang], 4096):
+            block = rng.integers(4, pieces, size=(min(4096, counts[lang] - first), seq_len), dtype=np.uint32)
+            block[:, 0], block[:, -1] = 1, 2
+            writer.write(block)
+        writer.close()
+        shards += [ShardFile(**f, language=lang) for f in writer.files]
+        n = counts[lang]
+        per_language[lang] = LanguageFigures(documents=n, tokens=n * seq_len, corpus_tokens=n * seq_len,
+                                             corpus_tokens_estimated=False, rows=[start, start + n])  # fmt: skip
+        start += n
     manifest = ShardsManifest(
         arguments={"schema": 1, "synthetic": True, "seq_len": seq_len}, vocab_fingerprint="synthetic",
-        vocab_pieces=pieces, mask_token_id=pieces, seq_len=seq_len, documents=rows, sequences=rows,
-        tokens=rows * seq_len, padding=0, shards=[ShardFile(**s) for s in writer.shards], corpus=["synthetic"],
+        vocab_pieces=pieces, mask_token_id=pieces, seq_len=seq_len, documents=start, sequences=start,
+        tokens=start * seq_len, padding=0, shards=shards, corpus=["synthetic"], per_language=per_language,
     )  # fmt: skip
     write_manifest(folder, manifest)
     return folder
