@@ -52,7 +52,10 @@ def parse_alpha_schedule(items: list[str]) -> list[tuple[float, float]]:
     for item in items:
         start, sep, alpha = item.partition(":")
         if not sep:
-            raise ValueError(f"--alpha-schedule {item!r} is not FRACTION:ALPHA (e.g. 0:0.7,0.6:0.5,0.9:0.3)")
+            raise ValueError(
+                f"--alpha-schedule {item!r} is not FRACTION:ALPHA (e.g. 0:0.7,0.6:0.5,0.9:0.3; in YAML quote it, "
+                "or 0:0.7 reads as a base-60 number)"
+            )
         phases.append((_number(start, "a fraction of the run", f"--alpha-schedule {item!r}"),
                        _number(alpha, "an alpha", f"--alpha-schedule {item!r}")))  # fmt: skip
     if not phases or phases[0][0] != 0:
