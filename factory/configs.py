@@ -205,8 +205,9 @@ class PretrainConfig(ShapeOptions):
                                  f"{MIX_ALPHA:g}, XLM-R's; one language: no effect].", low=0, low_open=True,
                                  high=1)  # fmt: skip
     alpha_schedule: list[str] = option([], "Alpha by phase instead: FRACTION:ALPHA,... where FRACTION is the share "
-                                       "of the run the phase starts at (first 0, increasing), e.g. mmBERT's "
-                                       "0:0.7,0.6:0.5,0.9:0.3.", metavar="F:ALPHA,...")  # fmt: skip
+                                       "of the run the phase starts at (first 0, increasing), e.g. "
+                                       "0:0.7,0.6:0.5,0.9:0.3 (mmBERT anneals 0.7 -> 0.5 -> 0.3).",
+                                       metavar="F:ALPHA,...")  # fmt: skip
     language_schedule: list[str] = option([], "Languages that enter later: LANG:FRACTION,... (e.g. sw:0.6,yo:0.9 = "
                                           "sw is drawn from 60% of the run on, yo from 90%); the others from the "
                                           "start. A language is drawn from the step it enters, with p re-computed "

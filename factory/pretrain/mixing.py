@@ -361,7 +361,7 @@ def mix_lines(mix: Mix, steps: int, seq_len: int) -> list[str]:
     header = f"  {'lang':<8} {'corpus':>14} {'stored':>14} " + " ".join(f"{h:>22}" for h in heads) + "   epochs"
     lines = [f"language mix ({mix.describe()}); p_i ∝ corpus_tokens_i^α, tokens:", header]
     for lang, rows in mix.languages.items():
-        shares = " ".join(f"{100 * p.p().get(lang, 0.0):>21.2f}%" for p in mix.phases)
+        shares = " ".join(f"{100 * p.p()[lang]:>21.2f}%" if lang in p.weights else f"{'-':>22}" for p in mix.phases)
         lines.append(f"  {lang:<8} {mix.corpus_tokens[lang]:>14,} {len(rows) * seq_len:>14,} {shares}"
                      f"   {drawn[lang] / len(rows):.2f}")  # fmt: skip
     return lines
