@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.card_results import eval_results, find_results, read_results, results_section, retrieval_section
-from factory.manifest import InitManifest, PretrainManifest, VocabManifest, find_manifest
+from factory.manifest import InitManifest, PretrainManifest, SamplingPhase, VocabManifest, find_manifest
 
 GENERATOR_DIR = "generator"
 MODEL_MANIFESTS = (PretrainManifest, InitManifest)  # what a model folder's factory.json can be
@@ -297,10 +297,33 @@ def _training_data(facts: Facts) -> str:
     if facts.datasets:
         lines.append(f"- Corpus: {', '.join(f'[{d}](https://huggingface.co/datasets/{d})' for d in facts.datasets)}")
     if facts.vocab is not None:
-        lines.append(f"- Language sampling: p_i proportional to n_i^{facts.vocab.alpha} (as XLM-R / mT5)")
+        lines.append(f"- Language sampling of the vocabulary's text: p_i proportional to n_i^{facts.vocab.alpha} "
+                     "(as XLM-R / mT5)")  # fmt: skip
+    sampling = facts.pretrain.language_sampling if facts.pretrain else None
+    if sampling:
+        lines.append(f"- Language sampling in pre-training: {_sampling_phrase(sampling)}")
     if not lines:
         return ""
-    return "## Training data\n\n" + "\n".join(lines)
+    return "## Training data\n\n" + "\n".join(lines) + _tokens_per_language(facts.pretrain)
+
+
+def _sampling_phrase(phases: list[SamplingPhase]) -> str:
+    """ "each batch draws language i with p_i ∝ n_i^α ..., α 0.3 (as XLM-R)", or the schedule (as mmBERT)."""
+    how = "each batch draws language i with p_i proportional to n_i^α, n_i its tokens in the corpus"
+    if len(phases) == 1:
+        return f"{how}, α {phases[0].alpha:g} (as XLM-R)"
+    steps = ", ".join(f"α {p.alpha:g} from step {p.start_step:,} ({len(p.p)} languages)" for p in phases)
+    return f"{how}, by phase: {steps} (annealed as in mmBERT)"
+
+
+def _tokens_per_language(pretrain: PretrainManifest | None) -> str:
+    """The table of tokens seen per language (several languages only: one has the "Tokens seen" row)."""
+    seen = pretrain.tokens_seen_per_language if pretrain else None
+    if not seen or len(seen) < 2:
+        return ""
+    total = sum(seen.values()) or 1
+    rows = "\n".join(f"| {lang} | {n:,} | {100 * n / total:.2f}% |" for lang, n in seen.items())
+    return f"\n\nTokens seen in pre-training, per language:\n\n| Language | Tokens | Share |\n|---|---|---|\n{rows}"
 
 
 # (label, the figure in pre-training's manifest (None: not recorded, the row is left out), format)

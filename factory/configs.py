@@ -32,6 +32,7 @@ PEAK_LR = {"large": 3e-4, "xlarge": 3e-4, "xxlarge": 3e-4}
 DEFAULT_LR = 5e-4
 MAX_MICRO_BATCH = 32  # sequences per process per forward when --micro-batch is not given
 MAX_LANGID_WORKERS = 8  # language-id processes when --workers is not given
+MIX_ALPHA = 0.3  # pre-training's language sampling exponent, XLM-R's (docs/pretraining.md#language-sampling)
 PIVOT = "en"  # the language retrieval matches every other one against (`eval retrieval --pivot`, `--probe-pivot`)
 # --probe's interval when --probe-every is not given: every 10th logged record. A probe reads each text once,
 # forward only (at 1,000 items x 7 languages about 0.3M tokens, a tenth of one step's 4M tokens fwd+bwd at the
@@ -229,6 +230,18 @@ class PretrainConfig(ShapeOptions):
     max_steps: int | None = option(None, f"Optimizer steps [default: {PAPER_STEPS:,}, the paper's].", low=1)
     tokens: int | None = option(None, "Train for this many tokens instead (e.g. 1e9).", low=0, low_open=True)
     rtd_lambda: float = option(RTD_LAMBDA, "Weight of the RTD loss (the paper's).", low=0)
+    alpha: float | None = option(None, "Language sampling of shards with several languages: each batch draws "
+                                 "language i with p_i ∝ n_i^alpha, n_i its tokens in the corpus [default: "
+                                 f"{MIX_ALPHA:g}, XLM-R's; one language: no effect].", low=0, low_open=True,
+                                 high=1)  # fmt: skip
+    alpha_schedule: list[str] = option([], "Alpha by phase instead: FRACTION:ALPHA,... where FRACTION is the share "
+                                       "of the run the phase starts at (first 0, increasing), e.g. "
+                                       "0:0.7,0.6:0.5,0.9:0.3 (mmBERT anneals 0.7 -> 0.5 -> 0.3).",
+                                       metavar="F:ALPHA,...")  # fmt: skip
+    language_schedule: list[str] = option([], "Languages that enter later: LANG:FRACTION,... (e.g. sw:0.6,yo:0.9 = "
+                                          "sw is drawn from 60% of the run on, yo from 90%); the others from the "
+                                          "start. A language is drawn from the step it enters, with p re-computed "
+                                          "over the languages in by then.", metavar="LANG:F,...")  # fmt: skip
     sharing: str = option("gdes", "Embedding sharing: gdes (DeBERTaV3), es (ELECTRA), nes (none).",
                           choices=("gdes", "es", "nes"))  # fmt: skip
     masking: str = option("spread", "Which 1-in-6 windows keep a mask: spread (a random 77 of a 512-token row's 85, "
@@ -271,6 +284,10 @@ class PretrainConfig(ShapeOptions):
             problems.append("give --max-steps or --tokens, not both")
         if self.corpus and self.vocab is None:
             problems.append("--corpus needs --vocab to tokenise with")
+        if self.alpha_schedule or self.language_schedule or self.alpha is not None:
+            from factory.pretrain.mixing import mixing_problems  # torch: only when the flags are given
+
+            problems += mixing_problems(self)
         if self.probe_every is not None and self.probe_every % self.log_every:
             problems.append(
                 f"--probe-every {self.probe_every} is not a multiple of --log-every {self.log_every} (the probe's "

@@ -241,6 +241,16 @@ class ProbeFigures:
     control: ProbeArm | None = None
 
 
+@dataclass
+class SamplingPhase:
+    """A phase of pre-training's language mix (factory/pretrain/mixing.py): from `start_step` on, each row of a
+    batch is language i with probability p[i] = n_i^alpha / sum_j n_j^alpha over the languages in by then."""
+
+    start_step: int
+    alpha: float
+    p: dict[str, float]
+
+
 @dataclass(kw_only=True)
 class PretrainManifest(Manifest):
     """`factory pretrain`: the run folder's manifest, and (with `role`) each exported network's.
@@ -280,6 +290,8 @@ class PretrainManifest(Manifest):
     shards: str
     vocab_fingerprint: str
     probe: ProbeFigures | None = None  # --probe only
+    language_sampling: list[SamplingPhase] | None = None  # shards with several languages only
+    tokens_seen_per_language: dict[str, int] | None = None  # rows x seq_len per language over the run
 
 
 # ---- init ----------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from factory.errors import ConfigError
 if TYPE_CHECKING:
     from factory.configs import PretrainConfig
     from factory.pretrain.loop import Run
+    from factory.pretrain.mixing import Mix
     from factory.pretrain.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,10 @@ def find_resume(out: Path, resume: str | None) -> Path | None:
     return path
 
 
-def check_resume(state: dict, args: PretrainConfig, plan: Plan, vocab_fingerprint: str | None, path: Path) -> None:
-    """Refuse a checkpoint whose run does not match this one (another format, preset, vocabulary, sizes)."""
+def check_resume(
+    state: dict, args: PretrainConfig, plan: Plan, vocab_fingerprint: str | None, path: Path, mix: Mix | None = None
+) -> None:
+    """Refuse a checkpoint whose run does not match this one (another format, preset, vocabulary, sizes, mix)."""
     check_format(state, path)
     mine = {
         "preset": args.preset,
@@ -81,6 +84,27 @@ def check_resume(state: dict, args: PretrainConfig, plan: Plan, vocab_fingerprin
                 f"checkpoint {path} is from another run ({key} {state.get(key)!r}, this run {value!r}); "
                 f"resume with the same {flag} or start a new --out"
             )
+    if mix is not None:
+        check_mix(state, mix, path)
+
+
+def check_mix(state: dict, mix: Mix, path: Path) -> None:
+    """The language mix decides every batch: a resume with another α, schedule (whose phases are fractions of
+    --max-steps) or shard languages would read other rows than the straight run did."""
+    from factory.pretrain.mixing import FLAGS
+
+    theirs = state.get("mixing")  # absent: a checkpoint from before mixing, which read one language's order
+    if theirs == mix.state():
+        return
+    was = theirs.get("describe", "another mix") if theirs else "one language"
+    if was == mix.describe():
+        what = f"the same sampling ({was}) over other shards (languages, rows or corpus tokens per language)"
+    else:
+        what = f"language sampling {was}, this run {mix.describe()}"
+    raise ConfigError(
+        f"checkpoint {path} was trained with {what}; resume with the same shards and {FLAGS} (and --max-steps "
+        "with a schedule) or start a new --out"
+    )
 
 
 def check_format(state: dict, path: Path) -> None:
@@ -135,6 +159,8 @@ def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
         "vocab_fingerprint": run.vocab_fingerprint,
         "vocab_rows": run.plan.vocab.rows,
         "masking": run.args.masking,
+        "mixing": run.mix.state() if run.mix else None,
+        "sequences_seen_per_language": run.mix.counts(step) if run.mix else None,
         "arguments": to_json(run.args),
     }
 

@@ -13,6 +13,7 @@ from factory.config import to_json
 from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
 from factory.outputs import staged_output
 from factory.pretrain.loop import hardware
+from factory.pretrain.mixing import sampling_phases, tokens_seen
 from factory.tokenizer import copy_tokenizer_files
 
 if TYPE_CHECKING:
@@ -85,4 +86,6 @@ def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "shards": str(run.args.shards),
         "vocab_fingerprint": run.vocab_fingerprint,
         "probe": result.get("probe"),
+        "language_sampling": sampling_phases(run.mix) if run.mix else None,
+        "tokens_seen_per_language": tokens_seen(run.mix, plan.steps, plan.seq_len) if run.mix else None,
     }

@@ -1,13 +1,14 @@
 """The training loop: `setup` builds the run, `train_step` does one optimizer step, `train` loops and logs.
 
 Exactness. The global batch of step s is fixed by (seed, s) alone (batches.py: each process prepares only its
-own rows, one step ahead, and a row's noise is a function of (seed, s, its place in the global batch)). Losses are
-sums divided by global counts (`factory.rtd.rtd_loss`), so N processes x A accumulation steps compute the same
-gradient as one process with the whole batch. Dropout uses torch's global RNG, which `save_state` stores
-(checkpoint.py); so a resumed run repeats a straight run bit for bit on CPU.
+own rows, one step ahead, and a row's noise is a function of (seed, s, its place in the global batch); which
+languages: mixing.py). Losses are sums divided by global counts (`factory.rtd.rtd_loss`), so N processes x A
+accumulation steps compute the same gradient as one process with the whole batch. Dropout uses torch's global
+RNG, which `save_state` stores (checkpoint.py); so a resumed run repeats a straight run bit for bit on CPU.
 
 Each logged step is one line of OUT/train.jsonl (`Meter` turns the window's sums into losses, accuracies,
-tokens/s and MFU), the same record goes to the Accelerate trackers (--log-with), and the progress bar shows it.
+tokens/s and MFU; `tokens_<lang>` are the tokens seen per language), the same record goes to the Accelerate
+trackers (--log-with), and the progress bar shows it.
 With --probe, the records of the probed steps also hold the discriminator's retrieval accuracy (probe.py, which
 says why the probe moves no random stream and calls no wrapped forward).
 """
@@ -35,6 +36,7 @@ from factory.pretrain.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
+from factory.pretrain.mixing import LanguageOrder, Mix, build_mix, token_fields
 from factory.pretrain.optim import clip_gradients, make_optimizer, make_schedule
 from factory.pretrain.plan import Plan, make_plan, model_config
 from factory.pretrain.probe import Probe, control_record, measure_record, open_probe
@@ -62,9 +64,10 @@ class Run:
     optimizer: Any
     schedule: Any
     shards: Any
-    order: BatchOrder
+    order: BatchOrder | LanguageOrder  # which shard rows make up each step (mixing.py: one language or several)
     mask_id: int
     vocab_fingerprint: str
+    mix: Mix | None = None  # the shards' languages and the sampling phases (tokens seen per language)
     start_step: int = 0
     elapsed: float = 0.0  # wall time of earlier sessions of this run (resume)
     last_checkpoint: Path | None = None
@@ -82,6 +85,7 @@ class Inputs:
     vocab_fingerprint: str
     resume: Path | None
     state: dict[str, Any] | None
+    mix: Mix
     probe: Probe | None = None
 
 
@@ -122,12 +126,13 @@ def check_inputs(args: PretrainConfig) -> Inputs:
     probe = open_probe(args, tokenizer)  # a bad --probe too
     shards = open_shards(args)
     plan = make_plan(args, shards.seq_len)
+    mix = build_mix(args, shards, plan.batch, plan.steps)  # --alpha, the schedules and the shards' languages
     resume = prepare_out(args)
     fingerprint = fingerprint_file(Path(args.vocab) / "spm.model")
     state = json.loads((resume / TRAINER_STATE).read_text()) if resume else None
     if state:
-        check_resume(state, args, plan, fingerprint, resume)
-    return Inputs(shards, plan, fingerprint, resume, state, probe)
+        check_resume(state, args, plan, fingerprint, resume, mix)
+    return Inputs(shards, plan, fingerprint, resume, state, mix, probe)
 
 
 def resolve_precision(mixed_precision: str) -> str:
@@ -175,10 +180,11 @@ def setup(args: PretrainConfig) -> Run:
     schedule = make_schedule(optimizer, plan.warmup, plan.steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(schedule)
-    order = BatchOrder(len(inputs.shards), args.seed)
+    order = inputs.mix.order(args.seed)
     run = Run(
         args, plan, accelerator, model, optimizer, schedule, inputs.shards, order, mask_id, inputs.vocab_fingerprint
     )
+    run.mix = inputs.mix
     run.probe = inputs.probe
     run.feed = Feed.for_run(args, plan, accelerator, inputs.shards, order, mask_id)
     if resume is not None:
@@ -255,6 +261,7 @@ def train(run: Run) -> dict[str, Any]:
             done = step + 1
             if done % args.log_every == 0 or done == plan.steps:
                 last = meter.record(done, plan, run.schedule.get_last_lr()[0], peak, plan.processes)
+                last.update(token_fields(run.mix, done, plan.seq_len) if run.mix else {})  # tokens_<lang>
                 if run.probe and run.probe.due(done, plan.steps):
                     last.update(measure_record(run, run.probe))
                     meter.started = time.perf_counter()  # the probe's time is not the next window's

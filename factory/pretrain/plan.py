@@ -224,7 +224,10 @@ def shape_line(shape: Shape) -> str:
 
 
 def dry_run_lines(config: PretrainConfig) -> list[str]:
-    """Sizes, batch, schedule, FLOPs, memory and time at the assumed throughput, then the plan as JSON."""
+    """Sizes, batch, schedule, FLOPs, memory, time at the assumed throughput and the language mix (p per phase),
+    then the plan as JSON."""
+    from factory.pretrain.mixing import dry_run_mix
+
     plan = make_plan(config, dry_run_seq_len(config))
     seconds = plan_time(plan, config.assume_tflops, config.assume_tokens_per_s)
     p, m = plan.parameters, plan.memory_gib
@@ -244,5 +247,6 @@ def dry_run_lines(config: PretrainConfig) -> list[str]:
         f"memory/process ~{m['total']:.1f} GiB (weights+grads+Adam {m['states']:.1f}, "
         f"activations {m['activations']:.1f})",
         f"time at {rate}: {seconds / 3600:.1f} h ({seconds / 86400:.2f} days)",
+        *dry_run_mix(config, plan.batch, plan.steps, plan.seq_len),
         json.dumps(plan.as_dict(), default=str),
     ]
