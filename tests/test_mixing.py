@@ -14,17 +14,18 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import one_error_line, word_shards
-from language_shards import LanguageShardSet, write_languages
+from conftest import one_error_line
 from test_pretrain import LOSSES, assert_same_weights, env, free_port, log
 
+from bench.input import write_shards
 from factory.cli import cli
 from factory.configs import PretrainConfig
 from factory.pretrain.batches import BatchOrder
 from factory.pretrain.mixing import LanguageOrder, apportion, build_mix, mix_lines, shard_languages
+from factory.shards import ShardSet
 
 ROOT = Path(__file__).resolve().parents[1]
-HELPER = str(ROOT / "tests" / "language_shards.py")
+FACTORY = [sys.executable, "-m", "factory"]  # the CLI of this tree (env() puts it first on PYTHONPATH)
 CORPUS = {"en": 10**9, "pt": 10**8, "sw": 10**6, "yo": 10**5}  # tokens in the "corpus": p spans 60% .. 3%
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -138,20 +139,15 @@ def test_batch_of_step_s_depends_on_seed_and_step_only():
     assert len(batch_langs) > 1  # the batch is shuffled: a process's slice holds several languages
 
 
-def test_one_language_is_todays_batch_order():
-    class OldShards:  # today's ShardSet: no languages recorded
-        seq_len = 32
-
-        def __len__(self):
-            return 123
-
-    for shards in (OldShards(), FakeShards({"pt": 123})):
+def test_one_language_is_todays_batch_order(tmp_path):
+    und = ShardSet(write_shards(tmp_path / "und", 123, 32, 1000))  # real shards that declare no language: "und"
+    for shards in (und, FakeShards({"pt": 123})):
         mix = build_mix(config(), shards, 16, 50)
         order = mix.order(seed=2)
         assert mix.single and isinstance(order, BatchOrder) and mix.state() is None
         for s in (0, 7, 8, 30):
             torch.testing.assert_close(order.rows(s * 16, 16), BatchOrder(123, 2).rows(s * 16, 16))
-    assert shard_languages(OldShards()) == ({"und": range(123)}, {"und": 123 * 32})
+    assert shard_languages(und) == ({"und": range(123)}, {"und": 123 * 32})
     assert mix.counts(10) == {"pt": 160}
 
 
@@ -179,14 +175,11 @@ def test_dry_run_lines_show_p_per_phase():
 # ---- end to end on language shards -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lang_shards(tiny_vocab, tmp_path_factory):
-    folder = word_shards(tiny_vocab, tmp_path_factory.mktemp("mixing-data"), lines=200, words=1200)
-    write_languages(folder, {"en": 0.5, "pt": 0.3, "sw": 0.15, "yo": 0.05}, CORPUS)
-    return folder
-
-
-@pytest.fixture
-def languages_installed(monkeypatch):
-    monkeypatch.setattr("factory.shards.ShardSet", LanguageShardSet)
+    """Per-language shards in the real format (factory.json's per_language): random ids below tiny_vocab's 1000
+    pieces, its fingerprint (what `pretrain --vocab` checks), and CORPUS as the languages' corpus tokens."""
+    folder = tmp_path_factory.mktemp("mixing-data") / "shards"
+    rows = {"en": 200, "pt": 120, "sw": 60, "yo": 20}
+    return write_shards(folder, rows, 32, 1000, corpus_tokens=CORPUS, vocab=tiny_vocab)
 
 
 def args(vocab, shards, out, *extra):
@@ -212,16 +205,13 @@ def args(vocab, shards, out, *extra):
         (["--language-schedule", "sw:1.5"], ["sw:1.5", "fraction"]),
     ],
 )
-def test_bad_mixing_input_is_one_line_and_writes_nothing(tiny_vocab, lang_shards, tmp_path, languages_installed,
-                                                         extra, needles):  # fmt: skip
+def test_bad_mixing_input_is_one_line_and_writes_nothing(tiny_vocab, lang_shards, tmp_path, extra, needles):
     out = tmp_path / "r"
     one_error_line(CliRunner().invoke(cli, args(tiny_vocab, lang_shards, out, "--max-steps", "10", *extra)),
                    *needles, out=out)  # fmt: skip
 
 
-def test_run_logs_and_records_tokens_per_language_and_refuses_another_alpha(
-    tiny_vocab, lang_shards, tmp_path, languages_installed
-):
+def test_run_logs_and_records_tokens_per_language_and_refuses_another_alpha(tiny_vocab, lang_shards, tmp_path):
     from factory.card import build_card, collect_facts
 
     out = tmp_path / "r"
@@ -249,7 +239,7 @@ def test_run_logs_and_records_tokens_per_language_and_refuses_another_alpha(
     assert CliRunner().invoke(cli, [*again, "--alpha", "0.3"]).exit_code == 0  # the same α: resumes
 
 
-def test_dry_run_prints_the_mix(tiny_vocab, lang_shards, tmp_path, languages_installed):
+def test_dry_run_prints_the_mix(tiny_vocab, lang_shards, tmp_path):
     out = tmp_path / "r"
     dry = args(tiny_vocab, lang_shards, out, "--max-steps", "1000", "--dry-run", "--alpha-schedule", "0:0.7,0.6:0.3")
     result = CliRunner().invoke(cli, dry)
@@ -265,11 +255,11 @@ def test_language_mix_two_processes_match_one(tiny_vocab, lang_shards, tmp_path)
     extra = ["--max-steps", "4", "--save-every", "4", "--dropout", "0", "--micro-batch", "4",
              "--alpha-schedule", "0:0.7,0.5:0.3"]  # fmt: skip
     one, two = tmp_path / "one", tmp_path / "two"
-    done = subprocess.run([sys.executable, HELPER, *args(tiny_vocab, lang_shards, one, *extra)], env=env(), cwd=ROOT,
+    done = subprocess.run([*FACTORY, *args(tiny_vocab, lang_shards, one, *extra)], env=env(), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
-    done = subprocess.run([*launch, HELPER, *args(tiny_vocab, lang_shards, two, *extra)],
+    done = subprocess.run([*launch, "-m", "factory", *args(tiny_vocab, lang_shards, two, *extra)],
                           env={**env(), "ACCELERATE_USE_CPU": "true"}, cwd=ROOT, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -288,10 +278,10 @@ def test_language_mix_resume_after_sigkill_is_exact(tiny_vocab, lang_shards, tmp
     steps = ["--max-steps", "10", "--save-every", "2", "--keep", "2", "--alpha-schedule", "0:0.7,0.5:0.3",
              "--language-schedule", "yo:0.5"]  # fmt: skip
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    done = subprocess.run([sys.executable, HELPER, *args(tiny_vocab, lang_shards, straight, *steps)], env=env(),
+    done = subprocess.run([*FACTORY, *args(tiny_vocab, lang_shards, straight, *steps)], env=env(),
                           cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    cmd = [sys.executable, HELPER, *args(tiny_vocab, lang_shards, killed, *steps)]
+    cmd = [*FACTORY, *args(tiny_vocab, lang_shards, killed, *steps)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), cwd=ROOT)
     first = killed / "checkpoints" / "step-00000002" / "trainer.json"
     while proc.poll() is None and not first.is_file():
@@ -299,7 +289,7 @@ def test_language_mix_resume_after_sigkill_is_exact(tiny_vocab, lang_shards, tmp
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
-    done = subprocess.run([sys.executable, HELPER, *args(tiny_vocab, lang_shards, killed, *steps, "--resume", "auto")],
+    done = subprocess.run([*FACTORY, *args(tiny_vocab, lang_shards, killed, *steps, "--resume", "auto")],
                           env=env(), cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = log(straight), log(killed)

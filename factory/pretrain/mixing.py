@@ -16,7 +16,7 @@ resumed run repeats a straight one:
 - Language i reads its rows in a permutation seeded by (seed, i, epoch) (`BatchOrder` over its own range);
   a language drawn more often than it has rows starts a new epoch, i.e. repeats them, as XLM-R does.
 - The step's rows are shuffled by (seed, s), so each process's slice holds every language.
-One language (shards without language routing, or one routed language) reads exactly today's `BatchOrder`.
+One language (shards of one language, "und" where the sources declared none) reads exactly today's `BatchOrder`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
     from factory.configs import PretrainConfig
 
-UNDETERMINED = "und"  # ISO 639: the one language of shards that record none
 DUE_BITS = 64  # due times in units of 2^-64: distinct for every row of a language (weights < 2^64)
 WEIGHT_SCALE = 2**32  # p_i as an integer weight: the quotas use integer arithmetic only (the same on every machine)
 FLAGS = "--alpha/--alpha-schedule/--language-schedule"
@@ -116,12 +115,9 @@ def mixing_problems(config: PretrainConfig) -> list[str]:
 
 # ---- the shards' languages -----------------------------------------------------------------------
 def shard_languages(shards) -> tuple[dict[str, range], dict[str, int]]:
-    """The shards' languages (contiguous row ranges) and each one's tokens in the corpus. Shards that record
-    no languages are one language, "und", whose corpus is what they store."""
-    languages = getattr(shards, "languages", None) or {UNDETERMINED: range(len(shards))}
-    corpus = dict(getattr(shards, "corpus_tokens", None) or {})
-    stored = {lang: len(rows) * shards.seq_len for lang, rows in languages.items()}
-    return dict(languages), {lang: int(corpus.get(lang, stored[lang])) for lang in languages}
+    """The shards' languages (contiguous row ranges) and each one's tokens in the corpus, as `ShardSet` reads
+    them from factory.json's per_language (shards without it are refused when they are opened)."""
+    return dict(shards.languages), {lang: int(shards.corpus_tokens[lang]) for lang in shards.languages}
 
 
 # ---- the mix: phases, weights, quotas ------------------------------------------------------------
