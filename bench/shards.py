@@ -156,14 +156,15 @@ def main(argv: list[str] | None = None) -> None:
     for folder, mb in ((big, args.mb), (small, args.mb / 10)):
         if not folder.is_dir():
             make_text(args.data, langs, mb, folder)
-    if not (args.out / "parquet").is_dir():
-        make_parquet(big, args.out / "parquet")
+    parquet = args.out / f"parquet-{args.mb:g}"  # per size: another --mb must not stream an older corpus
+    if not parquet.is_dir():
+        make_parquet(big, parquet)
     vocab = make_vocab(big, args.out / "vocab")
     print(f"{args.workers} workers on {os.cpu_count()} cores; {args.mb:g} MB of {', '.join(langs)} text")
     tokens, seconds, cpu = limit(vocab, big, args.workers)
     rows = [("limit: plain spm encode, all workers", tokens, seconds, cpu, None)]
     local = [f"{lang}={big / lang}" for lang in langs]
-    stream = [f"{lang}=hf:{args.out / 'parquet' / lang}" for lang in langs]
+    stream = [f"{lang}=hf:{parquet / lang}" for lang in langs]
     off = ["--no-clean", "--no-langid", "--no-dedupe"]
     runs = [("build, filters off, local .txt", local, off), ("build, filters off, datasets stream", stream, off),
             ("build, clean + langid + dedupe, local", local, [])]  # fmt: skip
