@@ -43,13 +43,19 @@ def staged_output(path: Path, force: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    replace_folder(tmp, path)
+
+
+def replace_folder(new: Path, path: Path) -> None:
+    """Put the finished folder `new` at `path` (same file system), replacing what was there: the old one is
+    renamed aside first, so `path` never holds a half-written mix of both."""
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         os.replace(path, old)
-        os.replace(tmp, path)
+        os.replace(new, path)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(tmp, path)
+        os.replace(new, path)
 
 
 def fingerprint_file(path: Path, chunk: int = 1 << 20) -> str:

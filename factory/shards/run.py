@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +14,7 @@ from factory.configs import ShardsConfig
 from factory.corpus import Cleaning, CorpusStats, Pipeline, SeenFilter, Source, Unit, Workers, chunks, read_source
 from factory.errors import FactoryError, ManifestError, ShardError
 from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, TaskPart, find_manifest, write_manifest
-from factory.outputs import check_output, fingerprint_file
+from factory.outputs import check_output, fingerprint_file, replace_folder
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
 from factory.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
@@ -238,13 +236,7 @@ def _report(lang: str, figures: LanguageFigures, stats: CorpusStats) -> None:
 
 def _move_into_place(work: Path, out: Path) -> None:
     (work / "plan.json").unlink(missing_ok=True)
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(work, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(work, out)
+    replace_folder(work, out)
 
 
 @contextlib.contextmanager
