@@ -134,8 +134,8 @@ def collect_facts(
         repo_id=repo_id,
         hf_config=hf_config,
         counts=count_parameters(read_config(model_dir)),
-        results=read_results(found := find_results(model_dir, list(results))),
-        retrieval=read_results(found, "retrieval"),
+        results=(suites := read_results(find_results(model_dir, list(results)))).get("xnli"),
+        retrieval=suites.get("retrieval"),
         license=license,
         revision=revision,
     )

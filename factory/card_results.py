@@ -32,15 +32,18 @@ def find_results(model_dir: Path, given: list[Path]) -> list[Path]:
 CARD_SUITES = ("xnli", "retrieval")
 
 
-def read_results(paths: list[Path], suite: str = "xnli") -> dict[str, Any] | None:
-    """The first results file (schema factory.eval/v1) of `suite`; every file given must be a results file."""
+def read_results(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """{suite: the first results file (schema factory.eval/v1) of it} for the suites the card shows, each file
+    read once; every file given must be a results file, and other suites are skipped with a log line."""
+    found: dict[str, dict[str, Any]] = {}
     for path in paths:
         data = _read_one(path)
-        if data.get("suite") == suite:
-            return data
-        if data.get("suite") not in CARD_SUITES:
-            logger.info("skipping %s: suite %s is not shown in the card", path, data.get("suite"))
-    return None
+        suite = data.get("suite")
+        if suite in CARD_SUITES:
+            found.setdefault(suite, data)
+        else:
+            logger.info("skipping %s: suite %s is not shown in the card", path, suite)
+    return found
 
 
 def _read_one(path: Path) -> dict[str, Any]:
@@ -104,25 +107,22 @@ def results_section(res: dict[str, Any] | None, name: str) -> str:
     langs = list(res["results"])
     header = "| Model | avg | " + " | ".join(langs) + " |\n|---|---|" + "---|" * len(langs)
 
-    def cell(value: Any) -> str:
-        return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
-
     ours = [(res["results"][lang].get(split) or {}) for lang in langs]
     avg = (res.get("average") or {}).get(split) or {}
     runs = res.get("runs")
     several = isinstance(runs, int) and runs > 1  # a standard deviation over one run says nothing
     std = avg.get("std")
-    avg_text = cell(avg.get("accuracy")) + (f" ± {std:.1f}" if several and isinstance(std, (int, float)) else "")
-    rows = [f"| **{name}** | {avg_text} | " + " | ".join(cell(r.get("accuracy")) for r in ours) + " |"]
+    avg_text = _pct(avg.get("accuracy")) + (f" ± {std:.1f}" if several and isinstance(std, (int, float)) else "")
+    rows = [f"| **{name}** | {avg_text} | " + " | ".join(_pct(r.get("accuracy")) for r in ours) + " |"]
     for model, ref in (res.get("references") or {}).items():
         rows.append(
-            f"| {model} (published) | {cell(ref.get('avg'))} | " + " | ".join(cell(ref.get(x)) for x in langs) + " |"
+            f"| {model} (published) | {_pct(ref.get('avg'))} | " + " | ".join(_pct(ref.get(x)) for x in langs) + " |"
         )
     if "control" in res:  # --control random: the same network untrained, then what pre-training added
         control = [((res["control"].get(lang) or {}).get(split) or {}) for lang in langs]
         control_avg = ((res.get("control_average") or {}).get(split) or {}).get("accuracy")
-        rows.append("| random-init control | " + cell(control_avg) + " | "
-                    + " | ".join(cell(c.get("accuracy")) for c in control) + " |")  # fmt: skip
+        rows.append("| random-init control | " + _pct(control_avg) + " | "
+                    + " | ".join(_pct(c.get("accuracy")) for c in control) + " |")  # fmt: skip
         gain = res.get("gain") or {}
         rows.append("| gain over the control (points) | " + signed((gain.get("avg") or {}).get(split)) + " | "
                     + " | ".join(signed((gain.get(lang) or {}).get(split)) for lang in langs) + " |")  # fmt: skip
@@ -133,15 +133,16 @@ def results_section(res: dict[str, Any] | None, name: str) -> str:
         + (f", mean ± std over {runs} runs (seeds {', '.join(map(str, seeds))})" if several else "")
         + (f", one run (seed {seeds[0]})" if not several and len(seeds) == 1 else "")
         + ". Published rows are the numbers reported by their authors (the avg column is theirs, over all 15 "
-        "languages)." + (CONTROL_NOTE if "control" in res else "")
+        "languages)." + (control_note(fine_tuned=True) if "control" in res else "")
     )
     return "## Results: XNLI\n\n" + how + "\n\n" + header + "\n" + "\n".join(rows)
 
 
-CONTROL_NOTE = (
-    " The random-init control is the same network and tokenizer with freshly initialised weights (a fixed control "
-    "seed), fine-tuned and evaluated exactly as the model: the gain is what pre-training bought."
-)
+def control_note(fine_tuned: bool) -> str:
+    """What the control rows are, for the sentence under a table."""
+    how = "fine-tuned and evaluated" if fine_tuned else "evaluated"
+    return (" The random-init control is the same network and tokenizer with freshly initialised weights (a fixed "
+            f"control seed), {how} exactly as the model: the gain is what pre-training bought.")  # fmt: skip
 
 
 def signed(value: Any) -> str:
@@ -152,7 +153,7 @@ def retrieval_section(res: dict[str, Any] | None) -> str:
     """ "## Results: parallel retrieval": accuracy@1 per language and direction, with the control when measured."""
     if not res:
         return ""
-    pivot, langs = res.get("pivot", "en"), [lang for lang in res["results"]]
+    pivot, langs = res.get("pivot", "en"), list(res["results"])
     has_control = "control" in res
     head = f"| Language | x → {pivot} | {pivot} → x |" + (" control → / ← | gain → / ← |" if has_control else "")
     rule = "|---|---|---|" + ("---|---|" if has_control else "")
@@ -179,7 +180,7 @@ def retrieval_section(res: dict[str, Any] | None) -> str:
         + "; accuracy@1 (%) of finding the translation by cosine similarity"
         + (f" among {pool:,} candidates" if isinstance(pool, int) else "")
         + f", in both directions against {pivot}."
-        + (CONTROL_NOTE.replace(", fine-tuned and evaluated", ", evaluated") if has_control else "")
+        + (control_note(fine_tuned=False) if has_control else "")
     )
     return "## Results: parallel retrieval\n\n" + how + "\n\n" + head + "\n" + rule + "\n" + "\n".join(rows)
 
