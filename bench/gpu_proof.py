@@ -47,6 +47,8 @@ def arguments(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from factory.presets import PRESETS
+
     args = arguments(sys.argv[1:] if argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
@@ -66,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         precision="bf16" if cuda and torch.cuda.is_bf16_supported() else "no",
         clock="wall",
     )
-    cell = Cell(12, 384, 6, seed=0, preset="xsmall")
+    xsmall = PRESETS["xsmall"]
+    cell = Cell(xsmall.layers, xsmall.hidden, xsmall.heads, seed=0, preset="xsmall")
     run_cell(cell, prep, settings, args.out)
     results = collect(args.out, [cell])
     device = torch.cuda.get_device_name(0) if cuda else "CPU (smoke)"
-    table = summary(results, settings.budget_cpu_s).replace("CPU-s", "GPU wall-s").replace("CPU-min", "GPU wall-min")
+    table = summary(results, settings.budget_cpu_s, clock="GPU wall")
     report = {"device": device, "precision": settings.precision, "budget_wall_s": settings.budget_cpu_s,
               "batch": settings.batch, "seq_len": args.seq_len, "finetune": list(settings.finetune),
               "results": results}  # fmt: skip

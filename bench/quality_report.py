@@ -46,9 +46,10 @@ def size_key(cell: str) -> tuple[int, int]:
     return hidden * hidden * layers, layers
 
 
-def table(results: dict[str, dict[str, list[dict]]]) -> str:
-    """One row per cell: its tokens and CPU time, then each measure for factory / anchor / control."""
-    head = ["cell", "seeds", "steps", "tokens", "CPU-s factory / anchor"]
+def table(results: dict[str, dict[str, list[dict]]], clock: str = "CPU") -> str:
+    """One row per cell: its tokens and pre-training seconds on the budget's clock ("CPU", or "GPU wall" for
+    bench/gpu_proof.py), then each measure for factory / anchor / control."""
+    head = ["cell", "seeds", "steps", "tokens", f"{clock}-s factory / anchor"]
     head += [f"{label}: {arm}" for key, label in (("retrieval", "retrieval"), ("zero_shot", "zero-shot"))
              for arm in ARMS]  # fmt: skip
     head += ["factory beats control on both", "factory vs anchor (ret / zs)"]
@@ -87,12 +88,12 @@ def smallest_winner(results: dict[str, dict[str, list[dict]]]) -> str | None:
     return None
 
 
-def verdict_line(results: dict[str, dict[str, list[dict]]], budget_cpu_s: float) -> str:
+def verdict_line(results: dict[str, dict[str, list[dict]]], budget_s: float, clock: str = "CPU") -> str:
     winner = smallest_winner(results)
     if winner:
         return f"Smallest cell where factory beats the control on both: {winner}."
-    return (f"No cell beats the control on both retrieval and zero-shot classification at {budget_cpu_s:g} "
-            f"CPU-seconds ({budget_cpu_s / 60:.1f} CPU-minutes) of pre-training.")  # fmt: skip
+    return (f"No cell beats the control on both retrieval and zero-shot classification at {budget_s:g} "
+            f"{clock}-seconds ({budget_s / 60:.1f} {clock}-minutes) of pre-training.")  # fmt: skip
 
 
 def plot(results: dict[str, dict[str, list[dict]]], path: Path) -> None:
@@ -146,5 +147,5 @@ def results_section(text: str, command: str, date: str, plot_path: Path) -> str:
             f"![ladder]({plot_path})\n")  # fmt: skip
 
 
-def summary(results: dict[str, Any], budget_cpu_s: float) -> str:
-    return table(results) + "\n" + verdict_line(results, budget_cpu_s) + "\n"
+def summary(results: dict[str, Any], budget_s: float, clock: str = "CPU") -> str:
+    return table(results, clock) + "\n" + verdict_line(results, budget_s, clock) + "\n"
