@@ -159,8 +159,8 @@ def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
         "vocab_fingerprint": run.vocab_fingerprint,
         "vocab_rows": run.plan.vocab.rows,
         "masking": run.args.masking,
-        "mixing": run.mix.state() if run.mix else None,
-        "sequences_seen_per_language": run.mix.counts(step) if run.mix else None,
+        "mixing": run.mix.state(),
+        "sequences_seen_per_language": run.mix.counts(step),
         "arguments": to_json(run.args),
     }
 

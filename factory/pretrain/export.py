@@ -86,6 +86,6 @@ def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "shards": str(run.args.shards),
         "vocab_fingerprint": run.vocab_fingerprint,
         "probe": result.get("probe"),
-        "language_sampling": sampling_phases(run.mix) if run.mix else None,
-        "tokens_seen_per_language": tokens_seen(run.mix, plan.steps, plan.seq_len) if run.mix else None,
+        "language_sampling": sampling_phases(run.mix),
+        "tokens_seen_per_language": tokens_seen(run.mix, plan.steps, plan.seq_len),
     }

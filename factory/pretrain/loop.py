@@ -67,12 +67,12 @@ class Run:
     order: BatchOrder | LanguageOrder  # which shard rows make up each step (mixing.py: one language or several)
     mask_id: int
     vocab_fingerprint: str
-    mix: Mix | None = None  # the shards' languages and the sampling phases (tokens seen per language)
+    mix: Mix  # the shards' languages and the sampling phases (tokens seen per language)
+    feed: Feed  # this process's micro-batches, one step ahead (batches.py)
     start_step: int = 0
     elapsed: float = 0.0  # wall time of earlier sessions of this run (resume)
     last_checkpoint: Path | None = None
     probe: Probe | None = None  # --probe
-    feed: Feed | None = None  # this process's micro-batches, one step ahead (batches.py)
 
 
 # ---- setup ---------------------------------------------------------------------------------------
@@ -181,12 +181,9 @@ def setup(args: PretrainConfig) -> Run:
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(schedule)
     order = inputs.mix.order(args.seed)
-    run = Run(
-        args, plan, accelerator, model, optimizer, schedule, inputs.shards, order, mask_id, inputs.vocab_fingerprint
-    )
-    run.mix = inputs.mix
-    run.probe = inputs.probe
-    run.feed = Feed.for_run(args, plan, accelerator, inputs.shards, order, mask_id)
+    feed = Feed.for_run(args, plan, accelerator, inputs.shards, order, mask_id)
+    run = Run(args, plan, accelerator, model, optimizer, schedule, inputs.shards, order, mask_id,
+              inputs.vocab_fingerprint, inputs.mix, feed, probe=inputs.probe)  # fmt: skip
     if resume is not None:
         accelerator.load_state(str(resume))
         run.start_step, run.elapsed, run.last_checkpoint = inputs.state["step"], inputs.state["elapsed_s"], resume
@@ -212,7 +209,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     acc.step, micro = 0, 0
     for b in batches:
         with acc.accumulate(run.model):
-            out = run.model(b.ids.to(acc.device), b.masked.to(acc.device), b.uniforms.to(acc.device))
+            out = run.model(b.ids, b.masked, b.uniforms)  # the feed put them on the device
             loss = rtd_loss(out.mlm_loss_sum, out.rtd_loss_sum, masked_total, tokens_total, run.args.rtd_lambda)
             acc.backward(loss * scale)
         stats += torch.stack([getattr(out, k).detach().double() for k in STAT_KEYS])
@@ -261,7 +258,7 @@ def train(run: Run) -> dict[str, Any]:
             done = step + 1
             if done % args.log_every == 0 or done == plan.steps:
                 last = meter.record(done, plan, run.schedule.get_last_lr()[0], peak, plan.processes)
-                last.update(token_fields(run.mix, done, plan.seq_len) if run.mix else {})  # tokens_<lang>
+                last.update(token_fields(run.mix, done, plan.seq_len))  # tokens_<lang>
                 if run.probe and run.probe.due(done, plan.steps):
                     last.update(measure_record(run, run.probe))
                     meter.started = time.perf_counter()  # the probe's time is not the next window's
