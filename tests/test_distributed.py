@@ -8,15 +8,13 @@ so its tests drive Accelerate's DeepSpeed code paths (`backward`, `clip_grad_nor
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import one_error_line, word_shards
 from test_pretrain import args as cli_args
-from test_pretrain import env, free_port, invoke
+from test_pretrain import invoke, launch
 
 import factory.pretrain.loop as loop
 from factory.configs import RTD_LAMBDA, PretrainConfig
@@ -49,18 +47,7 @@ def run_worker(backend: str, runs: list[dict], folder: Path, argv: list[str] | N
     spec = folder / "spec.json"
     command = {"argv": [str(a) for a in argv]} if argv else {}
     spec.write_text(json.dumps({"backend": backend, "out": str(folder), "runs": runs, **command}))
-    launch = [sys.executable]
-    if backend != "one":
-        launch += ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
-    done = subprocess.run(
-        [*launch, str(WORKER), str(spec)],
-        env={**env(), "ACCELERATE_USE_CPU": "true"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    launch([str(WORKER), str(spec)], processes=1 if backend == "one" else 2)
     return {r["name"]: torch.load(folder / f"{r['name']}.pt", weights_only=False) for r in runs}
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import one_error_line
-from test_pretrain import LOSSES, assert_same_weights, env, free_port, log
+from test_pretrain import LOSSES, assert_same_weights, env, launch, log
 
 from bench.input import write_shards
 from factory.cli import cli
@@ -258,11 +258,7 @@ def test_language_mix_two_processes_match_one(tiny_vocab, lang_shards, tmp_path)
     done = subprocess.run([*FACTORY, *args(tiny_vocab, lang_shards, one, *extra)], env=env(), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
-    done = subprocess.run([*launch, "-m", "factory", *args(tiny_vocab, lang_shards, two, *extra)],
-                          env={**env(), "ACCELERATE_USE_CPU": "true"}, cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    launch(["-m", "factory", *args(tiny_vocab, lang_shards, two, *extra)], processes=2)
     assert json.loads((two / "factory.json").read_text())["processes"] == 2
     a, b = log(one), log(two)
     assert [r["tokens_yo"] for r in a] == [r["tokens_yo"] for r in b]

@@ -162,24 +162,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch(target: list[str], processes: int = 1) -> subprocess.CompletedProcess:
+    """`python TARGET` in a subprocess (TARGET: ["-m", "factory", ...] or a script and its arguments), under
+    torchrun with `processes` CPU processes when more than one; asserts it succeeded.
+
+    accelerate launch --cpu needs MPI for several processes; torchrun is what it uses for --multi_gpu, and
+    Accelerate picks the processes up from its environment (gloo on CPU)."""
+    command = [sys.executable]
+    if processes > 1:
+        port = str(free_port())
+        command += ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", port]
+    done = subprocess.run([*command, *target], env={**env(), "ACCELERATE_USE_CPU": "true"}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 @pytest.mark.slow
 def test_two_processes_match_one(tiny_vocab, shards, tmp_path):
     extra = ["--max-steps", "4", "--save-every", "4", "--dropout", "0", "--micro-batch", "4"]
     one = tmp_path / "one"
     assert invoke(args(tiny_vocab, shards, one, *extra)).exit_code == 0  # 1 process x 2 accumulation steps
     two = tmp_path / "two"
-    # accelerate launch --cpu needs MPI for several processes; torchrun is what it uses for --multi_gpu, and
-    # Accelerate picks the processes up from its environment (gloo on CPU)
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
-    done = subprocess.run(
-        [*launch, "-m", "factory", *args(tiny_vocab, shards, two, *extra)],
-        env={**env(), "ACCELERATE_USE_CPU": "true"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    launch(["-m", "factory", *args(tiny_vocab, shards, two, *extra)], processes=2)
     manifest = json.loads((two / "factory.json").read_text())
     assert manifest["processes"] == 2 and manifest["accumulation"] == 1
     for ra, rb in zip(log(one), log(two), strict=True):

@@ -195,22 +195,11 @@ def test_a_resumed_probed_run_repeats_the_straight_one(runs, tiny_vocab, shards,
 @pytest.mark.slow
 def test_two_processes_probe_what_one_does(runs, tiny_vocab, shards, parallel, tmp_path):
     """DDP on 2 CPU processes (gloo): both join the probe, neither hangs, and the figures are one process's."""
-    import os
-    import socket
-    import subprocess
-    import sys
+    from test_pretrain import launch
 
-    root = Path(__file__).resolve().parents[1]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = tmp_path / "two"
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
     argv = args(tiny_vocab, shards, out, "--probe", str(parallel), "--probe-every", "2", "--micro-batch", "4")
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    done = subprocess.run([*launch, "-m", "factory", *argv], env={**env, "ACCELERATE_USE_CPU": "true"}, cwd=root,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    launch(["-m", "factory", *argv], processes=2)
     one, two = log(runs[1]), log(out)
     assert [r["step"] for r in two if "probe" in r] == [2, 4, 5]
     assert [r["step"] for r in two if "probe_control" in r] == [1]
