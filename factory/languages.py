@@ -68,7 +68,7 @@ def check_languages(codes: Iterable[object], option: str = "--langs") -> list[st
     for code in codes:
         if isinstance(code, bool):
             raise FactoryError(f"{option}: {code!r} is a boolean, not a language code; quote 'no' in YAML")
-    bad = [str(c) for c in codes if c not in NAMES]
+    bad = list(dict.fromkeys(str(c) for c in codes if c not in NAMES))  # a code given twice is named once
     if not bad:
         return [str(c) for c in codes]
     close = difflib.get_close_matches(bad[0].lower().replace("-", "_"), list(NAMES), n=1, cutoff=0.5)
