@@ -157,6 +157,30 @@ def test_task_parts_merge_into_the_one_process_build(vocab, text, tmp_path, monk
     assert "--merge" in missing
 
 
+def test_tokenising_alone_runs_on_threads_and_writes_the_same_bytes(vocab, text, tmp_path, monkeypatch):
+    """With the filters off only SentencePiece works on a chunk: two threads of this process do it (no worker
+    processes), and the shards are byte for byte those of one worker."""
+    from factory.corpus import pipeline
+
+    workers, mine = set(), set()
+    consume = ShardBuild._consume
+
+    def watch(self, chunk, *a):
+        workers.add(chunk.worker)  # the OS thread that tokenised it; is it one of this process's?
+        mine.add(str(chunk.worker) in os.listdir("/proc/self/task"))
+        consume(self, chunk, *a)
+
+    monkeypatch.setattr(ShardBuild, "_consume", watch)
+    monkeypatch.setattr(pipeline.chunks, "__defaults__", (64, pipeline.CHUNK_CHARS))  # many chunks
+    off = {"clean": False, "dedupe": False, "langid": False}
+    build_shards(config(vocab, text, tmp_path / "two", num_proc=2, **off))
+    assert len(workers) == 2 and mine == {True} and os.getpid() not in workers
+    build_shards(config(vocab, text, tmp_path / "one", num_proc=1, **off))
+    files = sorted(p.name for p in (tmp_path / "one").glob("shard-*"))
+    assert files and files == sorted(p.name for p in (tmp_path / "two").glob("shard-*"))
+    assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes() for f in files)
+
+
 def test_a_streamed_source_uses_several_workers(vocab, tmp_path, monkeypatch):
     """`datasets` streaming of local parquet (the stand-in for the Hub, offline): chunks go to several worker
     processes, and the rows are those of the same files read locally (each stream shard is a unit)."""

@@ -17,7 +17,7 @@ from factory.config import to_json
 from factory.errors import ShardError
 from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, read_manifest, write_manifest
 from factory.outputs import staged_output
-from factory.shards.pack import BATCH_ROWS, COLUMN, cut_document, document_ends, shard_name
+from factory.shards.pack import BATCH_ROWS, COLUMN, cut_document, document_ends, rows_batch, shard_name
 
 
 def _tasks(folders: list[Path]) -> list[tuple[Path, ShardsManifest]]:
@@ -116,8 +116,7 @@ def _cut(source: Path, target: Path, seq_len: int, need: int) -> tuple[int, int,
     schema = pa.schema([(COLUMN, pa.list_(pa.uint32(), seq_len))])
     with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for start in range(0, len(rows), BATCH_ROWS):
-            values = pa.array(rows[start : start + BATCH_ROWS].reshape(-1), type=pa.uint32())
-            writer.write_batch(pa.record_batch([pa.FixedSizeListArray.from_arrays(values, seq_len)], schema=schema))
+            writer.write_batch(rows_batch(rows[start : start + BATCH_ROWS], schema))
     documents = document_ends(rows) + int(cut_document(rows) and cumulative[-1] >= need)
     return len(rows), int((rows != 0).sum()), documents
 

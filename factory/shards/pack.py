@@ -77,6 +77,16 @@ class Packer:
         return out
 
 
+def rows_batch(rows, schema):
+    """A (n, seq_len) uint32 array as one record batch of the shard schema, without a copy. Built from the
+    buffer, not with `pa.array`, which checks for pandas objects and so imports pandas (~1 CPU-s a build)."""
+    import pyarrow as pa
+
+    flat = _np().ascontiguousarray(rows, dtype=_np().uint32).reshape(-1)
+    values = pa.Array.from_buffers(pa.uint32(), len(flat), [None, pa.py_buffer(flat)])
+    return pa.record_batch([pa.FixedSizeListArray.from_arrays(values, rows.shape[1])], schema=schema)
+
+
 def shard_name(lang: str, index: int) -> str:
     return f"shard-{lang}-{index:05d}.arrow"
 
@@ -145,14 +155,11 @@ class ShardWriter:
         return self.folder / (shard_name(self.lang, len(self.files)) + PARTIAL)
 
     def _write_batch(self, n: int) -> None:
-        import pyarrow as pa
 
         if self._writer is None:
             self._open(self._path())
         take, self.pending = self.pending[:n], self.pending[n:]
-        values = pa.array(take.reshape(-1), type=pa.uint32())
-        column = pa.FixedSizeListArray.from_arrays(values, self.seq_len)
-        self._writer.write_batch(pa.record_batch([column], schema=self.schema))
+        self._writer.write_batch(rows_batch(take, self.schema))
         self.batches += 1
         self.rows += n
         if self.rows == self.rows_per_shard:
