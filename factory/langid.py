@@ -58,8 +58,8 @@ def check_codes(codes: Iterable[str], option: str = "--lang") -> list[str]:
     bad = [c for c in codes if c not in profile_codes()]
     if bad:
         raise FactoryError(
-            f"{option}: unknown language code {', '.join(map(repr, bad))}; the language filter knows: "
-            f"{' '.join(profile_codes())} (or pass --no-langid to keep text unchecked)"
+            f"{option}: the language filter has no profile for {', '.join(map(repr, bad))}; it knows: "
+            f"{' '.join(profile_codes())} (pass --no-langid, in a recipe `langid: false`, to keep text unchecked)"
         )
     return codes
 

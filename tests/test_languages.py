@@ -70,3 +70,23 @@ def test_unknown_codes_are_one_line_with_a_suggestion():
     assert "'zh-hans'" in message and "did you mean zh_hans?" in message and "\n" not in message
     with pytest.raises(FactoryError, match="boolean.*quote 'no'"):
         check_languages([False])
+
+
+def test_a_multilingual_recipe_declares_every_source_and_its_shards_step_resolves():
+    """The mDeBERTa recipe's pre-training sources are the vocabulary spec's, each with its `LANG=` (an undeclared
+    source would be `und`, or one language), and its shards step resolves those languages as run would: the
+    language filter is off there, since it knows 55 of CC100's languages."""
+    from types import SimpleNamespace
+
+    from factory.corpus import Source
+    from factory.shards.plan import resolve_languages
+
+    recipe = yaml.safe_load((ROOT / "recipes" / "mdeberta-v3-base.yaml").read_text())
+    spec = yaml.safe_load((ROOT / "vocab" / "cc100.yaml").read_text())
+    assert recipe["corpus"] == [f"{lang}={source}" for lang, source in spec["corpus"].items()]
+    sources = [Source.parse(c) for c in recipe["corpus"]]
+    shards = recipe["steps"]["shards"]
+    langs, langid = resolve_languages(SimpleNamespace(langs=None, langid=shards.get("langid", True)), sources)
+    assert langs == list(spec["corpus"]) and len(langs) > 100 and not langid
+    with pytest.raises(FactoryError, match="the language filter has no profile for 'am'"):  # the filter on
+        resolve_languages(SimpleNamespace(langs=None, langid=True), sources)
