@@ -171,7 +171,8 @@ class ShardsConfig:
     dry_run: bool = option(False, "Print the plan (per-language budget, expected rows, disk) and stop.",
                            secondary=False)  # fmt: skip
     out: Path = option(help="Folder to write.")
-    force: bool = option(False, _FORCE_HELP, secondary=False)
+    force: bool = option(False, "Replace --out if it holds other files (shards of these very inputs and settings "
+                         "are kept, as `factory run` relies on).", secondary=False)  # fmt: skip
 
     def problems(self) -> list[str]:
         from factory.shards.plan import config_problems  # the budgets' and tasks' grammar lives with the plan
