@@ -162,7 +162,8 @@ class ShardsConfig:
     langid: bool = option(True, "Language filter (langdetect profiles), where the languages are known.")
     langid_threshold: float = option(VocabConfig.langid_threshold, "Minimum probability of the language filter.",
                                      low=0, high=1)  # fmt: skip
-    num_proc: int | None = option(None, "Worker processes [default: all cores].", low=1)
+    num_proc: int | None = option(None, "Workers [default: all cores]: processes, or threads when only tokenising "
+                                  "(the filters off).", low=1)  # fmt: skip
     rows_per_shard: int = option(16384, "Sequences per file (16384 x 512 tokens = 32 MiB).", low=1)
     task: str | None = option(None, "I/N: build only part I of N (over input files); join them with --merge.",
                               metavar="I/N")  # fmt: skip

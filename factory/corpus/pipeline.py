@@ -9,7 +9,7 @@ the counters stay in the parent, so the result depends on the data alone, never 
 A document of a source declared `lang=...` must be detected as that language; an undeclared one goes to the
 language it is detected as, if that is wanted. With the filter off, every document goes to its declared
 language, or to the first language. Every switch is off-able, so the throughput of the bare tokeniser can be
-measured through the same code (bench/shards.py).
+measured through the same code (bench/shards.py); with all of them off the workers are threads (`Workers`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ _STATE: dict = {}
 
 
 def start_worker(pipeline: Pipeline) -> None:
-    """Pool initializer (and the in-process path): the tokenizer and language id, loaded once."""
+    """Pool initializer (and the in-process and thread paths): the tokenizer and language id, loaded once."""
     _STATE.clear()
     _STATE["pipeline"] = pipeline
     if pipeline.spm:
