@@ -18,7 +18,7 @@ from factory.config import option
 
 PRESET_NAMES = ("debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge")  # == factory.presets.PRESETS
 LAYOUTS = ("official", "pad128")
-HEADS = ("none", "mlm", "rtd", "cls")  # == factory.model.heads.HEADS
+HEADS = ("none", "mlm", "rtd", "cls", "tokens", "qa")  # == factory.model.heads.HEADS
 MASKING = ("spread", "official")  # which mask windows are kept (factory.rtd.choose_masked)
 
 # Pre-training defaults of the DeBERTaV3 paper (docs/pretraining.md#hyper-parameters)
@@ -322,7 +322,8 @@ class InitConfig(ShapeOptions):
     vocab: Path | None = option(None, "Vocabulary folder: size the embedding to its spm.model and copy its tokenizer.")
     layout: str = option("official", _LAYOUT_HELP, choices=LAYOUTS)
     head: str = option("none", "none: bare encoder (AutoModel); mlm: generator head; rtd: discriminator head; "
-                       "cls: sequence classification.", choices=HEADS)  # fmt: skip
+                       "cls: sequence classification; tokens: token classification; qa: extractive QA.",
+                       choices=HEADS)  # fmt: skip
     num_labels: int = option(2, "Labels of --head cls.", low=1)
     seed: int = option(0, "Seed for the random weights.")
     out: Path = option(help="Folder to write.")

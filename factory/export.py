@@ -104,8 +104,10 @@ def infer_head(state: dict[str, torch.Tensor]) -> str:
         return "mlm"
     if any(n.startswith("mask_predictions.") for n in names):
         return "rtd"
-    if any(n.startswith("classifier.") for n in names):
-        return "cls"
+    if any(n.startswith("qa_outputs.") for n in names):
+        return "qa"
+    if any(n.startswith("classifier.") for n in names):  # sequence classification pools [CLS]; token does not
+        return "cls" if any(n.startswith("pooler.") for n in names) else "tokens"
     return "none"
 
 
@@ -119,7 +121,7 @@ def load_model(
 
     Args:
         folder: a folder with config.json and model.safetensors (or pytorch_model.bin).
-        head: "none" | "mlm" | "rtd" | "cls"; default: the head whose weights the folder holds. A head the
+        head: "none" | "mlm" | "rtd" | "cls" | "tokens" | "qa"; default: the head whose weights the folder holds. A head the
             folder lacks is freshly initialised (e.g. "cls" on a pre-trained encoder for fine-tuning).
         num_labels / labels: the classification head's size or label names (default: the config's).
     """
@@ -134,7 +136,7 @@ def load_model(
         labels = tuple(f"LABEL_{i}" for i in range(num_labels))
     if labels is not None and tuple(labels) != config.labels:
         config = config.replace(labels=tuple(labels))
-        if head == "cls":  # another label set: the old classifier does not apply
+        if head in ("cls", "tokens"):  # another label set: the old classifier does not apply
             state = {n: t for n, t in state.items() if not n.startswith("classifier.")}
             fresh_head = True
     model = build_model(config, head)
@@ -167,4 +169,4 @@ def _ignorable(name: str, config: ModelConfig) -> bool:
     if "position_embeddings" in name and not config.position_biased_input:
         return True
     # heads other than the one asked for (e.g. an official discriminator's random MLM head)
-    return name.startswith(("lm_predictions.", "mask_predictions.", "classifier.", "pooler."))
+    return name.startswith(("lm_predictions.", "mask_predictions.", "classifier.", "pooler.", "qa_outputs."))

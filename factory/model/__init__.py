@@ -11,7 +11,9 @@ from factory.model.heads import (
     HEADS,
     DebertaForMaskedLM,
     DebertaForRTD,
+    DebertaForQuestionAnswering,
     DebertaForSequenceClassification,
+    DebertaForTokenClassification,
     build_model,
 )
 
@@ -19,7 +21,9 @@ __all__ = [
     "HEADS",
     "DebertaForMaskedLM",
     "DebertaForRTD",
+    "DebertaForQuestionAnswering",
     "DebertaForSequenceClassification",
+    "DebertaForTokenClassification",
     "DebertaModel",
     "ModelConfig",
     "ModelOutput",

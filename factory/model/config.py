@@ -45,6 +45,7 @@ class ModelConfig:
     pooler_hidden_act: str = "gelu"
     cls_dropout: float | None = None  # None: hidden_dropout_prob, as HF
     labels: tuple[str, ...] = ("LABEL_0", "LABEL_1")  # sequence-classification label names
+    problem_type: str | None = None  # HF's key: "regression" = one output trained with MSE (STS-B); None: labels
     factory: dict[str, Any] = field(default_factory=dict, compare=False)  # provenance: preset, pieces...
 
     def __post_init__(self) -> None:
@@ -84,7 +85,7 @@ class ModelConfig:
         if architecture:
             out["architectures"] = [architecture]
         for f in dataclasses.fields(self):
-            if f.name in ("labels", "factory", "pos_att_type"):
+            if f.name in ("labels", "factory", "pos_att_type") or (f.name == "problem_type" and self.problem_type is None):
                 continue
             out[f.name] = getattr(self, f.name)
         out["pos_att_type"] = list(self.pos_att_type)

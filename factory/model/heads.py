@@ -1,7 +1,10 @@
-"""Task heads on the encoder: MLM (the generator), RTD (the discriminator), sequence classification.
+"""Task heads on the encoder: MLM (the generator), RTD (the discriminator), sequence classification (and
+regression), token classification, extractive QA.
 
 Names are those of the checkpoints people already have: `lm_predictions.lm_head.*` (official generator,
-HF with legacy=false), `mask_predictions.*` (official RTD head), `pooler.dense` + `classifier` (HF).
+HF with legacy=false), `mask_predictions.*` (official RTD head), `pooler.dense` + `classifier` (HF's sequence
+classification; regression is the same head with one output and config problem_type "regression"),
+`classifier` on every hidden state (HF's token classification), `qa_outputs` (HF's QA: start, end logits).
 """
 
 from __future__ import annotations
@@ -123,11 +126,45 @@ class DebertaForSequenceClassification(nn.Module):
         return ModelOutput(last_hidden_state=h, logits=self.classifier(self.dropout(self.pooler(h))))
 
 
+class DebertaForTokenClassification(nn.Module):
+    """HF's head: classifier(dropout(h)) at every position, one logit per label."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.deberta = DebertaModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> ModelOutput:
+        h = self.deberta(input_ids, attention_mask).last_hidden_state
+        return ModelOutput(last_hidden_state=h, logits=self.classifier(self.dropout(h)))  # (B, L, labels)
+
+
+class DebertaForQuestionAnswering(nn.Module):
+    """HF's head: qa_outputs(h) at every position, no dropout; logits[..., 0] start, logits[..., 1] end. HF sizes
+    it by config.num_labels (2 by default), so a QA model's config keeps two labels."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.num_labels != 2:
+            raise ValueError(f"a QA head has 2 outputs (start, end); the config has {config.num_labels} labels")
+        self.config = config
+        self.deberta = DebertaModel(config)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> ModelOutput:
+        h = self.deberta(input_ids, attention_mask).last_hidden_state
+        return ModelOutput(last_hidden_state=h, logits=self.qa_outputs(h))  # (B, L, 2)
+
+
 HEADS: dict[str, type[nn.Module]] = {
     "none": DebertaModel,
     "mlm": DebertaForMaskedLM,
     "rtd": DebertaForRTD,
     "cls": DebertaForSequenceClassification,
+    "tokens": DebertaForTokenClassification,
+    "qa": DebertaForQuestionAnswering,
 }
 
 # The architecture name written to config.json, so `transformers` picks the matching class.
@@ -136,6 +173,8 @@ HF_ARCHITECTURES = {
     "mlm": "DebertaV2ForMaskedLM",
     "rtd": "DebertaV2Model",  # HF has no RTD class; the head's weights travel as mask_predictions.*
     "cls": "DebertaV2ForSequenceClassification",
+    "tokens": "DebertaV2ForTokenClassification",
+    "qa": "DebertaV2ForQuestionAnswering",
 }
 
 
