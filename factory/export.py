@@ -121,8 +121,8 @@ def load_model(
 
     Args:
         folder: a folder with config.json and model.safetensors (or pytorch_model.bin).
-        head: "none" | "mlm" | "rtd" | "cls" | "tokens" | "qa"; default: the head whose weights the folder holds. A head the
-            folder lacks is freshly initialised (e.g. "cls" on a pre-trained encoder for fine-tuning).
+        head: "none" | "mlm" | "rtd" | "cls" | "tokens" | "qa"; default: the head whose weights the folder holds.
+            A head the folder lacks is freshly initialised (e.g. "cls" on a pre-trained encoder for fine-tuning).
         num_labels / labels: the classification head's size or label names (default: the config's).
     """
     folder = Path(folder)

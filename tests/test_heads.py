@@ -22,6 +22,7 @@ def _compare(ours, theirs, ids, mask):
     logits = torch.stack([b.start_logits, b.end_logits], -1) if hasattr(b, "start_logits") else b.logits
     return (a.last_hidden_state - b.hidden_states[-1]).abs().max().item(), (a.logits - logits).abs().max().item()
 
+
 CASES = [  # our head, the transformers class, config overrides
     ("tokens", transformers.DebertaV2ForTokenClassification, {"labels": ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")}),
     ("qa", transformers.DebertaV2ForQuestionAnswering, {}),

@@ -10,8 +10,8 @@ from factory.model.encoder import DebertaModel, ModelOutput
 from factory.model.heads import (
     HEADS,
     DebertaForMaskedLM,
-    DebertaForRTD,
     DebertaForQuestionAnswering,
+    DebertaForRTD,
     DebertaForSequenceClassification,
     DebertaForTokenClassification,
     build_model,

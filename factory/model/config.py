@@ -85,7 +85,8 @@ class ModelConfig:
         if architecture:
             out["architectures"] = [architecture]
         for f in dataclasses.fields(self):
-            if f.name in ("labels", "factory", "pos_att_type") or (f.name == "problem_type" and self.problem_type is None):
+            unset = f.name == "problem_type" and self.problem_type is None  # HF's default: not written
+            if f.name in ("labels", "factory", "pos_att_type") or unset:
                 continue
             out[f.name] = getattr(self, f.name)
         out["pos_att_type"] = list(self.pos_att_type)
