@@ -356,6 +356,20 @@ class FinetuneSettings:
     seed: int = option(42, "Seed of run 0; run k uses seed + k.")
     precision: str = option("auto", "auto: bf16 where the accelerator supports it, else fp32.",
                             choices=("auto", "bf16", "fp32"))  # fmt: skip
+    # extractive QA (factory/evaluate/qa.py): BERT's run_squad and transformers' utils_qa defaults
+    doc_stride: int = option(128, "QA: pieces between the starts of a context's windows.", low=1)
+    max_query_length: int = option(64, "QA: question pieces kept.", low=1)
+    n_best: int = option(20, "QA: start and end candidates per window.", low=1)
+    max_answer_length: int = option(30, "QA: longest answer, in pieces.", low=1)
+    null_score_diff_threshold: float = option(0.0, "SQuAD 2.0: answer nothing when the no-answer score beats "
+                                              "the best span by more than this.")  # fmt: skip
+    # SiFT (factory/evaluate/sift.py): the DeBERTa repo's defaults (apps/run.py --vat_*; experiments/glue/mnli.sh)
+    sift: bool = option(False, "Scale-invariant fine-tuning: an adversarial loss on perturbed normalised "
+                        "embeddings (DeBERTa paper, section 3.3).")  # fmt: skip
+    sift_lambda: float = option(5.0, "SiFT: weight of the adversarial loss (--vat_lambda of mnli.sh's -sift runs).",
+                                low=0)  # fmt: skip
+    sift_learning_rate: float = option(1e-4, "SiFT: step size of the perturbation's update.", low=0)
+    sift_init: float = option(1e-2, "SiFT: std of the initial perturbation (clamped at twice it).", low=0)
 
     def problems(self) -> list[str]:
         if self.batch_size % self.micro_batch_size:
@@ -386,6 +400,15 @@ class EvalConfig:
     control: str | None = option(None, _CONTROL_HELP, choices=CONTROLS)
     out: Path = option(help="Folder to write.")
     force: bool = option(False, _FORCE_HELP, secondary=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkConfig(EvalConfig):
+    """`factory eval glue | xtreme | assin2 | squad | squad2`: one or several tasks of a suite file."""
+
+    data: str | None = option(None, "A local DIR with one folder per task (DIR/stsb/train.jsonl, DIR/panx/"
+                              "test.de.jsonl) [default: each task's Hub dataset].")  # fmt: skip
+    tasks: str = option("all", "Tasks to run: all, or a list like cola,stsb.")
 
 
 @dataclass(frozen=True, kw_only=True)

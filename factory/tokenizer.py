@@ -78,6 +78,27 @@ class Tokenizer:
     def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
         return self.sp.encode(list(texts))
 
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids of `text` and, per piece, the characters of `text` it covers as (start, end), leading whitespace
+        left out (a bare `▁` covers nothing: (k, k)). SentencePiece reports byte offsets into the original text,
+        before normalisation, so the spans are exact for accents, full-width forms and CJK alike."""
+        proto = self.sp.encode(text, return_type="proto")
+        char_at = [0] * (len(text.encode("utf-8")) + 1)  # byte offset -> character offset
+        byte = 0
+        for i, ch in enumerate(text):
+            for _ in range(len(ch.encode("utf-8"))):
+                char_at[byte] = i
+                byte += 1
+        char_at[byte] = len(text)
+        ids, spans = [], []
+        for piece in proto.pieces:
+            start, end = char_at[piece.begin], char_at[piece.end]
+            while start < end and text[start].isspace():
+                start += 1
+            ids.append(piece.id)
+            spans.append((start, end))
+        return ids, spans
+
     def decode(self, ids: Iterable[int]) -> str:
         return self.sp.decode([i for i in ids if 3 < i < self.mask_id])
 

@@ -102,8 +102,9 @@ def test_results_files_and_references(one_process):
     suite = yaml.safe_load((ROOT / "eval" / "xnli.yaml").read_text())
     assert set(report) == {
         "schema", "suite", "model", "train_language", "languages", "runs", "seeds", "settings", "results",
-        "average", "references",
+        "average", "references", "main_metric",
     }  # fmt: skip
+    assert report["main_metric"] == "accuracy"
     assert report["schema"] == "factory.eval/v1" and report["suite"] == "xnli" and report["train_language"] == "en"
     assert report["runs"] == 1 and report["seeds"] == [42]
     for key in ("learning_rate", "epochs", "batch_size", "max_length", "warmup"):

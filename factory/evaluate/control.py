@@ -51,21 +51,27 @@ class Arm:
 
         return Tokenizer.from_folder(self.folder)
 
-    def model(self, head: str = "none", labels: tuple[str, ...] | None = None) -> nn.Module:
-        """This arm's network with `head` ("none": the bare encoder; "cls": a fresh classification head).
+    def model(
+        self, head: str = "none", labels: tuple[str, ...] | None = None, problem_type: str | None = None
+    ) -> nn.Module:
+        """This arm's network with `head` ("none": the bare encoder; "cls", "tokens", "qa": a fresh task head;
+        `problem_type` "regression" marks a one-output "cls" head as HF's regression head).
 
         For the control, the head is drawn from the caller's random stream exactly as `load_model` draws it
         for the pre-trained folder, so under the same `torch.manual_seed` both arms start from the same head."""
         from factory.model import build_model, load_model
 
         if not self.is_control:
-            return load_model(self.folder, head=head, labels=labels)
-        config = self.config()
-        if labels is not None and tuple(labels) != config.labels:
-            config = config.replace(labels=tuple(labels))
-        model = build_model(config, head)  # the head from the caller's stream; the encoder is replaced below
-        encoder = model if head == "none" else model.deberta
-        encoder.load_state_dict(control_encoder_state(self.folder))
+            model = load_model(self.folder, head=head, labels=labels)
+        else:
+            config = self.config()
+            if labels is not None and tuple(labels) != config.labels:
+                config = config.replace(labels=tuple(labels))
+            model = build_model(config, head)  # the head from the caller's stream; the encoder is replaced below
+            encoder = model if head == "none" else model.deberta
+            encoder.load_state_dict(control_encoder_state(self.folder))
+        if problem_type != model.config.problem_type:
+            model.config = model.config.replace(problem_type=problem_type)  # saved into config.json as HF reads it
         return model.eval()
 
     def describe(self) -> dict[str, Any]:
@@ -112,13 +118,19 @@ def _encoder_state(config) -> dict[str, torch.Tensor]:
 
 
 def with_control(
-    report: dict[str, Any], arm: Arm, control: dict[str, Any], control_average: dict[str, Any], keys: tuple[str, ...]
+    report: dict[str, Any],
+    arm: Arm,
+    control: dict[str, Any],
+    control_average: dict[str, Any],
+    keys: tuple[str, ...],
+    metric: str = "accuracy",
 ) -> dict[str, Any]:
     """`report` plus the control: `control` shaped as `results`, `control_average` as `average`, what the control
-    was (`control_model`), and `gain` = pre-trained - control in points, per language and key, with "avg"."""
+    was (`control_model`), and `gain` = pre-trained - control in points of `metric`, per language and key, with
+    "avg"."""
 
     def points(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float]:
-        return {k: round(ours[k]["accuracy"] - theirs[k]["accuracy"], 2) for k in keys if k in ours and k in theirs}
+        return {k: round(ours[k][metric] - theirs[k][metric], 2) for k in keys if k in ours and k in theirs}
 
     gain = {lang: points(report["results"][lang], control[lang]) for lang in control}
     gain["avg"] = points(report["average"], control_average)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,9 +38,12 @@ Data = dict[str, dict[str, list["Example"]]]  # split -> language -> examples
 
 @dataclasses.dataclass(frozen=True)
 class Example:
+    """A sentence or pair with a label id (classification) or a number (regression)."""
+
     text_a: str
     text_b: str | None
-    label: int
+    label: int | float
+    id: str = ""
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -217,3 +221,137 @@ def check_data(
             raise FactoryError(
                 f"{where}: the {split} split has no examples for {', '.join(lacking)}; drop them from --langs"
             )
+
+
+# ---- every task type: rows from a folder or a Hub dataset, then examples ------------------------------------
+Rows = dict[str, dict[str, list[tuple[str, dict]]]]  # split -> language -> (where, row)
+
+
+def folder_rows(folder: Path, splits: Sequence[str], language: str | None) -> Rows:
+    """{split}.{ext} / {split}.{lang}.{ext} files of `folder`; `splits` adds the task's own split names
+    (validation_matched) to train/validation/dev/test. A row's language: its `language` column, else the file
+    name's, else `language` (a one-language task such as GLUE's needs no language anywhere)."""
+    if not folder.is_dir():
+        raise FactoryError(f"--data {folder} is not a folder; give a folder of {{split}}.jsonl files or hf:NAME")
+    names = {**SPLIT_ALIASES, **{s: s for s in splits}}
+    out: Rows = {}
+    for path in sorted(folder.iterdir()):
+        parts = path.name.split(".")
+        if len(parts) not in (2, 3) or parts[-1] not in FORMATS or parts[0] not in names:
+            continue
+        split, in_name = names[parts[0]], (parts[1] if len(parts) == 3 else None)
+        for number, row in enumerate(read_rows(path), 1):
+            where = f"{path} row {number}"
+            if not isinstance(row, dict):
+                raise FactoryError(f"{where}: not an object of columns")
+            lang = row.get("language", in_name) or language
+            if lang is None:
+                raise FactoryError(f"{where}: no column language; name the file {split}.LANG.{parts[-1]} or add it")
+            out.setdefault(split, {}).setdefault(str(lang), []).append((where, row))
+    if not out:
+        raise FactoryError(
+            f"--data {folder} holds no {'/'.join(dict.fromkeys(names.values()))} .jsonl, .tsv or .parquet files; "
+            "see `--help` for the layout"
+        )
+    return out
+
+
+def hub_rows(
+    name: str, config: str | dict[str, str] | None, split: str, languages: Sequence[str], by_id_prefix: dict | None
+) -> dict[str, list[tuple[str, dict]]]:
+    """One split of a `datasets` dataset per language: `config` a template ("PAN-X.{lang}"), a {lang: config}
+    table, or one config for all (its rows then sorted into languages by the id's prefix, as TyDiQA's)."""
+    import datasets
+
+    out: dict[str, list[tuple[str, dict]]] = {}
+    for lang in languages if config is None or isinstance(config, dict) or "{lang}" in config else [None]:
+        chosen = config.get(lang) if isinstance(config, dict) else (config.format(lang=lang) if config else None)
+        where = f"hf:{name}" + (f" ({chosen})" if chosen else "") + f" {split}"
+        try:
+            rows = datasets.load_dataset(name, chosen, split=split).to_list()
+        except Exception as e:  # offline, unknown name, no such config/split: one line to the user
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise FactoryError(
+                f"could not load {where}: {first[:200]}; connect to the network once to cache it, or give --data "
+                "a local folder"
+            ) from None
+        for number, row in enumerate(rows, 1):
+            row_lang = lang
+            if row_lang is None:
+                prefix = str(row.get("id", "")).split("-", 1)[0]
+                row_lang = (by_id_prefix or {}).get(prefix, prefix)
+            out.setdefault(str(row_lang), []).append((f"{where} row {number}", row))
+    return out
+
+
+def examples_of(kind: str, rows: list[tuple[str, dict]], columns: dict[str, str | None], labels: Sequence[str],
+                drop_labels: Sequence = ()) -> list:  # fmt: skip
+    """Rows -> the task type's examples, every row checked (a bad one is one line naming it)."""
+    convert = {"classification": _classified, "regression": _regressed, "tokens": _tagged, "qa": _answered}[kind]
+    out = []
+    for where, row in rows:
+        missing = [c for c in columns.values() if c and c not in row]
+        if missing:
+            raise FactoryError(f"{where}: no column {', '.join(missing)}; see `--help` for the task's columns")
+        label = row.get(columns.get("label") or "label")
+        if drop_labels and label in drop_labels:
+            continue  # PAWS-X's -1 rows (no label), GLUE's unlabelled test
+        out.append(convert(where, row, columns, labels))
+    return out
+
+
+def _text(row: dict, column: str | None) -> str | None:
+    return None if column is None else str(row[column])
+
+
+def _classified(where, row, columns, labels) -> Example:
+    label = label_id(row[columns["label"]], labels, where)
+    return Example(_text(row, columns["text_a"]), _text(row, columns.get("text_b")), label, str(row.get("id", "")))
+
+
+def _regressed(where, row, columns, labels) -> Example:
+    value = row[columns["label"]]
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise FactoryError(f"{where}: the target {value!r} is not a number; a regression label is a score (3.8)")
+    return Example(_text(row, columns["text_a"]), _text(row, columns.get("text_b")), number, str(row.get("id", "")))
+
+
+def _tagged(where, row, columns, labels):
+    from factory.evaluate.tasks import TagExample
+
+    words, tags = row[columns["words"]], row[columns["tags"]]
+    if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
+        raise FactoryError(f"{where}: {columns['words']} and {columns['tags']} must be lists of the same length")
+    ids = []
+    for tag in tags:
+        if str(tag) in labels:
+            ids.append(list(labels).index(str(tag)))
+        elif isinstance(tag, int) and not isinstance(tag, bool) and 0 <= tag < len(labels):
+            ids.append(tag)
+        else:
+            raise FactoryError(f"{where}: tag {tag!r} is outside the label set ({', '.join(labels)})")
+    return TagExample(tuple(str(w) for w in words), tuple(ids), str(row.get("id", "")))
+
+
+def _answered(where, row, columns, labels):
+    from factory.evaluate.qa import QAExample
+
+    context, answers = str(row[columns["context"]]), row[columns["answers"]]
+    if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
+        raise FactoryError(f"{where}: answers must be {{'text': [...], 'answer_start': [...]}} as in SQuAD")
+    texts, starts = list(answers["text"]), list(answers["answer_start"])
+    if len(texts) != len(starts):
+        raise FactoryError(f"{where}: answers has {len(texts)} texts but {len(starts)} answer_start values")
+    for text, start in zip(texts, starts, strict=True):
+        if not isinstance(start, int) or context[start : start + len(str(text))] != str(text):
+            found = context[start : start + len(str(text))] if isinstance(start, int) else start
+            raise FactoryError(
+                f"{where}: answer_start {start!r} does not point at the answer {text!r} in the context "
+                f"(it points at {found!r})"
+            )
+    qid = str(row.get(columns.get("id") or "id", "")) or where
+    return QAExample(qid, str(row[columns["question"]]), context, tuple(map(str, texts)), tuple(starts))

@@ -51,6 +51,10 @@ def make_request(suite_name: str, config: EvalConfig):
             references={},
         )
         extra = {"files": files, "splits": tuple(s for s in ("validation", "test") if s in files)}
+    if suite.is_benchmark:
+        extra["tasks"] = getattr(config, "tasks", "all")
+    elif suite.splits != ("validation", "test") and "splits" not in extra:
+        extra["splits"] = suite.splits
     return Request(
         suite=suite,
         model=config.model,
@@ -69,6 +73,8 @@ def make_request(suite_name: str, config: EvalConfig):
 
 def evaluate(suite_name: str, config: EvalConfig) -> dict[str, Any]:
     """Fine-tune and test as the suite says; returns the results.json dict (written into `config.out`)."""
+    from factory.evaluate.benchmark import run_benchmark
     from factory.evaluate.runner import run
 
-    return run(make_request(suite_name, config))
+    request = make_request(suite_name, config)
+    return run_benchmark(request) if request.suite.is_benchmark else run(request)

@@ -1,5 +1,5 @@
-"""Fine-tune a sequence-classification head on Accelerate, then predict; the numbers do not depend on the
-number of processes.
+"""Fine-tune any task type's head on Accelerate (factory/evaluate/tasks.py gives the inputs, targets and loss),
+then predict; the numbers do not depend on the number of processes.
 
 Why they do not: every process builds the same global batch order from the run's seed; a global batch of
 `batch_size` pairs is cut into micro-batches of `micro_batch_size`, and micro-batch j of a step runs on
@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from factory.configs import FinetuneSettings
+from factory.evaluate import sift
 from factory.evaluate.data import Example
+from factory.evaluate.tasks import Feature, TaskType
 from factory.tokenizer import Tokenizer
 
 
@@ -80,10 +82,10 @@ def _step_seed(seed: int, step: int, micro: int) -> int:
     return (seed * 1_000_003 + step * 4099 + micro) % (2**63 - 1)
 
 
-def train(
-    accelerator, model: nn.Module, train_ids: list[list[int]], labels: list[int], settings: FinetuneSettings, seed: int
-):
-    """Fine-tune `model` in place; returns (the prepared model, mean loss of the last epoch)."""
+def train(accelerator, model: nn.Module, features: list[Feature], task: TaskType, settings: FinetuneSettings,
+          seed: int):  # fmt: skip
+    """Fine-tune `model` in place on `features` with the task type's loss (and SiFT's when `settings.sift`);
+    returns (the prepared model, mean loss of the last epoch)."""
     from factory.progress import progress
 
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -95,19 +97,19 @@ def train(
             f"batch_size {settings.batch_size} = {micro_per_step} micro-batches of {settings.micro_batch_size} "
             f"cannot be shared by {world} processes; use --set micro_batch_size=N with N * {world} dividing it"
         )
-    schedule = plan(len(train_ids), settings)
+    schedule = plan(len(features), settings)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings.learning_rate, eps=settings.adam_epsilon, weight_decay=settings.weight_decay
     )
     scheduler = linear_schedule(optimizer, schedule)
+    perturbation = sift.attach(model, settings.sift_learning_rate, settings.sift_init) if settings.sift else None
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    targets = torch.tensor(labels)
     bar = progress(total=schedule.total_steps, desc=f"fine-tune (seed {seed})", main=accelerator.is_main_process)
     step, losses = 0, []
     while step < schedule.total_steps:
         epoch = step // schedule.steps_per_epoch
-        order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(seed * 1009 + epoch))
+        order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed * 1009 + epoch))
         losses = []
         for start in range(0, schedule.steps_per_epoch * settings.batch_size, settings.batch_size):
             if step >= schedule.total_steps:
@@ -115,13 +117,17 @@ def train(
             batch = order[start : start + settings.batch_size].view(micro_per_step, settings.micro_batch_size)
             mine = list(range(rank, micro_per_step, world))  # micro-batches this process runs
             for k, micro in enumerate(mine):
-                ids, mask = collate([train_ids[i] for i in batch[micro].tolist()])
+                rows = [features[i] for i in batch[micro].tolist()]
+                ids, mask = (t.to(accelerator.device) for t in collate([f.ids for f in rows]))
                 torch.manual_seed(_step_seed(seed, step, micro))  # same dropout masks on any process count
                 last = k == len(mine) - 1  # gradients are all-reduced once per step, on the last micro-batch
                 with contextlib.nullcontext() if last else accelerator.no_sync(model):
                     with accelerator.autocast():
-                        logits = model(ids.to(accelerator.device), mask.to(accelerator.device)).logits  # (b, labels)
-                    loss = nn.functional.cross_entropy(logits.float(), targets[batch[micro]].to(accelerator.device))
+                        logits = model(ids, mask).logits
+                    loss = task.loss(logits, [f.target for f in rows])
+                    if perturbation is not None:
+                        loss = loss + settings.sift_lambda * _sift_loss(accelerator, model, perturbation, task,
+                                                                        logits, ids, mask)  # fmt: skip
                     # DDP averages over `world`; scaling by world / micro_per_step makes it the mean over the batch
                     accelerator.backward(loss * world / micro_per_step)
                 losses.append(loss.item())
@@ -135,23 +141,38 @@ def train(
     return model, (sum(losses) / len(losses) if losses else float("nan"))
 
 
+def _sift_loss(accelerator, model, perturbation, task: TaskType, logits, ids, mask) -> torch.Tensor:
+    """SiFT's adversarial term for this micro-batch: the perturbed passes run on the unwrapped module, whose
+    weights the DDP wrapper's backward still reduces (they are the same parameters)."""
+    inner = accelerator.unwrap_model(model)
+
+    def forward() -> torch.Tensor:
+        with accelerator.autocast():
+            return inner(ids, mask).logits
+
+    return sift.adversarial_loss(forward, inner, perturbation, logits, task.sift_view, mse=task.name == "regression")
+
+
 @torch.no_grad()
-def predict(accelerator, model: nn.Module, ids: list[list[int]], batch_size: int, desc: str = "") -> list[int]:
-    """Argmax labels for every row, in row order; batches fixed by length and dealt round-robin to processes."""
+def predict(accelerator, model: nn.Module, ids: list[list[int]], batch_size: int, desc: str = "",
+            output=None) -> list:  # fmt: skip
+    """One output per row, in row order (`output(logits_row, length)`; default the argmax label); batches fixed
+    by length and dealt round-robin to processes."""
     from accelerate.utils import gather_object
 
     from factory.progress import progress
 
+    output = output or (lambda row, length: int(row.argmax(-1)))
     model = accelerator.unwrap_model(model).eval()
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))  # similar lengths together: less padding
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     mine = batches[accelerator.process_index :: accelerator.num_processes]
-    out: list[tuple[int, int]] = []
+    out: list[tuple[int, object]] = []
     for batch in progress(mine, desc=desc, main=accelerator.is_main_process, leave=False):
         x, mask = collate([ids[i] for i in batch])
         with accelerator.autocast():
-            logits = model(x.to(accelerator.device), mask.to(accelerator.device)).logits  # (B, labels)
-        out.extend(zip(batch, logits.argmax(-1).tolist(), strict=True))
+            logits = model(x.to(accelerator.device), mask.to(accelerator.device)).logits.float().cpu()
+        out.extend((i, output(logits[row], len(ids[i]))) for row, i in enumerate(batch))
     gathered = gather_object(out) if accelerator.num_processes > 1 else out
     predictions = dict(gathered)
     return [predictions[i] for i in range(len(ids))]

@@ -1,4 +1,10 @@
-"""One evaluation command end to end: check inputs, fine-tune N seeds, predict every language, write the folder."""
+"""One evaluation end to end: check inputs, fine-tune N seeds, predict every language, write the folder.
+
+Every task type (factory/evaluate/tasks.py) goes through the same two phases: `prepare` checks the model, the
+output folder and every row of the data (a mistake is one line before any compute), `execute` fine-tunes and
+scores. A benchmark (glue, xtreme, assin2) prepares all its tasks first, then executes them one by one into
+OUT/<task>/, and writes the summary across tasks and languages into OUT (factory/evaluate/benchmark.py).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ from typing import Any
 from factory.configs import FinetuneSettings
 from factory.errors import FactoryError
 from factory.evaluate.control import CONTROL, PRETRAINED, Arm, arms, with_control
-from factory.evaluate.data import Data, check_data, load_files, load_folder, load_hub
+from factory.evaluate.data import Data, check_data, examples_of, folder_rows, hub_rows, load_files
 from factory.evaluate.suite import Suite
+from factory.evaluate.tasks import TaskType, task_type
 
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("validation", "test")
@@ -34,6 +41,17 @@ class Request:
     files: dict[str, Path] | None = None  # classify: split -> file, instead of `data`
     splits: tuple[str, ...] = EVAL_SPLITS  # the splits evaluated
     control: str | None = None  # "random": also the random-init control (factory.evaluate.control)
+    tasks: str = "all"  # a benchmark's tasks to run
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A checked request: its task type, every example, the languages evaluated."""
+
+    request: Request
+    task: TaskType
+    data: Data
+    languages: list[str]
 
 
 def resolve_languages(suite: Suite, spec: str, train_language: str, data_languages: set[str] | None) -> list[str]:
@@ -50,15 +68,39 @@ def resolve_languages(suite: Suite, spec: str, train_language: str, data_languag
     return wanted
 
 
+def make_task(suite: Suite) -> TaskType:
+    return task_type(suite.task, suite.labels, suite.metrics, **suite.options)
+
+
 def load_data(request: Request, languages: list[str] | None) -> Data:
+    """{split: {language: examples}} from --train/--test files, a Hub dataset or a local folder."""
     s = request.suite
     if request.files is not None:
         return load_files(request.files, s.text_a, s.text_b, s.labels)
     if request.data.startswith("hf:"):
         assert languages is not None
-        langs = sorted(set(languages) | {request.train_language})
-        return load_hub(request.data[3:], langs, request.train_language, s.text_a, s.text_b, s.labels)
-    return load_folder(Path(request.data), s.text_a, s.text_b, s.labels)
+        rows = _hub(request, languages)
+    else:
+        only = request.train_language if len(s.languages) == 1 else None  # GLUE/SQuAD files need no language
+        rows = folder_rows(Path(request.data), (*request.splits, "train"), only)
+    return {
+        split: {lang: examples_of(s.task, r, s.columns, s.labels, s.drop_labels) for lang, r in by_lang.items()}
+        for split, by_lang in rows.items()
+    }
+
+
+def _hub(request: Request, languages: list[str]) -> dict:
+    """The suite's Hub dataset: train in the train language (from `train:` when another dataset trains), every
+    evaluated split in every language."""
+    s, name = request.suite, request.data[3:]
+    rows = {}
+    for split in request.splits:
+        rows[split] = hub_rows(name, s.config, s.hub_splits.get(split, split), languages, s.id_languages)
+    train = s.train or {"dataset": request.data, "config": s.config, "split": s.hub_splits.get("train", "train")}
+    source = str(train["dataset"])[3:] if str(train["dataset"]).startswith("hf:") else str(train["dataset"])
+    got = hub_rows(source, train.get("config"), train.get("split", "train"), [request.train_language], s.id_languages)
+    rows["train"] = {request.train_language: got.get(request.train_language, [])}
+    return rows
 
 
 def check_model(folder: Path) -> None:
@@ -87,77 +129,95 @@ def make_accelerator(precision: str):
     )
 
 
-def run(request: Request) -> dict[str, Any]:
-    """Check everything, then fine-tune and evaluate `request.runs` seeds; returns the results.json dict."""
-    from factory.evaluate.report import summarise
+def prepare(request: Request, check_out: bool = True) -> Prepared:
+    """Everything that can be wrong with the input, checked before a model is built (one line, exit 2)."""
     from factory.outputs import check_output
 
-    suite, settings = request.suite, request.settings
+    suite = request.suite
     check_model(request.model)
-    check_output(request.out, request.force)
+    if check_out:
+        check_output(request.out, request.force)
+    task = make_task(suite)
     # the language list is checked before a download; a local folder also tells which languages it has
     hub = request.data.startswith("hf:")
     languages = resolve_languages(suite, request.languages, request.train_language, None) if hub else None
     data = load_data(request, languages)
     if not hub:
-        present = set(data.get("validation", {})) | set(data.get("test", {})) | set(data.get("train", {}))
+        present = set().union(*(set(by_lang) for by_lang in data.values()))
         languages = resolve_languages(suite, request.languages, request.train_language, present)
     assert languages is not None
     check_data(data, request.train_language, languages, request.data, request.splits)
-    accelerator = make_accelerator(settings.precision)
+    return Prepared(request, task, data, languages)
+
+
+def run(request: Request) -> dict[str, Any]:
+    """Check everything, then fine-tune and evaluate `request.runs` seeds; returns the results.json dict."""
+    prepared = prepare(request)
+    return execute(prepared, make_accelerator(request.settings.precision))
+
+
+def execute(prepared: Prepared, accelerator) -> dict[str, Any]:
+    """Fine-tune and score every seed for the model (and its control), then write the folder (main process)."""
+    from factory.evaluate.report import summarise
+
+    request, data, languages = prepared.request, prepared.data, prepared.languages
     counts = {lang: {split: len(data[split][lang]) for split in request.splits} for lang in languages}
     measured = {}
     for arm in arms(request.model, request.control):  # the model first, then its control with the same seeds
-        per_run, predictions, losses, schedule = _run_seeds(accelerator, request, data, languages, arm)
-        measured[arm.name] = (arm, *summarise(per_run, counts, request.splits), predictions, losses)
+        per_run, predictions, losses, schedule = _run_seeds(accelerator, prepared, arm)
+        metric_names = prepared.task.metric_names
+        measured[arm.name] = (arm, *summarise(per_run, counts, request.splits, metric_names), predictions, losses)
     _, results, average, predictions, losses = measured[PRETRAINED]
-    report = _report(request, data, languages, results, average, schedule, accelerator, losses)
+    report = _report(prepared, results, average, schedule, accelerator, losses)
     folders = {"predictions": predictions}
     if CONTROL in measured:
         arm, control, control_average, folders["predictions/control"], control_losses = measured[CONTROL]
         control_average = {
             split: {k: v for k, v in control_average[split].items() if k != "per_run"} for split in request.splits
         }  # fmt: skip  (as `average`)
-        report = with_control(report, arm, control, control_average, request.splits)
+        report = with_control(report, arm, control, control_average, request.splits, report["main_metric"])
         report["control_model"]["final_train_loss"] = control_losses
     if accelerator.is_main_process:
-        _write(request, report, data, folders, languages)
+        _write(prepared, report, folders)
     accelerator.wait_for_everyone()
     return report
 
 
-def _run_seeds(accelerator, request: Request, data: Data, languages: list[str], arm: Arm):
+def _run_seeds(accelerator, prepared: Prepared, arm: Arm):
     """Fine-tune and predict every seed for one arm (the model, or its control: same seeds, same settings)."""
     import torch
 
-    from factory.evaluate.finetune import encode, plan, predict, train
+    from factory.evaluate.finetune import plan, predict, train
 
+    request, task, data, languages = prepared.request, prepared.task, prepared.data, prepared.languages
     settings = request.settings
     tokenizer = arm.tokenizer()
-    train_examples = data["train"][request.train_language]
-    train_ids = encode(tokenizer, train_examples, settings.max_length)
-    eval_ids = {
-        (lang, s): encode(tokenizer, data[s][lang], settings.max_length) for lang in languages for s in request.splits
+    train_features = task.features(tokenizer, data["train"][request.train_language], settings.max_length, True)
+    eval_features = {
+        (lang, s): task.features(tokenizer, data[s][lang], settings.max_length, False)
+        for lang in languages
+        for s in request.splits
     }
     per_run = {lang: {s: [] for s in request.splits} for lang in languages}
-    predictions: dict[tuple[str, str], list[list[int]]] = {key: [] for key in eval_ids}
+    predictions: dict[tuple[str, str], list[list[Any]]] = {key: [] for key in eval_features}
     losses = []
     for k in range(request.runs):
         seed = settings.seed + k
-        torch.manual_seed(seed)  # the fresh classification head depends on the seed (the same head for both arms)
-        model = arm.model(head="cls", labels=request.suite.labels)
+        torch.manual_seed(seed)  # the fresh head depends on the seed (the same head for both arms)
+        model = arm.model(head=task.head, labels=task.model_labels, problem_type=task.problem_type)
         _set_dropout(model, settings.dropout)
-        model, loss = train(accelerator, model, train_ids, [e.label for e in train_examples], settings, seed)
+        model, loss = train(accelerator, model, train_features, task, settings, seed)
         losses.append(round(loss, 4))
-        for (lang, split), ids in eval_ids.items():
-            preds = predict(accelerator, model, ids, settings.eval_batch_size, desc=f"{lang} {split}")
+        for (lang, split), features in eval_features.items():
+            outputs = predict(accelerator, model, [f.ids for f in features], settings.eval_batch_size,
+                              desc=f"{lang} {split}", output=task.output)  # fmt: skip
+            preds = task.predictions(data[split][lang], features, outputs)
             predictions[(lang, split)].append(preds)
-            gold = [e.label for e in data[split][lang]]
-            per_run[lang][split].append(100.0 * sum(p == g for p, g in zip(preds, gold, strict=True)) / len(gold))
+            per_run[lang][split].append(task.score(data[split][lang], preds, lang))
         accelerator.free_memory()
         first = {lang: per_run[lang][request.splits[0]][-1] for lang in languages}
         log.info("%s run %d (seed %d): %s", arm.name, k, seed, first)
-    return per_run, predictions, losses, plan(len(train_ids), settings)
+    return per_run, predictions, losses, plan(len(train_features), settings)
 
 
 def _set_dropout(model, p: float | None) -> None:
@@ -173,7 +233,8 @@ def _set_dropout(model, p: float | None) -> None:
             module.dropout_p = p
 
 
-def _report(request, data, languages, results, average, schedule, accelerator, losses) -> dict[str, Any]:
+def _report(prepared: Prepared, results, average, schedule, accelerator, losses) -> dict[str, Any]:
+    request, data, task = prepared.request, prepared.data, prepared.task
     s = request.settings
     settings = {
         **dataclasses.asdict(s),
@@ -187,13 +248,13 @@ def _report(request, data, languages, results, average, schedule, accelerator, l
         "labels": list(request.suite.labels),
         "data": request.data,
     }
-    suite_langs = set(request.suite.languages) | {"avg"}
-    return {
+    suite_langs = set(request.suite.languages) | {"avg"} | set(task.metric_names)
+    report = {
         "schema": "factory.eval/v1",
         "suite": request.suite.name,
         "model": str(request.model),
         "train_language": request.train_language,
-        "languages": languages,
+        "languages": prepared.languages,
         "runs": request.runs,
         "seeds": [s.seed + k for k in range(request.runs)],
         "settings": settings,
@@ -204,30 +265,45 @@ def _report(request, data, languages, results, average, schedule, accelerator, l
             for name, table in request.suite.references.items()
         },
     }
+    if task.name != "classification" or task.metric_names != ("accuracy",):  # XNLI's results.json stays as it was
+        report.update(task=task.name, metrics=list(task.metric_names), dataset=_dataset_id(request))
+    report["main_metric"] = task.metric_names[0]
+    return report
 
 
-def _write(request: Request, report: dict[str, Any], data: Data, folders, languages: list[str]) -> None:
+def _dataset_id(request: Request) -> dict[str, Any]:
+    """What the card's model-index names: the Hub dataset and its config per language, or the local folder."""
+    s = request.suite
+    if not request.data.startswith("hf:"):
+        return {"local": str(request.data)}
+    config = s.config if isinstance(s.config, (str, dict)) else None
+    return {"id": request.data[3:], "config": config, "splits": {x: s.hub_splits.get(x, x) for x in request.splits},
+            "train": s.train}  # fmt: skip
+
+
+def _write(prepared: Prepared, report: dict[str, Any], folders) -> None:
     """The output folder; `folders`: predictions/ (the model's) and predictions/control/ -> {(lang, split): runs}."""
     import json
 
-    from factory.evaluate.report import chart, markdown, write_predictions
+    from factory.evaluate.report import chart, markdown, write_task_predictions
     from factory.manifest import EvalFigures, EvalInputs, EvalManifest, write_manifest
     from factory.outputs import fingerprint_file, staged_output
 
+    request = prepared.request
     with staged_output(request.out, request.force) as tmp:
         for folder, predictions in folders.items():
             (tmp / folder).mkdir(parents=True, exist_ok=True)
             for (lang, split), runs in predictions.items():
-                write_predictions(tmp / folder, lang, split, data[split][lang], runs, request.suite.labels)
+                write_task_predictions(tmp / folder, lang, split, prepared.data[split][lang], runs, prepared.task)
         (tmp / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         (tmp / "results.md").write_text(markdown(report))
-        chart(report, tmp / f"{request.suite.name}_accuracy.png", len(request.suite.labels))
+        chart(report, tmp / f"{request.suite.name}_{report['main_metric']}.png", len(request.suite.labels))
         weights = request.model / "model.safetensors"
         fingerprint = fingerprint_file(weights) if weights.is_file() else None
         manifest = EvalManifest(
             step=f"eval {request.suite.name}",
             arguments=request.arguments,
             inputs=EvalInputs(model=str(request.model), model_fingerprint=fingerprint),
-            figures=EvalFigures(average=report["average"], languages=languages, splits=list(request.splits)),
+            figures=EvalFigures(average=report["average"], languages=prepared.languages, splits=list(request.splits)),
         )
         write_manifest(tmp, manifest)

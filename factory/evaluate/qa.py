@@ -1,0 +1,193 @@
+"""Extractive QA: question + context windows, start/end targets, and answers mapped back to the context.
+
+Features (BERT's run_squad, which XTREME runs): `[CLS] question [SEP] window [SEP]`, the question cut to
+`max_query_length` pieces, the context split into windows of the pieces that fit, each window starting
+`doc_stride` pieces after the previous one (so windows overlap when the context is long). A window that holds
+the whole gold answer is trained to point at it; any other window, and an unanswerable question, at [CLS] (0).
+
+Predictions (transformers' examples/pytorch/question-answering/utils_qa.py, as BERT's): per window, the
+`n_best` highest start and end logits are paired; pairs outside the context, reversed, or longer than
+`max_answer_length` pieces are skipped; the best pair over all windows (start + end logit) is the answer,
+cut from the context's own characters through SentencePiece's offsets (tokenizer.encode_with_offsets).
+The no-answer score is the smallest [CLS] start + end over the windows; SQuAD 2.0 answers "" when
+null - best span > `null_score_diff_threshold`, and keeps that difference as the no-answer score of the
+threshold search (qa_metrics.squad_v2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+
+from factory.evaluate import qa_metrics
+from factory.evaluate.tasks import Feature, TaskType
+
+
+@dataclasses.dataclass(frozen=True)
+class QAExample:
+    id: str
+    question: str
+    context: str
+    answers: tuple[str, ...]  # empty: unanswerable (SQuAD 2.0)
+    starts: tuple[int, ...]  # character offset of each answer in the context
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    text: str
+    null_score_diff: float  # null score - best span score (higher: more likely unanswerable)
+    start: int  # character span of the best non-null answer in the context (-1 if none)
+    end: int
+
+
+@dataclasses.dataclass(frozen=True)
+class QASettings:
+    """The post-processing knobs (FinetuneSettings carries them; defaults are BERT's and utils_qa's)."""
+
+    doc_stride: int = 128
+    max_query_length: int = 64
+    n_best: int = 20
+    max_answer_length: int = 30
+    null_score_diff_threshold: float = 0.0
+    version_2: bool = False
+
+
+def windows(n_context: int, room: int, stride: int) -> list[tuple[int, int]]:
+    """(first, end) piece ranges of the context: `room` pieces each, starts `stride` apart, the last one ending
+    at the context's end (BERT's doc_spans)."""
+    out, start = [], 0
+    while True:
+        length = min(n_context - start, room)
+        out.append((start, start + length))
+        if start + length >= n_context:
+            return out
+        start += min(length, stride)
+
+
+def qa_features(tokenizer, examples: list[QAExample], max_length: int, qa: QASettings) -> list[Feature]:
+    out = []
+    questions = tokenizer.encode_batch(e.question for e in examples)
+    for index, (example, question) in enumerate(zip(examples, questions, strict=True)):
+        question = question[: qa.max_query_length]
+        ids, spans = tokenizer.encode_with_offsets(example.context)
+        room = max_length - len(question) - 3
+        if room < 1:
+            raise ValueError(f"max_length {max_length} leaves no room for the context after the question")
+        answer = _answer_pieces(spans, example)
+        for first, end in windows(len(ids), room, qa.doc_stride):
+            offset = len(question) + 2  # [CLS] question [SEP]
+            target = (0, 0)
+            if answer is not None and first <= answer[0] and answer[1] < end:
+                target = (answer[0] - first + offset, answer[1] - first + offset)
+            row = [tokenizer.cls_id, *question, tokenizer.sep_id, *ids[first:end], tokenizer.sep_id]
+            row_spans = [None] * offset + [s if s[0] < s[1] else None for s in spans[first:end]] + [None]
+            out.append(Feature(row, target, index, row_spans))
+    return out
+
+
+def _answer_pieces(spans: list[tuple[int, int]], example: QAExample) -> tuple[int, int] | None:
+    """The first and last context piece of the first gold answer, or None (unanswerable)."""
+    if not example.answers:
+        return None
+    start, end = example.starts[0], example.starts[0] + len(example.answers[0])
+    covering = [k for k, (a, b) in enumerate(spans) if a < b and a < end and b > start]
+    return (covering[0], covering[-1]) if covering else None
+
+
+def best_answer(example: QAExample, features: list[Feature], outputs: list[Any], qa: QASettings) -> Answer:
+    """utils_qa's postprocess_qa_predictions for one example (module docstring)."""
+    null = None
+    best: tuple[float, int, int] | None = None  # (score, first char, end char)
+    for feature, (start_logits, end_logits) in zip(features, outputs, strict=True):
+        null_here = start_logits[0] + end_logits[0]
+        null = null_here if null is None or null_here < null else null
+        starts = sorted(range(len(start_logits)), key=lambda k: start_logits[k], reverse=True)[: qa.n_best]
+        ends = sorted(range(len(end_logits)), key=lambda k: end_logits[k], reverse=True)[: qa.n_best]
+        spans = feature.spans
+        for s in starts:
+            for e in ends:
+                if spans[s] is None or spans[e] is None or e < s or e - s + 1 > qa.max_answer_length:
+                    continue
+                score = start_logits[s] + end_logits[e]
+                if best is None or score > best[0]:
+                    best = (score, spans[s][0], spans[e][1])
+    if best is None:  # no valid span anywhere: only the null answer
+        return Answer("", float("inf"), -1, -1)
+    diff = null - best[0]
+    text = example.context[best[1] : best[2]]
+    if qa.version_2 and diff > qa.null_score_diff_threshold:
+        text = ""
+    return Answer(text, diff, best[1], best[2])
+
+
+class QuestionAnswering(TaskType):
+    """Options: `qa_metric` squad (v1.1), squad_v2 or mlqa; the QASettings knobs."""
+
+    name, head = "qa", "qa"
+
+    @property
+    def scorer(self) -> str:
+        return self.options.get("qa_metric", "squad")
+
+    @property
+    def metrics(self):  # type: ignore[override]
+        if self.scorer == "squad_v2":
+            return ("f1", "exact", "best_f1", "best_exact", "best_f1_thresh", "best_exact_thresh")
+        return ("f1", "exact_match")
+
+    def __init__(self, labels=(), metric_names=(), **options):
+        super().__init__(labels, metric_names, **options)
+        self.metric_names = tuple(metric_names) or self.metrics
+        self.settings = QASettings(**{k: v for k, v in options.items() if k in QASettings.__dataclass_fields__})
+
+    @property
+    def model_labels(self):
+        return ("LABEL_0", "LABEL_1")  # HF sizes qa_outputs by num_labels: 2
+
+    def features(self, tokenizer, examples, max_length, train):
+        return qa_features(tokenizer, examples, max_length, self.settings)
+
+    def loss(self, logits, targets):
+        """HF's: the mean of the start and end cross-entropies."""
+        target = torch.tensor(targets, device=logits.device)  # (B, 2)
+        start = nn.functional.cross_entropy(logits[..., 0].float(), target[:, 0])
+        end = nn.functional.cross_entropy(logits[..., 1].float(), target[:, 1])
+        return (start + end) / 2
+
+    @staticmethod
+    def sift_view(logits):
+        """(B, L, 2) -> (2B, L): the start and the end distributions over the positions."""
+        return logits.transpose(1, 2).reshape(-1, logits.shape[1])
+
+    def output(self, logits, length):
+        return logits[:length, 0].float().tolist(), logits[:length, 1].float().tolist()
+
+    def predictions(self, examples, features, outputs):
+        by_example: list[list[int]] = [[] for _ in examples]
+        for k, feature in enumerate(features):
+            by_example[feature.example].append(k)
+        return [
+            best_answer(e, [features[k] for k in ks], [outputs[k] for k in ks], self.settings)
+            for e, ks in zip(examples, by_example, strict=True)
+        ]
+
+    def score(self, examples, predictions, lang):
+        golds = {e.id: list(e.answers) for e in examples}
+        texts = {e.id: p.text for e, p in zip(examples, predictions, strict=True)}
+        if self.scorer == "squad_v2":
+            na = {e.id: p.null_score_diff for e, p in zip(examples, predictions, strict=True)}
+            out = qa_metrics.squad_v2(golds, texts, na)
+        elif self.scorer == "mlqa":
+            out = qa_metrics.mlqa(golds, texts, lang)
+        else:
+            out = qa_metrics.squad_v1(golds, texts)
+        return {name: float(out[name]) for name in self.metric_names}
+
+    def gold(self, example):
+        return list(example.answers)
+
+    def shown(self, prediction):
+        return prediction.text
