@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from factory.config import click_options, from_flags, resolve
-from factory.configs import ClassifyConfig, EvalConfig, RetrievalConfig
+from factory.configs import BenchmarkConfig, ClassifyConfig, EvalConfig, RetrievalConfig
 
 DATA_LAYOUT = """\b
 Local data (--data DIR), jsonl / tsv (header row) / parquet, label = an id or a label name:
@@ -46,13 +46,42 @@ def _echo_summary(report: dict, out: Path) -> None:
 
     if not PartialState().is_main_process:
         return
+    if report.get("benchmark"):
+        return _echo_benchmark(report, out)
+    metric = report.get("main_metric", "accuracy")
     splits = list(report["average"])
+    if metric != "accuracy":
+        click.echo(f"{'lang':<6}" + "".join(f"{s[:14] + ' ' + metric:>24}" for s in splits))
+        for lang in [*report["languages"], "avg"]:
+            entry = report["average"] if lang == "avg" else report["results"][lang]
+            click.echo(f"{lang:<6}" + "".join(f"{entry[s][metric]:>24.1f}" for s in splits))
+        click.echo(f"wrote {out}: results.json, results.md, chart, predictions/ ({report['runs']} run(s))")
+        return None
     click.echo(f"{'lang':<6}" + "".join(f"{s:>12}" for s in splits))
     for lang in report["languages"]:
         click.echo(f"{lang:<6}" + "".join(f"{report['results'][lang][s]['accuracy']:>12.1f}" for s in splits))
     click.echo(f"{'avg':<6}" + "".join(f"{report['average'][s]['accuracy']:>12.1f}" for s in splits))
     _echo_control(report, splits)
     click.echo(f"wrote {out}: results.json, results.md, chart, predictions/ ({report['runs']} run(s))")
+
+
+def _echo_benchmark(summary: dict, out: Path) -> None:
+    from factory.evaluate.report import headline_split
+
+    click.echo(
+        f"{'task':<10}{'metric':>10}{'avg':>8}" + (f"{'control':>9}{'gain':>7}" if _has_control(summary) else "")
+    )
+    for name, t in summary["tasks"].items():
+        split, metric = headline_split(t), t["main_metric"]
+        line = f"{name:<10}{metric:>10}{t['average'][split][metric]:>8.1f}"
+        if "control_average" in t:
+            line += f"{t['control_average'][split][metric]:>9.1f}{t['gain']['avg'][split]:>+7.1f}"
+        click.echo(line)
+    click.echo(f"wrote {out}: results.json, results.md, {summary['suite']}_summary.png, one folder per task")
+
+
+def _has_control(summary: dict) -> bool:
+    return any("control" in t for t in summary["tasks"].values())
 
 
 def _echo_control(report: dict, keys: list[str], heads: list[str] | None = None) -> None:
@@ -100,6 +129,81 @@ def pawsx(**flags) -> None:
 
 
 pawsx.help += "\n\n" + DATA_LAYOUT.format(columns="sentence1, sentence2")
+
+
+BENCHMARK_LAYOUT = """\b
+Local data (--data DIR): one folder per task, each laid out as above (DIR/TASK/{{split}}.{{ext}} or
+DIR/TASK/{{split}}.{{lang}}.{{ext}}), with the columns of the task's Hub dataset:
+{columns}"""
+
+
+def _benchmark(name: str, doc: str, columns: str, config: type = BenchmarkConfig):
+    def command(**flags) -> None:
+        _run(name, config, flags)
+
+    command.__doc__ = doc
+    command = click_options(config)(command)
+    command = eval_group.command(name=name)(command)
+    layout = (
+        BENCHMARK_LAYOUT
+        if config is BenchmarkConfig
+        else DATA_LAYOUT.replace("Columns: {columns}, label, language.", "Columns:\n{columns}")
+    )
+    command.help += "\n\n" + layout.format(columns=columns)
+    return command
+
+
+_benchmark(
+    "glue",
+    """GLUE dev sets: cola (MCC), sst2, mrpc (accuracy/F1), qqp (accuracy/F1), stsb (Pearson/Spearman),
+    mnli (matched/mismatched), qnli, rte; --tasks to pick.
+
+    Settings per task from the DeBERTa repository's experiments/glue scripts (eval/glue.yaml); data from
+    nyu-mll/glue. --set sift=true adds SiFT (the DeBERTa paper's adversarial fine-tuning).
+
+    \b
+    Examples:
+      factory eval glue --model m/ --tasks mnli,stsb --out r/glue
+      factory eval glue --model m/ --tasks mnli --set sift=true --runs 3 --out r/mnli-sift
+    """,
+    "  sentence / sentence1,sentence2 / question1,question2 / premise,hypothesis / question,sentence; label",
+)
+_benchmark(
+    "xtreme",
+    """XTREME: fine-tune on English, test every language: pawsx, xnli, panx, udpos, xquad, mlqa,
+    tydiqa, bucc, tatoeba; one summary table and chart across tasks and languages.
+
+    Settings and scorers are XTREME's (eval/xtreme.yaml). bucc and tatoeba are retrieval on local parallel files
+    (DIR/bucc/<lang>.tsv, en<TAB>translation); the others read google/xtreme, google/xquad, paws-x, xnli
+    and rajpurkar/squad (the QA tasks train on SQuAD v1.1, TyDiQA on its own English split).
+
+    \b
+    Examples:
+      factory eval xtreme --model m/ --tasks pawsx,panx,xquad --out r/xtreme
+      factory eval xtreme --model m/ --data local/ --control random --out r/xtreme
+    """,
+    "  pawsx/xnli: sentence1,sentence2 / premise,hypothesis, label; panx/udpos: tokens, ner_tags / pos_tags\n"
+    "  (lists); xquad/mlqa/tydiqa: id, context, question, answers {text: [...], answer_start: [...]}",
+)
+_benchmark(
+    "assin2",
+    """ASSIN 2 (Portuguese): sts (regression, Pearson/Spearman) and rte (accuracy/F1).
+
+    Data: nilc-nlp/assin2; references: DeBERTina's card (eval/assin2.yaml).
+    """,
+    "  premise, hypothesis, relatedness_score (1-5), entailment_judgment (NONE/ENTAILMENT or 0/1)",
+)
+_benchmark(
+    "squad",
+    """SQuAD v1.1: fine-tune on train, EM/F1 on the dev set (evaluate-v1.1.py's scoring).""",
+    "  id, title, context, question, answers {text: [...], answer_start: [...]}",
+)
+_benchmark(
+    "squad2",
+    """SQuAD 2.0: answerable and unanswerable questions; EM/F1 and the threshold search
+    (best_f1, best_exact and their no-answer thresholds), as evaluate-v2.0.py.""",
+    "  id, title, context, question, answers {text: [], answer_start: []} when unanswerable",
+)
 
 
 @eval_group.command()

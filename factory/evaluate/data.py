@@ -277,7 +277,9 @@ def hub_rows(
             ) from None
         for number, row in enumerate(rows, 1):
             row_lang = lang
-            if row_lang is None:
+            if row_lang is None and not by_id_prefix and len(languages) == 1:
+                row_lang = languages[0]  # one config, one language (GLUE, SQuAD)
+            elif row_lang is None:
                 prefix = str(row.get("id", "")).split("-", 1)[0]
                 row_lang = (by_id_prefix or {}).get(prefix, prefix)
             out.setdefault(str(row_lang), []).append((f"{where} row {number}", row))
