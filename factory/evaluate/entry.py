@@ -58,7 +58,7 @@ def make_request(suite_name: str, config: EvalConfig):
     return Request(
         suite=suite,
         model=config.model,
-        data="files" if extra else (config.data or suite.dataset or ""),
+        data="files" if "files" in extra else (config.data or suite.dataset or ""),
         train_language=config.train_lang or suite.train_language,
         languages=config.langs,
         runs=config.runs,

@@ -68,8 +68,13 @@ def resolve_languages(suite: Suite, spec: str, train_language: str, data_languag
     return wanted
 
 
-def make_task(suite: Suite) -> TaskType:
-    return task_type(suite.task, suite.labels, suite.metrics, **suite.options)
+QA_KNOBS = ("doc_stride", "max_query_length", "n_best", "max_answer_length", "null_score_diff_threshold")
+
+
+def make_task(suite: Suite, settings: FinetuneSettings) -> TaskType:
+    """The suite's task type, with its options and (QA) the post-processing settings."""
+    knobs = {k: getattr(settings, k) for k in QA_KNOBS} if suite.task == "qa" else {}
+    return task_type(suite.task, suite.labels, suite.metrics, **{**suite.options, **knobs})
 
 
 def load_data(request: Request, languages: list[str] | None) -> Data:
@@ -137,7 +142,7 @@ def prepare(request: Request, check_out: bool = True) -> Prepared:
     check_model(request.model)
     if check_out:
         check_output(request.out, request.force)
-    task = make_task(suite)
+    task = make_task(suite, request.settings)
     # the language list is checked before a download; a local folder also tells which languages it has
     hub = request.data.startswith("hf:")
     languages = resolve_languages(suite, request.languages, request.train_language, None) if hub else None

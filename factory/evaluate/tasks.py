@@ -54,8 +54,8 @@ class TaskType:
 
     def __init__(self, labels: Sequence[str] = (), metric_names: Sequence[str] = (), **options: Any):
         self.labels = tuple(labels)
-        self.metric_names = tuple(metric_names) or self.metrics
         self.options = options
+        self.metric_names = tuple(metric_names) or self.metrics
 
     @property
     def model_labels(self) -> tuple[str, ...]:

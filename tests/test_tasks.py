@@ -1,0 +1,265 @@
+"""Task types: QA answers map back to the exact characters, bad rows are one line, each type trains end to end,
+SiFT off is the plain step bit for bit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import model_folder, one_error_line
+
+from factory.cli import cli
+from factory.errors import FactoryError
+from factory.evaluate.data import examples_of
+from factory.evaluate.qa import QAExample, QASettings, best_answer, qa_features
+from factory.evaluate.tasks import IGNORE, TagExample, Tokens
+from factory.tokenizer import Tokenizer
+
+CJK_TEXT = [
+    "北京是中华人民共和国的首都，也是全国的政治中心。",
+    "上海是中国最大的城市之一，人民很多。",
+    "O café crème é servido às três horas da tarde em Lisboa.",
+    "Zé Ålesund ficou finalmente em São Tomé.",
+]
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory):
+    """A 400-piece vocabulary that knows CJK characters and accents (each becomes pieces of its own)."""
+    from conftest import pseudo_text
+
+    from factory.vocab import SpmSettings, train_spm
+
+    folder = tmp_path_factory.mktemp("cjk_vocab")
+    sample = folder / "sample.txt"
+    sample.write_text("\n".join(pseudo_text(400) + CJK_TEXT * 20) + "\n", encoding="utf-8")
+    train_spm(sample, 480, folder, SpmSettings(pieces=400, character_coverage=1.0, threads=2))
+    return Tokenizer.from_folder(folder)
+
+
+def _answer_logits(features, example):
+    """Logits that point every window at the gold answer's pieces (where the window holds it)."""
+    out = []
+    for f in features:
+        start, end = [0.0] * len(f.ids), [0.0] * len(f.ids)
+        s, e = f.target
+        start[s], end[e] = (10.0, 10.0) if (s, e) != (0, 0) else (5.0, 5.0)
+        out.append((start, end))
+    return out
+
+
+@pytest.mark.parametrize(
+    "context, answer",
+    [
+        ("O café crème é servido às três horas da tarde em Lisboa.", "café crème"),
+        ("北京是中华人民共和国的首都，也是全国的政治中心。", "中华人民共和国"),
+        ("Zé  Ålesund   ficou ﬁnalmente em São Tomé.", "São Tomé"),
+    ],
+)
+def test_qa_answer_maps_back_to_the_exact_characters(tok, context, answer):
+    """The predicted text is cut from the context's own characters: the gold answer widened to whole pieces
+    (where a piece such as 国的 straddles its end), never re-spelt from the pieces (ﬁ, double spaces, accents)."""
+    _, spans = tok.encode_with_offsets(context)
+    a, b = context.index(answer), context.index(answer) + len(answer)
+    covering = [s for s in spans if s[0] < s[1] and s[0] < b and s[1] > a]
+    answer = context[covering[0][0] : covering[-1][1]]
+    example = QAExample("q", "onde?", context, (answer,), (covering[0][0],))
+    settings = QASettings(doc_stride=4)
+    features = qa_features(tok, [example], 24, settings)  # tiny windows: the answer sits in some, not others
+    assert len(features) > 1 and any(f.target != (0, 0) for f in features)
+    got = best_answer(example, features, _answer_logits(features, example), settings)
+    assert got.text == answer and context[got.start : got.end] == answer
+
+
+def test_qa_windows_cover_the_context_with_the_stride(tok):
+    from factory.evaluate.qa import windows
+
+    assert windows(10, 4, 3) == [(0, 4), (3, 7), (6, 10)]
+    assert windows(3, 4, 2) == [(0, 3)]
+    context = " ".join(f"w{i}" for i in range(60))
+    example = QAExample("q", "x", context, ("w57 w58",), (context.index("w57 w58"),))
+    features = qa_features(tok, [example], 32, QASettings(doc_stride=8))
+    holding = [f for f in features if f.target != (0, 0)]
+    assert holding and all(f.spans[f.target[0]][0] == context.index("w57") for f in holding)
+
+
+def test_squad2_null_wins_over_a_weak_span(tok):
+    example = QAExample("q", "x", "um dois três quatro", (), ())
+    settings = QASettings(version_2=True)
+    features = qa_features(tok, [example], 64, settings)
+    logits = [([3.0] + [0.0] * (len(f.ids) - 1), [3.0] + [0.0] * (len(f.ids) - 1)) for f in features]
+    got = best_answer(example, features, logits, settings)
+    assert got.text == "" and got.null_score_diff == pytest.approx(6.0)
+
+
+def test_token_labels_on_the_first_piece_only(tok):
+    task = Tokens(("O", "B-PER", "I-PER"))
+    example = TagExample(("Ana", "pintamalunaterrava", "."), (1, 0, 0))
+    (feature,) = task.features(tok, [example], 64, True)
+    firsts = [k for k, t in enumerate(feature.target) if t != IGNORE]
+    assert [feature.target[k] for k in firsts] == [1, 0, 0] and len(feature.ids) > len(firsts) + 2
+    assert feature.target[0] == IGNORE and feature.target[-1] == IGNORE  # [CLS], [SEP]
+    assert task.predictions([example], [feature], [[2] * len(feature.ids)]) == [[2, 2, 2]]
+
+
+@pytest.mark.parametrize(
+    "kind, row, message",
+    [
+        ("qa", {"question": "q", "context": "abc def", "answers": {"text": ["def"], "answer_start": [3]}},
+         "answer_start 3 does not point at the answer 'def'"),
+        ("tokens", {"tokens": ["a", "b"], "tags": ["O", "B-XXX"]}, "tag 'B-XXX' is outside the label set"),
+        ("regression", {"sentence1": "a", "sentence2": "b", "label": "high"}, "the target 'high' is not a number"),
+        ("regression", {"sentence1": "a", "label": 1.0}, "no column sentence2"),
+    ],
+)  # fmt: skip
+def test_bad_rows_are_one_line(kind, row, message):
+    from factory.evaluate.suite import DEFAULT_COLUMNS
+
+    with pytest.raises(FactoryError, match=message.replace("(", r"\(")):
+        examples_of(kind, [("f.jsonl row 1", row)], DEFAULT_COLUMNS[kind], ("O", "B-PER"))
+
+
+# ---- end to end on local files in the HF schemas -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def model(tiny_vocab, tmp_path_factory):
+    return model_folder(tmp_path_factory.mktemp("m"), 1000, layers=1, seed=0, tokenizer=tiny_vocab)
+
+
+def _write(folder, name, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def _suite(tmp_path, text: str):
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+FAST = ["--set", "epochs=2", "--set", "batch_size=8", "--set", "micro_batch_size=4", "--set", "learning_rate=1e-3",
+        "--set", "max_length=48", "--set", "warmup_steps=0"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_every_task_type_trains_end_to_end(model, tmp_path):
+    """A benchmark suite of a regression, a token and a QA task on files the test writes; the summary, each
+    task's results and its predictions per example id."""
+    from conftest import pseudo_text
+
+    lines = pseudo_text(40, seed=3)
+    data = tmp_path / "data"
+    reg = [{"sentence1": a, "sentence2": b, "label": float(len(a) % 5)} for a, b in zip(lines, lines[1:])]
+    _write(data / "sts", "train.jsonl", reg[:24])
+    _write(data / "sts", "validation.jsonl", reg[24:])
+    tags = [{"tokens": s.split(), "tags": ["B-PER" if w[0] in "bcd" else "O" for w in s.split()]} for s in lines]
+    _write(data / "ner", "train.en.jsonl", tags[:24])
+    _write(data / "ner", "validation.de.jsonl", tags[24:32])
+    _write(data / "ner", "validation.en.jsonl", tags[32:])
+    qa = []
+    for k, s in enumerate(lines):
+        word = s.split()[2]
+        qa.append({"id": f"q{k}", "question": s.split()[1], "context": s,
+                   "answers": {"text": [word], "answer_start": [s.index(" " + word) + 1]}})  # fmt: skip
+    _write(data / "qa", "train.jsonl", qa[:24])
+    _write(data / "qa", "validation.jsonl", qa[24:])
+    suite = _suite(
+        tmp_path,
+        """
+suite: mini
+tasks:
+  sts: {task: regression, languages: [en], splits: [validation]}
+  ner: {task: tokens, languages: [en, de], labels: [O, B-PER, I-PER], splits: [validation]}
+  qa: {task: qa, languages: [en], splits: [validation], options: {qa_metric: squad}}
+""",
+    )
+    out = tmp_path / "out"
+    args = ["eval", "glue", "--model", str(model), "--data", str(data), *FAST, "--out", str(out)]
+    from unittest import mock
+
+    from factory.evaluate.suite import load_suite
+
+    with mock.patch("factory.evaluate.suite.load_suite", lambda name: load_suite(suite)):  # a suite of our own
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "results.json").read_text())
+    assert list(summary["tasks"]) == ["sts", "ner", "qa"] and summary["benchmark"] is True
+    assert summary["tasks"]["sts"]["metrics"] == ["pearson", "spearman"]
+    assert set(summary["tasks"]["ner"]["results"]) == {"en", "de"}
+    assert {"f1", "exact_match"} <= set(summary["tasks"]["qa"]["average"]["validation"])
+    rows = [json.loads(x) for x in (out / "qa" / "predictions" / "en.validation.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"q{k}" for k in range(24, 40)]
+    assert all(r["prediction"] == "" or r["prediction"] in lines[24 + i] for i, r in enumerate(rows))
+    tags_rows = [json.loads(x) for x in (out / "ner" / "predictions" / "de.validation.jsonl").read_text().splitlines()]
+    assert all(len(r["prediction"]) == len(r["gold"]) for r in tags_rows)
+    assert (out / "mini_summary.png").read_bytes()[:4] == b"\x89PNG" and "| sts | pearson" in (
+        out / "results.md").read_text()  # fmt: skip
+
+
+def test_bad_answer_start_is_one_line_exit_2(model, tmp_path):
+    data = tmp_path / "d"
+    row = {"id": "a", "question": "q", "context": "um dois", "answers": {"text": ["dois"], "answer_start": [0]}}
+    _write(data, "train.jsonl", [row])
+    _write(data, "validation.jsonl", [row])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["eval", "squad", "--model", str(model), "--data", str(data), "--out", str(out)])
+    one_error_line(result, "answer_start 0 does not point at the answer 'dois'", out=out)
+
+
+def test_sift_off_is_the_plain_step_bit_for_bit(model):
+    """sift=false trains exactly as a plain loop over the same batches, seeds and dropout masks."""
+    from factory.config import Layer, resolve
+    from factory.configs import FinetuneSettings
+    from factory.evaluate import finetune
+    from factory.evaluate.runner import make_accelerator
+    from factory.evaluate.tasks import Classification
+    from factory.model import load_model
+
+    task = Classification(("a", "b"))
+    features = [finetune.Feature([1, 5 + i % 7, 9 + i % 3, 2], i % 2, i) for i in range(16)]
+    settings = resolve(FinetuneSettings, [Layer({"batch_size": 8, "micro_batch_size": 8, "epochs": 1,
+                                                 "warmup_steps": 0, "learning_rate": 1e-3}, "")])  # fmt: skip
+    torch.manual_seed(0)
+    ours = load_model(model, head="cls", labels=("a", "b"))
+    torch.manual_seed(0)
+    plain = load_model(model, head="cls", labels=("a", "b"))
+    ours, _ = finetune.train(make_accelerator("fp32"), ours, features, task, settings, seed=42)
+    assert not ours.deberta.embeddings.LayerNorm._forward_pre_hooks  # nothing hooked when off
+    optimizer = torch.optim.AdamW(plain.parameters(), lr=1e-3, eps=1e-8, weight_decay=0.0)
+    scheduler = finetune.linear_schedule(optimizer, finetune.plan(16, settings))
+    plain.train()
+    order = torch.randperm(16, generator=torch.Generator().manual_seed(42 * 1009))
+    for step in range(2):
+        rows = [features[i] for i in order[step * 8 : step * 8 + 8].tolist()]
+        ids, mask = finetune.collate([f.ids for f in rows])
+        torch.manual_seed(finetune._step_seed(42, step, 0))
+        loss = torch.nn.functional.cross_entropy(
+            plain(ids, mask).logits.float(), torch.tensor([f.target for f in rows])
+        )
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    for (name, a), b in zip(ours.state_dict().items(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_sift_on_changes_the_loss_and_trains(model):
+    from factory.config import Layer, resolve
+    from factory.configs import FinetuneSettings
+    from factory.evaluate import finetune
+    from factory.evaluate.runner import make_accelerator
+    from factory.evaluate.tasks import Classification
+    from factory.model import load_model
+
+    task = Classification(("a", "b"))
+    features = [finetune.Feature([1, 5 + i % 7, 9 + i % 3, 2], i % 2, i) for i in range(16)]
+    losses = {}
+    for on in (False, True):
+        settings = resolve(FinetuneSettings, [Layer({"batch_size": 8, "micro_batch_size": 4, "epochs": 1,
+                                                     "warmup_steps": 0, "sift": on}, "")])  # fmt: skip
+        torch.manual_seed(0)
+        m = load_model(model, head="cls", labels=("a", "b"))
+        _, losses[on] = finetune.train(make_accelerator("fp32"), m, features, task, settings, seed=1)
+    assert losses[True] > losses[False] > 0  # the adversarial term is added (and is positive)
