@@ -150,7 +150,7 @@ def test_every_task_type_trains_end_to_end(model, tmp_path):
 
     lines = pseudo_text(40, seed=3)
     data = tmp_path / "data"
-    reg = [{"sentence1": a, "sentence2": b, "label": float(len(a) % 5)} for a, b in zip(lines, lines[1:])]
+    reg = [{"sentence1": a, "sentence2": b, "label": float(len(a) % 5)} for a, b in zip(lines, lines[1:], strict=False)]
     _write(data / "sts", "train.jsonl", reg[:24])
     _write(data / "sts", "validation.jsonl", reg[24:])
     tags = [{"tokens": s.split(), "tags": ["B-PER" if w[0] in "bcd" else "O" for w in s.split()]} for s in lines]
