@@ -197,12 +197,14 @@ _benchmark(
     "squad",
     """SQuAD v1.1: fine-tune on train, EM/F1 on the dev set (evaluate-v1.1.py's scoring).""",
     "  id, title, context, question, answers {text: [...], answer_start: [...]}",
+    EvalConfig,
 )
 _benchmark(
     "squad2",
     """SQuAD 2.0: answerable and unanswerable questions; EM/F1 and the threshold search
     (best_f1, best_exact and their no-answer thresholds), as evaluate-v2.0.py.""",
     "  id, title, context, question, answers {text: [], answer_start: []} when unanswerable",
+    EvalConfig,
 )
 
 
