@@ -122,12 +122,8 @@ def train(accelerator, model: nn.Module, features: list[Feature], task: TaskType
                 torch.manual_seed(_step_seed(seed, step, micro))  # same dropout masks on any process count
                 last = k == len(mine) - 1  # gradients are all-reduced once per step, on the last micro-batch
                 with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                    with accelerator.autocast():
-                        logits = model(ids, mask).logits
-                    loss = task.loss(logits, [f.target for f in rows])
-                    if perturbation is not None:
-                        loss = loss + settings.sift_lambda * _sift_loss(accelerator, model, perturbation, task,
-                                                                        logits, ids, mask)  # fmt: skip
+                    loss = step_loss(accelerator, model, task, ids, mask, [f.target for f in rows], settings,
+                                     perturbation)  # fmt: skip
                     # DDP averages over `world`; scaling by world / micro_per_step makes it the mean over the batch
                     accelerator.backward(loss * world / micro_per_step)
                 losses.append(loss.item())
@@ -139,6 +135,18 @@ def train(accelerator, model: nn.Module, features: list[Feature], task: TaskType
             bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}")
     bar.close()
     return model, (sum(losses) / len(losses) if losses else float("nan"))
+
+
+def step_loss(accelerator, model: nn.Module, task: TaskType, ids: torch.Tensor, mask: torch.Tensor, targets: list,
+              settings: FinetuneSettings, perturbation: sift.Perturbation | None) -> torch.Tensor:  # fmt: skip
+    """One micro-batch's training loss: the task type's, plus sift_lambda x SiFT's adversarial term when
+    `perturbation` is attached (bench/eval_speed.py times exactly this, then backward and the optimizer step)."""
+    with accelerator.autocast():
+        logits = model(ids, mask).logits
+    loss = task.loss(logits, targets)
+    if perturbation is not None:
+        loss = loss + settings.sift_lambda * _sift_loss(accelerator, model, perturbation, task, logits, ids, mask)
+    return loss
 
 
 def _sift_loss(accelerator, model, perturbation, task: TaskType, logits, ids, mask) -> torch.Tensor:

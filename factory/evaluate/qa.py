@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -98,22 +99,29 @@ def _answer_pieces(spans: list[tuple[int, int]], example: QAExample) -> tuple[in
 
 
 def best_answer(example: QAExample, features: list[Feature], outputs: list[Any], qa: QASettings) -> Answer:
-    """utils_qa's postprocess_qa_predictions for one example (module docstring)."""
+    """utils_qa's postprocess_qa_predictions for one example (module docstring); `outputs` are each window's
+    (start logits, end logits). The n_best x n_best candidate pairs of a window are scored at once (numpy), in
+    utils_qa's order (starts, then ends, by falling logit), so ties go where its loop sends them."""
     null = None
     best: tuple[float, int, int] | None = None  # (score, first char, end char)
     for feature, (start_logits, end_logits) in zip(features, outputs, strict=True):
-        null_here = start_logits[0] + end_logits[0]
+        start_logits = np.asarray(start_logits, dtype=np.float32)
+        end_logits = np.asarray(end_logits, dtype=np.float32)
+        null_here = float(start_logits[0] + end_logits[0])
         null = null_here if null is None or null_here < null else null
-        starts = sorted(range(len(start_logits)), key=lambda k: start_logits[k], reverse=True)[: qa.n_best]
-        ends = sorted(range(len(end_logits)), key=lambda k: end_logits[k], reverse=True)[: qa.n_best]
+        starts = np.argsort(-start_logits, kind="stable")[: qa.n_best]
+        ends = np.argsort(-end_logits, kind="stable")[: qa.n_best]
         spans = feature.spans
-        for s in starts:
-            for e in ends:
-                if spans[s] is None or spans[e] is None or e < s or e - s + 1 > qa.max_answer_length:
-                    continue
-                score = start_logits[s] + end_logits[e]
-                if best is None or score > best[0]:
-                    best = (score, spans[s][0], spans[e][1])
+        inside_s = np.array([spans[k] is not None for k in starts])
+        inside_e = np.array([spans[k] is not None for k in ends])
+        length = ends[None, :] - starts[:, None] + 1  # (n_best, n_best), in pieces
+        ok = inside_s[:, None] & inside_e[None, :] & (length >= 1) & (length <= qa.max_answer_length)
+        if not ok.any():
+            continue
+        scores = np.where(ok, start_logits[starts][:, None] + end_logits[ends][None, :], -np.inf)
+        i, j = np.unravel_index(int(scores.argmax()), scores.shape)
+        if best is None or scores[i, j] > best[0]:
+            best = (float(scores[i, j]), spans[starts[i]][0], spans[ends[j]][1])
     if best is None:  # no valid span anywhere: only the null answer
         return Answer("", float("inf"), -1, -1)
     diff = null - best[0]
@@ -163,7 +171,8 @@ class QuestionAnswering(TaskType):
         return logits.transpose(1, 2).reshape(-1, logits.shape[1])
 
     def output(self, logits, length):
-        return logits[:length, 0].float().tolist(), logits[:length, 1].float().tolist()
+        row = logits[:length].float().numpy()  # (L, 2); copies: nothing keeps the batch's tensor alive
+        return row[:, 0].copy(), row[:, 1].copy()
 
     def predictions(self, examples, features, outputs):
         by_example: list[list[int]] = [[] for _ in examples]
