@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.card_results import eval_results, find_results, read_results, results_section, retrieval_section
+from factory.card_results import (
+    find_results,
+    model_index,
+    read_results,
+    results_section,
+    retrieval_section,
+    suite_section,
+)
 from factory.manifest import InitManifest, PretrainManifest, SamplingPhase, VocabManifest, find_manifest
 
 GENERATOR_DIR = "generator"
@@ -73,6 +80,7 @@ class Facts:
     vocab: VocabManifest | None = None  # the tokenizer folder's, when `factory vocab` wrote it
     results: dict[str, Any] | None = None  # the XNLI suite's results.json
     retrieval: dict[str, Any] | None = None  # `factory eval retrieval`'s results.json
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)  # every suite's results.json but retrieval
     languages: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     license: str = "mit"
@@ -136,6 +144,7 @@ def collect_facts(
         counts=count_parameters(read_config(model_dir)),
         results=(suites := read_results(find_results(model_dir, list(results)))).get("xnli"),
         retrieval=suites.get("retrieval"),
+        evaluations={suite: r for suite, r in suites.items() if suite != "retrieval"},
         license=license,
         revision=revision,
     )
@@ -200,7 +209,7 @@ def build_card(facts: Facts):
         tags=["deberta", "deberta-v3", "fill-mask"],
         datasets=facts.datasets or None,
         model_name=facts.name,
-        eval_results=eval_results(facts.results, facts.name) or None,
+        eval_results=model_index(facts.evaluations) or None,
     )
     sections = [
         _intro(facts),
@@ -208,6 +217,7 @@ def build_card(facts: Facts):
         _training_data(facts),
         _pretraining(facts),
         results_section(facts.results, facts.name),
+        *(suite_section(suite, r) for suite, r in facts.evaluations.items() if suite != "xnli"),
         retrieval_section(facts.retrieval),
         _generator(facts),
         _fine_tuning(facts),

@@ -1,9 +1,19 @@
 """The model card's results: the files `factory eval` wrote, as model-index entries and tables.
 
-The XNLI suite goes into the model-index and a table beside the published references (dev-set accuracies per
-language). Parallel retrieval gets a table of its own (no model-index entry: the Hub has no task for it). When
-an evaluation ran with `--control random`, both tables show the random-init control and the gain beside the
-model, so a reader sees what pre-training bought. Other suites are skipped, with a log line.
+Every evaluation suite goes into the model-index (`model_index`): one entry per task, language, split and
+metric, with the Hub dataset id, its config and split name as the dataset has them (xquad's test is the Hub's
+`validation`), the Hub's task type (text-classification, token-classification, question-answering) and metric
+ids (accuracy, f1, matthews_correlation, pearsonr, spearmanr, exact_match). The splits are the dev splits when
+the task has them (MNLI's matched and mismatched both), as the published references are; a task scored on test
+only gives its test. SQuAD 2.0's threshold-searched best_f1/best_exact are left out of the index (the threshold
+is tuned on the very split scored) but shown in the table. Data from local files is named `local:<folder>`, never
+as the benchmark's dataset.
+
+In the body, XNLI keeps its table beside the published references (dev-set accuracies per language); every
+other suite gets one table (one row per task: the main metric per language and averaged, the references);
+parallel retrieval gets a table of its own (no model-index entry: the Hub has no task for it). When an
+evaluation ran with `--control random`, the tables show the random-init control and the gain beside the model,
+so a reader sees what pre-training bought.
 """
 
 from __future__ import annotations
@@ -29,20 +39,16 @@ def find_results(model_dir: Path, given: list[Path]) -> list[Path]:
     return found
 
 
-CARD_SUITES = ("xnli", "retrieval")
-
-
 def read_results(paths: list[Path]) -> dict[str, dict[str, Any]]:
-    """{suite: the first results file (schema factory.eval/v1) of it} for the suites the card shows, each file
-    read once; every file given must be a results file, and other suites are skipped with a log line."""
+    """{suite: the first results file (schema factory.eval/v1) of it}, each file read once; every file given must
+    be a results file; a second file of the same suite is skipped with a log line."""
     found: dict[str, dict[str, Any]] = {}
     for path in paths:
         data = _read_one(path)
-        suite = data.get("suite")
-        if suite in CARD_SUITES:
-            found.setdefault(suite, data)
-        else:
-            logger.info("skipping %s: suite %s is not shown in the card", path, suite)
+        suite = str(data.get("suite"))
+        if suite in found:
+            logger.info("skipping %s: the card already shows a %s results file", path, suite)
+        found.setdefault(suite, data)
     return found
 
 
@@ -53,7 +59,9 @@ def _read_one(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FactoryError(f"{path} is not valid JSON ({e}); run `factory eval` again") from None
-    if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA or not isinstance(data.get("results"), dict):
+    body = data.get("tasks" if isinstance(data, dict) and data.get("benchmark") else "results") if isinstance(
+        data, dict) else None  # fmt: skip
+    if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA or not isinstance(body, dict):
         raise FactoryError(f"{path} is not a {RESULTS_SCHEMA} results file; give the results.json `factory eval` wrote")
     return data
 
@@ -64,39 +72,104 @@ def results_split(results: dict[str, Any]) -> str:
     return "validation" if all("validation" in r for r in per_lang) else "test"
 
 
-def eval_results(results: dict[str, Any] | None, name: str) -> list:
-    """One model-index entry per language evaluated: XNLI accuracy (percent) on one split."""
+# ---- the model-index ------------------------------------------------------------------------------------------
+HUB_TASKS = {"classification": "text-classification", "regression": "text-classification",
+             "tokens": "token-classification", "qa": "question-answering"}  # fmt: skip
+TASK_NAMES = {  # the Hub's task_name per task of the bundled suites; others fall back on the task type's
+    "xnli": "Natural Language Inference", "mnli": "Natural Language Inference", "qnli": "Natural Language Inference",
+    "rte": "Natural Language Inference", "pawsx": "Paraphrase Identification", "mrpc": "Paraphrase Identification",
+    "qqp": "Paraphrase Identification", "cola": "Linguistic Acceptability", "sst2": "Sentiment Analysis",
+    "stsb": "Semantic Textual Similarity", "sts": "Semantic Textual Similarity", "panx": "Named Entity Recognition",
+    "udpos": "Part-of-Speech Tagging",
+}  # fmt: skip
+TYPE_NAMES = {"classification": "Text Classification", "regression": "Semantic Textual Similarity",
+              "tokens": "Token Classification", "qa": "Extractive Question Answering"}  # fmt: skip
+TITLES = {"xnli": "XNLI", "pawsx": "PAWS-X", "panx": "PAN-X", "udpos": "UD-POS", "xquad": "XQuAD", "mlqa": "MLQA",
+          "tydiqa": "TyDiQA-GoldP", "squad": "SQuAD v1.1", "squad2": "SQuAD 2.0", "cola": "CoLA", "sst2": "SST-2",
+          "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE"}  # fmt: skip
+SUITE_TITLES = {"glue": "GLUE", "xtreme": "XTREME", "assin2": "ASSIN 2"}
+HUB_METRICS = {  # ours -> (the Hub's metric id, the name shown); values are in % (correlations x 100)
+    "accuracy": ("accuracy", "accuracy"),
+    "f1": ("f1", "F1"),
+    "mcc": ("matthews_correlation", "Matthews correlation x 100"),
+    "pearson": ("pearsonr", "Pearson correlation x 100"),
+    "spearman": ("spearmanr", "Spearman correlation x 100"),
+    "exact_match": ("exact_match", "exact match"),
+    "exact": ("exact_match", "exact match"),
+}
+
+
+def as_tasks(suite: str, results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{task: its results}: a benchmark summary's tasks, or a one-task suite's file as its only task."""
+    return dict(results["tasks"]) if results.get("benchmark") else {suite: results}
+
+
+def index_splits(task: dict[str, Any]) -> list[str]:
+    """The splits a task puts in the model-index: its dev splits (validation, validation_matched, ...) if any."""
+    splits = list(task.get("average") or {})
+    dev = [s for s in splits if s.startswith("validation")]
+    return dev or splits
+
+
+def _dataset(task: dict[str, Any], suite: str) -> tuple[str, Any, dict[str, str], bool]:
+    """(dataset type, config, our split -> the dataset's, from the Hub?) of a task's results."""
+    described = task.get("dataset")
+    if isinstance(described, dict) and "id" in described:
+        return described["id"], described.get("config"), described.get("splits") or {}, True
+    data = str((described or {}).get("local") or (task.get("settings") or {}).get("data")
+               or ("hf:facebook/xnli" if suite == "xnli" else ""))  # fmt: skip
+    if data.startswith("hf:"):
+        return data[3:].split(":")[0], "{lang}", {}, True  # the one-task classification suites: a config per language
+    return f"local:{Path(data).name}", None, {}, False
+
+
+def _config(config: Any, lang: str) -> str | None:
+    if isinstance(config, dict):
+        return config.get(lang)
+    return config.replace("{lang}", lang) if isinstance(config, str) else None
+
+
+def task_index(suite: str, name: str, task: dict[str, Any]) -> list:
+    """The EvalResults of one task (module docstring); none for retrieval."""
     from huggingface_hub import EvalResult
 
-    if not results:
+    kind = task.get("task", "classification")
+    if kind not in HUB_TASKS:
         return []
-    split = results_split(results)
-    train = results.get("train_language", "en")
-    suite = str(results.get("suite", "xnli"))
-    data = str((results.get("settings") or {}).get("data") or "hf:facebook/xnli")
-    # A Hub dataset id only when the data came from the Hub; local files are named as such, not as XNLI's.
-    dataset_type = data[3:].split(":")[0] if data.startswith("hf:") else f"local:{Path(data).name}"
+    dataset_type, config, hub_splits, hub = _dataset(task, suite)
+    train = task.get("train_language", "en")
+    title = TITLES.get(name, name)
+    metrics = [m for m in task.get("metrics") or [task.get("main_metric", "accuracy")] if m in HUB_METRICS]
     out = []
-    for lang, splits in results["results"].items():
-        accuracy = (splits.get(split) or {}).get("accuracy")
-        if accuracy is None:
-            continue
-        out.append(
-            EvalResult(
-                task_type="text-classification",
-                task_name="Natural Language Inference",
-                dataset_type=dataset_type,
-                dataset_name=f"{suite.upper()} ({lang})"
-                if data.startswith("hf:")
-                else f"{suite}-format {data} ({lang})",
-                dataset_config=lang,
-                dataset_split=split,
-                metric_type="accuracy",
-                metric_value=round(float(accuracy), 2),
-                metric_name=f"accuracy (zero-shot, fine-tuned on {train})" if lang != train else "accuracy",
-            )
-        )
+    for split in index_splits(task):
+        for lang, splits in task["results"].items():
+            scores = splits.get(split) or {}
+            for metric in metrics:
+                if not isinstance(scores.get(metric), (int, float)):
+                    continue
+                metric_type, shown = HUB_METRICS[metric]
+                out.append(EvalResult(
+                    task_type=HUB_TASKS[kind],
+                    task_name=TASK_NAMES.get(name, TYPE_NAMES[kind]),
+                    dataset_type=dataset_type,
+                    dataset_name=f"{title} ({lang})" if hub else f"{name}-format {dataset_type[6:]} ({lang})",
+                    dataset_config=_config(config, lang),
+                    dataset_split=hub_splits.get(split, split),
+                    metric_type=metric_type,
+                    metric_value=round(float(scores[metric]), 2),
+                    metric_name=f"{shown} (zero-shot, fine-tuned on {train})" if lang != train else shown,
+                ))  # fmt: skip
     return out
+
+
+def model_index(suites: dict[str, dict[str, Any]]) -> list:
+    """Every suite's results as the card's model-index entries, suite by suite, task by task."""
+    return [
+        entry
+        for suite, results in suites.items()
+        for name, task in as_tasks(suite, results).items()
+        for entry in task_index(suite, name, task)
+    ]
 
 
 def results_section(res: dict[str, Any] | None, name: str) -> str:
@@ -136,6 +209,22 @@ def results_section(res: dict[str, Any] | None, name: str) -> str:
         "languages)." + (control_note(fine_tuned=True) if "control" in res else "")
     )
     return "## Results: XNLI\n\n" + how + "\n\n" + header + "\n" + "\n".join(rows)
+
+
+def suite_section(suite: str, results: dict[str, Any]) -> str:
+    """ "## Results: GLUE": one row per task (the summary's table), for every suite but XNLI and retrieval."""
+    from factory.evaluate.report import benchmark_table
+
+    tasks = {name: {"main_metric": "accuracy", **t} for name, t in as_tasks(suite, results).items()}
+    control = any("control" in t for t in tasks.values())
+    how = (
+        "Each task's main metric in % (mean over runs; correlations x 100), per language and averaged over the "
+        "languages evaluated, on the split shown (dev where the task has one); multilingual tasks are fine-tuned "
+        "on one language and evaluated zero-shot on the others. Published rows are their authors' numbers (their "
+        "average covers all of their languages)." + (control_note(fine_tuned=True) if control else "")
+    )
+    return f"## Results: {SUITE_TITLES.get(suite, TITLES.get(suite, suite))}\n\n{how}\n\n" + "\n".join(
+        benchmark_table(tasks))  # fmt: skip
 
 
 def control_note(fine_tuned: bool) -> str:

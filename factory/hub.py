@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.card import GENERATOR_DIR, Facts, build_card, card_languages, collect_facts
-from factory.card_results import eval_results
+from factory.card_results import model_index
 from factory.configs import PublishConfig
 from factory.errors import FactoryError, HubAccessError, RunFailure, UploadFailed
 from factory.outputs import staged_output
@@ -158,9 +158,9 @@ def _validate_card(path: Path, facts: Facts) -> None:
 
     card = ModelCard.load(path)
     data = card.data
-    expected = eval_results(facts.results, facts.name)
+    expected = model_index(facts.evaluations)
     if len(data.eval_results or []) != len(expected):
-        raise RunFailure(f"{path}: the model-index does not hold one result per language evaluated; a bug in factory")
+        raise RunFailure(f"{path}: the model-index does not hold one entry per result evaluated; a bug in factory")
     if (data.language or []) != card_languages(facts.languages) or data.license != facts.license:
         raise RunFailure(f"{path}: the card's metadata does not read back as written; a bug in factory")
 
@@ -262,7 +262,7 @@ def publish(config: PublishConfig) -> dict[str, Any]:
     summary = {
         "staging": str(staging),
         "files": sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()),
-        "languages_evaluated": len(eval_results(facts.results, facts.name)),
+        "results_in_index": len(model_index(facts.evaluations)),
         "url": None,
     }
     if not config.dry_run:

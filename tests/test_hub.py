@@ -111,7 +111,7 @@ def test_card_reads_back_with_its_metadata(family, staged):
 
     _, model, _ = family
     staging, result = staged
-    assert "dry run: nothing uploaded" in result.output and "4 XNLI results" in result.output
+    assert "dry run: nothing uploaded" in result.output and "4 results in its model-index" in result.output
     card = ModelCard.load(staging / "README.md")
     data = card.data
     assert data.language == ["multilingual", *TRAIN_LANGS] == card_languages(TRAIN_LANGS)
@@ -364,3 +364,76 @@ def test_card_shows_the_control_and_the_retrieval_results(tmp_path, tiny_vocab):
     # the same text in both languages: the model and its control both find every item, a gain of 0
     assert "| de | 100.0 | 100.0 | 100.0 / 100.0 | +0.0 / +0.0 |" in text
     assert "among 20 candidates" in text and "centred" in text
+
+
+def _task_results(task, metrics, langs, splits, dataset, **extra):
+    """One task's entry as the runner writes it (factory/evaluate/runner.py _report, kept by the summary)."""
+    value = {m: 50.0 + k for k, m in enumerate(metrics)}
+    return {"task": task, "metrics": metrics, "main_metric": metrics[0], "languages": langs, "train_language": "en",
+            "runs": 1, "seeds": [42], "dataset": dataset, "references": {},
+            "results": {lang: {s: dict(value) for s in splits} for lang in langs},
+            "average": {s: dict(value) for s in splits}, **extra}  # fmt: skip
+
+
+def test_model_index_holds_every_task_with_its_dataset_config_split_and_metrics(tmp_path, tiny_vocab):
+    """A GLUE summary, an XTREME summary and a SQuAD 2.0 results.json: every task, language, dev split and metric
+    in the model-index, with the Hub's dataset id, config and split name and the Hub's task and metric ids."""
+    from huggingface_hub import ModelCard
+
+    model = make_model_folder(tmp_path / "model", tiny_vocab, languages=TRAIN_LANGS)
+    glue = {"schema": "factory.eval/v1", "suite": "glue", "benchmark": True, "model": "m", "references": {}, "tasks": {
+        "cola": _task_results("classification", ["mcc", "accuracy"], ["en"], ["validation"],
+                              {"id": "nyu-mll/glue", "config": "cola", "splits": {"validation": "validation"}}),
+        "stsb": _task_results("regression", ["pearson", "spearman"], ["en"], ["validation"],
+                              {"id": "nyu-mll/glue", "config": "stsb", "splits": {}}),
+        "mnli": _task_results("classification", ["accuracy"], ["en"], ["validation_matched", "validation_mismatched"],
+                              {"id": "nyu-mll/glue", "config": "mnli", "splits": {}})}}  # fmt: skip
+    xtreme = {"schema": "factory.eval/v1", "suite": "xtreme", "benchmark": True, "model": "m", "references": {},
+              "tasks": {
+        "panx": _task_results("tokens", ["f1", "accuracy"], ["en", "de"], ["validation", "test"],
+                              {"id": "google/xtreme", "config": "PAN-X.{lang}", "splits": {}}),
+        "udpos": _task_results("tokens", ["f1"], ["de"], ["test"], {"local": "/data/xtreme/udpos"}),
+        "xquad": _task_results("qa", ["f1", "exact_match"], ["de"], ["test"],
+                               {"id": "google/xquad", "config": "xquad.{lang}", "splits": {"test": "validation"}}),
+        "tatoeba": _task_results("retrieval", ["accuracy"], ["de"], ["to_pivot", "from_pivot"], None)}}  # fmt: skip
+    squad2 = {"schema": "factory.eval/v1", "suite": "squad2", **_task_results(
+        "qa", ["f1", "exact", "best_f1", "best_exact", "best_f1_thresh", "best_exact_thresh"], ["en"], ["validation"],
+        {"id": "rajpurkar/squad_v2", "config": None, "splits": {}})}  # fmt: skip
+    for name, results in (("glue", glue), ("xtreme", xtreme), ("squad2", squad2)):
+        (model / "eval" / name).mkdir(parents=True)
+        (model / "eval" / name / "results.json").write_text(json.dumps(results))
+    result = run(model, "--repo-id", "me/m", "--dry-run")
+    assert result.exit_code == 0, result.output
+    card = ModelCard.load(tmp_path / "model-hub" / "README.md")
+    got = {(r.dataset_type, r.dataset_config, r.dataset_split, r.dataset_name, r.task_type, r.metric_type,
+            r.metric_name, r.metric_value) for r in card.data.eval_results}  # fmt: skip
+    cls, tok, qa = "text-classification", "token-classification", "question-answering"
+    assert got == {
+        ("nyu-mll/glue", "cola", "validation", "CoLA (en)", cls, "matthews_correlation", "Matthews correlation x 100",
+         50.0),
+        ("nyu-mll/glue", "cola", "validation", "CoLA (en)", cls, "accuracy", "accuracy", 51.0),
+        ("nyu-mll/glue", "stsb", "validation", "STS-B (en)", cls, "pearsonr", "Pearson correlation x 100", 50.0),
+        ("nyu-mll/glue", "stsb", "validation", "STS-B (en)", cls, "spearmanr", "Spearman correlation x 100", 51.0),
+        ("nyu-mll/glue", "mnli", "validation_matched", "MNLI (en)", cls, "accuracy", "accuracy", 50.0),
+        ("nyu-mll/glue", "mnli", "validation_mismatched", "MNLI (en)", cls, "accuracy", "accuracy", 50.0),
+        # PAN-X: dev only (test left to the table), the config per language, zero-shot named
+        ("google/xtreme", "PAN-X.en", "validation", "PAN-X (en)", tok, "f1", "F1", 50.0),
+        ("google/xtreme", "PAN-X.en", "validation", "PAN-X (en)", tok, "accuracy", "accuracy", 51.0),
+        ("google/xtreme", "PAN-X.de", "validation", "PAN-X (de)", tok, "f1", "F1 (zero-shot, fine-tuned on en)", 50.0),
+        ("google/xtreme", "PAN-X.de", "validation", "PAN-X (de)", tok, "accuracy",
+         "accuracy (zero-shot, fine-tuned on en)", 51.0),
+        # local files are named as such, never as the benchmark's dataset
+        ("local:udpos", None, "test", "udpos-format udpos (de)", tok, "f1", "F1 (zero-shot, fine-tuned on en)", 50.0),
+        # XQuAD's test is the Hub dataset's `validation` split
+        ("google/xquad", "xquad.de", "validation", "XQuAD (de)", qa, "f1", "F1 (zero-shot, fine-tuned on en)", 50.0),
+        ("google/xquad", "xquad.de", "validation", "XQuAD (de)", qa, "exact_match",
+         "exact match (zero-shot, fine-tuned on en)", 51.0),
+        # SQuAD 2.0: F1 and EM; the threshold searched on the same split stays out of the index
+        ("rajpurkar/squad_v2", None, "validation", "SQuAD 2.0 (en)", qa, "f1", "F1", 50.0),
+        ("rajpurkar/squad_v2", None, "validation", "SQuAD 2.0 (en)", qa, "exact_match", "exact match", 51.0),
+    }  # fmt: skip
+    assert "15 results in its model-index" in result.output
+    text = card.text
+    assert "## Results: GLUE" in text and "| cola | mcc | validation | 50.0 | 50.0 |" in text
+    assert "## Results: XTREME" in text and "| panx | f1 | validation | 50.0 | 50.0 | 50.0 |" in text
+    assert "## Results: SQuAD 2.0" in text and "| squad2 | f1 | validation | 50.0 | 50.0 |" in text

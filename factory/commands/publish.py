@@ -33,7 +33,7 @@ def publish(**flags) -> None:
     summary = publish(config)  # a failed upload is an UploadFailed (RunFailure): one line, exit 1, by the CLI
     click.echo(
         f"staged {len(summary['files'])} files in {summary['staging']} (card with "
-        f"{summary['languages_evaluated']} XNLI results); validated"
+        f"{summary['results_in_index']} results in its model-index); validated"
     )
     if summary["url"]:
         click.echo(f"published {config.repo_id}{'@' + config.revision if config.revision else ''}: {summary['url']}")

@@ -340,11 +340,6 @@ def _reference_average(table: dict[str, float], metric: str) -> float | None:
 def benchmark_markdown(summary: dict[str, Any]) -> str:
     """One row per task: its main metric per language and averaged, the control, the gain and the references."""
     tasks = summary["tasks"]
-    languages = list(dict.fromkeys(lang for t in tasks.values() for lang in t["languages"]))
-    references = list(dict.fromkeys(name for t in tasks.values() for name in t.get("references", {})))
-    control = any("control" in t for t in tasks.values())
-    header = ["task", "metric", "split", "avg", *(["control avg", "gain"] if control else []), *languages,
-              *(f"{r} (published)" for r in references)]  # fmt: skip
     lines = [
         f"# {summary['suite'].upper()}: {len(tasks)} task(s), model `{summary['model']}`",
         "",
@@ -352,9 +347,22 @@ def benchmark_markdown(summary: dict[str, Any]) -> str:
         "details in <task>/results.md. References: published numbers from the suite file (their average covers "
         "all of their languages).",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+        *benchmark_table(tasks),
     ]
+    if any("control" in t for t in tasks.values()):
+        lines += ["", "Control: the same config and tokenizer, randomly initialised, fine-tuned with the same seeds "
+                  "and settings; gain = ours - control, in points."]  # fmt: skip
+    return "\n".join([*lines, ""])
+
+
+def benchmark_table(tasks: dict[str, dict[str, Any]]) -> list[str]:
+    """The summary's Markdown table (also the model card's): one row per task."""
+    languages = list(dict.fromkeys(lang for t in tasks.values() for lang in t["languages"]))
+    references = list(dict.fromkeys(name for t in tasks.values() for name in t.get("references", {})))
+    control = any("control" in t for t in tasks.values())
+    header = ["task", "metric", "split", "avg", *(["control avg", "gain"] if control else []), *languages,
+              *(f"{r} (published)" for r in references)]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, t in tasks.items():
         split, metric = headline_split(t), t["main_metric"]
         row = [name, metric, split, f"{t['average'][split][metric]:.1f}"]
@@ -367,10 +375,7 @@ def benchmark_markdown(summary: dict[str, Any]) -> str:
             value = _reference_average(t.get("references", {}).get(r, {}), metric)
             row.append(f"{value:.1f}" if value is not None else "-")
         lines.append("| " + " | ".join(row) + " |")
-    if control:
-        lines += ["", "Control: the same config and tokenizer, randomly initialised, fine-tuned with the same seeds "
-                  "and settings; gain = ours - control, in points."]  # fmt: skip
-    return "\n".join([*lines, ""])
+    return lines
 
 
 def benchmark_chart(summary: dict[str, Any], path: Path) -> None:
