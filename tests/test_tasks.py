@@ -104,6 +104,21 @@ def test_token_labels_on_the_first_piece_only(tok):
     assert task.predictions([example], [feature], [[2] * len(feature.ids)]) == [[2, 2, 2]]
 
 
+def test_a_long_sentence_is_cut_into_sequences_and_every_word_scored(tok):
+    """XTREME's preprocessing: the pieces of a sentence that overflow max_length - 2 start a new sequence at a word
+    boundary, and a word longer than a whole sequence becomes [UNK]; every word gets a prediction."""
+    task = Tokens(("O", "B-PER", "I-PER"))
+    words = tuple(f"palavra{k} cidadão" for k in range(12)) + ("x" * 80,)
+    example = TagExample(words, tuple(k % 3 for k in range(len(words))))
+    features = task.features(tok, [example], 16, True)
+    assert len(features) > 2 and all(len(f.ids) <= 16 and f.example == 0 for f in features)
+    tagged = [t for f in features for t in f.target if t != IGNORE]
+    assert tagged == list(example.tags)  # each word's tag once, on its first piece, in order
+    assert features[-1].ids[-2:] == [tok.unk_id, tok.sep_id]  # the 80-character word: one [UNK]
+    preds = task.predictions([example], features, [[k % 3 for k in range(len(f.ids))] for f in features])
+    assert len(preds[0]) == len(words)
+
+
 @pytest.mark.parametrize(
     "kind, row, message",
     [
@@ -142,10 +157,17 @@ FAST = ["--set", "epochs=2", "--set", "batch_size=8", "--set", "micro_batch_size
         "--set", "max_length=48", "--set", "warmup_steps=0"]  # fmt: skip
 
 
-@pytest.mark.slow
-def test_every_task_type_trains_end_to_end(model, tmp_path):
-    """A benchmark suite of a regression, a token and a QA task on files the test writes; the summary, each
-    task's results and its predictions per example id."""
+MINI_SUITE = """
+suite: mini
+tasks:
+  sts: {task: regression, languages: [en], splits: [validation]}
+  ner: {task: tokens, languages: [en, de], labels: [O, B-PER, I-PER], splits: [validation]}
+  qa: {task: qa, languages: [en], splits: [validation], options: {qa_metric: squad}}
+"""
+
+
+def _mini_data(tmp_path):
+    """A regression, a token and a QA task in their HF schemas, from pseudo-text (one folder per task)."""
     from conftest import pseudo_text
 
     lines = pseudo_text(40, seed=3)
@@ -164,16 +186,15 @@ def test_every_task_type_trains_end_to_end(model, tmp_path):
                    "answers": {"text": [word], "answer_start": [s.index(" " + word) + 1]}})  # fmt: skip
     _write(data / "qa", "train.jsonl", qa[:24])
     _write(data / "qa", "validation.jsonl", qa[24:])
-    suite = _suite(
-        tmp_path,
-        """
-suite: mini
-tasks:
-  sts: {task: regression, languages: [en], splits: [validation]}
-  ner: {task: tokens, languages: [en, de], labels: [O, B-PER, I-PER], splits: [validation]}
-  qa: {task: qa, languages: [en], splits: [validation], options: {qa_metric: squad}}
-""",
-    )
+    return data, lines
+
+
+@pytest.mark.slow
+def test_every_task_type_trains_end_to_end(model, tmp_path):
+    """A benchmark suite of a regression, a token and a QA task on files the test writes; the summary, each
+    task's results and its predictions per example id; the card's model-index names every task."""
+    data, lines = _mini_data(tmp_path)
+    suite = _suite(tmp_path, MINI_SUITE)
     out = tmp_path / "out"
     args = ["eval", "glue", "--model", str(model), "--data", str(data), *FAST, "--out", str(out)]
     from unittest import mock
@@ -195,6 +216,43 @@ tasks:
     assert all(len(r["prediction"]) == len(r["gold"]) for r in tags_rows)
     assert (out / "mini_summary.png").read_bytes()[:4] == b"\x89PNG" and "| sts | pearson" in (
         out / "results.md").read_text()  # fmt: skip
+    from factory.card_results import model_index, read_results
+
+    index = model_index(read_results([out / "results.json"]))  # sts 1 language, ner 2, qa 1; two metrics each
+    assert len(index) == 8 and {r.dataset_type for r in index} == {"local:sts", "local:ner", "local:qa"}
+    assert {r.metric_type for r in index} == {"pearsonr", "spearmanr", "f1", "accuracy", "exact_match"}
+
+
+@pytest.mark.slow
+def test_task_types_and_sift_give_the_same_numbers_on_two_processes(model, tmp_path):
+    """Regression, tokens and QA, with SiFT on, under torchrun on 2 CPU processes (gloo) and on 1: the same
+    results and predictions (each micro-batch's data, dropout and SiFT noise are fixed by (seed, step, j))."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    data, _ = _mini_data(tmp_path)
+    suite = _suite(tmp_path, MINI_SUITE)
+    worker = [str(root / "tests" / "eval_worker.py"), suite, "eval", "glue", "--model", str(model), "--data",
+              str(data), *FAST, "--set", "sift=true"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root), "ACCELERATE_USE_CPU": "true"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    outs = {}
+    for n, launch in ((1, [sys.executable]), (2, torchrun)):
+        outs[n] = tmp_path / f"out{n}"
+        done = subprocess.run([*launch, *worker, "--out", str(outs[n])], capture_output=True, text=True, env=env,
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    for task in ("sts", "ner", "qa"):
+        one, two = (json.loads((outs[n] / task / "results.json").read_text()) for n in (1, 2))
+        assert (one["settings"]["processes"], two["settings"]["processes"]) == (1, 2)
+        assert one["settings"]["sift"] is True
+        assert two["results"] == one["results"] and two["average"] == one["average"], task
+        assert two["settings"]["final_train_loss"] == one["settings"]["final_train_loss"], task
+        for path in sorted((outs[1] / task / "predictions").glob("*.jsonl")):
+            assert (outs[2] / task / "predictions" / path.name).read_text() == path.read_text(), (task, path.name)
 
 
 def test_bad_answer_start_is_one_line_exit_2(model, tmp_path):

@@ -160,24 +160,27 @@ class Regression(TaskType):
 
 
 class Tokens(TaskType):
-    """XTREME's run_tag.py: each word encoded on its own (an empty one becomes [UNK]); its first piece carries the
-    tag. Words past max_length get the first label (O) as prediction and are scored, not dropped (XTREME drops
-    them; docs/evaluation.md#token-classification)."""
+    """XTREME's run_tag.py on its preprocessed data (utils_preprocess.py, panx/udpos_tokenize): each word encoded on
+    its own, its first piece carrying the tag (-100 on the others); a word with no pieces, or more than a whole
+    sequence holds, becomes [UNK]; a sentence whose pieces overflow max_length - 2 is cut into several sequences
+    at word boundaries, so every word is predicted and scored (docs/evaluation.md#token-classification)."""
 
     name, head, metrics = "tokens", "tokens", ("f1", "accuracy")
 
     def features(self, tokenizer, examples, max_length, train):
+        room = max_length - 2  # [CLS] ... [SEP]
         out = []
         for i, example in enumerate(examples):
-            pieces = tokenizer.encode_batch(example.words)
-            ids, targets = [tokenizer.cls_id], [IGNORE]
-            for word, tag in zip(pieces, example.tags, strict=True):
-                word = word or [tokenizer.unk_id]
-                if len(ids) + len(word) > max_length - 1:
-                    break
+            ids: list[int] = []
+            targets: list[int] = []
+            for word, tag in zip(tokenizer.encode_batch(example.words), example.tags, strict=True):
+                word = word if 0 < len(word) <= room else [tokenizer.unk_id]
+                if ids and len(ids) + len(word) > room:  # this word starts the example's next sequence
+                    out.append(Feature([tokenizer.cls_id, *ids, tokenizer.sep_id], [IGNORE, *targets, IGNORE], i))
+                    ids, targets = [], []
                 ids += word
                 targets += [tag] + [IGNORE] * (len(word) - 1)
-            out.append(Feature([*ids, tokenizer.sep_id], [*targets, IGNORE], i))
+            out.append(Feature([tokenizer.cls_id, *ids, tokenizer.sep_id], [IGNORE, *targets, IGNORE], i))
         return out
 
     def loss(self, logits, targets):
@@ -191,11 +194,10 @@ class Tokens(TaskType):
         return logits[:length].argmax(-1).tolist()
 
     def predictions(self, examples, features, outputs):
-        preds = []
-        for example, feature, out in zip(examples, features, outputs, strict=True):
-            firsts = [k for k, t in enumerate(feature.target) if t != IGNORE]
-            tags = [out[k] for k in firsts]
-            preds.append(tags + [0] * (len(example.words) - len(tags)))
+        """Each word's tag: the prediction at its first piece, the example's sequences taken in order."""
+        preds: list[list[int]] = [[] for _ in examples]
+        for feature, out in zip(features, outputs, strict=True):
+            preds[feature.example] += [out[k] for k, t in enumerate(feature.target) if t != IGNORE]
         return preds
 
     def score(self, examples, predictions, lang):
