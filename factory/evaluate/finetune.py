@@ -85,7 +85,7 @@ def _step_seed(seed: int, step: int, micro: int) -> int:
 def train(accelerator, model: nn.Module, features: list[Feature], task: TaskType, settings: FinetuneSettings,
           seed: int):  # fmt: skip
     """Fine-tune `model` in place on `features` with the task type's loss (and SiFT's when `settings.sift`);
-    returns (the prepared model, mean loss of the last epoch)."""
+    returns (the prepared model, mean loss over the last epoch's micro-batches, those of every process)."""
     from factory.progress import progress
 
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -134,6 +134,11 @@ def train(accelerator, model: nn.Module, features: list[Feature], task: TaskType
             bar.update(1)
             bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}")
     bar.close()
+    if world > 1:  # every process's micro-batches, summed in one order: the same figure on any process count
+        from accelerate.utils import gather_object
+
+        losses = gather_object(losses)
+    losses = sorted(losses)
     return model, (sum(losses) / len(losses) if losses else float("nan"))
 
 
