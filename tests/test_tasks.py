@@ -321,3 +321,113 @@ def test_sift_on_changes_the_loss_and_trains(model):
         m = load_model(model, head="cls", labels=("a", "b"))
         _, losses[on] = finetune.train(make_accelerator("fp32"), m, features, task, settings, seed=1)
     assert losses[True] > losses[False] > 0  # the adversarial term is added (and is positive)
+
+
+# ---- a Hub dataset: `datasets` reading a repository in the Hub's layout, offline ----------------------------
+PANX = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+def _hub_repo(root, configs):
+    """A dataset repository as the Hub holds google/xtreme: README.md's `configs` naming each config's Parquet
+    files per split, the files written by `datasets` with the dataset's features (ClassLabel tags, SQuAD's
+    answers struct)."""
+    import datasets
+
+    lines = ["---", "configs:"]
+    for config, splits in configs.items():
+        lines += [f"- config_name: {config}", "  data_files:"]
+        for split, (columns, features) in splits.items():
+            (root / config).mkdir(parents=True, exist_ok=True)
+            datasets.Dataset.from_dict(columns, features=features).to_parquet(
+                str(root / config / f"{split}-00000-of-00001.parquet"))  # fmt: skip
+            lines += [f"  - split: {split}", f"    path: {config}/{split}-*"]
+    (root / "README.md").write_text("\n".join([*lines, "---", ""]))
+    return root
+
+
+def _panx_and_tydiqa(root, words):
+    import datasets
+
+    tags = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                              "ner_tags": datasets.Sequence(datasets.ClassLabel(names=PANX))})  # fmt: skip
+    qa = datasets.Features({"id": datasets.Value("string"), "question": datasets.Value("string"),
+                            "context": datasets.Value("string"),
+                            "answers": datasets.Sequence({"text": datasets.Value("string"),
+                                                          "answer_start": datasets.Value("int32")})})  # fmt: skip
+
+    def tagged(n, seed):
+        rows = [[words[(seed + 3 * i + k) % len(words)] for k in range(6)] for i in range(n)]
+        return {"tokens": rows, "ner_tags": [[1 if w[0] in "bcd" else 0 for w in r] for r in rows]}, tags
+
+    def questions(prefixes):
+        ctx = [" ".join(words[i : i + 12]) for i in range(len(prefixes))]
+        return {"id": [f"{p}-{i}" for i, p in enumerate(prefixes)], "question": [c.split()[1] for c in ctx],
+                "context": ctx, "answers": [{"text": [c.split()[3]], "answer_start": [c.index(" " + c.split()[3]) + 1]}
+                                            for c in ctx]}, qa  # fmt: skip
+
+    return _hub_repo(root, {
+        "PAN-X.en": {"train": tagged(16, 0), "validation": tagged(6, 1)},
+        "PAN-X.de": {"validation": tagged(6, 2)},
+        "tydiqa": {"train": questions(["english"] * 16), "validation": questions(["english", "arabic"] * 4)},
+    })  # fmt: skip
+
+
+@pytest.fixture
+def hub_repo(tmp_path, monkeypatch):
+    import datasets.config
+    from conftest import pseudo_text
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")  # nothing into ~/.cache
+    words = " ".join(pseudo_text(20, seed=5)).replace(".", "").split()
+    return _panx_and_tydiqa(tmp_path / "xtreme-repo", words)
+
+
+def test_hub_rows_read_configs_per_language_and_languages_by_id_prefix(hub_repo):
+    """PAN-X's config per language ("PAN-X.{lang}") and TyDiQA's one config sorted into languages by the id's
+    prefix, read by `datasets` from the repository's own README configs; ClassLabel tags arrive as ids and
+    SQuAD's answers struct as lists, which the task types take."""
+    from factory.evaluate.data import hub_rows
+    from factory.evaluate.suite import DEFAULT_COLUMNS
+
+    rows = hub_rows(str(hub_repo), "PAN-X.{lang}", "validation", ["en", "de"], None)
+    assert sorted(rows) == ["de", "en"] and len(rows["de"]) == 6
+    where, row = rows["de"][0]
+    assert where == f"hf:{hub_repo} (PAN-X.de) validation row 1" and set(row["ner_tags"]) <= {0, 1}
+    columns = {**DEFAULT_COLUMNS["tokens"], "tags": "ner_tags"}
+    (example, *_) = examples_of("tokens", rows["en"], columns, PANX)
+    assert example.tags == tuple(rows["en"][0][1]["ner_tags"])
+    by_prefix = hub_rows(str(hub_repo), "tydiqa", "validation", ["en", "ar"], {"english": "en", "arabic": "ar"})
+    assert {k: len(v) for k, v in by_prefix.items()} == {"en": 4, "ar": 4}
+    (question, *_) = examples_of("qa", by_prefix["ar"], DEFAULT_COLUMNS["qa"], ())
+    assert question.id == "arabic-1" and question.context[question.starts[0] :].startswith(question.answers[0])
+
+
+@pytest.mark.slow
+def test_a_suite_on_a_hub_repository_end_to_end(model, hub_repo, tmp_path):
+    """`factory eval` on a suite whose dataset is hf:<a repository in the Hub layout>: tokens with a config per
+    language, QA with one config split by id prefix; results.json names the dataset, the card's model-index its
+    id, config and split."""
+    from unittest import mock
+
+    from factory.card_results import model_index, read_results
+    from factory.evaluate.suite import load_suite
+
+    suite = _suite(tmp_path, f"""
+suite: mini
+tasks:
+  panx: {{task: tokens, dataset: "hf:{hub_repo}", config: "PAN-X.{{lang}}", languages: [en, de], labels: {PANX},
+          columns: {{words: tokens, tags: ner_tags}}, splits: [validation]}}
+  tydiqa: {{task: qa, dataset: "hf:{hub_repo}", config: tydiqa, id_languages: {{english: en, arabic: ar}},
+            languages: [en, ar], splits: [validation], options: {{qa_metric: squad}}}}
+""")  # fmt: skip
+    out = tmp_path / "out"
+    with mock.patch("factory.evaluate.suite.load_suite", lambda name: load_suite(suite)):
+        result = CliRunner().invoke(cli, ["eval", "glue", "--model", str(model), *FAST, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    panx = json.loads((out / "panx" / "results.json").read_text())
+    assert panx["dataset"]["id"] == str(hub_repo) and panx["dataset"]["config"] == "PAN-X.{lang}"
+    assert set(panx["results"]) == {"en", "de"}
+    index = model_index(read_results([out / "results.json"]))
+    assert {(r.dataset_type, r.dataset_config, r.dataset_split) for r in index} == {
+        (str(hub_repo), "PAN-X.en", "validation"), (str(hub_repo), "PAN-X.de", "validation"),
+        (str(hub_repo), "tydiqa", "validation")}  # fmt: skip

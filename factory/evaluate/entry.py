@@ -58,7 +58,8 @@ def make_request(suite_name: str, config: EvalConfig):
     return Request(
         suite=suite,
         model=config.model,
-        data="files" if "files" in extra else (config.data or suite.dataset or ""),
+        # a benchmark's default is each task's own dataset (benchmark.task_requests), not the first task's
+        data="files" if "files" in extra else (config.data or ("" if suite.is_benchmark else suite.dataset) or ""),
         train_language=config.train_lang or suite.train_language,
         languages=config.langs,
         runs=config.runs,
