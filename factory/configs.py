@@ -201,11 +201,11 @@ class ShapeOptions:
                              low=1)  # fmt: skip
 
     def problems(self) -> list[str]:
-        if self.hidden is None and self.heads is None:
+        if self.hidden is None and self.heads is None and self.layers is None and self.ffn is None:
             return []
         from factory.presets import shape_problems  # torch: only when a shape is given, so --help stays instant
 
-        return shape_problems(self.preset, self.hidden, self.heads)
+        return shape_problems(self.preset, self.hidden, self.heads, self.layers, self.ffn)
 
 
 # ---- pretrain ------------------------------------------------------------------------------------

@@ -42,9 +42,9 @@ def _run(suite_name: str, config_class: type, flags: dict) -> None:
 
 
 def _echo_summary(report: dict, out: Path) -> None:
-    from accelerate import PartialState
+    from factory.launch import is_main_process
 
-    if not PartialState().is_main_process:
+    if not is_main_process():  # N launched processes print what one prints
         return
     splits = list(report["average"])
     click.echo(f"{'lang':<6}" + "".join(f"{s:>12}" for s in splits))

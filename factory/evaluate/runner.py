@@ -12,6 +12,7 @@ from factory.errors import FactoryError
 from factory.evaluate.control import CONTROL, PRETRAINED, Arm, arms, with_control
 from factory.evaluate.data import Data, check_data, load_files, load_folder, load_hub
 from factory.evaluate.suite import Suite
+from factory.launch import check_launch
 
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("validation", "test")
@@ -64,10 +65,11 @@ def load_data(request: Request, languages: list[str] | None) -> Data:
 def check_model(folder: Path) -> None:
     """A deberta-v2 folder with spm.model: checked before any data is read."""
     import factory.model  # noqa: F401  (before factory.export: importing that one first is circular)
-    from factory.export import read_config
+    from factory.export import check_weights, read_config
     from factory.tokenizer import SPM_FILE, Tokenizer
 
     config = read_config(folder)  # ModelFolderError for a missing folder, no config.json, or another model type
+    check_weights(folder)  # missing, empty or truncated weights: one line now, not after the data is read
     if not (folder / SPM_FILE).is_file():
         raise FactoryError(f"{folder} has no {SPM_FILE}; copy the vocabulary's spm.model into the model folder")
     Tokenizer.from_folder(folder).check_fits(config, folder)
@@ -105,6 +107,7 @@ def run(request: Request) -> dict[str, Any]:
     assert languages is not None
     check_data(data, request.train_language, languages, request.data, request.splits)
     accelerator = make_accelerator(settings.precision)
+    check_launch(accelerator.num_processes, "the evaluation")
     counts = {lang: {split: len(data[split][lang]) for split in request.splits} for lang in languages}
     measured = {}
     for arm in arms(request.model, request.control):  # the model first, then its control with the same seeds
