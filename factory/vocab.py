@@ -337,6 +337,7 @@ def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
     sources = [C.Source.parse(c) for c in args.corpus]
     if not sources:
         raise FactoryError("no --corpus given: pass --corpus PATH (or lang=PATH), or a --spec with a corpus")
+    C.check_apart(args.out, sources)
     langs = list(dict.fromkeys(args.langs or [s.lang for s in sources if s.lang]))
     if not langs:
         raise FactoryError("which language(s)? pass --lang pt, --langs en,pt,ru or --corpus pt=PATH")

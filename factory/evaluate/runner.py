@@ -105,7 +105,7 @@ def run(request: Request) -> dict[str, Any]:
         present = set(data.get("validation", {})) | set(data.get("test", {})) | set(data.get("train", {}))
         languages = resolve_languages(suite, request.languages, request.train_language, present)
     assert languages is not None
-    check_data(data, request.train_language, languages, request.data, request.splits)
+    check_data(data, request.train_language, languages, request.data, request.splits, suite.labels)
     accelerator = make_accelerator(settings.precision)
     check_launch(accelerator.num_processes, "the evaluation")
     counts = {lang: {split: len(data[split][lang]) for split in request.splits} for lang in languages}
