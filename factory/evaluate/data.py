@@ -154,10 +154,14 @@ def label_id(value: object, labels: Sequence[str], where: str) -> int:
     return number
 
 
-def _mixed(name: object, name_place: str, number: object, id_place: str) -> FactoryError:
+def _mixed(first: dict[str, tuple[object, str]]) -> FactoryError:
+    """The one line for labels given both ways: `first` maps "id"/"name" to the first such label and its place,
+    in the order they were met, so the line starts at the later one."""
+    (early_kind, (early, early_place)), (kind, (value, place)) = first.items()
+    article = "an" if kind == "id" else "a"
     return FactoryError(
-        f"{name_place}: label {name!r} is a name but {id_place} has the id {number!r}; give every label as a name "
-        "or every label as an id 0..n-1, not both"
+        f"{place}: label {value!r} is {article} {kind} but {early_place} has the {early_kind} {early!r}; give every "
+        "label as a name or every label as an id 0..n-1, not both"
     )
 
 
@@ -174,7 +178,7 @@ class LabelKinds:
         kind = "id" if self.ids_are_names or _as_id(value) is not None else "name"
         self.first.setdefault(kind, (value, where))
         if len(self.first) == 2:
-            raise _mixed(*self.first["name"], *self.first["id"])
+            raise _mixed(self.first)
 
 
 def infer_labels(files: dict[str, Path]) -> tuple[str, ...]:
@@ -200,7 +204,7 @@ def infer_labels(files: dict[str, Path]) -> tuple[str, ...]:
             first.setdefault("id" if number is not None else "name", (value, f"{path} {place}"))
             found.add(str(number) if number is not None else str(value))
     if len(first) == 2:
-        raise _mixed(*first["name"], *first["id"])
+        raise _mixed(first)
     if "id" in first:
         return tuple(str(i) for i in range(max(int(v) for v in found) + 1))
     return tuple(sorted(found))
