@@ -9,10 +9,10 @@ after a random delay, restarted, and so on until it has been killed `--kills` ti
 Compared with the straight run: every train.jsonl record's losses (max |difference|) and the final checkpoint's
 and the exported discriminator's weights (max |difference|).
 
-shards: `factory shards` of several languages of real text with cleaning, the language filter and
-de-duplication on (worker processes), checkpointing every 0.2 s; killed (the whole process group) after random
-delays and rerun with the same command until it has been killed `--kills` times, then to the end; every shard
-file compared byte for byte with a build that was never interrupted, and the manifests' counts.
+shards: `factory shards` of every language of --data the language filter knows, with cleaning, the language
+filter and de-duplication on (worker processes), checkpointing every 0.2 s; killed (the whole process group)
+after random delays and rerun with the same command until it has been killed `--kills` times, then to the end;
+every shard file compared byte for byte with a build that was never interrupted, and the manifests' counts.
 
 `--data` is the folder `../shared/data/real_text.py` writes (LANG.txt, one paragraph per line). The delays are
 uniform between --min-s and --max-s and seeded, so a loop can be replayed; a kill that lands after the process
@@ -123,10 +123,18 @@ def pretrain_loop(data: Path, out: Path, kills: int, rng: random.Random, low: fl
 
 
 def shards_loop(data: Path, out: Path, kills: int, rng: random.Random, low: float, high: float) -> dict:
-    langs = ("en", "de", "fr", "pt", "ru")
-    vocab = out / "vocab"
+    from factory.langid import check_codes
+
+    langs = []
+    for path in sorted(data.glob("*.txt")):  # every language of --data the language filter knows
+        try:
+            check_codes([path.stem], "--data")
+            langs.append(path.stem)
+        except Exception:
+            continue
+    vocab = out / "shards-vocab"
     if not (vocab / "spm.model").is_file():
-        factory("vocab", "--langs", ",".join(langs), "--size", "4000", "--max-sentences", "30000", "--out", vocab,
+        factory("vocab", "--langs", ",".join(langs), "--size", "8000", "--max-sentences", "60000", "--out", vocab,
                 *sum((["--corpus", f"{lang}={data / f'{lang}.txt'}"] for lang in langs), []))  # fmt: skip
     build = ["shards", "--vocab", vocab, *sum((["--corpus", f"{lang}={data / f'{lang}.txt'}"] for lang in langs), []),
              "--seq-len", "128", "--rows-per-shard", "500", "--num-proc", "2"]  # fmt: skip
@@ -165,14 +173,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
-    results = {}
+    saved = args.out / "kills.json"
+    results = json.loads(saved.read_text()) if saved.is_file() else {}  # an --only run keeps the other loop's
     if args.only in (None, "pretrain"):
         results["pretrain"] = pretrain_loop(args.data, args.out, args.kills, rng, args.min_s, args.max_s, args.steps)
         print(json.dumps(results["pretrain"]), flush=True)
     if args.only in (None, "shards"):
         results["shards"] = shards_loop(args.data, args.out, args.kills, rng, args.min_s, args.max_s)
         print(json.dumps(results["shards"]), flush=True)
-    (args.out / "kills.json").write_text(json.dumps(results, indent=2) + "\n")
+    saved.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
