@@ -15,7 +15,8 @@ import sys
 import click
 
 from factory import __version__
-from factory.errors import FactoryError, RunFailure
+from factory.errors import FactoryError, RunFailure, os_failure
+from factory.launch import is_main_process
 
 # name -> "module:function". Command modules import only click at the top, so `factory --help` stays
 # instant; one line here per command.
@@ -58,6 +59,9 @@ class FactoryGroup(click.Group):
             return self._fail(e.format_message(), e.exit_code, standalone_mode)
         except click.Abort:
             return self._fail("aborted", 1, standalone_mode)
+        except OSError as e:  # a path the user gave, or a full disk: one line, never a traceback (errors.os_failure)
+            failure = os_failure(e)
+            return self._fail(str(failure), 2 if isinstance(failure, FactoryError) else 1, standalone_mode)
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -90,7 +94,7 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     logger.handlers = [h for h in logger.handlers if not isinstance(h, EchoHandler)]
     logger.addHandler(EchoHandler())
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    logger.setLevel(level if os.environ.get("RANK", "0") == "0" else logging.ERROR)
+    logger.setLevel(level if is_main_process() else logging.ERROR)
 
 
 @click.group(cls=FactoryGroup, context_settings=CONTEXT)

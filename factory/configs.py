@@ -178,7 +178,14 @@ class ShardsConfig:
     def problems(self) -> list[str]:
         from factory.shards.plan import config_problems  # the budgets' and tasks' grammar lives with the plan
 
-        return config_problems(self)
+        problems = config_problems(self)
+        if self.seq_len > SEQ_LEN:
+            problems.append(
+                f"--seq-len {self.seq_len} is over {SEQ_LEN}, the longest sequence every v3 preset is built for "
+                f"(its relative position buckets span {SEQ_LEN} tokens), so `factory pretrain` would refuse these "
+                f"shards; use {SEQ_LEN} or less"
+            )
+        return problems
 
 
 # ---- the model's shape (init, pretrain) ----------------------------------------------------------
@@ -201,11 +208,11 @@ class ShapeOptions:
                              low=1)  # fmt: skip
 
     def problems(self) -> list[str]:
-        if self.hidden is None and self.heads is None:
+        if self.hidden is None and self.heads is None and self.layers is None and self.ffn is None:
             return []
         from factory.presets import shape_problems  # torch: only when a shape is given, so --help stays instant
 
-        return shape_problems(self.preset, self.hidden, self.heads)
+        return shape_problems(self.preset, self.hidden, self.heads, self.layers, self.ffn)
 
 
 # ---- pretrain ------------------------------------------------------------------------------------

@@ -54,3 +54,39 @@ class TrainingError(RunFailure):
 
 class UploadFailed(RunFailure):
     """The upload failed for a reason that is not the user's input (5xx, connection): retrying may work."""
+
+
+# ---- the operating system's errors ---------------------------------------------------------------
+# A path the user gave that cannot be used (a name too long, no permission, a file where a folder should be):
+# their mistake, exit 2. Anything else the OS reports (a full disk, an I/O error) is a failure of the run: exit 1.
+_USER_ERRNOS = {"ENAMETOOLONG", "EACCES", "EPERM", "EROFS", "ENOTDIR", "EISDIR", "EEXIST", "ENOENT", "ELOOP"}
+_HINTS = {
+    "ENAMETOOLONG": "use shorter names (most file systems allow 255 bytes per name)",
+    "EACCES": "pick a path this user can write (or read)",
+    "EPERM": "pick a path this user can write (or read)",
+    "EROFS": "the file system is read-only; pick another path",
+    "ENOSPC": "free some space (or pick another disk) and run the step again; a resumable step continues with --resume",
+    "EDQUOT": "the disk quota is used up; free some space and run the step again",
+}
+
+
+def os_failure(error: OSError) -> FactoryError | RunFailure:
+    """An OSError as one line naming the file and what is wrong; the class says whose problem it is."""
+    import errno
+
+    name = errno.errorcode.get(error.errno or 0, "")
+    what = error.strerror or str(error) or type(error).__name__
+    names = [n for n in (error.filename, getattr(error, "filename2", None)) if n is not None]
+    where = (": " + " -> ".join(short_path(n) for n in names)) if names else ""
+    hint = f"; {_HINTS[name]}" if name in _HINTS else ""
+    cls = FactoryError if name in _USER_ERRNOS else RunFailure
+    return cls(f"{what}{where}{hint}")
+
+
+def short_path(path: object, longest: int = 40) -> str:
+    """A path for a one-line message: any name over `longest` characters is cut, with its size in bytes, so a
+    300-byte name does not fill the line it is named in."""
+    import os
+
+    parts = str(os.fsdecode(path) if isinstance(path, bytes) else path).split("/")
+    return "/".join(p if len(p) <= longest else f"{p[:12]}...({len(p.encode())} bytes)" for p in parts)

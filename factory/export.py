@@ -8,6 +8,7 @@ exists in the wild: our folders, `save_pretrained` folders (legacy `cls.predicti
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -65,22 +66,70 @@ def read_config(folder: Path | str) -> ModelConfig:
 
 
 def read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     if (folder / WEIGHTS).is_file():
-        return load_file(str(folder / WEIGHTS))
+        return read_weight_file(folder / WEIGHTS)
     index = folder / f"{WEIGHTS}.index.json"
     if index.is_file():
         state: dict[str, torch.Tensor] = {}
-        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-            state.update(load_file(str(folder / shard)))
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ModelFolderError(f"{index} is not a weight index ({type(e).__name__}: {e}); export again") from None
+        for shard in shards:
+            state.update(read_weight_file(folder / shard))
         return state
     if (folder / "pytorch_model.bin").is_file():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return read_weight_file(folder / "pytorch_model.bin")
     raise ModelFolderError(
         f"{folder} has no weights (model.safetensors or pytorch_model.bin); "
         "export the model again or point at the folder that holds them"
     )
+
+
+def check_weights(folder: Path) -> None:
+    """The weights of `folder` are there and whole, checked before any work: a safetensors file's header and
+    its coverage of the file (safe_open reads no tensor); a pickle is checked when it is loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files and not (Path(folder) / "pytorch_model.bin").is_file():
+        raise ModelFolderError(
+            f"{folder} has no weights (model.safetensors or pytorch_model.bin); "
+            "export the model again or point at the folder that holds them"
+        )
+    for path in files:
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except (SafetensorError, OSError) as e:
+            raise _unreadable(path, e) from None
+
+
+def _unreadable(path: Path, error: Exception) -> ModelFolderError:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    return ModelFolderError(
+        f"{path} ({path.stat().st_size:,} bytes) cannot be read as weights ({first}): the file is empty, "
+        "truncated or not a weights file; export or download it again"
+    )
+
+
+def read_weight_file(path: Path) -> dict[str, torch.Tensor]:
+    """One weights file (safetensors, or a torch pickle read with weights_only): a missing, empty, truncated or
+    foreign file is one ModelFolderError line naming it, not the loader's traceback."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelFolderError(f"{path} is missing (the weight index names it); export the model again")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as e:
+        raise _unreadable(path, e) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFolderError(f"{path} holds no state dict of tensors; give the model's weights file")
+    return state
 
 
 def _normalise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -58,7 +58,7 @@ def resolve_token() -> str:
 
 def check_model_folder(folder: Path) -> None:
     """A folder with a deberta-v2 config.json and weights; checked before any work is done."""
-    from factory.export import read_config
+    from factory.export import check_weights, read_config
 
     read_config(folder)  # raises a one-line ModelFolderError for a missing folder / config / wrong model_type
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
@@ -66,6 +66,7 @@ def check_model_folder(folder: Path) -> None:
             f"{folder} has no weights ({' or '.join(WEIGHT_FILES[::2])}); publish the folder that pre-training "
             "or `factory init` exported"
         )
+    check_weights(folder)  # and they are whole: an empty or truncated file is one line before staging
 
 
 # ---- staging ------------------------------------------------------------------------------------

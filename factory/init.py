@@ -15,7 +15,7 @@ def init_model(config: InitConfig) -> dict[str, Any]:
     from factory.manifest import InitManifest, write_manifest
     from factory.model import build_model, save_model
     from factory.outputs import staged_output
-    from factory.presets import VocabSize, count_parameters, shape_of
+    from factory.presets import VocabSize, check_memory, count_parameters, shape_of
     from factory.tokenizer import Tokenizer, copy_tokenizer_files
 
     if config.vocab is not None:
@@ -24,11 +24,12 @@ def init_model(config: InitConfig) -> dict[str, Any]:
         vocab = VocabSize.parse(config.vocab_size, config.layout)
     shape = shape_of(config)  # the preset, or a custom shape from it: config.json's `factory` section says which
     model_config = shape.config(vocab, labels=tuple(f"LABEL_{i}" for i in range(config.num_labels)))
+    counts = count_parameters(model_config)
+    check_memory(counts["total"], 4, f"a {shape.describe()} model in fp32")
     with staged_output(config.out, config.force) as tmp:
         save_model(build_model(model_config, config.head, seed=config.seed), tmp)
         if config.vocab is not None:
             copy_tokenizer_files(config.vocab, tmp)
-        counts = count_parameters(model_config)
         manifest = InitManifest(
             arguments=to_json(config), parameters=counts, preset=shape.name, base_preset=shape.base,
             shape=shape.sizes(),

@@ -15,17 +15,53 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from factory.errors import OutputExistsError
+from factory.errors import OutputExistsError, short_path
+
+STAGING_ROOM = 24  # the staged copy's name is the folder's plus `.` and `.tmp-XXXXXXXX` (or `.old-PID`)
 
 
-def check_output(path: Path, force: bool) -> None:
-    """Refuse a non-empty output folder unless `force`; checked before any work is done."""
-    if path.exists() and not path.is_dir():
-        raise OutputExistsError(f"--out {path} is a file; give a folder path")
+def check_output(path: Path, force: bool, flag: str = "--out") -> None:
+    """Refuse a non-empty output folder unless `force`, and a path that cannot be a folder we write
+    (`check_target`); checked before any work is done."""
+    path = Path(path)
+    check_target(path, flag)
     if path.is_dir() and any(path.iterdir()) and not force:
         raise OutputExistsError(
-            f"--out {path} exists and is not empty; pass --force to replace it, or pick another folder"
+            f"{flag} {path} exists and is not empty; pass --force to replace it, or pick another folder"
         )
+
+
+def check_target(path: Path, flag: str = "--out") -> None:
+    """A folder a step is about to create or write into: every name short enough for the file system, not a
+    file, and under a folder this process may write. Checked up front, so a long run does not fail at its
+    first write (or its last: the staged folder's rename) with an OSError."""
+    path = Path(path)
+    ancestor = path.absolute()
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    limit = _name_max(ancestor if ancestor.is_dir() else ancestor.parent)
+    for i, part in enumerate(path.parts):
+        size, room = len(os.fsencode(part)), limit - (STAGING_ROOM if i == len(path.parts) - 1 else 0)
+        if size > room:
+            staged = f" less {STAGING_ROOM} for the staged copy beside it" if room < limit else ""
+            raise OutputExistsError(
+                f"{flag} {short_path(path)}: a name of {size} bytes, over the {room} this file system allows "
+                f"({limit} per name{staged}); use a shorter name"
+            )
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{flag} {path} is a file; give a folder path")
+    if not ancestor.is_dir():
+        raise OutputExistsError(f"{flag} {path}: {ancestor} is a file, not a folder; give a folder path")
+    writable = path if path.is_dir() else ancestor
+    if not os.access(writable, os.W_OK | os.X_OK):
+        raise OutputExistsError(f"{flag} {path}: this user may not write in {writable}; pick a folder you can write")
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 @contextlib.contextmanager

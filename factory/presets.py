@@ -158,12 +158,29 @@ def custom_label(layers: int, hidden: int, heads: int | None, ffn: int | None, b
     return f"custom ({', '.join(parts)})"
 
 
-def shape_problems(preset: str, hidden: int | None, heads: int | None) -> list[str]:
-    """What is wrong with a shape override (the configs' `problems()` report it with their other problems).
-    Depth and FFN size only have their lower bounds; the heads must divide the hidden size."""
+# Upper bounds of a shape override, checked before anything is built. The largest published DeBERTa
+# (v2-xxlarge) has 48 layers of width 1536; these leave room for far larger experiments while refusing a typo
+# (`--layers 100000`) that would spend minutes building modules, or exhaust memory, before saying anything.
+MAX_LAYERS = 1024
+MAX_HIDDEN = 32768
+MAX_FFN = 4 * MAX_HIDDEN
+
+
+def shape_problems(
+    preset: str, hidden: int | None, heads: int | None, layers: int | None = None, ffn: int | None = None
+) -> list[str]:
+    """What is wrong with a shape override (the configs' `problems()` report it with their other problems): a
+    size past its bound (MAX_*), or heads that do not divide the hidden size."""
     p = PRESETS.get(preset)
     if p is None:  # an unknown preset is reported by the option's choices
         return []
+    why = "the largest DeBERTa (v2-xxlarge) has 48 layers of width 1536"
+    bounds = (("--layers", layers, MAX_LAYERS), ("--hidden", hidden, MAX_HIDDEN), ("--ffn", ffn, MAX_FFN))
+    too_big = [f"{flag} {value} is over factory's bound of {bound} ({why}; a larger shape takes minutes just to "
+               "build, or more memory than a machine has)"
+               for flag, value, bound in bounds if value and value > bound]  # fmt: skip
+    if too_big:
+        return too_big
     width, count = hidden or p.hidden, heads or p.heads
     if width % count == 0:
         return []
@@ -183,7 +200,7 @@ def get_shape(preset: str, layers: int | None = None, hidden: int | None = None,
               ffn: int | None = None) -> Shape:  # fmt: skip
     """A preset with the sizes given instead of its own; --ffn defaults to 4 x hidden, every preset's ratio."""
     base = get_preset(preset)
-    problems = shape_problems(preset, hidden, heads)
+    problems = shape_problems(preset, hidden, heads, layers, ffn)
     if problems:
         raise ConfigError("; ".join(problems))
     width = hidden or base.hidden
@@ -239,16 +256,46 @@ class VocabSize:
 
 
 def count_parameters(config: ModelConfig) -> dict[str, int]:
-    """Backbone / embedding / total parameters of the bare encoder, counted on a meta-device model."""
+    """Backbone / embedding / total parameters of the bare encoder: a one-layer model is instantiated on the
+    meta device (no memory) and its layer counted once per layer, so any depth is counted in milliseconds."""
     import torch
 
     from factory.model.encoder import DebertaModel
 
     with torch.device("meta"):
-        model = DebertaModel(config)
-    total = sum(p.numel() for p in model.parameters())
+        model = DebertaModel(config.replace(num_hidden_layers=1))
+    total = sum(p.numel() for p in model.parameters()) + (config.num_hidden_layers - 1) * layer_parameters(model)
     embedding = model.embeddings.word_embeddings.weight.numel()
     return {"backbone": total - embedding, "embedding": embedding, "total": total}
+
+
+def check_memory(parameters: int, bytes_each: int, what: str) -> None:
+    """Refuse to build what cannot fit in this machine's available memory (Linux's MemAvailable), before the
+    allocator fails part-way through building it. Unknown available memory: no check."""
+    available = available_memory()
+    needed = parameters * bytes_each
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"{what} needs {needed / 2**30:,.1f} GiB ({parameters:,} parameters x {bytes_each} bytes) and this machine "
+            f"has {available / 2**30:,.1f} GiB available; use a smaller shape or --vocab-size, or a larger machine"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable), or None where /proc/meminfo is absent."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def layer_parameters(model) -> int:
+    """Parameters of one encoder layer of a (meta) DebertaModel: every layer has the same."""
+    return sum(p.numel() for p in model.encoder.layer[0].parameters())
 
 
 def preset_table(vocab: VocabSize) -> list[dict]:

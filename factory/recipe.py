@@ -27,6 +27,7 @@ from factory.config import Layer, check, command_line, fail, to_json, to_values
 from factory.configs import DEFAULT_VOCAB_SIZE, VocabConfig
 from factory.errors import FactoryError, RecipeError
 from factory.manifest import find_manifest, manifest_fingerprint, schema_for
+from factory.outputs import check_target
 from factory.resources import find
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,8 @@ def _resolve(value: Any, base: Path) -> Any:
 
 def build_plan(recipe: dict[str, Any], run_dir: Path, publish: bool = False) -> list[Step]:
     """The recipe as a list of resolved steps under `run_dir`, in pipeline order; every key of every step is
-    checked, and all the problems are reported in one error."""
+    checked, and all the problems are reported in one error. A run folder that cannot be one is refused first."""
+    check_target(run_dir, "--run-dir")
     planner = _Planner(recipe, run_dir)
     plan = [step for step in planner.steps(publish) if step.config is not None]
     if planner.problems:

@@ -21,20 +21,31 @@ SPECIAL_TOKENS = {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2, "[UNK]": 3}
 MASK_TOKEN = "[MASK]"  # id = number of SentencePiece pieces
 
 
+def load_spm(path: Path | str):
+    """A SentencePiece model file, or one FactoryError line: missing, empty (sentencepiece then says "unk is
+    not defined"), truncated or another kind of file."""
+    import sentencepiece as spm
+
+    path = Path(path)
+    if not path.is_file():
+        raise FactoryError(f"{path} does not exist; point at a vocabulary made by `factory vocab`")
+    if path.stat().st_size == 0:
+        raise FactoryError(f"{path} is empty (0 bytes), not a SentencePiece model; rebuild it with `factory vocab`")
+    try:
+        return spm.SentencePieceProcessor(model_file=str(path))
+    except (OSError, RuntimeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise FactoryError(
+            f"{path} is not a SentencePiece model ({first[:120]}); rebuild it with `factory vocab`"
+        ) from None
+
+
 class Tokenizer:
     pad_id, cls_id, sep_id, unk_id = 0, 1, 2, 3
 
     def __init__(self, model_file: Path | str):
-        import sentencepiece as spm
-
         self.path = Path(model_file)
-        try:
-            self.sp = spm.SentencePieceProcessor(model_file=str(self.path))
-        except (OSError, RuntimeError) as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise FactoryError(
-                f"{self.path} is not a SentencePiece model ({first[:120]}); rebuild it with `factory vocab`"
-            ) from None
+        self.sp = load_spm(self.path)
         for piece, idx in SPECIAL_TOKENS.items():
             if self.sp.id_to_piece(idx) != piece:
                 raise FactoryError(

@@ -184,9 +184,9 @@ def write_hf_files(folder: Path, max_length: int = 512) -> dict[str, int]:
     tokenizer.json carries exactly the pipeline transformers 5.x builds for DebertaV2Tokenizer, so that a
     plain `tokenizers.Tokenizer.from_file` or `PreTrainedTokenizerFast` gives the same ids as well.
     """
-    import sentencepiece as spm
+    from factory.tokenizer import load_spm
 
-    sp = spm.SentencePieceProcessor(model_file=str(folder / "spm.model"))
+    sp = load_spm(folder / "spm.model")
     pieces = sp.get_piece_size()
     for piece, idx in SPECIALS.items():
         if sp.id_to_piece(idx) != piece:
@@ -337,6 +337,7 @@ def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
     sources = [C.Source.parse(c) for c in args.corpus]
     if not sources:
         raise FactoryError("no --corpus given: pass --corpus PATH (or lang=PATH), or a --spec with a corpus")
+    C.check_apart(args.out, sources)
     langs = list(dict.fromkeys(args.langs or [s.lang for s in sources if s.lang]))
     if not langs:
         raise FactoryError("which language(s)? pass --lang pt, --langs en,pt,ru or --corpus pt=PATH")

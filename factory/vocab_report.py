@@ -31,9 +31,9 @@ class LanguageReport:
 
 def evaluate(folder: Path, texts_by_lang: dict[str, list[str]]) -> dict[str, dict]:
     """Per-language figures of the vocabulary in `folder` on the given texts (plus `all`)."""
-    import sentencepiece as spm
+    from factory.tokenizer import load_spm
 
-    sp = spm.SentencePieceProcessor(model_file=str(Path(folder) / "spm.model"))
+    sp = load_spm(Path(folder) / "spm.model")
     chars_in_vocab = {ch for i in range(sp.get_piece_size()) for ch in sp.id_to_piece(i)}
     unk = sp.unk_id()
     out, totals = {}, Counter()

@@ -273,9 +273,10 @@ def test_label_names_map_to_ids_and_are_inferred(tmp_path):
     from factory.errors import FactoryError
     from factory.evaluate.data import infer_labels, label_id, to_examples
 
-    rows = [{"text": "a", "label": "positive", "language": "en"}, {"text": "b", "label": 0, "language": "en"}]
-    examples = to_examples(rows, "x", "text", None, ("negative", "positive"))["en"]
-    assert [e.label for e in examples] == [1, 0]
+    for a, b in (("positive", "negative"), (1, 0)):  # names or ids (mixing them is refused: test_faults)
+        rows = [{"text": "a", "label": a, "language": "en"}, {"text": "b", "label": b, "language": "en"}]
+        examples = to_examples(rows, "x", "text", None, ("negative", "positive"))["en"]
+        assert [e.label for e in examples] == [1, 0]
     assert label_id("1", ("negative", "positive"), "tsv") == 1  # tsv gives ids as text
     with pytest.raises(FactoryError, match="'neutral' is neither one of negative, positive"):
         label_id("neutral", ("negative", "positive"), "row 3")

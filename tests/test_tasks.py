@@ -255,6 +255,26 @@ def test_task_types_and_sift_give_the_same_numbers_on_two_processes(model, tmp_p
             assert (outs[2] / task / "predictions" / path.name).read_text() == path.read_text(), (task, path.name)
 
 
+@pytest.mark.parametrize(
+    "train, test, needles",
+    [
+        ([0, "paraphrase", 1], [0, 1], ["train.en.jsonl line 2", "'paraphrase' is a name", "line 1 has the id 0"]),
+        ([0, 1, 1.5], [0, 1], ["train.en.jsonl line 3", "1.5 is not an integer id"]),
+        ([0, 0, 0], [0, 1], ["validation.de.jsonl line 2", "label 'paraphrase' never occurs in the en train examples"]),
+    ],
+)  # fmt: skip
+def test_suite_folders_check_labels_as_classify_does(model, tmp_path, train, test, needles):
+    """A suite's local folder (here PAW-X's) gets the same label checks as `eval classify`'s files: ids and
+    names not mixed, no fractional ids, no evaluated label the train examples never have; file and line named."""
+    data = tmp_path / "d"
+    _write(data, "train.en.jsonl", [{"sentence1": f"a{i}", "sentence2": "b", "label": v} for i, v in enumerate(train)])
+    for split in ("validation", "test"):
+        _write(data, f"{split}.de.jsonl", [{"sentence1": "a", "sentence2": "b", "label": v} for v in test])
+    out = tmp_path / "out"
+    args = ["eval", "pawsx", "--model", str(model), "--data", str(data), "--langs", "de", "--out", str(out)]
+    one_error_line(CliRunner().invoke(cli, args), *needles, out=out)
+
+
 def test_bad_answer_start_is_one_line_exit_2(model, tmp_path):
     data = tmp_path / "d"
     row = {"id": "a", "question": "q", "context": "um dois", "answers": {"text": ["dois"], "answer_start": [0]}}

@@ -42,9 +42,9 @@ def _run(suite_name: str, config_class: type, flags: dict) -> None:
 
 
 def _echo_summary(report: dict, out: Path) -> None:
-    from accelerate import PartialState
+    from factory.launch import is_main_process
 
-    if not PartialState().is_main_process:
+    if not is_main_process():  # N launched processes print what one prints
         return
     if report.get("benchmark"):
         return _echo_benchmark(report, out)

@@ -29,6 +29,7 @@ def pretrain(**flags) -> None:
       factory pretrain --preset debug --layers 4 --hidden 128 --heads 4 --vocab-size 16k --dry-run --out r/
       accelerate launch -m factory pretrain --vocab v/ --shards s/ --preset base --out runs/base --resume auto
     """
+    from factory.launch import is_main_process
     from factory.pretrain import dry_run_lines, run_pretrain
 
     config = resolve(PretrainConfig, [from_flags(flags)])
@@ -37,6 +38,8 @@ def pretrain(**flags) -> None:
             click.echo(line)
         return
     figures = run_pretrain(config)
+    if not is_main_process():  # N launched processes print what one prints
+        return
     final = {k: (v if v is not None else float("nan")) for k, v in figures["final"].items()}
     click.echo(
         f"wrote {config.out}: {figures['steps']:,} steps, {figures['tokens']:,} tokens; generator loss "

@@ -60,9 +60,12 @@ def report(**flags) -> None:
       factory vocab report vocab-pt/ vocab-250k/ --corpus pt=pt.txt --corpus en=en.txt
     """
     from factory.errors import FactoryError
+    from factory.outputs import check_target
     from factory.vocab_report import evaluate, read_texts, report_markdown
 
     config = resolve(VocabReportConfig, [from_flags(flags)])
+    if config.out is not None:
+        check_target(config.out)  # before the texts are read: a file or an unwritable path is one line
     texts = read_texts(config.corpus, config.text_field, config.max_docs)
     reports = {}
     for folder in config.folders:

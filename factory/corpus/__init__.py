@@ -26,6 +26,7 @@ from factory.corpus.reading import (
     TEXT_SUFFIXES,
     Source,
     Unit,
+    check_apart,
     open_stream,
     read_file,
     read_source,
@@ -39,6 +40,7 @@ from factory.corpus.sampling import SampleResult, build_sample, collect, sample_
 __all__ = [
     "HINTS", "JSONL_SUFFIXES", "REASONS", "TABLE_SUFFIXES", "TEXT_SUFFIXES", "Chunk", "Cleaning", "CorpusStats",
     "LanguageFilter", "Pipeline", "SampleResult", "SeenFilter", "Source", "Unit", "Workers", "build_sample",
-    "chunks", "collect", "filter_keys", "nothing_kept", "open_stream", "process_chunk", "read_file", "read_source",
+    "check_apart", "chunks", "collect", "filter_keys", "nothing_kept", "open_stream", "process_chunk", "read_file",
+    "read_source",
     "read_unit", "sample_sizes", "source_files", "source_units", "text_size", "write_sample",
 ]  # fmt: skip

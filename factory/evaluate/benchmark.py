@@ -15,6 +15,7 @@ from typing import Any
 from factory.errors import FactoryError
 from factory.evaluate.runner import Prepared, Request, execute, make_accelerator, prepare
 from factory.evaluate.suite import select_tasks
+from factory.launch import check_launch
 
 KEEP = ("task", "metrics", "main_metric", "languages", "train_language", "runs", "seeds", "results", "average",
         "references", "dataset", "control", "control_average", "gain")  # fmt: skip
@@ -67,6 +68,8 @@ def run_benchmark(request: Request) -> dict[str, Any]:
         read_parallel(r.data, "en", r.languages)
     prepared: list[Prepared] = [prepare(r, check_out=False) for r in requests if r not in retrieval]
     accelerator = make_accelerator(request.settings.precision) if prepared else None
+    if accelerator is not None:
+        check_launch(accelerator.num_processes, f"the {request.suite.name} benchmark")
     reports = {p.request.suite.name: execute(p, accelerator) for p in prepared}
     for r in retrieval:
         reports[r.suite.name] = _retrieval(r)

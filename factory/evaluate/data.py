@@ -44,10 +44,17 @@ class Example:
     text_b: str | None
     label: int | float
     id: str = ""
+    where: str = dataclasses.field(default="", compare=False)  # "FILE line N": for messages about this example
 
 
 def read_rows(path: Path) -> list[dict]:
     """The rows of one jsonl / tsv / parquet file as dicts; an unreadable file is one clear error."""
+    return read_numbered(path)[0]
+
+
+def read_numbered(path: Path) -> tuple[list[dict], list[str]]:
+    """The rows of one file and where each is ("line 7" in a jsonl or tsv file, "row 7" in a parquet table),
+    so a message can point at the row; an unreadable file is one clear error."""
     import pyarrow as pa
 
     try:
@@ -58,10 +65,11 @@ def read_rows(path: Path) -> list[dict]:
         raise FactoryError(f"cannot read {path} ({str(e).splitlines()[0][:120]}); check the file") from None
 
 
-def _read_rows(path: Path) -> list[dict]:
+def _read_rows(path: Path) -> tuple[list[dict], list[str]]:
     ext = path.name.rsplit(".", 1)[-1]
+    rows: list[dict] = []
+    places: list[str] = []
     if ext == "jsonl":
-        rows = []
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
                 if line.strip():
@@ -69,62 +77,140 @@ def _read_rows(path: Path) -> list[dict]:
                         rows.append(json.loads(line))
                     except json.JSONDecodeError as e:
                         raise FactoryError(f"{path}:{number}: not JSON ({e.msg}); one object per line") from None
-        return rows
+                    places.append(f"line {number}")
+        return rows, places
     if ext == "tsv":
         with open(path, encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            for row in reader:
+                rows.append(row)
+                places.append(f"line {reader.line_num}")
+        return rows, places
     if ext == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        rows = pq.read_table(path).to_pylist()
+        return rows, [f"row {i}" for i in range(1, len(rows) + 1)]
     raise FactoryError(f"{path}: unknown format; use one of .{', .'.join(FORMATS)}")
 
 
 def to_examples(
-    rows: list[dict], where: str, text_a: str, text_b: str | None, labels: Sequence[str], language: str | None = None
+    rows: list[dict],
+    where: str,
+    text_a: str,
+    text_b: str | None,
+    labels: Sequence[str],
+    language: str | None = None,
+    places: list[str] | None = None,
 ) -> dict[str, list[Example]]:
-    """Rows -> examples per language, checking columns and labels (a name in `labels` or an id 0..n-1)."""
+    """Rows -> examples per language, checking columns and labels: every label a name in `labels` or an id
+    0..n-1, and all of them names or all ids (`LabelKinds`). `places`: where each row is in its file."""
     out: dict[str, list[Example]] = defaultdict(list)
+    kinds = LabelKinds(labels)
     for number, row in enumerate(rows, 1):
+        place = f"{where} {places[number - 1] if places else f'row {number}'}"
         missing = [c for c in (text_a, text_b, "label") if c and c not in row]
         lang = row.get("language", language)
         if lang is None:
             missing.append("language")
         if missing:
-            raise FactoryError(f"{where} row {number}: no column {', '.join(missing)}; see `--help` for the layout")
-        label = label_id(row["label"], labels, f"{where} row {number}")
-        out[str(lang)].append(Example(str(row[text_a]), str(row[text_b]) if text_b else None, label))
+            raise FactoryError(f"{place}: no column {', '.join(missing)}; see `--help` for the layout")
+        label = label_id(row["label"], labels, place)
+        kinds.check(row["label"], place)
+        out[str(lang)].append(Example(str(row[text_a]), str(row[text_b]) if text_b else None, label, where=place))
     return dict(out)
+
+
+def _as_id(value: object) -> int | None:
+    """The integer id a label value spells (7, 7.0, "7"), or None for a name; NaN, fractions and booleans are
+    refused, as no class can be meant by them (json reads NaN; a parquet float column holds 1.5)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value} is a boolean, not a label")
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("is NaN (a missing label?)")
+        if not value.is_integer():
+            raise ValueError(f"{value} is not an integer id")
+        return int(value)
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text) if text.lstrip("-").isdigit() else None
 
 
 def label_id(value: object, labels: Sequence[str], where: str) -> int:
     """A label name -> its index in `labels`; an integer id (or its text, as tsv gives it) -> itself."""
+    try:
+        number = _as_id(value)
+    except ValueError as e:
+        raise FactoryError(
+            f"{where}: label {e}; give one of {', '.join(labels)} or an id 0..{len(labels) - 1}"
+        ) from None
     if str(value) in labels:
         return list(labels).index(str(value))
-    try:
-        label = int(str(value)) if not isinstance(value, bool) else None
-    except ValueError:
-        label = None
-    if label is None:
+    if number is None:
         raise FactoryError(f"{where}: label {value!r} is neither one of {', '.join(labels)} nor an integer id")
-    if not 0 <= label < len(labels):
+    if not 0 <= number < len(labels):
         raise FactoryError(
-            f"{where}: label {label} is outside 0..{len(labels) - 1}; labels are ids or names ({', '.join(labels)})"
+            f"{where}: label {number} is outside 0..{len(labels) - 1}; labels are ids or names ({', '.join(labels)})"
         )
-    return label
+    return number
+
+
+def _mixed(first: dict[str, tuple[object, str]]) -> FactoryError:
+    """The one line for labels given both ways: `first` maps "id"/"name" to the first such label and its place,
+    in the order they were met, so the line starts at the later one."""
+    (early_kind, (early, early_place)), (kind, (value, place)) = first.items()
+    article = "an" if kind == "id" else "a"
+    return FactoryError(
+        f"{place}: label {value!r} is {article} {kind} but {early_place} has the {early_kind} {early!r}; give every "
+        "label as a name or every label as an id 0..n-1, not both"
+    )
+
+
+class LabelKinds:
+    """Labels are all names or all ids, never both: a file mixing `0` and `"neutral"` has no one meaning (is 0
+    the first name, or a class of its own?), so the first of the other kind is one line naming both rows.
+    Where the label names are the ids themselves ("0", "1", ... as `infer_labels` makes them), all are ids."""
+
+    def __init__(self, labels: Sequence[str]):
+        self.ids_are_names = list(labels) == [str(i) for i in range(len(labels))]
+        self.first: dict[str, tuple[object, str]] = {}
+
+    def check(self, value: object, where: str) -> None:
+        kind = "id" if self.ids_are_names or _as_id(value) is not None else "name"
+        self.first.setdefault(kind, (value, where))
+        if len(self.first) == 2:
+            raise _mixed(self.first)
 
 
 def infer_labels(files: dict[str, Path]) -> tuple[str, ...]:
     """Label names for `eval classify` without --labels: a parquet file's `ClassLabel` names (written by
-    `datasets`), else the distinct string labels sorted (a deterministic order), else ids 0..max as names."""
+    `datasets`), else the distinct string labels sorted (a deterministic order), else ids 0..max as names.
+    A label that is neither (NaN, 1.5), or a mix of ids and names, is one line naming its file and row."""
     for path in files.values():
         names = classlabel_names(path)
         if names:
             return names
-    values = {row.get("label") for path in files.values() for row in read_rows(path)} - {None}
-    if values and all(isinstance(v, int) or str(v).isdigit() for v in values):
-        return tuple(str(i) for i in range(max(int(v) for v in values) + 1))
-    return tuple(sorted(str(v) for v in values))
+    first: dict[str, tuple[object, str]] = {}  # "id" / "name" -> the first such label and where it is
+    found: set[str] = set()
+    for path in files.values():
+        rows, places = read_numbered(path)
+        for row, place in zip(rows, places, strict=True):
+            value = row.get("label")
+            if value is None:
+                continue
+            try:
+                number = _as_id(value)
+            except ValueError as e:
+                raise FactoryError(f"{path} {place}: label {e}; give a name or an integer id") from None
+            first.setdefault("id" if number is not None else "name", (value, f"{path} {place}"))
+            found.add(str(number) if number is not None else str(value))
+    if len(first) == 2:
+        raise _mixed(first)
+    if "id" in first:
+        return tuple(str(i) for i in range(max(int(v) for v in found) + 1))
+    return tuple(sorted(found))
 
 
 def classlabel_names(path: Path) -> tuple[str, ...] | None:
@@ -152,7 +238,8 @@ def load_folder(folder: Path, text_a: str, text_b: str | None, labels: Sequence[
         if len(parts) not in (2, 3) or parts[-1] not in FORMATS or parts[0] not in SPLIT_ALIASES:
             continue
         split, lang = SPLIT_ALIASES[parts[0]], (parts[1] if len(parts) == 3 else None)
-        for language, examples in to_examples(read_rows(path), str(path), text_a, text_b, labels, lang).items():
+        rows, places = read_numbered(path)
+        for language, examples in to_examples(rows, str(path), text_a, text_b, labels, lang, places).items():
             data.setdefault(split, {}).setdefault(language, []).extend(examples)
     if not data:
         raise FactoryError(
@@ -199,14 +286,22 @@ def load_files(files: dict[str, Path], text_a: str, text_b: str | None, labels: 
     """One file per split (`factory eval classify --train F --test F`), each with a `language` column."""
     data: Data = {}
     for split, path in files.items():  # checked by `check_files` when the request was made
-        data[split] = to_examples(read_rows(path), str(path), text_a, text_b, labels)
+        rows, places = read_numbered(path)
+        data[split] = to_examples(rows, str(path), text_a, text_b, labels, places=places)
     return data
 
 
 def check_data(
-    data: Data, train_language: str, languages: list[str], where: str, splits: tuple[str, ...] = SPLITS[1:]
+    data: Data,
+    train_language: str,
+    languages: list[str],
+    where: str,
+    splits: tuple[str, ...] = SPLITS[1:],
+    labels: Sequence[str] = (),
 ) -> None:
-    """Train and every evaluated split present; train has the train language; eval splits have every language."""
+    """Train and every evaluated split present; train has the train language; eval splits have every language;
+    every evaluated label occurs in the training examples (a class the model never saw cannot be predicted:
+    a typo in a test file, or a name the train file spells another way)."""
     for split in ("train", *splits):
         if split not in data:
             raise FactoryError(f"{where} has no {split} split; add {split}.jsonl (or .tsv/.parquet) to it")
@@ -221,6 +316,19 @@ def check_data(
             raise FactoryError(
                 f"{where}: the {split} split has no examples for {', '.join(lacking)}; drop them from --langs"
             )
+    if not labels:  # a classification task's labels: the other task types have no class to be unseen
+        return
+    trained = {e.label for e in data["train"][train_language]}
+    for split in splits:
+        for lang in languages:
+            unseen = next((e for e in data[split][lang] if e.label not in trained), None)
+            if unseen is not None:
+                name = labels[unseen.label] if unseen.label < len(labels) else str(unseen.label)
+                known = ", ".join(labels[i] if i < len(labels) else str(i) for i in sorted(trained))
+                raise FactoryError(
+                    f"{unseen.where or where}: label {name!r} never occurs in the {train_language} train examples "
+                    f"({known}); fix the label, or add train examples of it"
+                )
 
 
 # ---- every task type: rows from a folder or a Hub dataset, then examples ------------------------------------
@@ -240,8 +348,9 @@ def folder_rows(folder: Path, splits: Sequence[str], language: str | None) -> Ro
         if len(parts) not in (2, 3) or parts[-1] not in FORMATS or parts[0] not in names:
             continue
         split, in_name = names[parts[0]], (parts[1] if len(parts) == 3 else None)
-        for number, row in enumerate(read_rows(path), 1):
-            where = f"{path} row {number}"
+        rows, places = read_numbered(path)
+        for row, place in zip(rows, places, strict=True):
+            where = f"{path} {place}"
             if not isinstance(row, dict):
                 raise FactoryError(f"{where}: not an object of columns")
             lang = row.get("language", in_name) or language
@@ -290,6 +399,7 @@ def examples_of(kind: str, rows: list[tuple[str, dict]], columns: dict[str, str 
                 drop_labels: Sequence = ()) -> list:  # fmt: skip
     """Rows -> the task type's examples, every row checked (a bad one is one line naming it)."""
     convert = {"classification": _classified, "regression": _regressed, "tokens": _tagged, "qa": _answered}[kind]
+    kinds = LabelKinds(labels) if kind == "classification" else None
     out = []
     for where, row in rows:
         missing = [c for c in columns.values() if c and c not in row]
@@ -298,7 +408,10 @@ def examples_of(kind: str, rows: list[tuple[str, dict]], columns: dict[str, str 
         label = row.get(columns.get("label") or "label")
         if drop_labels and label in drop_labels:
             continue  # PAWS-X's -1 rows (no label), GLUE's unlabelled test
-        out.append(convert(where, row, columns, labels))
+        example = convert(where, row, columns, labels)
+        if kinds is not None:
+            kinds.check(label, where)
+        out.append(example)
     return out
 
 
@@ -308,7 +421,8 @@ def _text(row: dict, column: str | None) -> str | None:
 
 def _classified(where, row, columns, labels) -> Example:
     label = label_id(row[columns["label"]], labels, where)
-    return Example(_text(row, columns["text_a"]), _text(row, columns.get("text_b")), label, str(row.get("id", "")))
+    return Example(_text(row, columns["text_a"]), _text(row, columns.get("text_b")), label, str(row.get("id", "")),
+                   where)  # fmt: skip
 
 
 def _regressed(where, row, columns, labels) -> Example:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from factory.configs import RetrievalConfig
+from factory.errors import ConfigError
 from factory.evaluate.parallel import Pairs, Parallel
 from factory.tokenizer import Tokenizer
 
@@ -180,8 +181,14 @@ def run(config: RetrievalConfig) -> dict[str, Any]:
     from factory.evaluate.parallel import read_parallel
     from factory.evaluate.runner import check_model
     from factory.export import read_config
+    from factory.launch import launched_processes
     from factory.outputs import check_output
 
+    if launched_processes() > 1:
+        raise ConfigError(
+            "retrieval runs in one process (it fine-tunes nothing: seconds on a CPU); run `factory eval retrieval` "
+            "without torchrun / accelerate launch"
+        )
     check_model(config.model)
     check_output(config.out, config.force)
     data = read_parallel(config.data, config.pivot, config.langs)  # every data problem before a model is built
@@ -209,15 +216,8 @@ def run(config: RetrievalConfig) -> dict[str, Any]:
     if CONTROL in measured:
         arm, control, control_average = measured[CONTROL]
         report = with_control(report, arm, control, control_average, DIRECTIONS)
-    if _is_main_process():
-        _write(config, report)
+    _write(config, report)
     return report
-
-
-def _is_main_process() -> bool:
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
 
 
 def _write(config: RetrievalConfig, report: dict[str, Any]) -> None:

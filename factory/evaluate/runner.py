@@ -19,6 +19,7 @@ from factory.evaluate.control import CONTROL, PRETRAINED, Arm, arms, with_contro
 from factory.evaluate.data import Data, check_data, examples_of, folder_rows, hub_rows, load_files
 from factory.evaluate.suite import Suite
 from factory.evaluate.tasks import TaskType, task_type
+from factory.launch import check_launch
 
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("validation", "test")
@@ -111,10 +112,11 @@ def _hub(request: Request, languages: list[str]) -> dict:
 def check_model(folder: Path) -> None:
     """A deberta-v2 folder with spm.model: checked before any data is read."""
     import factory.model  # noqa: F401  (before factory.export: importing that one first is circular)
-    from factory.export import read_config
+    from factory.export import check_weights, read_config
     from factory.tokenizer import SPM_FILE, Tokenizer
 
     config = read_config(folder)  # ModelFolderError for a missing folder, no config.json, or another model type
+    check_weights(folder)  # missing, empty or truncated weights: one line now, not after the data is read
     if not (folder / SPM_FILE).is_file():
         raise FactoryError(f"{folder} has no {SPM_FILE}; copy the vocabulary's spm.model into the model folder")
     Tokenizer.from_folder(folder).check_fits(config, folder)
@@ -151,14 +153,17 @@ def prepare(request: Request, check_out: bool = True) -> Prepared:
         present = set().union(*(set(by_lang) for by_lang in data.values()))
         languages = resolve_languages(suite, request.languages, request.train_language, present)
     assert languages is not None
-    check_data(data, request.train_language, languages, request.data, request.splits)
+    labels = suite.labels if suite.task == "classification" else ()  # main's unseen-label check: classes only
+    check_data(data, request.train_language, languages, request.data, request.splits, labels)
     return Prepared(request, task, data, languages)
 
 
 def run(request: Request) -> dict[str, Any]:
     """Check everything, then fine-tune and evaluate `request.runs` seeds; returns the results.json dict."""
     prepared = prepare(request)
-    return execute(prepared, make_accelerator(request.settings.precision))
+    accelerator = make_accelerator(request.settings.precision)
+    check_launch(accelerator.num_processes, "the evaluation")  # processes Accelerate did not join: one line
+    return execute(prepared, accelerator)
 
 
 def execute(prepared: Prepared, accelerator) -> dict[str, Any]:

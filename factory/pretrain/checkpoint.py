@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.config import to_json
 from factory.errors import ConfigError
+from factory.manifest import MANIFEST
+from factory.outputs import check_target, replace_folder
 
 if TYPE_CHECKING:
     from factory.configs import PretrainConfig
@@ -45,6 +46,21 @@ def checkpoint_dirs(out: Path) -> list[Path]:
         return []
     done = [p for p in folder.glob("step-*") if (p / TRAINER_STATE).is_file()]
     return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+
+def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's trainer.json, or one line saying the checkpoint cannot be resumed from."""
+    path = checkpoint / TRAINER_STATE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"{path} cannot be read ({type(e).__name__}: {str(e)[:80]}); resume from another checkpoint with "
+            "--resume PATH, or start over with --force"
+        ) from None
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise ConfigError(f"{path} is not a trainer state (no step); resume from another checkpoint with --resume PATH")
+    return state
 
 
 def find_resume(out: Path, resume: str | None) -> Path | None:
@@ -127,13 +143,23 @@ FLAGS = {"shape": "--layers/--hidden/--heads/--ffn", "vocab_fingerprint": "--voc
 
 
 def prepare_out(args: PretrainConfig) -> Path | None:
-    """The run folder: new (or --force to start over), or resumed from a checkpoint in it."""
+    """The run folder: new (or --force to start over), or resumed from a checkpoint in it. `--resume auto` in a
+    folder whose run was stopped before its first checkpoint starts over (what a job that always passes
+    --resume auto needs); a finished run is never restarted without --force. When this returns None, whatever
+    is in the folder may be cleared (`clear_run`)."""
     out = Path(args.out)
+    check_target(out)
     resume = find_resume(out, args.resume)
     earlier = [p for p in out.iterdir() if p.name != SHARDS] if out.is_dir() else []
-    if resume is None and earlier and not args.force:
-        raise ConfigError(f"--out {out} holds an earlier run; pass --resume auto to continue it or --force to restart")
-    return resume
+    if resume is not None or not earlier or args.force:
+        return resume
+    finished = (out / MANIFEST).is_file()  # the run's manifest is written last
+    if args.resume == "auto" and not finished:
+        log.info("%s has no complete checkpoint yet: starting from step 0", out)
+        return None
+    if args.resume == "auto":
+        raise ConfigError(f"--out {out} holds a finished run and no checkpoint to resume; pass --force to restart")
+    raise ConfigError(f"--out {out} holds an earlier run; pass --resume auto to continue it or --force to restart")
 
 
 def clear_run(out: Path) -> None:
@@ -177,10 +203,10 @@ def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n")  # last: it marks the folder complete
+        replace_folder(tmp, final)  # an older save of this step is renamed aside first: one of them is always whole
         for old in checkpoint_dirs(out)[:-keep] if keep > 0 else []:
+            (old / TRAINER_STATE).unlink()  # incomplete from here on, so a kill inside rmtree leaves no half resume
             shutil.rmtree(old, ignore_errors=True)
         log.info("checkpoint %s", final)
     accelerator.wait_for_everyone()

@@ -16,6 +16,7 @@ says why the probe moves no random stream and calls no wrapped forward).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -25,14 +26,16 @@ from typing import Any
 
 from factory.configs import PretrainConfig
 from factory.errors import ConfigError, TrainingError
+from factory.launch import check_launch
 from factory.outputs import fingerprint_file
+from factory.presets import check_memory
 from factory.pretrain.backends import make_accelerator, prepare_backend
 from factory.pretrain.batches import BatchOrder, Feed
 from factory.pretrain.checkpoint import (
-    TRAINER_STATE,
     check_resume,
     clear_run,
     prepare_out,
+    read_trainer_state,
     save_checkpoint,
     trainer_state,
 )
@@ -45,6 +48,7 @@ from factory.progress import progress
 from factory.rtd import rtd_loss
 from factory.tokenizer import Tokenizer
 
+log = logging.getLogger(__name__)
 LOG_FILE = "train.jsonl"
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}  # dense bf16/fp16
 STAT_KEYS = ("mlm_loss_sum", "rtd_loss_sum", "masked", "tokens", "replaced", "rtd_correct", "mlm_correct")
@@ -126,10 +130,11 @@ def check_inputs(args: PretrainConfig) -> Inputs:
     probe = open_probe(args, tokenizer)  # a bad --probe too
     shards = open_shards(args)
     plan = make_plan(args, shards.seq_len)
+    check_memory(plan.parameters["total"], 4, f"the RTD model ({plan.shape.describe()}) in fp32")  # built on the host
     mix = build_mix(args, shards, plan.batch, plan.steps)  # --alpha, the schedules and the shards' languages
     resume = prepare_out(args)
     fingerprint = fingerprint_file(Path(args.vocab) / "spm.model")
-    state = json.loads((resume / TRAINER_STATE).read_text()) if resume else None
+    state = read_trainer_state(resume) if resume else None
     if state:
         check_resume(state, args, plan, fingerprint, resume, mix)
     return Inputs(shards, plan, fingerprint, resume, state, mix, probe)
@@ -166,9 +171,10 @@ def setup(args: PretrainConfig) -> Run:
 
     inputs = check_inputs(args)
     plan, resume, out = inputs.plan, inputs.resume, Path(args.out)
-    if args.force and resume is None:
-        clear_run(out)
     accelerator = make_accelerator(args, plan, resolve_precision(args.mixed_precision), out / "logs")
+    check_launch(accelerator.num_processes, "the pre-training")  # before anything is cleared or written
+    if resume is None:  # a new run: prepare_out allowed clearing what is there (--force, or no checkpoint yet)
+        clear_run(out)
     if accelerator.num_processes != plan.processes:
         plan = make_plan(args, inputs.shards.seq_len, accelerator.num_processes)
     set_seed(args.seed)
@@ -274,8 +280,8 @@ def train(run: Run) -> dict[str, Any]:
                 state = trainer_state(run, done, elapsed)
                 run.last_checkpoint = save_checkpoint(acc, Path(args.out), done, state, args.keep)
     if not last and records.path.is_file():  # resumed a finished run: nothing trained, report the logged end
-        lines = records.path.read_text().splitlines()
-        last = json.loads(lines[-1]) if lines else {}
+        logged = read_records(records.path)
+        last = logged[-1] if logged else {}
     session = time.perf_counter() - t0
     return {
         "last": last,
@@ -302,20 +308,38 @@ def status(record: dict[str, Any], remaining_steps: int) -> str:
 
 # ---- what is logged ------------------------------------------------------------------------------
 class JsonlLog:
-    """train.jsonl on the main process: one record per logged step; a resume drops records past the checkpoint."""
+    """train.jsonl on the main process: one record per logged step; a resume drops records past the checkpoint
+    (and a record torn by a kill in the middle of its write: `read_records`)."""
 
     def __init__(self, path: Path, enabled: bool, resume_step: int | None):
         self.path, self.enabled = path, enabled
         if enabled and resume_step is not None and path.is_file():
-            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
-            path.write_text("".join(line + "\n" for line in kept))
+            kept = [r for r in read_records(path) if r["step"] <= resume_step]
+            path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         elif enabled and resume_step is None:
             path.write_text("")
 
     def write(self, record: dict) -> None:
         if self.enabled:
             with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps(record) + "\n")  # one write of the whole line: a kill tears at most this one
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a train.jsonl. A line that is not a whole record (a kill during its write leaves it cut
+    off, without its newline) is dropped with one warning: the checkpoint it belonged after was never
+    written, so resuming from the last checkpoint logs that step again."""
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            record = "torn"
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+        elif record is not None:
+            log.warning("%s line %d is not a whole record (cut off by an interrupted write?); dropped it", path, number)
+    return records
 
 
 @dataclass

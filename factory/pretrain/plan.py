@@ -30,7 +30,7 @@ from factory.configs import (
     PretrainConfig,
 )
 from factory.errors import ConfigError
-from factory.presets import Shape, VocabSize, as_shape, shape_of
+from factory.presets import Shape, VocabSize, as_shape, layer_parameters, shape_of
 from factory.rtd import max_predictions
 
 
@@ -81,7 +81,8 @@ def model_config(shape: Shape | str, vocab: VocabSize, dropout: float | None = N
 
 
 def count_rtd_parameters(shape: Shape | str, vocab: VocabSize, sharing: str = "gdes") -> dict[str, int]:
-    """Parameters of generator, discriminator and their shared/own embedding tables (meta device: free)."""
+    """Parameters of generator, discriminator and their shared/own embedding tables: one layer of each network
+    instantiated on the meta device (free) and counted once per layer (presets.count_parameters)."""
     import torch
 
     from factory.rtd import RTDModel
@@ -89,9 +90,11 @@ def count_rtd_parameters(shape: Shape | str, vocab: VocabSize, sharing: str = "g
     shape = as_shape(shape)
     config = model_config(shape, vocab)
     with torch.device("meta"):
-        model = RTDModel(config, shape.generator_layers, sharing)
+        model = RTDModel(config.replace(num_hidden_layers=1), 1, sharing)
     gen = sum(p.numel() for p in model.generator.parameters())
+    gen += (shape.generator_layers - 1) * layer_parameters(model.generator.deberta)
     disc = sum(p.numel() for p in model.discriminator.parameters())
+    disc += (config.num_hidden_layers - 1) * layer_parameters(model.discriminator.deberta)
     emb = vocab.rows * config.hidden_size
     extra = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("generator.", "discriminator.")))
     disc_emb = emb if sharing == "nes" else 0

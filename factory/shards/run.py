@@ -11,7 +11,18 @@ from pathlib import Path
 
 from factory.config import to_json
 from factory.configs import ShardsConfig
-from factory.corpus import Cleaning, CorpusStats, Pipeline, SeenFilter, Source, Unit, Workers, chunks, read_source
+from factory.corpus import (
+    Cleaning,
+    CorpusStats,
+    Pipeline,
+    SeenFilter,
+    Source,
+    Unit,
+    Workers,
+    check_apart,
+    chunks,
+    read_source,
+)
 from factory.errors import FactoryError, ManifestError, ShardError
 from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, TaskPart, find_manifest, write_manifest
 from factory.outputs import check_output, fingerprint_file, replace_folder
@@ -56,6 +67,7 @@ def check_inputs(config: ShardsConfig) -> Inputs:
     tok = Tokenizer.from_folder(config.vocab)
     spm = Path(config.vocab) / SPM_FILE
     sources = [Source.parse(c) for c in config.corpus]
+    check_apart(config.out, sources)
     for source in sources:
         if not source.is_hub and next(read_source(source, config.text_field), None) is None:
             raise FactoryError(f"--corpus {source.spec} holds no text; give files with at least one document")
