@@ -228,7 +228,7 @@ def test_local_layouts_tsv_and_parquet_per_language(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from factory.evaluate.data import load_folder
+    from factory.evaluate.data import examples_of, folder_rows
 
     for split in ("train", "validation", "test"):
         rows = _rows(DEMO / f"{split}.jsonl")
@@ -243,9 +243,13 @@ def test_local_layouts_tsv_and_parquet_per_language(tmp_path):
                 pq.write_table(
                     pa.Table.from_pylist(mine), tmp_path / f"{'dev' if split == 'validation' else split}.ru.parquet"
                 )
+    columns, labels = {"text_a": "premise", "text_b": "hypothesis", "label": "label"}, ("entailment", "neutral",
+                                                                                         "contradiction")  # fmt: skip
     ours, reference = (
-        load_folder(p, "premise", "hypothesis", ("entailment", "neutral", "contradiction")) for p in (tmp_path, DEMO)
-    )
+        {split: {lang: examples_of("classification", rows, columns, labels) for lang, rows in by_lang.items()}
+         for split, by_lang in folder_rows(p, ("train", "validation", "test"), None).items()}
+        for p in (tmp_path, DEMO)
+    )  # fmt: skip
     for split in ("train", "validation", "test"):
         assert sorted(ours[split]) == ["en", "ru"]
         for lang in ("en", "ru"):

@@ -1,14 +1,17 @@
-"""Evaluation data: a local folder of XNLI-format files, single files (classify), or a `datasets` dataset.
+"""Evaluation data: local files (a folder per task, or classify's single files) or a `datasets` dataset.
 
-Everything becomes `{split: {language: [Example, ...]}}` and is checked before any model is trained, so a
-missing split or a bad label costs one line and no compute.
+Everything becomes `{split: {language: [example, ...]}}` and is checked before any model is trained, so a
+missing split, a bad label, an answer_start off its answer or a tag outside the label set costs one line and no
+compute. Rows come from `folder_rows` (local) or `hub_rows` (a Hub dataset, per language config or split by id
+prefix), each with where it is ("FILE line 7"); `examples_of` turns them into the task type's examples.
 
 Local folder layouts (FORMATS: .jsonl, .tsv with a header row, .parquet):
     DIR/{split}.{ext}            all languages in one file, with a `language` column
     DIR/{split}.{lang}.{ext}     one file per split and language (the `language` column may be absent)
-with split one of train, validation (or dev), test. Columns: the suite's text columns (XNLI: premise,
-hypothesis; PAWS-X: sentence1, sentence2), `label`, and `language`. A label is an id (0..n-1) or one of the
-suite's label names (`entailment`), as `datasets` users have them: string columns or `ClassLabel` ids.
+with split one of train, validation (or dev), test, or a suite's own split name (validation_matched). Columns:
+the suite's (XNLI: premise, hypothesis, label; PAN-X: tokens, ner_tags; QA: SQuAD's). A label is an id (0..n-1)
+or one of the suite's label names (`entailment`), as `datasets` users have them: string columns or `ClassLabel`
+ids, all one way or all the other.
 """
 
 from __future__ import annotations
@@ -226,53 +229,6 @@ def classlabel_names(path: Path) -> tuple[str, ...] | None:
         return None
     label = features.get("label") or {}
     return tuple(label["names"]) if label.get("_type") == "ClassLabel" and label.get("names") else None
-
-
-def load_folder(folder: Path, text_a: str, text_b: str | None, labels: Sequence[str]) -> Data:
-    """Every recognised file of `folder` (layouts in the module docstring)."""
-    if not folder.is_dir():
-        raise FactoryError(f"--data {folder} is not a folder; give a folder of {{split}}.jsonl files or hf:NAME")
-    data: Data = {}
-    for path in sorted(folder.iterdir()):
-        parts = path.name.split(".")
-        if len(parts) not in (2, 3) or parts[-1] not in FORMATS or parts[0] not in SPLIT_ALIASES:
-            continue
-        split, lang = SPLIT_ALIASES[parts[0]], (parts[1] if len(parts) == 3 else None)
-        rows, places = read_numbered(path)
-        for language, examples in to_examples(rows, str(path), text_a, text_b, labels, lang, places).items():
-            data.setdefault(split, {}).setdefault(language, []).extend(examples)
-    if not data:
-        raise FactoryError(
-            f"--data {folder} holds no train/validation/test .jsonl, .tsv or .parquet files; "
-            "see `--help` for the layout"
-        )
-    return data
-
-
-def load_hub(
-    name: str, languages: list[str], train_language: str, text_a: str, text_b: str | None, labels: Sequence[str]
-) -> Data:
-    """`datasets.load_dataset(name, lang)` per language (the layout of facebook/xnli and paws-x)."""
-    import datasets
-
-    data: Data = {}
-    for lang in languages:
-        try:
-            dataset = datasets.load_dataset(name, lang)
-        except Exception as e:  # offline, unknown name, no such config: all are one line to the user
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise FactoryError(
-                f"could not load hf:{name} ({lang}): {first[:200]}; connect to the network once to cache it, "
-                "or give --data a local folder"
-            ) from None
-        for split in SPLITS:
-            if split == "train" and lang != train_language or split not in dataset:
-                continue
-            rows = dataset[split].to_list()
-            data.setdefault(split, {}).update(
-                to_examples(rows, f"hf:{name}/{lang}/{split}", text_a, text_b, labels, lang)
-            )
-    return data
 
 
 def check_files(files: dict[str, Path]) -> None:
