@@ -14,13 +14,14 @@ each pair's loss is compared with dropout off (the steps timed compute the same 
 implementations (HF, ours, ours+SiFT, then rotated), so load on a shared machine hits them alike; the figure is
 the median per step.
 
-QA post-processing: 1,000 SQuAD-style examples made from real text (contexts of 150+ words from --text, so some
-take two windows at length 384, stride 128), random start/end logits per window (seeded), post-processed by
-ours (`QuestionAnswering.output` per window + `.predictions`) and by `utils_qa`, the n-best post-processing of
-transformers' examples/pytorch/question-answering, written out below as that file does it (numpy argsort of each
-window's logits, every start x end pair checked against the offsets, the n-best list with its softmax
-probabilities, the v2 null-score comparison) — not imported from an examples folder. Both start from the same
-per-window logits tensors and offsets; the answers are compared (they must agree).
+QA post-processing: 1,000 SQuAD-style examples made from real text (contexts of 100+ words from --text, as
+SQuAD's paragraphs are; with a small vocabulary many take two or more windows at length 384, stride 128),
+random start/end logits per window (seeded), post-processed by ours (`QuestionAnswering.output` per window +
+`.predictions`) and by `utils_qa`, the n-best post-processing of transformers'
+examples/pytorch/question-answering, written out below as that file does it (numpy argsort of each window's
+logits, every start x end pair checked against the offsets, the n-best list with its softmax probabilities,
+the v2 null-score comparison) — not imported from an examples folder. Both start from the same per-window
+logits tensors and offsets; the answers are compared (they must agree).
 
 CPU time (`time.process_time`, every thread of this process) is the figure that survives a shared machine; wall
 time is printed beside it. `--threads 1` (default) keeps the two equal when the process is not preempted.
@@ -156,7 +157,7 @@ def time_task(task: str, args: argparse.Namespace, accelerator) -> dict:
 
 # ---- QA post-processing ---------------------------------------------------------------------------------------
 def qa_set(text: Path, tokenizer_folder: Path, n: int, seed: int = 0):
-    """`n` SQuAD-style rows from real text (bench/eval_data.py's rule on 150+ word contexts) -> examples, windows."""
+    """`n` SQuAD-style rows from real text (bench/eval_data.py's rule on 100+ word contexts) -> examples, windows."""
     from bench.eval_data import qa_rows
     from factory.evaluate.data import examples_of
     from factory.evaluate.qa import QASettings, qa_features
@@ -164,14 +165,14 @@ def qa_set(text: Path, tokenizer_folder: Path, n: int, seed: int = 0):
 
     lines = [x.strip() for x in text.read_text(encoding="utf-8").splitlines() if x.strip()]
     contexts, current = [], []
-    for line in lines:  # consecutive lines joined into contexts of 150+ words
+    for line in lines:  # consecutive lines joined into contexts of 100+ words
         current.append(line)
-        if sum(len(x.split()) for x in current) >= 150:
+        if sum(len(x.split()) for x in current) >= 100:
             contexts.append(" ".join(current))
             current = []
     rows = qa_rows(contexts, "en", n, random.Random(seed))
     if len(rows) < n:
-        raise SystemExit(f"{text} gives {len(rows)} contexts of 150+ words; {n} are needed")
+        raise SystemExit(f"{text} gives {len(rows)} contexts of 100+ words; {n} are needed")
     examples = examples_of("qa", [(f"row {k}", r) for k, r in enumerate(rows)],
                            {"question": "question", "context": "context", "answers": "answers", "id": "id"}, ())
     features = qa_features(Tokenizer.from_folder(tokenizer_folder), examples, 384, QASettings(doc_stride=128))
@@ -238,10 +239,10 @@ def utils_qa_postprocess(examples: list[dict], features: list[dict], predictions
     return answers, diffs, nbest
 
 
-def time_postprocess(args: argparse.Namespace) -> dict:
+def time_postprocess(args: argparse.Namespace, qa: tuple) -> dict:
     from factory.evaluate.tasks import task_type
 
-    examples, features, logits = qa_set(args.text, args.tokenizer, args.qa_examples)
+    examples, features, logits = qa
     hf_examples = [{"id": e.id, "context": e.context} for e in examples]
     hf_features = [{"example_id": examples[f.example].id, "offset_mapping": f.spans} for f in features]
     out = {"examples": len(examples), "windows": len(features)}
@@ -291,11 +292,14 @@ def main() -> None:
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=True)
-    steps = [time_task(t.strip(), args, accelerator) for t in args.tasks.split(",") if t.strip()]
-    post = time_postprocess(args)
+    qa = qa_set(args.text, args.tokenizer, args.qa_examples)  # first: a set that cannot be made stops the run now
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s)"
-    report = {"machine": machine, "torch": torch.__version__, "preset": args.preset, "vocab": args.vocab,
-              "steps": steps, "qa_postprocess": post}  # fmt: skip
+    report = {"machine": machine, "torch": torch.__version__, "preset": args.preset, "vocab": args.vocab, "steps": []}
+    for t in (t.strip() for t in args.tasks.split(",") if t.strip()):
+        report["steps"].append(time_task(t, args, accelerator))
+        args.json.write_text(json.dumps(report, indent=2) + "\n")  # each figure kept as soon as it is measured
+    report["qa_postprocess"] = post = time_postprocess(args, qa)
+    steps = report["steps"]
     print(f"fine-tuning step, {args.preset} (vocab {args.vocab}), median of {args.iters} — {machine}")
     print(f"{'task':<15}{'batch x len':>12}{'HF ms':>9}{'ours ms':>9}{'ours/HF':>9}{'+SiFT ms':>10}{'SiFT/off':>9}"
           f"{'|loss diff|':>12}  (CPU time; wall in the JSON)")  # fmt: skip
