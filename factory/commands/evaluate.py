@@ -1,8 +1,10 @@
 """`factory eval xnli | pawsx | classify`: fine-tune on one language, test on every language, in one command;
+`factory eval glue | xtreme | assin2 | squad | squad2`: the model cards' and XTREME's tasks (every task type);
 `factory eval retrieval`: parallel-sentence retrieval, no fine-tuning."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import click
@@ -21,9 +23,10 @@ Local data (--data DIR), jsonl / tsv (header row) / parquet, label = an id or a 
 def eval_group() -> None:
     """Zero-shot cross-lingual evaluation: fine-tune on one language, test on all the others.
 
-    Each command fine-tunes a fresh classification head on the train split of one language, evaluates
-    the validation and test splits of every language in the same run, and writes results.json,
-    results.md (beside the published references), a per-language chart and the predictions.
+    Each command fine-tunes a fresh head for its task (classification, regression, token classification,
+    extractive QA) on the train split of one language, evaluates the validation and test splits of every
+    language in the same run, and writes results.json, results.md (beside the published references), a
+    per-language chart and the predictions. glue, xtreme and assin2 run several tasks and add a summary.
     Runs on Accelerate, with the same numbers as one process: `accelerate launch --multi_gpu -m factory
     eval xnli ...` on several GPUs, `torchrun --standalone --nproc_per_node 2 -m factory eval xnli ...`
     on CPU processes. bf16 autocast where the GPU supports it.
@@ -141,7 +144,7 @@ def _benchmark(name: str, doc: str, columns: str, config: type = BenchmarkConfig
     def command(**flags) -> None:
         _run(name, config, flags)
 
-    command.__doc__ = doc
+    command.__doc__ = inspect.cleandoc(doc)  # a string, not a def: its indentation is not stripped by Python
     command = click_options(config)(command)
     command = eval_group.command(name=name)(command)
     layout = (
