@@ -6,8 +6,8 @@ metric, with the Hub dataset id, its config and split name as the dataset has th
 ids (accuracy, f1, matthews_correlation, pearsonr, spearmanr, exact_match). The splits are the dev splits when
 the task has them (MNLI's matched and mismatched both), as the published references are; a task scored on test
 only gives its test. SQuAD 2.0's threshold-searched best_f1/best_exact are left out of the index (the threshold
-is tuned on the very split scored) but shown in the table. Data from local files is named `local:<folder>`, never
-as the benchmark's dataset.
+is tuned on the very split scored) but shown in the table. Data from local files is named `local:<folder>` (its
+config: the language), never as the benchmark's dataset.
 
 In the body, XNLI keeps its table beside the published references (dev-set accuracies per language); every
 other suite gets one table (one row per task: the main metric per language and averaged, the references);
@@ -112,7 +112,8 @@ def index_splits(task: dict[str, Any]) -> list[str]:
 
 
 def _dataset(task: dict[str, Any], suite: str) -> tuple[str, Any, dict[str, str], bool]:
-    """(dataset type, config, our split -> the dataset's, from the Hub?) of a task's results."""
+    """(dataset type, config, our split -> the dataset's, from the Hub?) of a task's results; local data is named
+    `local:<folder>` with the language as its config."""
     described = task.get("dataset")
     if isinstance(described, dict) and "id" in described:
         return described["id"], described.get("config"), described.get("splits") or {}, True
@@ -120,7 +121,7 @@ def _dataset(task: dict[str, Any], suite: str) -> tuple[str, Any, dict[str, str]
                or ("hf:facebook/xnli" if suite == "xnli" else ""))  # fmt: skip
     if data.startswith("hf:"):
         return data[3:].split(":")[0], "{lang}", {}, True  # the one-task classification suites: a config per language
-    return f"local:{Path(data).name}", None, {}, False
+    return f"local:{Path(data).name}", "{lang}", {}, False  # local rows are told apart by their language
 
 
 def _config(config: Any, lang: str) -> str | None:

@@ -423,7 +423,7 @@ def test_model_index_holds_every_task_with_its_dataset_config_split_and_metrics(
         ("google/xtreme", "PAN-X.de", "validation", "PAN-X (de)", tok, "accuracy",
          "accuracy (zero-shot, fine-tuned on en)", 51.0),
         # local files are named as such, never as the benchmark's dataset
-        ("local:udpos", None, "test", "udpos-format udpos (de)", tok, "f1", "F1 (zero-shot, fine-tuned on en)", 50.0),
+        ("local:udpos", "de", "test", "udpos-format udpos (de)", tok, "f1", "F1 (zero-shot, fine-tuned on en)", 50.0),
         # XQuAD's test is the Hub dataset's `validation` split
         ("google/xquad", "xquad.de", "validation", "XQuAD (de)", qa, "f1", "F1 (zero-shot, fine-tuned on en)", 50.0),
         ("google/xquad", "xquad.de", "validation", "XQuAD (de)", qa, "exact_match",
