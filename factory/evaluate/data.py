@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from factory.errors import FactoryError
+from factory.errors import FactoryError, hub_failure
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
@@ -256,12 +256,8 @@ def load_hub(
     for lang in languages:
         try:
             dataset = datasets.load_dataset(name, lang)
-        except Exception as e:  # offline, unknown name, no such config: all are one line to the user
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise FactoryError(
-                f"could not load hf:{name} ({lang}): {first[:200]}; connect to the network once to cache it, "
-                "or give --data a local folder"
-            ) from None
+        except Exception as e:  # offline, unknown name, no such config, no network: one line each
+            raise hub_failure(e, f"could not load hf:{name} ({lang})", "give --data a local folder") from None
         for split in SPLITS:
             if split == "train" and lang != train_language or split not in dataset:
                 continue
