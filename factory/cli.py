@@ -15,7 +15,7 @@ import sys
 import click
 
 from factory import __version__
-from factory.errors import FactoryError, RunFailure, os_failure
+from factory.errors import FactoryError, RunFailure, disk_failure, os_failure
 from factory.launch import is_main_process
 
 # name -> "module:function". Command modules import only click at the top, so `factory --help` stays
@@ -57,11 +57,16 @@ class FactoryGroup(click.Group):
             return self._fail(str(e), 1, standalone_mode)
         except click.ClickException as e:
             return self._fail(e.format_message(), e.exit_code, standalone_mode)
-        except click.Abort:
-            return self._fail("aborted", 1, standalone_mode)
+        except click.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort): 128 + SIGINT, as shells expect
+            return self._fail(INTERRUPTED, 130, standalone_mode)
         except OSError as e:  # a path the user gave, or a full disk: one line, never a traceback (errors.os_failure)
-            failure = os_failure(e)
+            failure = disk_failure(e) or os_failure(e)
             return self._fail(str(failure), 2 if isinstance(failure, FactoryError) else 1, standalone_mode)
+        except Exception as e:  # a library's own error for a full disk (safetensors, torch.save): one line, exit 1
+            failure = disk_failure(e)
+            if failure is None:
+                raise  # anything else is a bug: its traceback is what a report needs
+            return self._fail(str(failure), 1, standalone_mode)
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -75,7 +80,14 @@ class FactoryGroup(click.Group):
         return code
 
 
+INTERRUPTED = (
+    "interrupted; outputs are whole or absent, and `shards` and `pretrain --resume auto` continue from their last "
+    "checkpoint when run again"
+)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+VERBOSITY = ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY")  # huggingface_hub's and datasets' own log levels
 
 
 class EchoHandler(logging.Handler):
@@ -95,6 +107,9 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     logger.addHandler(EchoHandler())
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logger.setLevel(level if is_main_process() else logging.ERROR)
+    if not verbose:  # the Hub's retries ("Retrying in 2s [Retry 2/5]") and notices: with -v only; both libraries
+        for variable in VERBOSITY:  # read these when they are imported (later, inside a command)
+            os.environ.setdefault(variable, "error")
 
 
 @click.group(cls=FactoryGroup, context_settings=CONTEXT)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -156,13 +157,33 @@ def _convert(value: Any, base: type) -> Any:
     raise TypeError(f"config fields of type {base} are not supported")  # a programming error, not a user's
 
 
+# One grammar for every count (tokens, steps, sentences, ...): a number, with an exponent or a suffix.
+_COUNT = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*")
+_SCALE = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+
+
+def parse_count(text: str) -> int:
+    """'1e9', '500M', '2B', '1.5k', '1000000' -> a whole number, at least 1 (ValueError otherwise)."""
+    match = _COUNT.fullmatch(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a count (e.g. 1e9, 500M, 2B)")
+    value = float(match.group(1)) * _SCALE[match.group(2).lower()]
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"{text!r} must be at least 1")
+    return int(round(value))
+
+
 def _number(value: Any, base: type) -> int | float:
     try:
         number = float(value) if isinstance(value, str) else value
         if not isinstance(number, (int, float)):
             raise ValueError
     except ValueError:
-        raise Problem(f"{value!r} is not a number") from None
+        match = _COUNT.fullmatch(value) if base is int and isinstance(value, str) else None
+        if match is None:  # a whole-number option takes the count grammar too: 10M, 2B, 1.5k
+            counts = " (or a count: 10M, 2B, 1e9)" if base is int else ""
+            raise Problem(f"{value!r} is not a number{counts}") from None
+        number = float(match.group(1)) * _SCALE[match.group(2).lower()]
     if not math.isfinite(number):
         raise Problem(f"{value!r} is not a finite number")
     if base is int:

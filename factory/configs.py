@@ -80,7 +80,7 @@ class VocabConfig:
     spec: Path | None = option(None, "A vocab/*.yaml spec, or the name of a bundled one (e.g. cc100).")
     size: str = option("32k", "SentencePiece pieces, specials included: 32k, 128k, 250k or a number.")
     alpha: float = option(0.3, "Language sampling p_i ∝ n_i^alpha (XLM-R, mT5).", low=0, high=1)
-    max_sentences: int = option(10_000_000, "Documents fed to SentencePiece.", low=1)
+    max_sentences: int = option(10_000_000, "Documents fed to SentencePiece (a count: 10M, 1e7).", low=1)
     model_type: str = option("unigram", "SentencePiece model.", choices=("unigram", "bpe"))
     character_coverage: float = option(
         0.9995, "Share of characters covered; 1.0 for small alphabets.", low=0.9, high=1.0
@@ -236,8 +236,10 @@ class PretrainConfig(ShapeOptions):
         low_open=True,
     )
     warmup: int | None = option(None, f"Warm-up steps [default: {WARMUP:,}, at most 10% of the run].", low=0)
-    max_steps: int | None = option(None, f"Optimizer steps [default: {PAPER_STEPS:,}, the paper's].", low=1)
-    tokens: int | None = option(None, "Train for this many tokens instead (e.g. 1e9).", low=0, low_open=True)
+    max_steps: int | None = option(None, f"Optimizer steps (a count: 500k, 1e5) [default: {PAPER_STEPS:,}, the "
+                                   "paper's].", low=1)  # fmt: skip
+    tokens: int | None = option(None, "Train for this many tokens instead (a count: 1e9, 500M, 2B).", low=0,
+                                low_open=True)  # fmt: skip
     rtd_lambda: float = option(RTD_LAMBDA, "Weight of the RTD loss (the paper's).", low=0)
     alpha: float | None = option(None, "Language sampling of shards with several languages: each batch draws "
                                  "language i with p_i ∝ n_i^alpha, n_i its tokens in the corpus [default: "

@@ -90,3 +90,58 @@ def short_path(path: object, longest: int = 40) -> str:
 
     parts = str(os.fsdecode(path) if isinstance(path, bytes) else path).split("/")
     return "/".join(p if len(p) <= longest else f"{p[:12]}...({len(p.encode())} bytes)" for p in parts)
+
+
+# ---- the Hub ----------------------------------------------------------------------------------------
+_NETWORK = ("ConnectionError", "ConnectError", "ConnectTimeout", "ReadTimeout", "Timeout", "TimeoutError",
+            "LocalEntryNotFoundError", "gaierror")  # fmt: skip
+_NETWORK_TEXT = ("Name or service not known", "Couldn't reach", "Temporary failure in name resolution",
+                 "Connection refused", "Network is unreachable", "timed out")  # fmt: skip
+
+
+def hub_failure(error: BaseException, what: str, fix: str = "pass a local path instead") -> FactoryError | RunFailure:
+    """A failure to load `what` from the Hugging Face Hub as one line. Offline by choice (HF_HUB_OFFLINE) and a
+    name the Hub does not have are the user's to fix (exit 2); a network that does not answer is a failure of
+    the run (exit 1: retrying later may work)."""
+    import os
+
+    text = str(error).strip()
+    first = (text.splitlines()[0] if text else type(error).__name__)[:200]
+    if any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        return FactoryError(f"{what}: not in the local cache and the Hub is off (HF_HUB_OFFLINE=1) ({first}); {fix}")
+    names = {k.__name__ for k in type(error).__mro__}
+    if names & set(_NETWORK) or any(t in text for t in _NETWORK_TEXT):
+        return RunFailure(f"{what}: could not reach the Hugging Face Hub ({first}); check the network and run again, "
+                          f"or {fix}")  # fmt: skip
+    return FactoryError(f"{what}: {first}; check the name, or {fix}")
+
+
+# ---- a full disk -----------------------------------------------------------------------------------
+# What the writers say when the disk is full: Python (errno 28), safetensors ("os error 28"), pyarrow ("[errno
+# 28]"), torch.save ("file write failed" from its zip writer, inline_container.cc), SentencePiece (a failed
+# WriteLine check).
+_FULL_TEXT = ("No space left on device", "os error 28", "errno 28", "file write failed", "output->WriteLine")
+
+
+def disk_failure(error: BaseException, folder: object = None) -> RunFailure | None:
+    """A RunFailure line (exit 1) when `error` is a write that failed for lack of space, else None. `folder`:
+    where the step was writing, to say how much space is left there."""
+    import errno
+
+    text = str(error)
+    full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not (full or any(t in text for t in _FULL_TEXT)):
+        return None
+    left = ""
+    if folder is not None:
+        import shutil
+
+        try:
+            left = f" ({shutil.disk_usage(folder).free / 2**20:,.1f} MiB free in {short_path(folder)})"
+        except OSError:
+            left = ""
+    return RunFailure(
+        f"the disk is full{left}: a write failed ({type(error).__name__}); free some space (or pick another disk) and "
+        "run the step again: outputs are whole or absent, and `shards` and `pretrain --resume auto` continue from "
+        "their last checkpoint"
+    )

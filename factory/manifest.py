@@ -251,6 +251,15 @@ class SamplingPhase:
     p: dict[str, float]
 
 
+@dataclass
+class Session:
+    """One session of a pre-training run: from which step it trained, and the arguments it was given that differ
+    from the session before (those a resume may change: more steps, another micro-batch or precision, ...)."""
+
+    from_step: int
+    changed: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(kw_only=True)
 class PretrainManifest(Manifest):
     """`factory pretrain`: the run folder's manifest, and (with `role`) each exported network's.
@@ -292,6 +301,7 @@ class PretrainManifest(Manifest):
     probe: ProbeFigures | None = None  # --probe only
     language_sampling: list[SamplingPhase] | None = None  # shards with several languages only
     tokens_seen_per_language: dict[str, int] | None = None  # rows x seq_len per language over the run
+    sessions: list[Session] | None = None  # one per start or resume (None: not recorded)
 
 
 # ---- init ----------------------------------------------------------------------------------------

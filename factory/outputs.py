@@ -64,6 +64,50 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
+LOCK_SUFFIX = ".lock"
+
+
+@contextlib.contextmanager
+def output_lock(path: Path, flag: str = "--out") -> Iterator[None]:
+    """Hold an exclusive lock on the output `path` while a step writes it: a second factory process that wants to
+    write the same folder stops at once with one line, instead of both writing it (two pre-trainings appending to
+    one train.jsonl, two shard builds sharing one work folder). The lock is `flock` on `.NAME.lock` beside the
+    folder: the kernel drops it when the process ends, even by SIGKILL, so a stale file never blocks; it is
+    removed on a normal exit. Where `fcntl` does not exist (Windows) there is no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        yield
+        return
+    path = Path(path)
+    lock = path.parent / f".{path.name}{LOCK_SUFFIX}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        f = open(lock, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise OutputExistsError(
+                f"{flag} {path} is being written by another factory process ({holder}); wait for it to finish or "
+                "pick another folder"
+            ) from None
+        if lock.exists() and os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
+            break  # the file we locked is still the lock (not one its last holder removed as we opened it)
+        f.close()
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        f.close()
+
+
 @contextlib.contextmanager
 def staged_output(path: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed."""

@@ -27,7 +27,7 @@ from factory.config import Layer, check, command_line, fail, to_json, to_values
 from factory.configs import DEFAULT_VOCAB_SIZE, VocabConfig
 from factory.errors import FactoryError, RecipeError
 from factory.manifest import find_manifest, manifest_fingerprint, schema_for
-from factory.outputs import check_target
+from factory.outputs import check_target, output_lock
 from factory.resources import find
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,11 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise RecipeError(f"--set {item!r} must look like key=value (e.g. steps.pretrain.max_steps=100)")
+        if not raw.strip():  # YAML reads nothing as null, which would silently fall back to the default
+            raise RecipeError(
+                f"--set {item!r} has no value; give one ({key.strip()}=100), or {key.strip()}=null to drop the "
+                "recipe's value and use factory's default"
+            )
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
@@ -294,7 +299,13 @@ def run_step(step: Step) -> None:
 
 
 def run_plan(plan: list[Step], run_dir: Path, resume: bool) -> list[str]:
-    """Run the steps in order, skipping those whose output is up to date; returns the names that ran."""
+    """Run the steps in order, skipping those whose output is up to date; returns the names that ran. One
+    `factory run` per run folder at a time (its lock; each step locks its own folder too)."""
+    with output_lock(run_dir, "--run-dir"):
+        return _run_steps(plan, run_dir, resume)
+
+
+def _run_steps(plan: list[Step], run_dir: Path, resume: bool) -> list[str]:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / STATE_FILE
     saved = json.loads(state_path.read_text()) if state_path.is_file() else {}

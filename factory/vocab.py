@@ -32,7 +32,7 @@ from pathlib import Path
 
 from factory.config import Layer, to_json
 from factory.configs import MAX_LANGID_WORKERS, VocabConfig
-from factory.errors import FactoryError
+from factory.errors import FactoryError, disk_failure
 from factory.resources import find
 from factory.tokenizer import MASK_TOKEN, SPECIAL_TOKENS
 
@@ -158,7 +158,7 @@ def train_spm(sample: Path, lines: int, folder: Path, settings: SpmSettings) -> 
             minloglevel=2,
         )
     except RuntimeError as e:
-        raise _spm_hint(str(e), settings) from None
+        raise disk_failure(e, folder.parent) or _spm_hint(str(e), settings) from None
     finally:
         rules.unlink(missing_ok=True)
 
@@ -297,13 +297,13 @@ def with_spec(layers: list[Layer]) -> list[Layer]:
 def build(args: VocabConfig) -> dict:
     """Corpus -> sample -> SentencePiece -> HF files -> report, written atomically into `args.out`."""
     from factory import corpus as C
-    from factory.outputs import staged_output
+    from factory.outputs import output_lock, staged_output
     from factory.presets import VocabSize
 
     size = VocabSize.parse(args.size)
     sources, langs = _check_inputs(args)
     workers = args.workers or min(MAX_LANGID_WORKERS, os.cpu_count() or 1)
-    with staged_output(args.out, args.force) as folder:
+    with output_lock(args.out), staged_output(args.out, args.force) as folder:
         work = folder / ".work"
         work.mkdir()
         sample = C.build_sample(

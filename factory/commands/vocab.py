@@ -41,7 +41,7 @@ def vocab(ctx: click.Context, **flags) -> None:
                f"dropped {report['corpus']['dropped']}")  # fmt: skip
     for lang, r in report["languages"].items():
         click.echo(
-            f"  {lang:>5}: fertility {r['fertility']:.3f}  unk {r['unk_rate']:.4f}  "
+            f"  {lang:>5}: coverage {r['char_coverage']:.4f}  fertility {r['fertility']:.3f}  unk {r['unk_rate']:.4f}  "
             f"bytes/token {r['bytes_per_token']:.2f}"
         )
 
@@ -52,8 +52,9 @@ def vocab(ctx: click.Context, **flags) -> None:
 def report(**flags) -> None:
     """Evaluate one or more vocabularies on the same text, side by side.
 
-    Per language: fertility (pieces per word), share of words cut into 2+ pieces, [UNK] rate, character
-    coverage and UTF-8 bytes per piece. Any folder with a DeBERTa-style spm.model works.
+    Per language: character coverage (read it first), fertility (pieces per word, each [UNK] counted as the
+    characters it stands for, so a vocabulary without a script does not look frugal), share of words cut into
+    2+ pieces, [UNK] rate and UTF-8 bytes per piece. Any folder with a DeBERTa-style spm.model works.
 
     \b
     Example:

@@ -103,6 +103,15 @@ def start_worker(pipeline: Pipeline) -> None:
         _STATE["lid"] = LanguageId()
 
 
+def start_pool_worker(pipeline: Pipeline) -> None:
+    """A worker process's initializer: Ctrl-C is the parent's to handle (it stops the pool and says so in one
+    line); a worker that took the SIGINT too would print its own KeyboardInterrupt traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start_worker(pipeline)
+
+
 def process_chunk(texts: list[str], declared: str | None) -> Chunk:
     """Clean, key, identify, route and tokenise one chunk (runs in a worker)."""
     import numpy as np
@@ -226,7 +235,7 @@ class Workers:
             from factory.langid import _profiles
 
             _profiles()  # read once here; the forked workers share it instead of each reading 55 profiles
-        self.pool = ctx.Pool(self.workers, initializer=start_worker, initargs=(pipeline,))
+        self.pool = ctx.Pool(self.workers, initializer=start_pool_worker, initargs=(pipeline,))
 
     def map(self, jobs: Iterable[tuple[object, list[str], str | None]]) -> Iterator[tuple[object, Chunk]]:
         """(key, texts, declared language) -> (key, Chunk), in order."""

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.errors import FactoryError
+from factory.errors import FactoryError, hub_failure
 
 TEXT_SUFFIXES = {".txt", ".text", ""}
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
@@ -239,9 +239,8 @@ def open_stream(spec: str):
             return _builder(spec).as_streaming_dataset(split=_stream_name(spec)[2])
     except FactoryError:
         raise
-    except Exception as e:  # network, missing repo or config: the Hub's errors are long; keep the first line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise FactoryError(f"--corpus {spec}: cannot stream it from the Hub ({first[:200]})") from None
+    except Exception as e:  # network (exit 1), missing repo or config (exit 2): the Hub's errors are long
+        raise hub_failure(e, f"--corpus {spec}: cannot stream it") from None
 
 
 @contextlib.contextmanager

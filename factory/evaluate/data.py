@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from factory.errors import FactoryError
+from factory.errors import FactoryError, hub_failure
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
@@ -334,12 +334,8 @@ def hub_rows(
         where = f"hf:{name}" + (f" ({chosen})" if chosen else "") + f" {split}"
         try:
             rows = datasets.load_dataset(name, chosen, split=split).to_list()
-        except Exception as e:  # offline, unknown name, no such config/split: one line to the user
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise FactoryError(
-                f"could not load {where}: {first[:200]}; connect to the network once to cache it, or give --data "
-                "a local folder"
-            ) from None
+        except Exception as e:  # offline, unknown name, no such config/split, no network: one line each (main's)
+            raise hub_failure(e, f"could not load {where}", "give --data a local folder") from None
         for number, row in enumerate(rows, 1):
             row_lang = lang
             if row_lang is None and not by_id_prefix and len(languages) == 1:

@@ -19,7 +19,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from factory.errors import FactoryError
+from factory.errors import FactoryError, hub_failure
 
 log = logging.getLogger(__name__)
 TABLES = (".jsonl", ".parquet")
@@ -130,8 +130,8 @@ def _hub_columns(spec: str) -> dict[str, list]:
     name, _, config = name.partition(":") if not Path(name).exists() else (name, "", "")
     try:
         loaded = datasets.load_dataset(name, config or None, split=split or None)
-    except Exception as e:  # noqa: BLE001 (datasets raises many kinds; each is the user's dataset name or access)
-        raise FactoryError(f"cannot load hf:{spec} ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    except Exception as e:  # noqa: BLE001 (datasets raises many kinds: a name, access, or the network)
+        raise hub_failure(e, f"cannot load hf:{spec}", "give --data a local folder") from None
     if isinstance(loaded, datasets.DatasetDict):
         chosen = next((s for s in ("test", "validation", "train") if s in loaded), next(iter(loaded), None))
         if chosen is None:

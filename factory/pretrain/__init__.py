@@ -21,6 +21,7 @@ The names other modules use are re-exported here, so `from factory.pretrain impo
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,17 @@ def corpus_shards(config: PretrainConfig) -> Path:
 
 
 def run(args: PretrainConfig) -> dict[str, Any]:
-    """Train (or resume) to the planned step, export both networks, write factory.json; returns the figures."""
+    """Train (or resume) to the planned step, export both networks, write factory.json; returns the figures.
+    The main process holds --out's lock throughout: a second run on the same folder stops at once."""
+    from factory.launch import is_main_process
+    from factory.outputs import check_target, output_lock
+
+    check_target(Path(args.out))
+    with output_lock(Path(args.out)) if is_main_process() else contextlib.nullcontext():
+        return _run(args)
+
+
+def _run(args: PretrainConfig) -> dict[str, Any]:
     training = setup(args)
     try:
         if args.log_with:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from factory.config import to_json
 from factory.errors import ConfigError
 from factory.manifest import MANIFEST
-from factory.outputs import check_target, replace_folder
+from factory.outputs import LOCK_SUFFIX, check_target, replace_folder
 
 if TYPE_CHECKING:
     from factory.configs import PretrainConfig
@@ -102,6 +102,46 @@ def check_resume(
             )
     if mix is not None:
         check_mix(state, mix, path)
+    check_trajectory(state, args, plan, path)
+
+
+# What a resumed run cannot change: the optimizer's state, the schedule and every random stream were saved with
+# these, so a resume under other values would train with the checkpoint's while the manifest said the new ones.
+# (Others may change and are recorded per session: `sessions`.) The plan's resolved value where the checkpoint
+# recorded it, else the argument as given.
+TRAJECTORY = {"lr": "--lr", "warmup": "--warmup", "seed": "--seed", "rtd_lambda": "--rtd-lambda",
+              "dropout": "--dropout"}  # fmt: skip
+# Arguments that are about this invocation, not the run: never compared or recorded
+INVOCATION = {"schema", "out", "resume", "force", "dry_run"}
+
+
+def trajectory(args: PretrainConfig, plan: Plan) -> dict[str, Any]:
+    return {"lr": plan.lr, "warmup": plan.warmup, "seed": args.seed, "rtd_lambda": args.rtd_lambda,
+            "dropout": args.dropout}  # fmt: skip
+
+
+def check_trajectory(state: dict, args: PretrainConfig, plan: Plan, path: Path) -> None:
+    mine, given = trajectory(args, plan), to_json(args)
+    theirs = state.get("trajectory") or {}
+    for key, flag in TRAJECTORY.items():
+        was, now = (theirs[key], mine[key]) if key in theirs else (state.get("arguments", {}).get(key), given[key])
+        if was != now:
+            raise ConfigError(
+                f"checkpoint {path} was trained with {flag} {_shown(was)}, this run asks {_shown(now)}: a resume keeps "
+                f"the checkpoint's optimizer, schedule and random streams, so resume with {flag} {_shown(was)}, or "
+                "start a new --out to train with another"
+            )
+
+
+def _shown(value: Any) -> str:
+    return "default" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def resumed_sessions(state: dict, args: PretrainConfig) -> list[dict[str, Any]]:
+    """The sessions so far (from the checkpoint) plus this one, with the arguments it changed."""
+    before = state.get("arguments", {})
+    changed = {k: v for k, v in to_json(args).items() if k not in INVOCATION and before.get(k) != v}
+    return [*state.get("sessions", [{"from_step": 0, "changed": {}}]), {"from_step": state["step"], "changed": changed}]
 
 
 def check_mix(state: dict, mix: Mix, path: Path) -> None:
@@ -150,7 +190,7 @@ def prepare_out(args: PretrainConfig) -> Path | None:
     out = Path(args.out)
     check_target(out)
     resume = find_resume(out, args.resume)
-    earlier = [p for p in out.iterdir() if p.name != SHARDS] if out.is_dir() else []
+    earlier = [p for p in out.iterdir() if not _kept(p)] if out.is_dir() else []
     if resume is not None or not earlier or args.force:
         return resume
     finished = (out / MANIFEST).is_file()  # the run's manifest is written last
@@ -162,10 +202,15 @@ def prepare_out(args: PretrainConfig) -> Path | None:
     raise ConfigError(f"--out {out} holds an earlier run; pass --resume auto to continue it or --force to restart")
 
 
+def _kept(path: Path) -> bool:
+    """Not part of a run: shards `--corpus` built into the folder, and the lock of such a build."""
+    return path.name == SHARDS or path.name.endswith(LOCK_SUFFIX)
+
+
 def clear_run(out: Path) -> None:
     """--force: remove an earlier run's checkpoints, logs and exports (shards built into the folder stay)."""
     for p in out.iterdir() if out.is_dir() else []:
-        if p.name != SHARDS:
+        if not _kept(p):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
@@ -187,6 +232,8 @@ def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
         "masking": run.args.masking,
         "mixing": run.mix.state(),
         "sequences_seen_per_language": run.mix.counts(step),
+        "trajectory": trajectory(run.args, run.plan),
+        "sessions": run.sessions,
         "arguments": to_json(run.args),
     }
 

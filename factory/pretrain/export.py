@@ -88,4 +88,5 @@ def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "probe": result.get("probe"),
         "language_sampling": sampling_phases(run.mix),
         "tokens_seen_per_language": tokens_seen(run.mix, plan.steps, plan.seq_len),
+        "sessions": run.sessions,
     }

@@ -36,6 +36,7 @@ from factory.pretrain.checkpoint import (
     clear_run,
     prepare_out,
     read_trainer_state,
+    resumed_sessions,
     save_checkpoint,
     trainer_state,
 )
@@ -77,6 +78,7 @@ class Run:
     elapsed: float = 0.0  # wall time of earlier sessions of this run (resume)
     last_checkpoint: Path | None = None
     probe: Probe | None = None  # --probe
+    sessions: list[dict[str, Any]] = field(default_factory=lambda: [{"from_step": 0, "changed": {}}])
 
 
 # ---- setup ---------------------------------------------------------------------------------------
@@ -193,6 +195,7 @@ def setup(args: PretrainConfig) -> Run:
     if resume is not None:
         accelerator.load_state(str(resume))
         run.start_step, run.elapsed, run.last_checkpoint = inputs.state["step"], inputs.state["elapsed_s"], resume
+        run.sessions = resumed_sessions(inputs.state, args)
     return run
 
 

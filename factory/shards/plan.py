@@ -13,30 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from factory.config import parse_count
 from factory.errors import ShardError
 
 PROBE_BYTES = 2 << 20
-_COUNT = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*")
-_SCALE = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-
-
-def parse_count(text: str) -> int:
-    """'1e9', '500M', '2B', '1.5k', '1000000' -> a whole number of tokens (ValueError otherwise)."""
-    match = _COUNT.fullmatch(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a count (e.g. 1e9, 500M, 2B)")
-    value = float(match.group(1)) * _SCALE[match.group(2).lower()]
-    if not math.isfinite(value) or value < 1:
-        raise ValueError(f"{text!r} must be at least 1")
-    return int(round(value))
-
-
 def parse_task(text: str) -> tuple[int, int]:
     """'3/64' -> (3, 64): part 3 of 64, 1-based."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))

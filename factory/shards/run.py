@@ -25,7 +25,7 @@ from factory.corpus import (
 )
 from factory.errors import FactoryError, ManifestError, ShardError
 from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, TaskPart, find_manifest, write_manifest
-from factory.outputs import check_output, fingerprint_file, replace_folder
+from factory.outputs import check_output, fingerprint_file, output_lock, replace_folder
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
 from factory.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
@@ -152,6 +152,12 @@ def build_shards(config: ShardsConfig) -> dict:
         log.info("%s already holds these shards (same settings, vocabulary and inputs): kept", config.out)
         return reused
     check_output(config.out, config.force)
+    with contextlib.nullcontext() if config.dry_run else output_lock(Path(config.out)):  # one build per --out
+        return _build(config, inputs)
+
+
+def _build(config: ShardsConfig, inputs: Inputs) -> dict:
+    """The build itself (resumable from its work folder), or with --dry-run its plan."""
     work = P.work_folder(config.out)
     saved = None if config.dry_run else saved_plan(work, inputs.work)
     bars = datasets_bars() if any(s.is_hub for s in inputs.sources) else contextlib.nullcontext()
