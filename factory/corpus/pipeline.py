@@ -21,24 +21,27 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from factory.configs import VocabConfig
 from factory.corpus.cleaning import Cleaning, SeenFilter, filter_keys
 
 REASONS = ("kept", "empty", "too_short", "too_long", "duplicate", "langid_no_text", "langid_other_language",
            "langid_low_confidence")  # fmt: skip
 KEPT, DUPLICATE = REASONS.index("kept"), REASONS.index("duplicate")
+NO_TEXT, OTHER_LANGUAGE, LOW_CONFIDENCE = (REASONS.index(r) for r in REASONS[5:])
 CHUNK_DOCS = 2048
 CHUNK_CHARS = 1 << 20
 
 
 @dataclass
 class LanguageFilter:
-    """Keep documents detected as one of `langs` with probability >= `threshold` (None: keep all)."""
+    """Keep documents detected as one of `langs` with probability >= `threshold` (None: the filter's default);
+    `enabled`: the filter's name (True: the default filter; False/None: keep all); `skip`: languages whose
+    declared sources are kept unchecked."""
 
     langs: list[str] | None
-    threshold: float = VocabConfig.langid_threshold
+    threshold: float | None = None
     workers: int = 1
-    enabled: bool = True
+    enabled: str | bool | None = True
+    skip: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,12 @@ class Pipeline:
 
     langs: tuple[str, ...]
     cleaning: Cleaning | None = None
-    langid: bool = False
-    threshold: float = VocabConfig.langid_threshold
+    langid: str | bool | None = None  # the filter (factory/langid), True: the default one, None/False: off
+    threshold: float | None = None  # None: the filter's own (factory.langid.THRESHOLDS)
     dedupe_bits: int = 0
     spm: str | None = None
     sep_id: int = 2
+    unchecked: tuple[str, ...] = ()  # languages whose declared documents skip the filter (`--langid-skip`)
 
 
 @dataclass
@@ -98,9 +102,11 @@ def start_worker(pipeline: Pipeline) -> None:
 
         _STATE["sp"] = spm.SentencePieceProcessor(model_file=pipeline.spm)
     if pipeline.langid:
-        from factory.langid import LanguageId
+        from factory.langid import filter_name, identifier, threshold_of
 
-        _STATE["lid"] = LanguageId()
+        name = filter_name(pipeline.langid)
+        _STATE["lid"] = identifier(name)
+        _STATE["threshold"] = threshold_of(name, pipeline.threshold)
 
 
 def process_chunk(texts: list[str], declared: str | None) -> Chunk:
@@ -147,23 +153,28 @@ def _clean_all(p: Pipeline, texts: list[str], status) -> list[str | None]:
 
 
 def _route_all(p: Pipeline, cleaned: list, keyed: list[int], declared: str | None, status, lang) -> None:
-    """Each cleaned document's language (or the reason it has none), as `factory vocab` always routed."""
+    """Each cleaned document's language (or the reason it has none), as `factory vocab` always routed. One
+    language: its documents are as good as declared. A language the filter lets through (`unchecked`): its
+    declared documents are kept as they are."""
     index = {code: i for i, code in enumerate(p.langs)}
-    if not p.langid:
+    if declared is None and len(p.langs) == 1:
+        declared = p.langs[0]
+    if not p.langid or declared in p.unchecked:
         lang[keyed] = index[declared or p.langs[0]]
         return
-    lid = _STATE["lid"]
-    for i in keyed:
-        guess = lid.identify(cleaned[i])
-        wanted = declared or (guess.lang if guess.lang in index else None)
+    threshold = _STATE["threshold"]
+    guesses = _STATE["lid"].identify_batch([cleaned[i] for i in keyed])
+    for i, guess in zip(keyed, guesses, strict=True):
+        codes = guess.codes  # e.g. ("zh_hans", "zh"): the text counts as each
+        target = declared or next((code for code in codes if code in index), None)
         if not guess.lang:
-            status[i] = REASONS.index("langid_no_text")
-        elif guess.lang != wanted:
-            status[i] = REASONS.index("langid_other_language")
-        elif guess.prob < p.threshold:
-            status[i] = REASONS.index("langid_low_confidence")
+            status[i] = NO_TEXT
+        elif target not in codes:
+            status[i] = OTHER_LANGUAGE
+        elif guess.prob < threshold:
+            status[i] = LOW_CONFIDENCE
         else:
-            lang[i] = index[wanted]
+            lang[i] = index[target]
 
 
 def _tokenise(sp, docs: list[str], sep_id: int):
@@ -223,9 +234,9 @@ class Workers:
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         if pipeline.langid and ctx.get_start_method() == "fork":
-            from factory.langid import _profiles
+            from factory.langid import filter_name, preload
 
-            _profiles()  # read once here; the forked workers share it instead of each reading 55 profiles
+            preload(filter_name(pipeline.langid))  # read once here; the forked workers share it
         self.pool = ctx.Pool(self.workers, initializer=start_worker, initargs=(pipeline,))
 
     def map(self, jobs: Iterable[tuple[object, list[str], str | None]]) -> Iterator[tuple[object, Chunk]]:

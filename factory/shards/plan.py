@@ -75,9 +75,9 @@ def config_problems(config) -> list[str]:
 
 
 # ---- languages and units -----------------------------------------------------------------------
-def resolve_languages(config, sources) -> tuple[list[str], bool]:
-    """(the languages in routing order, whether the language filter runs)."""
-    from factory.langid import check_codes
+def resolve_languages(config, sources) -> tuple[list[str], str | None]:
+    """(the languages in routing order, the language filter that runs or None)."""
+    from factory.langid import check_codes, filter_name
     from factory.languages import UNDETERMINED, check_languages
 
     declared = [s.lang for s in sources if s.lang]
@@ -88,13 +88,15 @@ def resolve_languages(config, sources) -> tuple[list[str], bool]:
             raise ShardError(
                 f"--corpus {source.lang}={source.spec}: {source.lang} is not among --langs {','.join(langs)}"
             )
-    langid = config.langid and UNDETERMINED not in langs
+    skip = list(getattr(config, "langid_skip", ()))
+    check_languages(skip, "--langid-skip")
+    langid = filter_name(config.langid) if UNDETERMINED not in langs else None
     if langid:
-        check_codes(langs, "--langs")
+        check_codes(langs, langid, "--langs", skip)
     return langs, langid
 
 
-def unit_languages(source, langs: list[str], langid: bool) -> list[str]:
+def unit_languages(source, langs: list[str], langid: str | None) -> list[str]:
     """The languages a source's documents can go to."""
     if source.lang:
         return [source.lang]

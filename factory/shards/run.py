@@ -29,7 +29,7 @@ class Plan:
 
     sources: list[Source]
     langs: list[str]  # routing order
-    langid: bool
+    langid: str | None  # the language filter, None: off
     units: list[Unit]
     span: tuple[int, int]  # the units this build reads
     feeds: list[list[str]]  # per source: the languages its documents can go to
@@ -46,7 +46,7 @@ class Inputs:
     spm: Path
     sources: list[Source]
     langs: list[str]
-    langid: bool
+    langid: str | None  # the language filter, None: off
     task: tuple[int, int] | None
     build: str  # the whole build's fingerprint
     work: str  # this task's (the whole build's when there are no tasks)
@@ -69,7 +69,8 @@ def check_inputs(config: ShardsConfig) -> Inputs:
 def pipeline_of(config: ShardsConfig, inputs: Inputs) -> Pipeline:
     cleaning = Cleaning(config.min_chars, config.max_chars, config.dedupe, DEDUPE_BITS) if config.clean else None
     return Pipeline(tuple(inputs.langs), cleaning, inputs.langid, config.langid_threshold,
-                    DEDUPE_BITS if config.dedupe else 0, str(inputs.spm), SPECIAL_TOKENS["[SEP]"])  # fmt: skip
+                    DEDUPE_BITS if config.dedupe else 0, str(inputs.spm), SPECIAL_TOKENS["[SEP]"],
+                    tuple(config.langid_skip))  # fmt: skip
 
 
 def make_plan(config: ShardsConfig, inputs: Inputs, workers: Workers, saved: dict | None) -> Plan:
