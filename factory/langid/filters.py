@@ -8,18 +8,17 @@ every n-gram, close to 0 or 1, where fastText's softmax spreads mass over neighb
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 FILTERS = ("fasttext", "langdetect")  # == factory.configs.LANGID_FILTERS
 DEFAULT = "fasttext"
 THRESHOLDS = {"fasttext": 0.5, "langdetect": 0.9}
 
 
-@dataclass(frozen=True)
-class Guess:
+class Guess(NamedTuple):
     """A text's language: `lang` our code ("" when the text has no letters to go by), `prob` the filter's
     probability for it, `variants` the more specific codes it also is (zh_hans/zh_hant for Chinese, by script;
-    both when its characters are common to the two scripts)."""
+    both when its characters are common to the two scripts). A named tuple: one is made per document."""
 
     lang: str
     prob: float

@@ -26,7 +26,7 @@ from factory.langid.chinese import script_variants
 from factory.langid.filters import Guess
 
 FIRST_CHARS = 64  # the first look
-SURE = 0.9  # a first look this sure stands
+SURE = 0.8  # a first look this sure stands
 MAX_CHARS = 1000  # the second look (langdetect's filter reads as much)
 _LETTER = re.compile(r"[^\W\d_]")  # any letter, in any script
 
@@ -72,16 +72,22 @@ class Lid176:
         _model()
 
     def identify(self, text: str) -> Guess:
-        text = text[: self.max_chars]
-        if "\n" in text:
-            text = text.replace("\n", " ")  # fastText reads one line
-        if not _LETTER.search(text):
-            return Guess("", 0.0)
-        prob, label = _predict(text[: self.first_chars])[0]
-        if prob < self.sure and len(text) > self.first_chars:
-            prob, label = _predict(text)[0]
-        lang = label[9:]  # "__label__xx"
-        return Guess(lang, min(float(prob), 1.0), script_variants(text) if lang == "zh" else ())
+        return self.identify_batch([text])[0]
 
     def identify_batch(self, texts: list[str]) -> list[Guess]:
-        return [self.identify(text) for text in texts]
+        predict, first, sure, most = _model().predict, self.first_chars, self.sure, self.max_chars
+        letter = _LETTER.search
+        out = []
+        for text in texts:
+            text = text[:most]
+            if "\n" in text:
+                text = text.replace("\n", " ")  # fastText reads one line
+            if not letter(text):
+                out.append(Guess("", 0.0))
+                continue
+            prob, label = predict(text[:first] + "\n", 1, 0.0, "strict")[0]
+            if prob < sure and len(text) > first:
+                prob, label = predict(text + "\n", 1, 0.0, "strict")[0]
+            lang = label[9:]  # "__label__xx"
+            out.append(Guess(lang, min(prob, 1.0), script_variants(text) if lang == "zh" else ()))
+        return out
