@@ -490,7 +490,7 @@ class PublishConfig:
 
     def problems(self) -> list[str]:
         from factory.errors import FactoryError
-        from factory.hub import parse_repo_id
+        from factory.repo_ids import parse_repo_id
 
         try:
             parse_repo_id(self.repo_id)
