@@ -184,7 +184,7 @@ class ShardsConfig:
                          "are kept, as `factory run` relies on).", secondary=False)  # fmt: skip
 
     def problems(self) -> list[str]:
-        from factory.shards.plan import config_problems  # the budgets' and tasks' grammar lives with the plan
+        from factory.budgets import config_problems  # the budgets' and tasks' grammar, below configs and the plan
 
         return config_problems(self)
 
