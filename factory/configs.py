@@ -295,7 +295,7 @@ class PretrainConfig(ShapeOptions):
         if self.corpus and self.vocab is None:
             problems.append("--corpus needs --vocab to tokenise with")
         if self.alpha_schedule or self.language_schedule or self.alpha is not None:
-            from factory.pretrain.mixing import mixing_problems  # torch: only when the flags are given
+            from factory.schedules import mixing_problems  # the mixing flags' grammar, below configs and mixing
 
             problems += mixing_problems(self)
         if self.probe_every is not None and self.probe_every % self.log_every:
