@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from factory.config import option
+from factory.sizes import DEFAULT_VOCAB_SIZE
 
 PRESET_NAMES = ("debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge")  # == factory.presets.PRESETS
 LAYOUTS = ("official", "pad128")
@@ -41,15 +42,13 @@ PIVOT = "en"  # the language retrieval matches every other one against (`eval re
 # it lands in a record that is logged anyway.
 PROBE_LOGS = 10
 
-DEFAULT_VOCAB_SIZE = "128k"  # the v3 vocabulary, when a plan or a random model names none
-
 
 def size_problems(flag: str, text: str | None) -> list[str]:
     """A vocabulary size (32k, 128k, 128000) checked with the others, not when its step starts."""
     if text is None:
         return []
     from factory.errors import ConfigError
-    from factory.presets import VocabSize  # torch: only at resolve time, so --help stays instant
+    from factory.sizes import VocabSize
 
     try:
         VocabSize.parse(text)
