@@ -17,6 +17,7 @@ from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, TaskPar
 from factory.outputs import check_output, fingerprint_file, replace_folder
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
+from factory.shards.merge import manifest_figures
 from factory.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
 
 log = logging.getLogger("factory.shards")
@@ -174,17 +175,6 @@ def _finished(config: ShardsConfig, inputs: Inputs) -> dict | None:
         return None
     task = (manifest.task.index, manifest.task.count) if manifest.task else None
     return manifest_figures(manifest) if task == inputs.task else None
-
-
-def manifest_figures(manifest: ShardsManifest) -> dict:
-    return {
-        "documents": manifest.documents,
-        "sequences": manifest.sequences,
-        "tokens": manifest.tokens,
-        "padding": manifest.padding,
-        "shards": [asdict(s) for s in manifest.shards],
-        "per_language": {k: asdict(v) for k, v in manifest.per_language.items()},
-    }
 
 
 def write_figures(config: ShardsConfig, inputs: Inputs, plan: Plan, build: ShardBuild, work: Path) -> dict:
