@@ -26,9 +26,9 @@ from factory.errors import ConfigError
 
 if TYPE_CHECKING:
     from factory.configs import PretrainConfig
-    from factory.pretrain.loop import Run
     from factory.pretrain.mixing import Mix
     from factory.pretrain.plan import Plan
+    from factory.pretrain.state import Run
 
 log = logging.getLogger(__name__)
 
