@@ -43,8 +43,9 @@ def labelled(corpus: Path, per_lang: int, translated: bool) -> list[tuple[str, s
     docs = []
     for path in sorted(corpus.glob("*.txt")):
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if len(line) >= 20]
-        if translated:
-            lines = [line for line in lines if line in _translated(corpus, path.stem)] if path.stem != "en" else lines
+        if translated and path.stem != "en":
+            keep = _translated(corpus, path.stem)
+            lines = [line for line in lines if line in keep]
         docs += [(label_of(path.stem, corpus), line) for line in lines[:per_lang]]
     return docs
 
