@@ -144,3 +144,16 @@ def test_pipeline_skips_the_filter_for_unchecked_languages():
     assert process_chunk(zh, "zh_hant").lang.tolist() == [-1, 1]
     start_worker(Pipeline(("zh",), langid="langdetect"))
     assert process_chunk(zh, None).lang.tolist() == [0, 0]
+
+
+def test_a_missing_fasttext_is_one_line(monkeypatch):
+    """Without fasttext-predict installed, the filter says what to install (or which flag avoids it)."""
+    from factory.langid import lid176
+
+    lid176._model.cache_clear()
+    monkeypatch.setitem(sys.modules, "fasttext", None)  # `import fasttext` raises ImportError
+    try:
+        with pytest.raises(FactoryError, match="pip install fasttext-predict .*--langid langdetect"):
+            lid176.Lid176()
+    finally:
+        lid176._model.cache_clear()

@@ -48,9 +48,15 @@ def _model():
     """The model's C++ object, loaded once per process. Its `predict(text, k, threshold, on_unicode_error)` is
     the same in fasttext-predict and in the `fasttext` package; the Python wrapper around it is not (the
     package's fails under NumPy 2), so it is called directly."""
-    import fasttext
-
-    return fasttext.load_model(model_path()).f
+    path = model_path()
+    try:
+        import fasttext
+    except ImportError:
+        raise FactoryError(
+            "the fasttext language filter needs fasttext-predict: pip install fasttext-predict (or pass --langid "
+            "langdetect, or --no-langid)"
+        ) from None
+    return fasttext.load_model(path).f
 
 
 @cache
