@@ -11,7 +11,8 @@ Cost and the cascade: lid.176 costs ~0.3 µs per character on this project's 2-c
 document whole would cap a filtered shard build at ~0.2x of the tokeniser alone. So a text is classified on its
 first `FIRST_CHARS` characters, and when that answer's probability is under `SURE`, again on its first
 `MAX_CHARS` (the second answer stands). On real text (bench/langid.py) the cascade keeps or drops the same
-documents as classifying 1,000 characters for all but <0.1% of them, and most documents pay for 64 characters.
+documents as classifying 1,000 characters for all but ~0.2% of them (0.16% of 58,819 handbook paragraphs),
+and most documents pay for 64 characters.
 """
 
 from __future__ import annotations
