@@ -52,6 +52,24 @@ def test_both_filters_give_factory_codes():
         assert "zh_hant" in traditional.codes and "zh_hans" not in traditional.codes
 
 
+def test_serbo_croatian_counts_as_each_variety(monkeypatch):
+    """lid.176's `sh` (Serbo-Croatian) answer is accepted for a declared hr, bs or sr source, and routes an
+    undeclared document to the first of them that is wanted."""
+    from factory.corpus.pipeline import Pipeline, process_chunk, start_worker
+    from factory.langid import lid176
+
+    class SaysSh:
+        def predict(self, text, k, threshold, errors):
+            return [(0.9, "__label__sh")]
+
+    monkeypatch.setattr(lid176, "_model", lambda: SaysSh())
+    text = "Ovo je rečenica na srpskohrvatskom jeziku, latinicom."
+    assert lid176.Lid176().identify(text).codes == ("hr", "bs", "sr", "sh")
+    start_worker(Pipeline(("en", "sr", "hr"), langid="fasttext"))
+    assert [process_chunk([text], lang).lang.tolist() for lang in ("hr", "sr", "en")] == [[2], [1], [-1]]
+    assert process_chunk([text], None).lang.tolist() == [2]  # hr: the first of hr, bs, sr in --langs
+
+
 def test_chinese_scripts_from_the_characters():
     from factory.langid.chinese import script_variants
 

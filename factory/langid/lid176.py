@@ -30,6 +30,10 @@ FIRST_CHARS = 64  # the first look
 SURE = 0.8  # a first look this sure stands
 MAX_CHARS = 1000  # the second look (langdetect's filter reads as much)
 _LETTER = re.compile(r"[^\W\d_]")  # any letter, in any script
+# lid.176's `sh` is Serbo-Croatian (Wikipedia's combined edition, Latin script): text it reads as sh counts as each
+# of CC100's hr, bs and sr, the standard varieties of that one language (on the handbook's translated Croatian,
+# lid.176 says sh for 9 of 81 paragraphs: bench/RESULTS.md).
+VARIANTS = {"sh": ("hr", "bs", "sr")}
 
 
 def model_path() -> str:
@@ -96,5 +100,6 @@ class Lid176:
             if prob < sure and len(text) > first:
                 prob, label = predict(text + "\n", 1, 0.0, "strict")[0]
             lang = label[9:]  # "__label__xx"
-            out.append(Guess(lang, min(prob, 1.0), script_variants(text) if lang == "zh" else ()))
+            variants = script_variants(text) if lang == "zh" else VARIANTS.get(lang, ())
+            out.append(Guess(lang, min(prob, 1.0), variants))
         return out
