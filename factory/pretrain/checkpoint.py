@@ -27,9 +27,9 @@ from factory.outputs import LOCK_SUFFIX, check_target, replace_folder
 
 if TYPE_CHECKING:
     from factory.configs import PretrainConfig
-    from factory.pretrain.loop import Run
     from factory.pretrain.mixing import Mix
     from factory.pretrain.plan import Plan
+    from factory.pretrain.state import Run
 
 log = logging.getLogger(__name__)
 
