@@ -48,10 +48,13 @@ def option(
     cli: bool = True,
     aliases: tuple[str, ...] = (),
     metavar: str | None = None,
+    switch: bool = False,
 ) -> Any:
     """A config field. `flags`: the option names (default `--field-name`); `repeat`: a list given by repeating the
     flag (`--corpus a --corpus b`) instead of one comma-separated value; `secondary`: a boolean gets `--no-X` too;
-    `cli=False`: recipe/file only; `aliases`: other keys accepted in files (e.g. `languages` for `langs`)."""
+    `cli=False`: recipe/file only; `aliases`: other keys accepted in files (e.g. `languages` for `langs`);
+    `switch`: a choice that can also be off (`X: str | None`): `--X CHOICE` and `--no-X`, and in files a
+    boolean reads as on (the default choice) or off (None)."""
     meta = {
         "help": help,
         "low": low,
@@ -64,6 +67,7 @@ def option(
         "cli": cli,
         "aliases": aliases,
         "metavar": metavar,
+        "switch": default if switch else None,
     }
     if isinstance(default, (list, dict, set)):
         value = default
@@ -105,6 +109,9 @@ class Problem(ValueError):
 
 def parse_value(value: Any, kind: Kind, meta: Mapping[str, Any]) -> Any:
     """`value` (typed from YAML, or a string from a flag) as the field's type, checked against its bounds."""
+    on = meta.get("switch")
+    if on is not None and (isinstance(value, bool) or str(value).strip().lower() in TRUE | FALSE):
+        return on if _convert(value, bool) else None  # a switch: on (its default choice) or off
     if value is None or (isinstance(value, str) and kind.optional and value.strip().lower() in NONE):
         if kind.optional:
             return None
@@ -312,6 +319,15 @@ def _click_option(click, f: dataclasses.Field, kind: Kind) -> Callable:
             flags = [f"{flags[0]}/--no-{flags[0][2:]}", *flags[1:]]
             return click.option(*flags, f.name, default=None, help=help_text)
         return click.option(*flags, f.name, is_flag=True, default=None, help=help_text)
+    if meta.get("switch") is not None:  # --X CHOICE, and --no-X (named in X's help) giving "off" to the same parameter
+        value = _value_option(click, f, kind, flags, help_text)
+        off = click.option(f"--no-{flags[0][2:]}", f.name, flag_value="off", default=None, hidden=True)
+        return lambda command: off(value(command))
+    return _value_option(click, f, kind, flags, help_text)
+
+
+def _value_option(click, f: dataclasses.Field, kind: Kind, flags: list[str], help_text: str) -> Callable:
+    meta = f.metadata
     choices = meta.get("choices")
     metavar = meta.get("metavar") or (f"[{'|'.join(choices)}]" if choices else _metavar(kind, meta))
     complete = (lambda ctx, param, incomplete: [c for c in choices if c.startswith(incomplete)]) if choices else None
@@ -355,10 +371,14 @@ def command_line(config) -> list[str]:
     args: list[str] = []
     for f in dataclasses.fields(config):
         value, kind = getattr(config, f.name), kinds[f.name]
-        if not f.metadata.get("cli", True) or value == default_of(f) or value is None:
+        if not f.metadata.get("cli", True) or value == default_of(f):
+            continue
+        if value is None and f.metadata.get("switch") is None:
             continue
         flag = (f.metadata.get("flags") or (f"--{f.name.replace('_', '-')}",))[0]
-        if kind.base is bool and kind.sequence is None:
+        if value is None and f.metadata.get("switch") is not None:
+            args.append(f"--no-{flag[2:]}")
+        elif kind.base is bool and kind.sequence is None:
             args.append(flag if value else f"--no-{flag[2:]}")
         elif kind.sequence is not None and f.metadata.get("repeat"):
             args += [part for item in value for part in (flag, str(item))]

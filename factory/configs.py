@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import ClassVar
 
 from factory.config import option
+from factory.sizes import DEFAULT_VOCAB_SIZE
 
 PRESET_NAMES = ("debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge")  # == factory.presets.PRESETS
 LAYOUTS = ("official", "pad128")
 HEADS = ("none", "mlm", "rtd", "cls", "tokens", "qa")  # == factory.model.heads.HEADS
 MASKING = ("spread", "official")  # which mask windows are kept (factory.rtd.choose_masked)
+LANGID_FILTERS = ("fasttext", "langdetect")  # == factory.langid.FILTERS
 
 # Pre-training defaults of the DeBERTaV3 paper (docs/pretraining.md#hyper-parameters)
 PAPER_BATCH = 8192  # sequences per optimizer step
@@ -40,15 +42,13 @@ PIVOT = "en"  # the language retrieval matches every other one against (`eval re
 # it lands in a record that is logged anyway.
 PROBE_LOGS = 10
 
-DEFAULT_VOCAB_SIZE = "128k"  # the v3 vocabulary, when a plan or a random model names none
-
 
 def size_problems(flag: str, text: str | None) -> list[str]:
     """A vocabulary size (32k, 128k, 128000) checked with the others, not when its step starts."""
     if text is None:
         return []
     from factory.errors import ConfigError
-    from factory.presets import VocabSize  # torch: only at resolve time, so --help stays instant
+    from factory.sizes import VocabSize
 
     try:
         VocabSize.parse(text)
@@ -57,6 +57,12 @@ def size_problems(flag: str, text: str | None) -> list[str]:
     return []
 
 
+_LANGID_HELP = ("Language filter: fasttext (lid.176, 176 languages, as CC100) or langdetect (its 55 profiles); "
+                "--no-langid: none (docs/data.md#language-filter).")
+_THRESHOLD_HELP = ("Minimum probability of the language filter [default: 0.5 for fasttext (CCNet's), 0.9 for "
+                   "langdetect].")
+_SKIP_HELP = ("Languages whose LANG= sources the filter lets through unchecked (e.g. those lid.176 does not "
+              "know: ha, zu, *_rom, ...).")
 _LAYOUT_HELP = "Embedding rows: as published (128k -> 128100) or padded to a multiple of 128 (faster on GPU)."
 _FORCE_HELP = "Replace --out if it is not empty."
 
@@ -90,8 +96,9 @@ class VocabConfig:
     min_chars: int = option(20, "Drop shorter documents.", low=0)
     max_chars: int = option(20000, "Drop longer documents.", low=1)
     dedupe: bool = option(True, "Drop exact duplicates.")
-    langid: bool = option(True, "Language filter (langdetect profiles).")
-    langid_threshold: float = option(0.9, "Minimum probability of the language filter.", low=0, high=1)
+    langid: str | None = option("fasttext", _LANGID_HELP, choices=LANGID_FILTERS, switch=True)
+    langid_threshold: float | None = option(None, _THRESHOLD_HELP, low=0, high=1)
+    langid_skip: list[str] = option([], _SKIP_HELP, metavar="LANG,...")
     workers: int | None = option(
         None, f"Language-id processes [default: the cores, at most {MAX_LANGID_WORKERS}].", low=1
     )
@@ -159,9 +166,9 @@ class ShardsConfig:
     min_chars: int = option(VocabConfig.min_chars, "Drop shorter documents (with --clean).", low=0)
     max_chars: int = option(1_000_000, "Drop longer documents (with --clean; pre-training keeps long ones).", low=1)
     dedupe: bool = option(True, "Drop exact duplicates.")
-    langid: bool = option(True, "Language filter (langdetect profiles), where the languages are known.")
-    langid_threshold: float = option(VocabConfig.langid_threshold, "Minimum probability of the language filter.",
-                                     low=0, high=1)  # fmt: skip
+    langid: str | None = option("fasttext", _LANGID_HELP, choices=LANGID_FILTERS, switch=True)
+    langid_threshold: float | None = option(None, _THRESHOLD_HELP, low=0, high=1)
+    langid_skip: list[str] = option([], _SKIP_HELP, metavar="LANG,...")
     num_proc: int | None = option(None, "Workers [default: all cores]: processes, or threads when only tokenising "
                                   "(the filters off).", low=1)  # fmt: skip
     rows_per_shard: int = option(16384, "Sequences per file (16384 x 512 tokens = 32 MiB).", low=1)
@@ -176,7 +183,7 @@ class ShardsConfig:
                          "are kept, as `factory run` relies on).", secondary=False)  # fmt: skip
 
     def problems(self) -> list[str]:
-        from factory.shards.plan import config_problems  # the budgets' and tasks' grammar lives with the plan
+        from factory.budgets import config_problems  # the budgets' and tasks' grammar, below configs and the plan
 
         problems = config_problems(self)
         if self.seq_len > SEQ_LEN:
@@ -296,7 +303,7 @@ class PretrainConfig(ShapeOptions):
         if self.corpus and self.vocab is None:
             problems.append("--corpus needs --vocab to tokenise with")
         if self.alpha_schedule or self.language_schedule or self.alpha is not None:
-            from factory.pretrain.mixing import mixing_problems  # torch: only when the flags are given
+            from factory.schedules import mixing_problems  # the mixing flags' grammar, below configs and mixing
 
             problems += mixing_problems(self)
         if self.probe_every is not None and self.probe_every % self.log_every:
@@ -515,7 +522,7 @@ class PublishConfig:
 
     def problems(self) -> list[str]:
         from factory.errors import FactoryError
-        from factory.hub import parse_repo_id
+        from factory.repo_ids import parse_repo_id
 
         try:
             parse_repo_id(self.repo_id)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,26 +25,16 @@ from factory.card_results import model_index
 from factory.configs import PublishConfig
 from factory.errors import FactoryError, HubAccessError, RunFailure, UploadFailed
 from factory.outputs import staged_output
+from factory.repo_ids import REPO_ID, parse_repo_id  # noqa: F401  (hub.parse_repo_id, as before)
 from factory.tokenizer import TOKENIZER_FILES
 
 CARD = "README.md"
 TOKENIZER_REQUIRED, TOKENIZER_OPTIONAL = TOKENIZER_FILES[:3], TOKENIZER_FILES[3:]  # transformers needs the first 3
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 LOGIN_HINT = "run `hf auth login` or set the HF_TOKEN environment variable to a token with write access"
-REPO_ID = re.compile(r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?")
 
 
 # ---- input checks -------------------------------------------------------------------------------
-def parse_repo_id(text: str) -> str:
-    """'org/name' as the Hub accepts it: letters, digits, '-', '_', '.'; no '--' or '..'; 96 chars a side."""
-    if not REPO_ID.fullmatch(text) or "--" in text or ".." in text or text.endswith(".git"):
-        raise FactoryError(
-            f"--repo-id {text!r} is not a Hub repository id; write it as namespace/name, e.g. my-org/deberta-v3-xsmall "
-            "(letters, digits, '-', '_', '.'; no '--' or '..')"
-        )
-    return text
-
-
 def resolve_token() -> str:
     """The token huggingface_hub would use (HF_TOKEN, then the saved login); never printed or stored."""
     from huggingface_hub import get_token

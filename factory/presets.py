@@ -14,13 +14,18 @@ never under the preset's name. The published presets themselves are the table be
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from factory.configs import DEFAULT_VOCAB_SIZE
 from factory.errors import ConfigError
 from factory.model.config import ModelConfig
+from factory.sizes import (  # noqa: F401  (presets' names, as before)
+    DEFAULT_VOCAB_SIZE,
+    MAX_PIECES,
+    MIN_PIECES,
+    PUBLISHED_ROWS,
+    VocabSize,
+)
 
 
 def generator_depth(layers: int) -> int:
@@ -75,13 +80,6 @@ PRESETS: dict[str, Preset] = {
 
 # Published backbone sizes in millions ([MS] README), for tests and for the `presets` table.
 PUBLISHED_BACKBONE_M = {"xsmall": 22, "small": 44, "base": 86, "large": 304, "xlarge": 710, "xxlarge": 1320}
-
-# Published embedding layouts: SentencePiece pieces -> embedding rows. v3 keeps 100 spare rows after
-# [MASK] (HF #12428, 128100 rows for 128k); DeBERTina's 32k follows v3; mDeBERTa has 251000 rows.
-PUBLISHED_ROWS = {32_000: 32_100, 128_000: 128_100, 250_000: 251_000}
-MIN_PIECES = 1000
-MAX_PIECES = 2_000_000  # 8x mDeBERTa's 250k; beyond this an embedding table is a typo, not a vocabulary
-
 
 def get_preset(name: str) -> Preset:
     try:
@@ -217,42 +215,6 @@ def shape_of(config: Any) -> Shape:
 def as_shape(shape: Shape | str) -> Shape:
     """A preset's name or a Shape, as a Shape (benchmarks and tests name presets)."""
     return shape if isinstance(shape, Shape) else get_shape(shape)
-
-
-@dataclass(frozen=True)
-class VocabSize:
-    """A vocabulary: `pieces` SentencePiece pieces (specials included), [MASK] at id `pieces`, and
-    `rows` embedding rows (>= pieces + 1)."""
-
-    pieces: int
-    rows: int
-    layout: str  # "official" (published rows) or "pad128" (rounded up to a multiple of 128 for GPUs)
-
-    @classmethod
-    def parse(cls, text: str | int, layout: str = "official") -> VocabSize:
-        """'32k', '128k', '250k', '128000' or 128000 -> VocabSize."""
-        match = re.fullmatch(r"\s*(\d+)\s*([kK]?)\s*", str(text))
-        if not match:
-            raise ConfigError(f"vocab size {text!r} is not a size; write it like 32k, 128k, 250k or 128000")
-        pieces = int(match.group(1)) * (1000 if match.group(2) else 1)
-        if pieces < MIN_PIECES:
-            raise ConfigError(f"vocab size {pieces} is too small; use at least {MIN_PIECES} (e.g. 2k for tests)")
-        if pieces > MAX_PIECES:
-            raise ConfigError(f"vocab size {pieces:,} is too large; use at most {MAX_PIECES:,} (mDeBERTa has 250k)")
-        return cls.from_pieces(pieces, layout)
-
-    @classmethod
-    def from_pieces(cls, pieces: int, layout: str = "official") -> VocabSize:
-        if layout == "official":
-            rows = PUBLISHED_ROWS.get(pieces, pieces + 100)
-        elif layout == "pad128":
-            rows = -(-(pieces + 1) // 128) * 128
-        else:
-            raise ConfigError(f"embedding layout {layout!r} unknown; use 'official' or 'pad128'")
-        return cls(pieces=pieces, rows=rows, layout=layout)
-
-    def __str__(self) -> str:
-        return f"{self.pieces // 1000}k" if self.pieces % 1000 == 0 else str(self.pieces)
 
 
 def count_parameters(config: ModelConfig) -> dict[str, int]:

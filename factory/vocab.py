@@ -310,7 +310,7 @@ def build(args: VocabConfig) -> dict:
             sources,
             langs,
             work,
-            C.LanguageFilter(langs, args.langid_threshold, workers, args.langid),
+            C.LanguageFilter(langs, args.langid_threshold, workers, args.langid, tuple(args.langid_skip)),
             C.Cleaning(args.min_chars, args.max_chars, args.dedupe),
             args.alpha,
             args.max_sentences,
@@ -331,7 +331,7 @@ def build(args: VocabConfig) -> dict:
 def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
     """The corpus sources and the languages, checked before any work is done."""
     from factory import corpus as C
-    from factory.langid import check_codes
+    from factory.langid import check_codes, filter_name
     from factory.languages import check_languages
 
     sources = [C.Source.parse(c) for c in args.corpus]
@@ -342,8 +342,10 @@ def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
     if not langs:
         raise FactoryError("which language(s)? pass --lang pt, --langs en,pt,ru or --corpus pt=PATH")
     check_languages(langs + [s.lang for s in sources if s.lang], "--lang/--langs")
+    check_languages(args.langid_skip, "--langid-skip")
     if args.langid:
-        check_codes(langs + [s.lang for s in sources if s.lang], "--lang/--langs")
+        check_codes(langs + [s.lang for s in sources if s.lang], filter_name(args.langid), "--lang/--langs",
+                    args.langid_skip)  # fmt: skip
     for source in sources:
         if not source.is_hub and not Path(source.spec).exists():
             raise FactoryError(f"--corpus {source.spec}: no such file or folder")

@@ -54,7 +54,7 @@ def test_the_walker_sees_what_yaml_does_to_a_bare_no():
 
 
 def test_the_table_covers_cc100_and_the_language_filter():
-    from factory.langid import profile_codes
+    from factory.langid.profiles import profile_codes
 
     spec = yaml.safe_load((ROOT / "vocab" / "cc100.yaml").read_text())
     assert set(spec["languages"]) <= set(CC100) and len(CC100) == 116
@@ -75,10 +75,12 @@ def test_unknown_codes_are_one_line_with_a_suggestion():
 def test_a_multilingual_recipe_declares_every_source_and_its_shards_step_resolves():
     """The mDeBERTa recipe's pre-training sources are the vocabulary spec's, each with its `LANG=` (an undeclared
     source would be `und`, or one language), and its shards step resolves those languages as run would: the
-    language filter is off there, since it knows 55 of CC100's languages."""
+    language filter on (fastText's lid.176), with the 12 CC100 languages lid.176 does not know let through; without
+    that list, one line naming them and --no-langid."""
     from types import SimpleNamespace
 
     from factory.corpus import Source
+    from factory.langid import known_codes
     from factory.shards.plan import resolve_languages
 
     recipe = yaml.safe_load((ROOT / "recipes" / "mdeberta-v3-base.yaml").read_text())
@@ -86,7 +88,11 @@ def test_a_multilingual_recipe_declares_every_source_and_its_shards_step_resolve
     assert recipe["corpus"] == [f"{lang}={source}" for lang, source in spec["corpus"].items()]
     sources = [Source.parse(c) for c in recipe["corpus"]]
     shards = recipe["steps"]["shards"]
-    langs, langid = resolve_languages(SimpleNamespace(langs=None, langid=shards.get("langid", True)), sources)
-    assert langs == list(spec["corpus"]) and len(langs) > 100 and not langid
-    with pytest.raises(FactoryError, match="the language filter has no profile for 'am'"):  # the filter on
-        resolve_languages(SimpleNamespace(langs=None, langid=True), sources)
+    skip = shards["langid_skip"]
+    assert skip == spec["langid_skip"] and shards["langid"] == spec["langid"] == "fasttext"
+    assert set(skip) == set(spec["languages"]) - known_codes("fasttext")  # exactly the ones it does not know
+    langs, langid = resolve_languages(SimpleNamespace(langs=None, langid=shards["langid"], langid_skip=skip), sources)
+    assert langs == list(spec["corpus"]) and len(langs) > 100 and langid == "fasttext"
+    with pytest.raises(FactoryError, match="does not know 'ff', 'ha'.*pass --no-langid") as caught:  # no skip list
+        resolve_languages(SimpleNamespace(langs=None, langid=True, langid_skip=[]), sources)
+    assert "\n" not in str(caught.value)

@@ -160,15 +160,21 @@ def test_byte_fallback_is_the_only_difference(tmp_path):
 
 
 # ---- Must show 1: language filter and sampling -----------------------------------------------------
-def test_lang_pt_keeps_exactly_the_pt_documents(tmp_path):
+def _mixed_pt(tmp_path) -> tuple[Path, list[str], list[str]]:
     pt = textgen.generate("pt", 3000)  # seed 0: every line is identified as pt (other seeds: ~0.1% pt/es misses)
     others = [
         line for lang in textgen.LANGS if lang != "pt" for line in (DEMO / f"{lang}.txt").read_text().splitlines()
     ]
     mixed = [line for pair in zip(pt, others + [""] * len(pt), strict=False) for line in pair if line]  # interleaved
-    corpus = write(tmp_path / "mixed.txt", mixed)
+    return write(tmp_path / "mixed.txt", mixed), pt, others
+
+
+def test_lang_pt_keeps_exactly_the_pt_documents(tmp_path):
+    """With the langdetect filter, for which seed 0's sentences were chosen: every pt line kept, every other dropped."""
+    corpus, pt, others = _mixed_pt(tmp_path)
     out = tmp_path / "pt"
-    result = run(["vocab", "--corpus", str(corpus), "--lang", "pt", "--size", "2k", "--out", str(out)])
+    result = run(["vocab", "--corpus", str(corpus), "--lang", "pt", "--size", "2k", "--langid", "langdetect",
+                  "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     counts = json.loads((out / "factory.json").read_text())["counts"]
     assert counts["read"] == len(pt) + len(others)
@@ -180,6 +186,23 @@ def test_lang_pt_keeps_exactly_the_pt_documents(tmp_path):
 
     assert spm.SentencePieceProcessor(model_file=str(out / "spm.model")).get_piece_size() == 2000
 
+
+
+def test_lang_pt_with_the_fasttext_filter(tmp_path):
+    """The default filter (lid.176) on the same mix: every other-language line dropped as such; of the 3000
+    synthetic pt lines it keeps all but the few it is less than 50% sure of (templated sentences with invented
+    names; 3 at 0.45-0.46 on seed 0), and those count as low confidence, never as another language."""
+    corpus, pt, others = _mixed_pt(tmp_path)
+    out = tmp_path / "pt"
+    result = run(["vocab", "--corpus", str(corpus), "--lang", "pt", "--size", "2k", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "factory.json").read_text())
+    counts = manifest["counts"]
+    assert manifest["arguments"]["langid"] == "fasttext" and manifest["arguments"]["langid_threshold"] is None
+    assert counts["read"] == len(pt) + len(others) and counts["kept_per_language"]["pt"] >= len(pt) - 5
+    low = len(pt) - counts["kept_per_language"]["pt"]
+    low_confidence = {"langid_low_confidence": low} if low else {}
+    assert counts["dropped"] == {"langid_other_language": len(others), **low_confidence}
 
 def test_langs_alpha_sampling_follows_the_formula(tmp_path):
     sizes = {"en": 400, "pt": 200, "ru": 100, "zh": 50}

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from dataclasses import dataclass
 
 from factory.configs import VocabConfig
 
-_WS = re.compile(r"\s+")
 HASHES = 3  # bit positions per document in the duplicate filter
 
 
@@ -24,7 +22,7 @@ class Cleaning:
 
     def clean(self, text: str) -> tuple[str | None, str]:
         """(cleaned text or None, reason it was dropped or 'kept')."""
-        text = _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+        text = clean_text(text)
         if not text:
             return None, "empty"
         if len(text) < self.min_chars:
@@ -34,10 +32,27 @@ class Cleaning:
         return text, "kept"
 
 
+def clean_text(text: str) -> str:
+    """NFKC, every run of whitespace one space, none at the ends. `str.split()` splits on exactly the characters
+    `re`'s `\\s` matches (both use `str.isspace`), at a fifth of a regular expression's cost."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
 def filter_keys(text: str, bits: int) -> tuple[int, int, int]:
     """The document's bit positions in a `SeenFilter` of `bits` bits (sha1 of the text, 48 bits each)."""
     digest = hashlib.sha1(text.encode("utf-8")).digest()
     return tuple(int.from_bytes(digest[6 * k : 6 * k + 6], "little") % bits for k in range(HASHES))
+
+
+def filter_keys_many(texts: list[str], bits: int):
+    """(n, 3) int64: `filter_keys` of each text, the digests sliced and reduced as one array."""
+    import numpy as np
+
+    digests = np.frombuffer(b"".join(hashlib.sha1(t.encode("utf-8")).digest() for t in texts), dtype=np.uint8)
+    six = digests.reshape(-1, 20)[:, : 6 * HASHES].reshape(-1, HASHES, 6)
+    wide = np.zeros((len(texts), HASHES, 8), dtype=np.uint8)  # 48-bit little-endian -> uint64
+    wide[:, :, :6] = six
+    return (wide.view("<u8")[:, :, 0] % np.uint64(bits)).astype(np.int64)
 
 
 class SeenFilter:

@@ -21,24 +21,27 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from factory.configs import VocabConfig
-from factory.corpus.cleaning import Cleaning, SeenFilter, filter_keys
+from factory.corpus.cleaning import Cleaning, SeenFilter, clean_text, filter_keys_many
 
 REASONS = ("kept", "empty", "too_short", "too_long", "duplicate", "langid_no_text", "langid_other_language",
            "langid_low_confidence")  # fmt: skip
-KEPT, DUPLICATE = REASONS.index("kept"), REASONS.index("duplicate")
+KEPT, EMPTY, TOO_SHORT, TOO_LONG, DUPLICATE = range(5)  # == REASONS[:5]
+NO_TEXT, OTHER_LANGUAGE, LOW_CONFIDENCE = (REASONS.index(r) for r in REASONS[5:])
 CHUNK_DOCS = 2048
 CHUNK_CHARS = 1 << 20
 
 
 @dataclass
 class LanguageFilter:
-    """Keep documents detected as one of `langs` with probability >= `threshold` (None: keep all)."""
+    """Keep documents detected as one of `langs` with probability >= `threshold` (None: the filter's default);
+    `enabled`: the filter's name (True: the default filter; False/None: keep all); `skip`: languages whose
+    declared sources are kept unchecked."""
 
     langs: list[str] | None
-    threshold: float = VocabConfig.langid_threshold
+    threshold: float | None = None
     workers: int = 1
-    enabled: bool = True
+    enabled: str | bool | None = True
+    skip: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,12 @@ class Pipeline:
 
     langs: tuple[str, ...]
     cleaning: Cleaning | None = None
-    langid: bool = False
-    threshold: float = VocabConfig.langid_threshold
+    langid: str | bool | None = None  # the filter (factory/langid), True: the default one, None/False: off
+    threshold: float | None = None  # None: the filter's own (factory.langid.THRESHOLDS)
     dedupe_bits: int = 0
     spm: str | None = None
     sep_id: int = 2
+    unchecked: tuple[str, ...] = ()  # languages whose declared documents skip the filter (`--langid-skip`)
 
 
 @dataclass
@@ -98,9 +102,11 @@ def start_worker(pipeline: Pipeline) -> None:
 
         _STATE["sp"] = spm.SentencePieceProcessor(model_file=pipeline.spm)
     if pipeline.langid:
-        from factory.langid import LanguageId
+        from factory.langid import filter_name, identifier, threshold_of
 
-        _STATE["lid"] = LanguageId()
+        name = filter_name(pipeline.langid)
+        _STATE["lid"] = identifier(name)
+        _STATE["threshold"] = threshold_of(name, pipeline.threshold)
 
 
 def start_pool_worker(pipeline: Pipeline) -> None:
@@ -121,16 +127,14 @@ def process_chunk(texts: list[str], declared: str | None) -> Chunk:
     status = np.zeros(n, dtype=np.int8)
     lang = np.full(n, -1, dtype=np.int16)
     raw_bytes = len("\n".join(texts).encode("utf-8")) - max(n - 1, 0)  # one C call, not one per document
-    cleaned = _clean_all(p, texts, status)
-    keyed = [i for i, t in enumerate(cleaned) if t is not None]
-    keys = [filter_keys(cleaned[i], p.dedupe_bits) for i in keyed] if p.dedupe_bits else []
-    _route_all(p, cleaned, keyed, declared, status, lang)
-    routed = [i for i in keyed if lang[i] >= 0]
-    chunk = Chunk(
-        status, lang, np.asarray(keyed, dtype=np.int32), np.asarray(keys, dtype=np.int64).reshape(-1, 3),
-        np.asarray(routed, dtype=np.int32), np.asarray([len(cleaned[i]) for i in routed], dtype=np.int32),
-        raw_bytes=raw_bytes, worker=threading.get_native_id(),
-    )  # fmt: skip
+    cleaned, lengths = _clean_all(p, texts, status)
+    keyed = np.flatnonzero(status == KEPT)
+    kept_texts = [cleaned[i] for i in keyed]
+    keys = filter_keys_many(kept_texts, p.dedupe_bits) if p.dedupe_bits else np.zeros((0, 3), dtype=np.int64)
+    _route_all(p, kept_texts, keyed, declared, status, lang)
+    routed = keyed[lang[keyed] >= 0]
+    chunk = Chunk(status, lang, keyed.astype(np.int32), keys, routed.astype(np.int32),
+                  lengths[routed].astype(np.int32), raw_bytes=raw_bytes, worker=threading.get_native_id())  # fmt: skip
     docs = [cleaned[i] for i in routed]
     if p.spm is None:
         chunk.texts = docs
@@ -139,40 +143,45 @@ def process_chunk(texts: list[str], declared: str | None) -> Chunk:
     return chunk
 
 
-def _clean_all(p: Pipeline, texts: list[str], status) -> list[str | None]:
+def _clean_all(p: Pipeline, texts: list[str], status):
+    """(the texts, cleaned as `Cleaning.clean` does, their lengths); `status` gets the reason of each dropped one.
+    One string call per document, the bounds as array comparisons."""
+    import numpy as np
+
+    out = texts if p.cleaning is None else [clean_text(t) for t in texts]
+    lengths = np.fromiter(map(len, out), dtype=np.int64, count=len(out))
     if p.cleaning is None:
-        out: list[str | None] = [t if t and not t.isspace() else None for t in texts]
-        for i, t in enumerate(out):
-            if t is None:
-                status[i] = REASONS.index("empty")
-        return out
-    out = []
-    for i, raw in enumerate(texts):
-        text, reason = p.cleaning.clean(raw)
-        out.append(text)
-        if text is None:
-            status[i] = REASONS.index(reason)
-    return out
+        status[np.fromiter((not t or t.isspace() for t in out), dtype=bool, count=len(out))] = EMPTY
+        return out, lengths
+    status[lengths > p.cleaning.max_chars] = TOO_LONG
+    status[lengths < p.cleaning.min_chars] = TOO_SHORT
+    status[lengths == 0] = EMPTY
+    return out, lengths
 
 
-def _route_all(p: Pipeline, cleaned: list, keyed: list[int], declared: str | None, status, lang) -> None:
-    """Each cleaned document's language (or the reason it has none), as `factory vocab` always routed."""
+def _route_all(p: Pipeline, texts: list[str], keyed, declared: str | None, status, lang) -> None:
+    """Each cleaned document's language (or the reason it has none), as `factory vocab` always routed. One
+    language: its documents are as good as declared. A language the filter lets through (`unchecked`): its
+    declared documents are kept as they are."""
     index = {code: i for i, code in enumerate(p.langs)}
-    if not p.langid:
+    if declared is None and len(p.langs) == 1:
+        declared = p.langs[0]
+    if not p.langid or declared in p.unchecked:
         lang[keyed] = index[declared or p.langs[0]]
         return
-    lid = _STATE["lid"]
-    for i in keyed:
-        guess = lid.identify(cleaned[i])
-        wanted = declared or (guess.lang if guess.lang in index else None)
+    threshold = _STATE["threshold"]
+    guesses = _STATE["lid"].identify_batch(texts)  # the texts of `keyed`, in order
+    for i, guess in zip(keyed.tolist(), guesses, strict=True):
+        codes = guess.codes  # e.g. ("zh_hans", "zh"): the text counts as each
+        target = declared or next((code for code in codes if code in index), None)
         if not guess.lang:
-            status[i] = REASONS.index("langid_no_text")
-        elif guess.lang != wanted:
-            status[i] = REASONS.index("langid_other_language")
-        elif guess.prob < p.threshold:
-            status[i] = REASONS.index("langid_low_confidence")
+            status[i] = NO_TEXT
+        elif target not in codes:
+            status[i] = OTHER_LANGUAGE
+        elif guess.prob < threshold:
+            status[i] = LOW_CONFIDENCE
         else:
-            lang[i] = index[wanted]
+            lang[i] = index[target]
 
 
 def _tokenise(sp, docs: list[str], sep_id: int):
@@ -232,9 +241,9 @@ class Workers:
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         if pipeline.langid and ctx.get_start_method() == "fork":
-            from factory.langid import _profiles
+            from factory.langid import filter_name, preload
 
-            _profiles()  # read once here; the forked workers share it instead of each reading 55 profiles
+            preload(filter_name(pipeline.langid))  # read once here; the forked workers share it
         self.pool = ctx.Pool(self.workers, initializer=start_pool_worker, initargs=(pipeline,))
 
     def map(self, jobs: Iterable[tuple[object, list[str], str | None]]) -> Iterator[tuple[object, Chunk]]:

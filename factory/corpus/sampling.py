@@ -32,7 +32,8 @@ def collect(
         if source.lang is not None and source.lang not in langs:
             raise FactoryError(f"--corpus {source.lang}={source.spec}: {source.lang} is not among the languages")
     pipeline = Pipeline(tuple(langs), cleaning, language_filter.enabled, language_filter.threshold,
-                        cleaning.dedupe_bits if cleaning.dedupe else 0)  # fmt: skip
+                        cleaning.dedupe_bits if cleaning.dedupe else 0,
+                        unchecked=tuple(language_filter.skip))  # fmt: skip
     stats = CorpusStats()
     seen = SeenFilter(cleaning.dedupe_bits) if cleaning.dedupe else None
     outs = {lang: open(spool / f"{lang}.txt", "w", encoding="utf-8") for lang in langs}

@@ -27,9 +27,9 @@ from factory.outputs import LOCK_SUFFIX, check_target, replace_folder
 
 if TYPE_CHECKING:
     from factory.configs import PretrainConfig
-    from factory.pretrain.loop import Run
     from factory.pretrain.mixing import Mix
     from factory.pretrain.plan import Plan
+    from factory.pretrain.state import Run
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,15 @@ def trajectory(args: PretrainConfig, plan: Plan) -> dict[str, Any]:
 
 
 def check_trajectory(state: dict, args: PretrainConfig, plan: Plan, path: Path) -> None:
-    mine, given = trajectory(args, plan), to_json(args)
-    theirs = state.get("trajectory") or {}
+    theirs, mine = state.get("trajectory"), trajectory(args, plan) if "trajectory" in state else None
+    if theirs is None:  # a checkpoint from before the trajectory was recorded: its arguments as given, if any
+        recorded = state.get("arguments")
+        if recorded is None:
+            return
+        given = to_json(args)
+        theirs, mine = {k: recorded.get(k) for k in TRAJECTORY}, {k: given[k] for k in TRAJECTORY}
     for key, flag in TRAJECTORY.items():
-        was, now = (theirs[key], mine[key]) if key in theirs else (state.get("arguments", {}).get(key), given[key])
+        was, now = theirs.get(key), mine[key]
         if was != now:
             raise ConfigError(
                 f"checkpoint {path} was trained with {flag} {_shown(was)}, this run asks {_shown(now)}: a resume keeps "

@@ -30,7 +30,7 @@ from factory.launch import check_launch
 from factory.outputs import fingerprint_file
 from factory.presets import check_memory
 from factory.pretrain.backends import make_accelerator, prepare_backend
-from factory.pretrain.batches import BatchOrder, Feed
+from factory.pretrain.batches import Feed
 from factory.pretrain.checkpoint import (
     check_resume,
     clear_run,
@@ -40,11 +40,12 @@ from factory.pretrain.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
-from factory.pretrain.mixing import LanguageOrder, Mix, build_mix, token_fields
+from factory.pretrain.mixing import Mix, build_mix, token_fields
 from factory.pretrain.optim import clip_gradients, make_optimizer, make_schedule
 from factory.pretrain.plan import Plan, make_plan, model_config
 from factory.pretrain.probe import Probe, control_record, measure_record, open_probe
 from factory.pretrain.probe import figures as probe_figures
+from factory.pretrain.state import Run
 from factory.progress import progress
 from factory.rtd import rtd_loss
 from factory.tokenizer import Tokenizer
@@ -56,29 +57,6 @@ STAT_KEYS = ("mlm_loss_sum", "rtd_loss_sum", "masked", "tokens", "replaced", "rt
 TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",),
             "comet_ml": ("comet_ml",), "aim": ("aim",), "clearml": ("clearml",), "dvclive": ("dvclive",),
             "swanlab": ("swanlab",), "trackio": ("trackio",)}  # fmt: skip
-
-
-@dataclass
-class Run:
-    """What `setup` builds and the loop uses."""
-
-    args: PretrainConfig
-    plan: Plan
-    accelerator: Any
-    model: Any
-    optimizer: Any
-    schedule: Any
-    shards: Any
-    order: BatchOrder | LanguageOrder  # which shard rows make up each step (mixing.py: one language or several)
-    mask_id: int
-    vocab_fingerprint: str
-    mix: Mix  # the shards' languages and the sampling phases (tokens seen per language)
-    feed: Feed  # this process's micro-batches, one step ahead (batches.py)
-    start_step: int = 0
-    elapsed: float = 0.0  # wall time of earlier sessions of this run (resume)
-    last_checkpoint: Path | None = None
-    probe: Probe | None = None  # --probe
-    sessions: list[dict[str, Any]] = field(default_factory=lambda: [{"from_step": 0, "changed": {}}])
 
 
 # ---- setup ---------------------------------------------------------------------------------------

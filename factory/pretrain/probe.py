@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from factory.configs import PROBE_LOGS, PretrainConfig
 
 if TYPE_CHECKING:
-    from factory.pretrain.loop import Run
+    from factory.pretrain.state import Run
 
 log = logging.getLogger(__name__)
 PREFIX, CONTROL_PREFIX = "probe", "probe_control"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 from factory.config import to_json
@@ -19,6 +20,17 @@ from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, read_ma
 from factory.outputs import staged_output
 from factory.shards.pack import BATCH_ROWS, COLUMN, cut_document, document_ends, rows_batch, shard_name
 
+
+def manifest_figures(manifest: ShardsManifest) -> dict:
+    """What a finished build (or merge) returns, from its manifest."""
+    return {
+        "documents": manifest.documents,
+        "sequences": manifest.sequences,
+        "tokens": manifest.tokens,
+        "padding": manifest.padding,
+        "shards": [asdict(s) for s in manifest.shards],
+        "per_language": {k: asdict(v) for k, v in manifest.per_language.items()},
+    }
 
 def _tasks(folders: list[Path]) -> list[tuple[Path, ShardsManifest]]:
     """The task folders in task order, checked to be all the parts of one build."""
@@ -43,8 +55,6 @@ def _tasks(folders: list[Path]) -> list[tuple[Path, ShardsManifest]]:
 
 def merge_shards(config) -> dict:
     """Join the task folders into config.out, with one manifest; returns the figures."""
-    from factory.shards.run import manifest_figures
-
     parts = _tasks(list(config.merge))
     first = parts[0][1]
     langs = sorted({lang for _, m in parts for lang in m.per_language})

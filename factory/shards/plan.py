@@ -13,56 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factory.config import parse_count
+from factory.budgets import config_problems, parse_count, parse_task  # noqa: F401  (plan's names, as before)
 from factory.errors import ShardError
 
 PROBE_BYTES = 2 << 20
-def parse_task(text: str) -> tuple[int, int]:
-    """'3/64' -> (3, 64): part 3 of 64, 1-based."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
-        raise ValueError(f"{text!r} is not I/N with 1 <= I <= N (e.g. 3/64)")
-    return int(match.group(1)), int(match.group(2))
-
-
-def config_problems(config) -> list[str]:
-    """ShardsConfig's cross-field checks (the resolver reports them with the other bad values)."""
-    problems = []
-    for flag, value in (("--tokens", config.tokens), ("--tokens-per-language", config.tokens_per_language)):
-        if value is not None:
-            try:
-                parse_count(value)
-            except ValueError as e:
-                problems.append(f"{flag}: {e}")
-    if config.tokens is not None and config.tokens_per_language is not None:
-        problems.append("give --tokens or --tokens-per-language, not both")
-    if config.task is not None:
-        try:
-            parse_task(config.task)
-        except ValueError as e:
-            problems.append(f"--task: {e}")
-    if config.merge:
-        if config.task is not None or config.dry_run:
-            problems.append("--merge joins finished tasks; it takes no --task or --dry-run")
-        return problems
-    if not config.corpus:
-        problems.append("--corpus is required (a file, a folder or hf:NAME)")
-    if config.vocab is None:
-        problems.append("--vocab is required (the folder with spm.model)")
-    if config.clean and config.min_chars > config.max_chars:
-        problems.append(f"--min-chars {config.min_chars} is larger than --max-chars {config.max_chars}")
-    return problems
 
 
 # ---- languages and units -----------------------------------------------------------------------
-def resolve_languages(config, sources) -> tuple[list[str], bool]:
-    """(the languages in routing order, whether the language filter runs)."""
-    from factory.langid import check_codes
+def resolve_languages(config, sources) -> tuple[list[str], str | None]:
+    """(the languages in routing order, the language filter that runs or None)."""
+    from factory.langid import check_codes, filter_name
     from factory.languages import UNDETERMINED, check_languages
 
     declared = [s.lang for s in sources if s.lang]
@@ -73,13 +37,15 @@ def resolve_languages(config, sources) -> tuple[list[str], bool]:
             raise ShardError(
                 f"--corpus {source.lang}={source.spec}: {source.lang} is not among --langs {','.join(langs)}"
             )
-    langid = config.langid and UNDETERMINED not in langs
+    skip = list(getattr(config, "langid_skip", ()))
+    check_languages(skip, "--langid-skip")
+    langid = filter_name(config.langid) if UNDETERMINED not in langs else None
     if langid:
-        check_codes(langs, "--langs")
+        check_codes(langs, langid, "--langs", skip)
     return langs, langid
 
 
-def unit_languages(source, langs: list[str], langid: bool) -> list[str]:
+def unit_languages(source, langs: list[str], langid: str | None) -> list[str]:
     """The languages a source's documents can go to."""
     if source.lang:
         return [source.lang]

@@ -28,6 +28,7 @@ from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, TaskPar
 from factory.outputs import check_output, fingerprint_file, output_lock, replace_folder
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
+from factory.shards.merge import manifest_figures
 from factory.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
 
 log = logging.getLogger("factory.shards")
@@ -40,7 +41,7 @@ class Plan:
 
     sources: list[Source]
     langs: list[str]  # routing order
-    langid: bool
+    langid: str | None  # the language filter, None: off
     units: list[Unit]
     span: tuple[int, int]  # the units this build reads
     feeds: list[list[str]]  # per source: the languages its documents can go to
@@ -57,7 +58,7 @@ class Inputs:
     spm: Path
     sources: list[Source]
     langs: list[str]
-    langid: bool
+    langid: str | None  # the language filter, None: off
     task: tuple[int, int] | None
     build: str  # the whole build's fingerprint
     work: str  # this task's (the whole build's when there are no tasks)
@@ -81,7 +82,8 @@ def check_inputs(config: ShardsConfig) -> Inputs:
 def pipeline_of(config: ShardsConfig, inputs: Inputs) -> Pipeline:
     cleaning = Cleaning(config.min_chars, config.max_chars, config.dedupe, DEDUPE_BITS) if config.clean else None
     return Pipeline(tuple(inputs.langs), cleaning, inputs.langid, config.langid_threshold,
-                    DEDUPE_BITS if config.dedupe else 0, str(inputs.spm), SPECIAL_TOKENS["[SEP]"])  # fmt: skip
+                    DEDUPE_BITS if config.dedupe else 0, str(inputs.spm), SPECIAL_TOKENS["[SEP]"],
+                    tuple(config.langid_skip))  # fmt: skip
 
 
 def make_plan(config: ShardsConfig, inputs: Inputs, workers: Workers, saved: dict | None) -> Plan:
@@ -191,17 +193,6 @@ def _finished(config: ShardsConfig, inputs: Inputs) -> dict | None:
         return None
     task = (manifest.task.index, manifest.task.count) if manifest.task else None
     return manifest_figures(manifest) if task == inputs.task else None
-
-
-def manifest_figures(manifest: ShardsManifest) -> dict:
-    return {
-        "documents": manifest.documents,
-        "sequences": manifest.sequences,
-        "tokens": manifest.tokens,
-        "padding": manifest.padding,
-        "shards": [asdict(s) for s in manifest.shards],
-        "per_language": {k: asdict(v) for k, v in manifest.per_language.items()},
-    }
 
 
 def write_figures(config: ShardsConfig, inputs: Inputs, plan: Plan, build: ShardBuild, work: Path) -> dict:

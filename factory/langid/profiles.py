@@ -1,4 +1,4 @@
-"""Fast, deterministic language identification with langdetect's own language profiles.
+"""`--langid langdetect`: fast, deterministic language identification with langdetect's own language profiles.
 
 Plain `langdetect` (~350 docs/s) spends its time in Python: it walks the text one character at a time through
 `NGram.add_char`, then runs 7 random trials that multiply a 55-language probability vector by the profile
@@ -25,10 +25,10 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from functools import cache
 
-from factory.errors import FactoryError
+from factory.langid.chinese import script_variants
+from factory.langid.filters import Guess
 
 ALPHA = 0.5  # langdetect's Detector.ALPHA_DEFAULT
 BASE_FREQ = 10000  # langdetect's Detector.BASE_FREQ
@@ -50,18 +50,6 @@ def profile_codes() -> tuple[str, ...]:
 def canonical(code: str) -> str:
     """Our code for a langdetect label: zh-cn and zh-tw are both `zh`."""
     return "zh" if code.startswith("zh") else code
-
-
-def check_codes(codes: Iterable[str], option: str = "--lang") -> list[str]:
-    """Validate language codes against the profiles; the error lists every valid code."""
-    codes = list(codes)
-    bad = [c for c in codes if c not in profile_codes()]
-    if bad:
-        raise FactoryError(
-            f"{option}: the language filter has no profile for {', '.join(map(repr, bad))}; it knows: "
-            f"{' '.join(profile_codes())} (pass --no-langid, in a recipe `langid: false`, to keep text unchecked)"
-        )
-    return codes
 
 
 @cache
@@ -95,12 +83,6 @@ class _NormTable(dict):
 
         value = self[code] = NGram.normalize(chr(code))
         return value
-
-
-@dataclass(frozen=True)
-class Guess:
-    lang: str  # our code ("zh" for zh-cn/zh-tw), or "" when the text has no usable n-gram
-    prob: float
 
 
 class LanguageId:
@@ -164,7 +146,17 @@ class LanguageId:
         post = np.exp(scores)
         grouped = self.groups @ post  # (L',): zh-cn and zh-tw are one language for us
         best = int(grouped.argmax())
-        return Guess(self.group_names[best], float(grouped[best] / grouped.sum()))
+        lang = self.group_names[best]
+        variants = _ZH_ALIASES[script_variants(text)] if lang == "zh" else ()
+        return Guess(lang, float(grouped[best] / grouped.sum()), variants)
+
+    def identify_batch(self, texts: list[str]) -> list[Guess]:
+        return [self.identify(text) for text in texts]
+
+
+# Chinese by script (factory/langid/chinese.py), in CC100's spelling and in langdetect's profile names
+_ZH_ALIASES = {("zh_hans",): ("zh_hans", "zh-cn"), ("zh_hant",): ("zh_hant", "zh-tw"),
+               ("zh_hans", "zh_hant"): ("zh_hans", "zh_hant", "zh-cn", "zh-tw")}  # fmt: skip
 
 
 def _word_rows(word: str, padded: bool, index: dict[str, int]) -> list[int]:

@@ -1,0 +1,91 @@
+"""One direction for imports: no module of factory/ imports, however indirectly, a module that imports it back.
+
+Every import counts: at the top of a module, inside a function (the lazy ones that keep `--help` instant), and
+under `if TYPE_CHECKING:` (a reader follows those too). `from package import name` counts as an import of
+`package.name` when that is a module, else of the package. A package's `__init__` is not counted as imported
+by its submodules (Python runs it first, but that is how packages are made, not a dependency of the code).
+"""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_files() -> dict[str, Path]:
+    files = {}
+    for path in sorted((ROOT / "factory").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        files[".".join(parts)] = path
+    return files
+
+
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The factory modules `name` imports anywhere in its file."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import x / from .y import z
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                found.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules else module)
+    return {m for m in found if m in modules and m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = module_files()
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle as [a, b, ..., a], or None (iterative depth-first search, modules in sorted order)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(graph):
+        if state.get(start):
+            continue
+        path, stack = [start], [iter(sorted(graph[start]))]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(graph[nxt])))
+    return None
+
+
+def test_the_walker_sees_lazy_and_type_checking_imports():
+    graph = import_graph()
+    assert "factory.configs" in graph and len(graph) > 50
+    assert "factory.sizes" in graph["factory.configs"]  # a lazy import inside size_problems()
+    assert "factory.pretrain.state" in graph["factory.pretrain.probe"]  # under TYPE_CHECKING
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_in_factory():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_configs_import_no_step():
+    """configs describe and validate; the steps import them, never the other way round: the configs reach only
+    the grammars below them (and factory.presets' shape check, which imports no config)."""
+    graph = import_graph()
+    below = {"factory.config", "factory.errors", "factory.sizes", "factory.budgets", "factory.schedules",
+             "factory.repo_ids", "factory.presets"}  # fmt: skip
+    assert graph["factory.configs"] <= below, graph["factory.configs"] - below
+    assert "factory.configs" not in graph["factory.presets"]
