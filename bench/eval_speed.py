@@ -87,7 +87,7 @@ def _models(task: str, preset: str, vocab: str, folder: Path):
 
     from factory.configs import FinetuneSettings
     from factory.evaluate import sift
-    from factory.evaluate.tasks import task_type
+    from factory.evaluate.runner import task_type
     from factory.model import build_model, load_model, save_model
     from factory.presets import PRESETS, VocabSize
 
@@ -240,7 +240,7 @@ def utils_qa_postprocess(examples: list[dict], features: list[dict], predictions
 
 
 def time_postprocess(args: argparse.Namespace, qa: tuple) -> dict:
-    from factory.evaluate.tasks import task_type
+    from factory.evaluate.runner import task_type
 
     examples, features, logits = qa
     hf_examples = [{"id": e.id, "context": e.context} for e in examples]

@@ -13,8 +13,9 @@ from conftest import model_folder, one_error_line
 from factory.cli import cli
 from factory.errors import FactoryError
 from factory.evaluate.data import examples_of
-from factory.evaluate.qa import QAExample, QASettings, best_answer, qa_features
-from factory.evaluate.tasks import IGNORE, TagExample, Tokens
+from factory.evaluate.examples import QAExample, TagExample
+from factory.evaluate.qa import QASettings, best_answer, qa_features
+from factory.evaluate.tasks import IGNORE, Tokens
 from factory.tokenizer import Tokenizer
 
 CJK_TEXT = [

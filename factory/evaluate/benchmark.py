@@ -24,7 +24,7 @@ KEEP = ("task", "metrics", "main_metric", "languages", "train_language", "runs",
 def task_requests(request: Request) -> list[Request]:
     """One Request per selected task: its own suite, settings (the suite's, then --set), data and output."""
     from factory.config import override
-    from factory.evaluate.entry import setting_layer
+    from factory.evaluate.suite import setting_layer
 
     suite = request.suite
     data = request.data

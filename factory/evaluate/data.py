@@ -17,7 +17,6 @@ ids, all one way or all the other.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 from collections import defaultdict
@@ -25,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from factory.errors import FactoryError, hub_failure
+from factory.evaluate.examples import Example, QAExample, TagExample
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
@@ -37,17 +37,6 @@ SPLIT_ALIASES = {
 FORMATS = ("jsonl", "tsv", "parquet")
 
 Data = dict[str, dict[str, list["Example"]]]  # split -> language -> examples
-
-
-@dataclasses.dataclass(frozen=True)
-class Example:
-    """A sentence or pair with a label id (classification) or a number (regression)."""
-
-    text_a: str
-    text_b: str | None
-    label: int | float
-    id: str = ""
-    where: str = dataclasses.field(default="", compare=False)  # "FILE line N": for messages about this example
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -389,8 +378,6 @@ def _regressed(where, row, columns, labels) -> Example:
 
 
 def _tagged(where, row, columns, labels):
-    from factory.evaluate.tasks import TagExample
-
     words, tags = row[columns["words"]], row[columns["tags"]]
     if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
         raise FactoryError(f"{where}: {columns['words']} and {columns['tags']} must be lists of the same length")
@@ -406,8 +393,6 @@ def _tagged(where, row, columns, labels):
 
 
 def _answered(where, row, columns, labels):
-    from factory.evaluate.qa import QAExample
-
     context, answers = str(row[columns["context"]]), row[columns["answers"]]
     if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
         raise FactoryError(f"{where}: answers must be {{'text': [...], 'answer_start': [...]}} as in SQuAD")

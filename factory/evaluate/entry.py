@@ -9,20 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from factory.config import Layer, override, to_json
+from factory.config import override, to_json
 from factory.configs import ClassifyConfig, EvalConfig
 from factory.errors import FactoryError
-
-
-def setting_layer(pairs: list[str]) -> Layer:
-    """`--set key=value` strings as a layer over the suite file's fine-tuning settings."""
-    values = {}
-    for item in pairs:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise FactoryError(f"--set {item!r} is not KEY=VALUE (e.g. --set epochs=3)")
-        values[key.strip()] = value.strip()
-    return Layer(values, "--set ")
+from factory.evaluate.suite import setting_layer  # noqa: F401  (recipe.py imports it from here)
 
 
 def make_request(suite_name: str, config: EvalConfig):

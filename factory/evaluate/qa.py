@@ -24,16 +24,8 @@ import torch
 from torch import nn
 
 from factory.evaluate import qa_metrics
+from factory.evaluate.examples import QAExample
 from factory.evaluate.tasks import Feature, TaskType
-
-
-@dataclasses.dataclass(frozen=True)
-class QAExample:
-    id: str
-    question: str
-    context: str
-    answers: tuple[str, ...]  # empty: unanswerable (SQuAD 2.0)
-    starts: tuple[int, ...]  # character offset of each answer in the context
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,8 +17,9 @@ from factory.configs import FinetuneSettings
 from factory.errors import FactoryError
 from factory.evaluate.control import CONTROL, PRETRAINED, Arm, arms, with_control
 from factory.evaluate.data import Data, check_data, examples_of, folder_rows, hub_rows, load_files
+from factory.evaluate.qa import QuestionAnswering
 from factory.evaluate.suite import Suite
-from factory.evaluate.tasks import TaskType, task_type
+from factory.evaluate.tasks import Classification, Regression, TaskType, Tokens
 from factory.launch import check_launch
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,16 @@ def resolve_languages(suite: Suite, spec: str, train_language: str, data_languag
     if unknown:
         raise FactoryError(f"unknown language {', '.join(unknown)} in --langs; {suite.name} has {', '.join(known)}")
     return wanted
+
+
+TASK_TYPES: dict[str, type[TaskType]] = {t.name: t for t in (Classification, Regression, Tokens, QuestionAnswering)}
+
+
+def task_type(name: str, labels=(), metric_names=(), **options: Any) -> TaskType:
+    """The task type a suite's `task:` names (retrieval is not one: it fine-tunes nothing, benchmark.py)."""
+    if name not in TASK_TYPES:
+        raise FactoryError(f"unknown task type {name!r}; use one of {', '.join(TASK_TYPES)}")
+    return TASK_TYPES[name](labels, metric_names, **options)
 
 
 QA_KNOBS = ("doc_stride", "max_query_length", "n_best", "max_answer_length", "null_score_diff_threshold")

@@ -132,6 +132,17 @@ def _task(raw: dict, name: str, path: Path, shared: dict) -> Suite:
     )
 
 
+def setting_layer(pairs: list[str]) -> Layer:
+    """`--set key=value` strings as a layer over the suite file's fine-tuning settings."""
+    values = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise FactoryError(f"--set {item!r} is not KEY=VALUE (e.g. --set epochs=3)")
+        values[key.strip()] = value.strip()
+    return Layer(values, "--set ")
+
+
 def select_tasks(suite: Suite, spec: str) -> list[str]:
     """`--tasks all` or `cola,stsb`: checked against the benchmark's tasks."""
     if spec.strip() == "all":

@@ -9,6 +9,7 @@ One class per type, never per benchmark (a benchmark is a suite file in eval/):
                                                                                  (SQuAD, XQuAD, MLQA, TyDiQA)
 The runner (runner.py) and the training loop (finetune.py) are the same for all: a task type hands them
 `Feature`s (ids + target) and gets back each feature's output, which it turns into per-example predictions.
+runner.task_type picks the class a suite names; the examples themselves are records in examples.py.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from factory.errors import FactoryError
 from factory.evaluate import metrics
-from factory.evaluate.data import Example
+from factory.evaluate.examples import Example
 
 IGNORE = -100  # the label of pieces that are not a word's first (nn.CrossEntropyLoss's ignore_index)
 
@@ -36,13 +36,6 @@ class Feature:
     target: Any
     example: int
     spans: list[tuple[int, int] | None] | None = None  # QA: each piece's characters in the context, None outside
-
-
-@dataclasses.dataclass(frozen=True)
-class TagExample:
-    words: tuple[str, ...]
-    tags: tuple[int, ...]
-    id: str = ""
 
 
 class TaskType:
@@ -214,15 +207,3 @@ class Tokens(TaskType):
 
     def shown(self, prediction):
         return [self.labels[t] for t in prediction]
-
-
-def task_type(name: str, labels: Sequence[str] = (), metric_names: Sequence[str] = (), **options: Any) -> TaskType:
-    from factory.evaluate.qa import QuestionAnswering
-
-    types = {t.name: t for t in (Classification, Regression, Tokens, QuestionAnswering)}
-    if name not in types:
-        raise FactoryError(f"unknown task type {name!r}; use one of {', '.join(types)}")
-    return types[name](labels, metric_names, **options)
-
-
-TASK_TYPES = ("classification", "regression", "tokens", "qa", "retrieval")
