@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import one_error_line, pseudo_text, word_shards
+from conftest import model_folder, one_error_line, pseudo_text, word_shards
 from test_pretrain import args as pretrain_args
 from test_pretrain import env, log
 
@@ -69,6 +69,11 @@ def test_a_folder_being_written_is_refused_by_every_long_step(tiny_vocab, shards
         for command in commands:
             line = one_error_line(command, out=out)
             assert f"--out {out} is being written by another factory process (pid {os.getpid()})" in line
+    model = model_folder(tmp_path / "m", tokenizer=tiny_vocab)
+    for command in (["eval", "xnli", "--model", model, "--data", DEMO / "nli", "--out", out],
+                    ["eval", "retrieval", "--model", model, "--data", DEMO / "nli", "--out", out]):  # fmt: skip
+        with output_lock(out):
+            one_error_line(command, "is being written by another factory process", out=out)
     with output_lock(tmp_path / "runs"):
         one_error_line(["run", "demo", "--run-dir", tmp_path / "runs"], "--run-dir", "another factory process",
                        alone=False)  # after the plan's first line

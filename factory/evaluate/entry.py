@@ -7,6 +7,7 @@ command, with no command line in between.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from factory.config import override, to_json
@@ -63,9 +64,16 @@ def make_request(suite_name: str, config: EvalConfig):
 
 
 def evaluate(suite_name: str, config: EvalConfig) -> dict[str, Any]:
-    """Fine-tune and test as the suite says; returns the results.json dict (written into `config.out`)."""
+    """Fine-tune and test as the suite says; returns the results.json dict (written into `config.out`). The main
+    process holds --out's lock throughout: a second evaluation into the same folder stops at once."""
+    import contextlib
+
     from factory.evaluate.benchmark import run_benchmark
     from factory.evaluate.runner import run
+    from factory.launch import is_main_process
+    from factory.outputs import check_target, output_lock
 
     request = make_request(suite_name, config)
-    return run_benchmark(request) if request.suite.is_benchmark else run(request)
+    check_target(Path(request.out))
+    with output_lock(Path(request.out)) if is_main_process() else contextlib.nullcontext():
+        return run_benchmark(request) if request.suite.is_benchmark else run(request)

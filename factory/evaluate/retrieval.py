@@ -176,19 +176,28 @@ def protocol_json(protocol: Protocol, depth: int, data: Parallel) -> dict[str, A
 
 
 def run(config: RetrievalConfig) -> dict[str, Any]:
-    """`factory eval retrieval`: check everything, measure the model (and its control), write the folder."""
-    from factory.evaluate.control import CONTROL, PRETRAINED, arms, with_control
-    from factory.evaluate.parallel import read_parallel
-    from factory.evaluate.runner import check_model
-    from factory.export import read_config
+    """`factory eval retrieval`: check everything, measure the model (and its control), write the folder; one
+    process at a time per --out (its lock)."""
     from factory.launch import launched_processes
-    from factory.outputs import check_output
+    from factory.outputs import check_target, output_lock
 
     if launched_processes() > 1:
         raise ConfigError(
             "retrieval runs in one process (it fine-tunes nothing: seconds on a CPU); run `factory eval retrieval` "
             "without torchrun / accelerate launch"
         )
+    check_target(config.out)
+    with output_lock(config.out):
+        return _run(config)
+
+
+def _run(config: RetrievalConfig) -> dict[str, Any]:
+    from factory.evaluate.control import CONTROL, PRETRAINED, arms, with_control
+    from factory.evaluate.parallel import read_parallel
+    from factory.evaluate.runner import check_model
+    from factory.export import read_config
+    from factory.outputs import check_output
+
     check_model(config.model)
     check_output(config.out, config.force)
     data = read_parallel(config.data, config.pivot, config.langs)  # every data problem before a model is built
