@@ -366,6 +366,9 @@ class FinetuneSettings:
     max_warmup_fraction: float = option(0.1, "Warm-up never longer than this share of the steps.", low=0, high=1)
     adam_epsilon: float = option(1e-8, "AdamW epsilon.", low=0, low_open=True)
     weight_decay: float = option(0.0, "AdamW weight decay.", low=0)
+    max_grad_norm: float = option(1.0, "Clip the gradient's norm to this before each step (0: no clipping); "
+                                  "transformers' Trainer default, which the card's run_xnli.py trains with.",
+                                  low=0)  # fmt: skip
     schedule: str = option("linear", "Learning-rate schedule.", choices=("linear",))
     dropout: float | None = option(None, "Dropout [default: the model's own].", low=0, high=1)
     eval_batch_size: int = option(64, "Examples per forward pass at test time.", low=1)

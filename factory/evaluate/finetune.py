@@ -127,6 +127,8 @@ def train(accelerator, model: nn.Module, features: list[Feature], task: TaskType
                     # DDP averages over `world`; scaling by world / micro_per_step makes it the mean over the batch
                     accelerator.backward(loss * world / micro_per_step)
                 losses.append(loss.item())
+            if settings.max_grad_norm > 0:  # after the all-reduce: every process clips the same gradient
+                accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
