@@ -206,7 +206,7 @@ def test_a_full_disk_while_writing_is_one_line_exit_1(tiny_vocab, tmp_path, monk
 @pytest.mark.slow
 def test_ctrl_c_in_a_shard_build_is_one_line_and_the_rerun_resumes(tiny_vocab, tmp_path):
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(pseudo_text(12000, seed=3)) + "\n")
+    corpus.write_text("\n".join(pseudo_text(40000, seed=3)) + "\n")  # long enough to be caught mid-build
     out = tmp_path / "s"
     argv = [sys.executable, "-m", "factory", "shards", "--vocab", str(tiny_vocab), "--corpus", str(corpus),
             "--num-proc", "2", "--seq-len", "64", "--out", str(out)]  # fmt: skip  (cleaning, de-duplication: processes)
