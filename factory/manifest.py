@@ -187,6 +187,17 @@ class ShardsManifest(Manifest):
     task: TaskPart | None = None  # a --task part, not a whole shard set
 
 
+# ---- where a model came from ---------------------------------------------------------------------
+@dataclass
+class ModelSource:
+    """A model a step read (factory/source.py): the text given and, for a Hub id, the repository and the commit
+    its files came from (so the exact files can be fetched again)."""
+
+    given: str
+    repo_id: str | None = None  # None: a local folder
+    revision: str | None = None  # the commit hash (Hub ids only)
+
+
 # ---- pretrain ------------------------------------------------------------------------------------
 @dataclass
 class Losses:
