@@ -71,7 +71,8 @@ def published_state(
     g_state = dict(generator.state_dict())
     g_state["deberta.embeddings.position_embeddings.weight"] = positions
     d_state = dict(disc.state_dict())
-    d_state["deberta.embeddings.word_embeddings.weight"] = g_state["deberta.embeddings.word_embeddings.weight"] + d_delta
+    table = "deberta.embeddings.word_embeddings.weight"
+    d_state[table] = g_state[table] + d_delta
     d_state["deberta.embeddings.position_embeddings.weight"] = positions + 0.001
     if delta:
         d_state["deberta.embeddings.word_embeddings._weight"] = d_delta
