@@ -384,7 +384,7 @@ def _generator(facts: Facts) -> str:
         )
     elif emd:
         text += (
-            "\n\nThe generator uses DeBERTa's Enhanced Mask Decoder (EMD, `\"emd\": true` in its config.json): its "
+            '\n\nThe generator uses DeBERTa\'s Enhanced Mask Decoder (EMD, `"emd": true` in its config.json): its '
             "MLM head reads the last layer run again with absolute positions. `transformers` implements the plain MLM "
             "head only, so it loads the weights but gives other masked-token predictions; `factory.model.load_model` "
             "runs the EMD."
