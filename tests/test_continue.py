@@ -265,3 +265,29 @@ def test_a_bad_start_is_one_line(data, tmp_path, tiny_vocab):
     no_init = ["pretrain", "--init-generator", str(data["fp16"]), "--vocab", str(tiny_vocab), "--shards",
                str(data["shards"]), "--out", str(out)]  # fmt: skip
     one_error_line(no_init, "--init-generator needs --init-from")
+
+
+@pytest.mark.slow  # two torchrun processes (gloo): ~30 s on 2 shared cores
+def test_official_order_and_the_generator_warmup_on_two_processes_match_one(data, tmp_path):
+    """DDP with each forward using one network (find_unused_parameters): the same losses and weights as one
+    process accumulating the same global batch."""
+    from test_pretrain import launch
+
+    extra = ["--max-steps", "3", "--save-every", "3", "--update-order", "official", "--micro-batch", "2",
+             "--generator-warmup", "1", "--lr", "1e-3", "--warmup", "1"]  # fmt: skip
+    one = tmp_path / "one"
+    assert pretrain(data["fp16"], data["shards"], one, *extra).exit_code == 0
+    two = tmp_path / "two"
+    argv = ["pretrain", "--init-from", data["fp16"], "--shards", data["shards"], "--out", two, "--batch", "8",
+            "--log-every", "1", "--mixed-precision", "no", "--dropout", "0", *extra]  # fmt: skip
+    launch(["-m", "factory", *map(str, argv)], processes=2)
+    assert json.loads((two / "factory.json").read_text())["processes"] == 2
+    a = [json.loads(x) for x in (one / "train.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (two / "train.jsonl").read_text().splitlines()]
+    for ra, rb in zip(a, b, strict=True):
+        for key in ("mlm_loss", "rtd_loss", "rtd_accuracy"):
+            assert ra[key] == pytest.approx(rb[key], abs=1e-5), (ra["step"], key)
+    last = "checkpoints/step-00000003/model.safetensors"
+    wa, wb = load_file(str(one / last)), load_file(str(two / last))
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=1e-5, rtol=0, msg=name)
