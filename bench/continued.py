@@ -247,10 +247,10 @@ def main(argv=None) -> None:
                           "rtd_accuracy_own": own["rtd_accuracy"]})  # fmt: skip
         log.info("%s: %s", arm, json.dumps(curve[-1]))
         results["arms"][arm] = curve
-    results["cpu_seconds_this_process"] = time.process_time() - t0
-    results["settings"] = {k: str(v) for k, v in vars(args).items()}
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_report(results, args.out)
+        results["cpu_seconds_this_process"] = time.process_time() - t0
+        results["settings"] = {k: str(v) for k, v in vars(args).items()}
+        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # after each arm
+        write_report(results, args.out)
 
 
 def write_report(results: dict, out: Path) -> None:

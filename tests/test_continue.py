@@ -291,3 +291,13 @@ def test_official_order_and_the_generator_warmup_on_two_processes_match_one(data
     wa, wb = load_file(str(one / last)), load_file(str(two / last))
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], atol=1e-5, rtol=0, msg=name)
+
+
+def test_official_order_under_fsdp_is_refused_in_one_line(data, tmp_path, monkeypatch):
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from test_distributed import fake_backend
+
+    fake_backend(monkeypatch, "fsdp", FullyShardedDataParallelPlugin(fsdp_version=2))
+    out = tmp_path / "out"
+    result = pretrain(data["fp16"], data["shards"], out, "--max-steps", "1", "--update-order", "official")
+    one_error_line(result, "--update-order official keeps two optimizers", "use DDP", out=out)

@@ -195,7 +195,7 @@ def setup(args: PretrainConfig) -> Run:
         from factory.pretrain.start import open_start
 
         start = open_start(args).record(emd=bool(model.generator.config.emd))
-    prepare_backend(accelerator, model, plan)  # FSDP's wrap policy, DeepSpeed's sizes, or a one-line refusal
+    prepare_backend(accelerator, model, plan, args.update_order)  # FSDP, DeepSpeed: their settings, or a refusal
     out.mkdir(parents=True, exist_ok=True)
     fused = accelerator.device.type == "cuda"
     model = model.to(accelerator.device)
