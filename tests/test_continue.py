@@ -301,3 +301,23 @@ def test_official_order_under_fsdp_is_refused_in_one_line(data, tmp_path, monkey
     out = tmp_path / "out"
     result = pretrain(data["fp16"], data["shards"], out, "--max-steps", "1", "--update-order", "official")
     one_error_line(result, "--update-order official keeps two optimizers", "use DDP", out=out)
+
+
+def test_the_base_model_of_a_derived_folder_is_the_hub_model_it_came_from(data, tmp_path):
+    """A folder `factory trim`/`transplant` wrote records its base in factory.json (`base`); a continued model's
+    exports in config.json (`factory.base_model`): either way the card's base_model is the Hub model."""
+    from factory.pretrain.start import base_model
+    from factory.source import resolve_model
+
+    trimmed = tmp_path / "trimmed"
+    shutil.copytree(data["fp16"], trimmed)
+    assert base_model(resolve_model(trimmed)) is None  # a folder that says nothing: trained from scratch
+    base = {"given": "microsoft/mdeberta-v3-base", "repo_id": "microsoft/mdeberta-v3-base", "revision": "a" * 40}
+    (trimmed / "factory.json").write_text(json.dumps({"step": "trim", "base": base}))
+    assert base_model(resolve_model(trimmed)) == {"repo_id": base["repo_id"], "revision": base["revision"]}
+    continued = tmp_path / "continued"
+    shutil.copytree(data["fp16"], continued)
+    config = json.loads((continued / "config.json").read_text())
+    config["factory"] = {"base_model": {"repo_id": "org/base", "revision": None}}
+    (continued / "config.json").write_text(json.dumps(config))
+    assert base_model(resolve_model(continued)) == {"repo_id": "org/base", "revision": None}
