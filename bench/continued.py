@@ -201,11 +201,11 @@ def emd_comparison(parent: Path, ids_by_lang: dict) -> dict:
     plain = type(with_emd)(with_emd.config.replace(emd=False))
     plain.load_state_dict({k: v for k, v in with_emd.state_dict().items() if "position_embeddings" not in k})
     mask_id = with_emd.config.factory["mask_token_id"]
-    out = {}
+    out, pooled = {}, []
     for lang, ids in ids_by_lang.items():
-        figures = {}
+        figures, per_token = {}, {}
         for name, net in (("with_emd", with_emd), ("without_emd", plain.eval())):
-            total, count, right = 0.0, 0, 0
+            losses, right = [], 0
             with torch.no_grad():
                 for start in range(0, len(ids), 32):
                     batch = ids[start : start + 32]
@@ -213,12 +213,24 @@ def emd_comparison(parent: Path, ids_by_lang: dict) -> dict:
                     positions = noise.masked.flatten().nonzero().squeeze(-1)
                     logits = net(batch.masked_fill(noise.masked, mask_id), batch != 0, positions=positions).logits
                     gold = batch.flatten()[positions]
-                    total += float(F.cross_entropy(logits, gold, reduction="sum"))
+                    losses.append(F.cross_entropy(logits, gold, reduction="none"))
                     right += int((logits.argmax(-1) == gold).sum())
-                    count += len(positions)
-            figures[name] = {"mlm_loss": total / count, "mlm_accuracy": right / count, "masked": count}
+            per_token[name] = torch.cat(losses)
+            n = len(per_token[name])
+            figures[name] = {"mlm_loss": float(per_token[name].mean()), "mlm_accuracy": right / n, "masked": n}
+        diff = per_token["without_emd"] - per_token["with_emd"]  # the same masked tokens: a paired difference
+        figures["difference"] = paired(diff)
+        pooled.append(diff)
         out[lang] = figures
+    out["all"] = {"difference": paired(torch.cat(pooled))}
     return out
+
+
+def paired(diff) -> dict[str, float]:
+    """Mean of a per-token loss difference, its standard error, and the share of tokens where it is > 0."""
+    n = len(diff)
+    worse = float((diff > 0).float().mean())
+    return {"mean": float(diff.mean()), "se": float(diff.std() / n**0.5), "worse_share": worse, "tokens": n}
 
 
 def main(argv=None) -> None:
@@ -259,10 +271,17 @@ def write_report(results: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lines = ["| language | MLM loss with EMD | without EMD | accuracy with | without |", "|---|---|---|---|---|"]
+    lines = ["| language | masked tokens | MLM loss with EMD | without EMD | paired difference (± SE) | tokens worse "
+             "without | accuracy with | without |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for lang, f in results["emd"].items():
+        d = f["difference"]
+        if lang == "all":
+            share = f"{100 * d['worse_share']:.1f}%"
+            lines.append(f"| all | {d['tokens']} | | | {d['mean']:+.3f} ± {d['se']:.3f} | {share} | | |")
+            continue
         a, b = f["with_emd"], f["without_emd"]
-        lines.append(f"| {lang} | {a['mlm_loss']:.3f} | {b['mlm_loss']:.3f} | {100 * a['mlm_accuracy']:.1f}% | "
+        lines.append(f"| {lang} | {a['masked']} | {a['mlm_loss']:.3f} | {b['mlm_loss']:.3f} | {d['mean']:+.3f} ± "
+                     f"{d['se']:.3f} | {100 * d['worse_share']:.1f}% | {100 * a['mlm_accuracy']:.1f}% | "
                      f"{100 * b['mlm_accuracy']:.1f}% |")  # fmt: skip
     lines += ["", "| arm | step | generator MLM loss | RTD loss (common generator) | RTD accuracy | RTD loss (own) |",
               "|---|---|---|---|---|---|"]  # fmt: skip
