@@ -230,12 +230,12 @@ class PretrainConfig(ShapeOptions):
     init_generator: str | None = option(None, "The generator to continue with (a folder or Hub id) [default: the one "
                                         "published beside --init-from, else derived by --generator-rule].",
                                         metavar="SRC")  # fmt: skip
-    generator_rule: str = option("lower-half", "How --init-from's generator is made when it has none: lower-half "
-                                 "(the discriminator's embeddings and first half of its layers, a fresh MLM head) "
-                                 "or fresh (random layers and head).", choices=("lower-half", "fresh"))  # fmt: skip
-    generator_warmup: int | None = option(None, "Steps at the start that train the generator alone (the "
-                                          "discriminator waits) [default: 0; a derived generator: 10% of the run, at "
-                                          "most 1,000].", low=0)  # fmt: skip
+    generator_rule: str = option("fresh", "How --init-from's generator is made when it has none: fresh (random "
+                                 "layers and MLM head, the shared table the discriminator's) or lower-half (the "
+                                 "discriminator's first half of its layers); measured in bench/RESULTS.md.",
+                                 choices=("fresh", "lower-half"))  # fmt: skip
+    generator_warmup: int = option(0, "Steps at the start that train the generator alone (the discriminator "
+                                   "waits).", low=0)  # fmt: skip
     emd: str = option("auto", "The generator's enhanced mask decoder: auto (on when the starting generator's weights "
                       "carry absolute positions, as the published ones do), on, off.",
                       choices=("auto", "on", "off"))  # fmt: skip

@@ -188,8 +188,6 @@ def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) 
     if args.lr is None and start is not None:
         lr = CONTINUE_LR
     generator_warmup = args.generator_warmup
-    if generator_warmup is None:  # the rule's warm-up for a derived generator (docs/derive.md#the-generator-rule)
-        generator_warmup = min(1000, steps // 10) if start is not None and start.generator.kind == "derived" else 0
     if generator_warmup >= steps:
         raise ConfigError(f"--generator-warmup {generator_warmup} leaves none of the {steps} steps for the "
                           "discriminator; give fewer")  # fmt: skip

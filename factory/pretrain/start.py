@@ -10,7 +10,7 @@ Where each part comes from:
 - the generator, the first that exists: --init-generator SRC2; the published generator beside SRC
   (generator_config.json + pytorch_model.generator.bin); a generator/ folder in SRC (what `factory publish`
   uploads) or beside it (SRC = OUT/discriminator of `factory pretrain`); else one derived from the discriminator
-  by `--generator-rule` (GENERATOR_RULES), which `--generator-warmup` steps then train alone;
+  by `--generator-rule` (GENERATOR_RULES; `--generator-warmup` steps can train it alone first);
 - GDES: E_G is the generator's table and E_delta = W - E_G, W the discriminator's (folded) table, so the
   discriminator's effective table E_G + E_delta is W at step 0, exactly up to the file's dtype (`es`: one table,
   W; `nes`: each network keeps its own);
@@ -43,11 +43,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How a generator is made when SRC has none (docs/derive.md#the-generator-rule):
+# How a generator is made when SRC has none (docs/derive.md#the-generator-rule; measured in bench/RESULTS.md, where
+# fresh won):
+#   fresh       random layers and head; only the shared table E_G is the discriminator's
 #   lower-half  the discriminator's embeddings, relative-position table and first generator_depth(L) layers, a
 #               fresh MLM head (no EMD: there is no trained position table for it)
-#   fresh       random layers and head; only the shared table E_G is the discriminator's
-GENERATOR_RULES = ("lower-half", "fresh")
+GENERATOR_RULES = ("fresh", "lower-half")
 EMD_CHOICES = ("auto", "on", "off")
 GENERATOR_DIR = "generator"
 # Keys a generator must share with the discriminator to be trained beside it (the GDES table is shared)
