@@ -1,6 +1,9 @@
 """Continued pre-training on real text (docs/derive.md): the generator rule and the enhanced mask decoder, measured.
 
-    python -m bench.continued --data ../real --out runs/bench-continued          # ~40 CPU-minutes on 2 cores
+    python -m bench.continued --data ../real --out runs/bench-continued     # bench/RESULTS.md's run 2 (defaults)
+
+A 4 x 128 model at 16 x 128 tokens a step: 2,000 parent steps and 5 x 300 continued ones (the parent took 53
+minutes of wall time with one thread on the 2 shared cores of 2026-12-03, each arm 3-4 minutes).
 
 1. A parent: factory pre-trains a small model (4 layers x 128, its generator 2 layers, with the EMD: `--emd on`)
    on en, es, fr and de (the Debian handbook text, its last paragraphs held out), the vocabulary built over those
@@ -9,11 +12,11 @@
 2. The EMD: the parent's generator on held-out text of its languages, with the decoder (as trained) and without
    it (the same weights through the plain MLM head, what `transformers` computes).
 3. The generator rule: the parent's discriminator alone (exported without its generator) continued on pt for the
-   same steps and tokens, its generator made by each rule (lower-half, fresh, both with the rule's
-   generator-only warm-up), beside continuing with the parent's real generator (the published case). Each arm's
-   checkpoints are read back: held-out pt MLM loss of its generator, and the discriminator's held-out RTD loss
-   and accuracy against replacements from one common generator (the parent's, frozen), so the discriminators
-   are compared on the same task.
+   same steps and tokens, its generator made by each rule (fresh, lower-half), with a generator-only warm-up of
+   10% of the run or none (`-no-warmup`), beside continuing with the parent's real generator (the published
+   case). Each arm's checkpoints are read back: held-out pt MLM loss of its generator, and the discriminator's
+   held-out RTD loss and accuracy against replacements from one common generator (the parent's, frozen), so the
+   discriminators are compared on the same task.
 
 Writes OUT/results.json, OUT/results.md and OUT/continued.png; each run folder is kept and reused.
 """
@@ -42,11 +45,11 @@ def arguments(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="real_text.py's folder (<lang>.txt)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--parent-steps", type=int, default=1500)
+    p.add_argument("--parent-steps", type=int, default=2000)
     p.add_argument("--continue-steps", type=int, default=300)
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batch", type=int, default=16)
     p.add_argument("--every", type=int, default=50, help="checkpoint (and evaluation) interval of the arms")
-    p.add_argument("--arms", default="published,lower-half,fresh,lower-half-no-warmup")
+    p.add_argument("--arms", default="published,lower-half,fresh,lower-half-no-warmup,fresh-no-warmup")
     return p.parse_args(argv)
 
 
@@ -126,7 +129,8 @@ def train_arm(args, paths, parent: Path, arm: str) -> Path:
     src = parent / "discriminator" if arm == "published" else args.out / "parent-discriminator-only"
     rule = arm.replace("-no-warmup", "")
     extra = [] if arm == "published" else ["--generator-rule", rule]
-    extra += ["--generator-warmup", "0"] if arm.endswith("no-warmup") else []
+    if arm != "published":  # a generator-only warm-up of 10% of the run, or none
+        extra += ["--generator-warmup", "0" if arm.endswith("no-warmup") else str(args.continue_steps // 10)]
     factory("pretrain", "--init-from", src, "--shards", paths["pt_shards"], "--max-steps", args.continue_steps,
             "--lr", "1e-3", "--warmup", str(args.continue_steps // 10), "--save-every", args.every, "--keep", "100",
             *COMMON, "--batch", args.batch, *extra, "--out", out, "--force")  # fmt: skip
