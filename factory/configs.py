@@ -32,6 +32,10 @@ SEQ_LEN = 512
 # Peak learning rates: 5e-4 for base/small (xsmall takes small's), 3e-4 for large and the v2 sizes above it
 PEAK_LR = {"large": 3e-4, "xlarge": 3e-4, "xxlarge": 3e-4}
 DEFAULT_LR = 5e-4
+# Continued pre-training (`--init-from`), the official continue recipes' (experiments/language_model/rtd.sh,
+# deberta-v3-{xsmall,small}-continue: lr 5e-5, 10k warm-up steps; rtd_task.py's default lambda 10)
+CONTINUE_LR = 5e-5
+UPDATE_ORDERS = ("joint", "official")  # how a step updates the two networks (factory/pretrain/loop.py)
 MAX_MICRO_BATCH = 32  # sequences per process per forward when --micro-batch is not given
 MAX_LANGID_WORKERS = 8  # language-id processes when --workers is not given
 MIX_ALPHA = 0.3  # pre-training's language sampling exponent, XLM-R's (docs/pretraining.md#language-sampling)
@@ -142,7 +146,9 @@ class ShardsConfig:
 
     SCHEMA: ClassVar[int] = 2
 
-    vocab: Path | None = option(None, "Vocabulary folder (spm.model); required unless --merge.")
+    vocab: Path | None = option(None, "Vocabulary folder (spm.model), or a model's folder or Hub id (e.g. "
+                                "microsoft/deberta-v3-xsmall) to tokenise with its spm.model; required unless "
+                                "--merge.")  # fmt: skip
     corpus: list[str] = option(
         [],
         "Text source, repeatable: .txt (a document per line), .jsonl/.json/.parquet (text column), .gz, a folder, "
@@ -229,8 +235,29 @@ class PretrainConfig(ShapeOptions):
 
     SCHEMA: ClassVar[int] = 1
 
-    vocab: Path | None = option(None, "Vocabulary folder (spm.model) of the shards.")
+    vocab: Path | None = option(None, "Vocabulary folder (spm.model) of the shards [default with --init-from: the "
+                                "model's own].")  # fmt: skip
     shards: Path | None = option(None, "Shards from `factory shards`.")
+    init_from: str | None = option(None, "Continue from this discriminator (a folder or a Hub id org/name[@revision], "
+                                   "e.g. microsoft/deberta-v3-xsmall): its config, weights and RTD head; the "
+                                   "shape flags do not apply.", metavar="SRC")  # fmt: skip
+    init_generator: str | None = option(None, "The generator to continue with (a folder or Hub id) [default: the one "
+                                        "published beside --init-from, else derived by --generator-rule].",
+                                        metavar="SRC")  # fmt: skip
+    generator_rule: str = option("fresh", "How --init-from's generator is made when it has none: fresh (random "
+                                 "layers and MLM head, the shared table the discriminator's) or lower-half (the "
+                                 "discriminator's first half of its layers); measured in bench/RESULTS.md.",
+                                 choices=("fresh", "lower-half"))  # fmt: skip
+    generator_warmup: int = option(0, "Steps at the start that train the generator alone (the discriminator "
+                                   "waits).", low=0)  # fmt: skip
+    emd: str = option("auto", "The generator's enhanced mask decoder: auto (on when the starting generator's weights "
+                      "carry absolute positions, as the published ones do), on, off.",
+                      choices=("auto", "on", "off"))  # fmt: skip
+    update_order: str = option("joint", "joint: one loss, one update of both networks; official: the generator "
+                               "steps first and the discriminator reads its updated table (the official decoupled "
+                               "training).", choices=UPDATE_ORDERS)  # fmt: skip
+    warmup_from_zero: bool = option(False, "Start the warm-up at lr 0, as the official schedule does (else at "
+                                    "peak/warm-up).")  # fmt: skip
     corpus: list[str] = option([], "Build shards from this text first (into OUT/shards); repeatable.", repeat=True)
     seq_len: int | None = option(None, "Sequence length [default: the shards'; 512 for --corpus].", low=8)
     batch: int = option(PAPER_BATCH, "Global batch (sequences per optimizer step).", low=1)
@@ -238,7 +265,7 @@ class PretrainConfig(ShapeOptions):
     lr: float | None = option(
         None,
         f"Peak learning rate [default: {DEFAULT_LR:g} base/small/xsmall, {PEAK_LR['large']:g} large; a custom "
-        "shape: its preset's].",
+        f"shape: its preset's; --init-from: {CONTINUE_LR:g}].",
         low=0,
         low_open=True,
     )
@@ -300,8 +327,21 @@ class PretrainConfig(ShapeOptions):
         problems = super().problems() + size_problems("--vocab-size", self.vocab_size)
         if self.max_steps is not None and self.tokens is not None:
             problems.append("give --max-steps or --tokens, not both")
-        if self.corpus and self.vocab is None:
+        if self.corpus and self.vocab is None and self.init_from is None:
             problems.append("--corpus needs --vocab to tokenise with")
+        if self.init_from is not None:
+            shape = [f"--{k}" for k in ("layers", "hidden", "heads", "ffn") if getattr(self, k) is not None]
+            if shape:
+                problems.append(f"{', '.join(shape)}: the shape comes from --init-from's config.json")
+            if self.vocab_size is not None:
+                problems.append("--vocab-size: the vocabulary comes from --init-from")
+        elif self.init_generator is not None:
+            problems.append("--init-generator needs --init-from (the discriminator it is trained beside)")
+        if self.update_order == "official" and self.sharing == "es":
+            problems.append(
+                "--update-order official steps the generator and the discriminator apart, but --sharing "
+                "es trains one table with both losses; use --sharing gdes or --update-order joint"
+            )
         if self.alpha_schedule or self.language_schedule or self.alpha is not None:
             from factory.schedules import mixing_problems  # the mixing flags' grammar, below configs and mixing
 
@@ -409,7 +449,8 @@ class EvalConfig:
 
     SCHEMA: ClassVar[int] = 1
 
-    model: Path = option(help="deberta-v2 model folder with spm.model.")
+    model: Path = option(help="deberta-v2 model folder with spm.model, or a Hub id org/name[@revision] (e.g. "
+                         "microsoft/mdeberta-v3-base).")  # fmt: skip
     data: str | None = option(None, "hf:NAME (the suite's dataset by default) or a local DIR.")
     train_lang: str | None = option(None, "Language to fine-tune on [default: the suite's, en].")
     langs: str = option("all", "Languages to test: all, or a list like en,fr,de.")
@@ -466,7 +507,8 @@ class RetrievalConfig:
 
     SCHEMA: ClassVar[int] = 1
 
-    model: Path = option(help="deberta-v2 model folder with spm.model.")
+    model: Path = option(help="deberta-v2 model folder with spm.model, or a Hub id org/name[@revision] (e.g. "
+                         "microsoft/mdeberta-v3-base).")  # fmt: skip
     data: str = option(help="Parallel text: a folder of <lang>.txt (aligned line by line) or <lang>.tsv "
                        "(pivot<TAB>translation), a .jsonl/.parquet with one column per language, or "
                        "hf:NAME[:CONFIG][@SPLIT].")  # fmt: skip
@@ -509,12 +551,13 @@ class PublishConfig:
 
     SCHEMA: ClassVar[int] = 1
 
-    model_dir: Path = option(help="The model folder to publish.", cli=False)
+    model_dir: Path = option(help="The model folder to publish (or a Hub id org/name[@revision]).", cli=False)
     repo_id: str = option(help="Hub repository, namespace/name (e.g. my-org/deberta-v3-xsmall-pt).")
     private: bool = option(False, "Create the repository private (ignored if it exists).", secondary=False)
     revision: str | None = option(None, "Branch to commit to, created if needed (e.g. step-100000).")
-    generator: Path | None = option(None, "Generator folder, uploaded as generator/.")
-    tokenizer: Path | None = option(None, "Folder with spm.model + tokenizer files [default: DIR].")
+    generator: Path | None = option(None, "Generator folder (or Hub id), uploaded as generator/ [default: the "
+                                    "published generator files beside DIR, if any].")  # fmt: skip
+    tokenizer: Path | None = option(None, "Folder (or Hub id) with spm.model + tokenizer files [default: DIR].")
     results: list[Path] = option([], "results.json of `factory eval` (repeatable).", repeat=True)
     language: list[str] = option([], "Language code for the card (repeatable) [default: from the manifests].",
                                  repeat=True)  # fmt: skip

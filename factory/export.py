@@ -2,7 +2,12 @@
 
 Our module tree uses HF's parameter names, so saving is `state_dict()` as it is. Loading accepts what
 exists in the wild: our folders, `save_pretrained` folders (legacy `cls.predictions.*` MLM head or
-`lm_predictions.*`), bare-encoder or headed checkpoints, `pytorch_model.bin` and sharded safetensors.
+`lm_predictions.*`), bare-encoder or headed checkpoints, `pytorch_model.bin` and sharded safetensors, and the
+published DeBERTa-v3 layout (docs/derive.md#published-layouts): fp16/fp32 `pytorch_model.bin` holding the RTD
+head `mask_predictions.*` (kept: it is the discriminator's trained head) beside an `lm_predictions.*` one, the GDES
+delta `word_embeddings._weight` beside the folded `weight` (which is what the discriminator reads), and the
+generator in `generator_config.json` + `pytorch_model.generator.bin` (`load_model(folder, generator=True)`), whose
+enhanced mask decoder is switched on when its weights carry the absolute positions it reads.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from factory.model.config import ModelConfig
 from factory.model.heads import HEADS, HF_ARCHITECTURES, build_model, head_of
 
 WEIGHTS = "model.safetensors"
+PYTORCH_WEIGHTS = "pytorch_model.bin"
+CONFIG = "config.json"
+GENERATOR_CONFIG = "generator_config.json"  # the published layout's generator, beside the discriminator
+GENERATOR_WEIGHTS = "pytorch_model.generator.bin"
 PREFIX = "deberta."
+POSITIONS = "deberta.embeddings.position_embeddings.weight"  # absolute positions: v2 input, or the EMD's P
+# The official trainer's GDES deltas (DeBERTa/apps/tasks/rtd_task.py registers them as `_weight`); the `weight`
+# saved beside each is already E_G + delta, the table the discriminator reads, so loading drops the deltas.
+GDES_DELTAS = ("deberta.embeddings.word_embeddings._weight", "deberta.embeddings.position_embeddings._weight")
 
 # HF's legacy MLM head (config.legacy=true, the `save_pretrained` default) -> the official names we use.
 _LEGACY_MLM = {
@@ -48,11 +61,14 @@ def save_model(model: nn.Module, folder: Path | str, dtype: torch.dtype | None =
     save_file(state, str(folder / WEIGHTS), metadata={"format": "pt"})
 
 
-def read_config(folder: Path | str) -> ModelConfig:
+def read_config(folder: Path | str, name: str = CONFIG) -> ModelConfig:
+    """The folder's config.json (or the published generator's generator_config.json), checked key by key."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFolderError(f"model folder {folder} does not exist; give the folder that holds config.json")
-    path = folder / "config.json"
+    path = folder / name
+    if name != CONFIG and not path.is_file():
+        raise ModelFolderError(f"{folder} has no {name}: it holds no published generator")
     if not path.is_file():
         raise ModelFolderError(
             f"{folder} has no config.json, so it is not a Hugging Face model folder; "
@@ -65,7 +81,11 @@ def read_config(folder: Path | str) -> ModelConfig:
     return ModelConfig.from_hf(raw, where=str(path))
 
 
-def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+def read_weights(folder: Path, name: str | None = None) -> dict[str, torch.Tensor]:
+    """The folder's weights (safetensors, sharded or not, else pytorch_model.bin), or the file `name`. A .bin is
+    read with `weights_only=True`: tensors and containers only, never arbitrary pickled objects."""
+    if name is not None:
+        return read_weight_file(folder / name)
     if (folder / WEIGHTS).is_file():
         return read_weight_file(folder / WEIGHTS)
     index = folder / f"{WEIGHTS}.index.json"
@@ -78,8 +98,8 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
         for shard in shards:
             state.update(read_weight_file(folder / shard))
         return state
-    if (folder / "pytorch_model.bin").is_file():
-        return read_weight_file(folder / "pytorch_model.bin")
+    if (folder / PYTORCH_WEIGHTS).is_file():
+        return read_weight_file(folder / PYTORCH_WEIGHTS)
     raise ModelFolderError(
         f"{folder} has no weights (model.safetensors or pytorch_model.bin); "
         "export the model again or point at the folder that holds them"
@@ -92,7 +112,7 @@ def check_weights(folder: Path) -> None:
     from safetensors import SafetensorError, safe_open
 
     files = sorted(Path(folder).glob("*.safetensors"))
-    if not files and not (Path(folder) / "pytorch_model.bin").is_file():
+    if not files and not (Path(folder) / PYTORCH_WEIGHTS).is_file():
         raise ModelFolderError(
             f"{folder} has no weights (model.safetensors or pytorch_model.bin); "
             "export the model again or point at the folder that holds them"
@@ -114,13 +134,14 @@ def _unreadable(path: Path, error: Exception) -> ModelFolderError:
 
 
 def read_weight_file(path: Path) -> dict[str, torch.Tensor]:
-    """One weights file (safetensors, or a torch pickle read with weights_only): a missing, empty, truncated or
-    foreign file is one ModelFolderError line naming it, not the loader's traceback."""
+    """One weights file (safetensors, or a torch pickle read with weights_only: tensors only, never arbitrary
+    objects): a missing, empty, truncated or foreign file is one ModelFolderError line naming it, not the
+    loader's traceback."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not path.is_file():
-        raise ModelFolderError(f"{path} is missing (the weight index names it); export the model again")
+        raise ModelFolderError(f"{path.parent} has no {path.name}; give the folder that holds the model's weights")
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
@@ -133,10 +154,11 @@ def read_weight_file(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _normalise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename every known checkpoint layout to ours: `deberta.`-prefixed encoder + official head names."""
+    """Rename every known checkpoint layout to ours: `deberta.`-prefixed encoder + official head names; drop the
+    GDES deltas (the folded table beside them is what the discriminator reads)."""
     out = {}
     for name, tensor in state.items():
-        if name.startswith(_TIED):
+        if name.startswith(_TIED) or name in GDES_DELTAS:
             continue
         for old, new in _LEGACY_MLM.items():
             if name.startswith(old):
@@ -148,11 +170,13 @@ def _normalise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def infer_head(state: dict[str, torch.Tensor]) -> str:
+    """The head whose weights the checkpoint holds. RTD first: a published discriminator also carries an
+    `lm_predictions` head, but the trained one is `mask_predictions` (a generator has no `mask_predictions`)."""
     names = list(state)
-    if any(n.startswith("lm_predictions.") for n in names):
-        return "mlm"
     if any(n.startswith("mask_predictions.") for n in names):
         return "rtd"
+    if any(n.startswith("lm_predictions.") for n in names):
+        return "mlm"
     if any(n.startswith("qa_outputs.") for n in names):
         return "qa"
     if any(n.startswith("classifier.") for n in names):  # sequence classification pools [CLS]; token does not
@@ -160,11 +184,25 @@ def infer_head(state: dict[str, torch.Tensor]) -> str:
     return "none"
 
 
+def has_published_generator(folder: Path | str) -> bool:
+    """Whether `folder` holds a generator in the published layout (generator_config.json + its weights)."""
+    return (Path(folder) / GENERATOR_CONFIG).is_file() and (Path(folder) / GENERATOR_WEIGHTS).is_file()
+
+
+def with_emd(config: ModelConfig, state: dict[str, torch.Tensor]) -> ModelConfig:
+    """An MLM whose config does not say (`emd` None: a published generator_config.json) gets the enhanced mask
+    decoder when its weights carry the absolute positions, which only the EMD reads (docs/architecture.md#emd)."""
+    if config.emd is None and not config.position_biased_input and POSITIONS in state:
+        return config.replace(emd=True)
+    return config
+
+
 def load_model(
     folder: Path | str,
     head: str | None = None,
     num_labels: int | None = None,
     labels: tuple[str, ...] | None = None,
+    generator: bool = False,
 ) -> nn.Module:
     """Load a deberta-v2 folder as our module.
 
@@ -173,13 +211,16 @@ def load_model(
         head: "none" | "mlm" | "rtd" | "cls" | "tokens" | "qa"; default: the head whose weights the folder holds.
             A head the folder lacks is freshly initialised (e.g. "cls" on a pre-trained encoder for fine-tuning).
         num_labels / labels: the classification head's size or label names (default: the config's).
+        generator: the published generator beside the model (generator_config.json + pytorch_model.generator.bin).
     """
     folder = Path(folder)
-    config = read_config(folder)
-    state = _normalise(read_weights(folder))
+    config = read_config(folder, GENERATOR_CONFIG if generator else CONFIG)
+    state = _normalise(read_weights(folder, GENERATOR_WEIGHTS if generator else None))
     head = head or infer_head(state)
     if head not in HEADS:
         raise ModelFolderError(f"head {head!r} unknown; use one of {', '.join(HEADS)}")
+    if head == "mlm":
+        config = with_emd(config, state)
     fresh_head = head not in ("none", infer_head(state))
     if labels is None and num_labels is not None and num_labels != config.num_labels:
         labels = tuple(f"LABEL_{i}" for i in range(num_labels))

@@ -125,6 +125,17 @@ class VocabManifest(Manifest):
     alpha: float  # language sampling exponent
 
 
+# ---- where a model came from ---------------------------------------------------------------------
+@dataclass
+class ModelSource:
+    """A model a step read (factory/source.py): the text given and, for a Hub id, the repository and the commit
+    its files came from (so the exact files can be fetched again)."""
+
+    given: str
+    repo_id: str | None = None  # None: a local folder
+    revision: str | None = None  # the commit hash (Hub ids only)
+
+
 # ---- shards --------------------------------------------------------------------------------------
 @dataclass
 class ShardFile:
@@ -185,6 +196,27 @@ class ShardsManifest(Manifest):
     counts: dict[str, Any] = field(default_factory=dict)  # documents read and dropped (factory.corpus)
     build: str = ""  # fingerprint of settings + vocabulary + local inputs: a rebuild of the same is skipped
     task: TaskPart | None = None  # a --task part, not a whole shard set
+    vocab_source: ModelSource | None = None  # --vocab as given (a published model's Hub id: its commit)
+
+
+@dataclass
+class BaseModel:
+    """The Hub model a derived one descends from (the card's `base_model`)."""
+
+    repo_id: str
+    revision: str | None = None
+
+
+@dataclass
+class InitFrom:
+    """`factory pretrain --init-from`: where the two networks started (factory/pretrain/start.py)."""
+
+    source: ModelSource  # the discriminator
+    generator: str  # given / published / folder / derived
+    generator_source: ModelSource | None = None  # --init-generator
+    generator_rule: str | None = None  # derived: lower-half / fresh
+    emd: bool | None = None  # the generator's enhanced mask decoder
+    base_model: BaseModel | None = None  # the Hub model it descends from (itself, or the one its folder records)
 
 
 # ---- pretrain ------------------------------------------------------------------------------------
@@ -302,6 +334,8 @@ class PretrainManifest(Manifest):
     language_sampling: list[SamplingPhase] | None = None  # shards with several languages only
     tokens_seen_per_language: dict[str, int] | None = None  # rows x seq_len per language over the run
     sessions: list[Session] | None = None  # one per start or resume (None: not recorded)
+    init_from: InitFrom | None = None  # --init-from: the model the run continued (None: from scratch)
+    update_order: str | None = None  # joint / official (None: not recorded, joint)
 
 
 # ---- init ----------------------------------------------------------------------------------------
@@ -321,8 +355,9 @@ class InitManifest(Manifest):
 # ---- eval ----------------------------------------------------------------------------------------
 @dataclass
 class EvalInputs:
-    model: str
+    model: str  # as given: a folder or a Hub id
     model_fingerprint: str | None = None  # of model.safetensors; None for other weight formats
+    source: ModelSource | None = None  # the Hub repository and commit, for a Hub id (factory/source.py)
 
 
 @dataclass

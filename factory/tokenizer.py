@@ -8,6 +8,7 @@ needed at run time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -126,7 +127,11 @@ class Tokenizer:
 
 
 def copy_tokenizer_files(source: Path | str, target: Path | str) -> list[str]:
-    """Copy the vocabulary's tokenizer files (those present) into a model folder; returns the names copied."""
+    """Copy the vocabulary's tokenizer files (those present) into a model folder; returns the names copied.
+
+    A published model's folder has spm.model and a two-key tokenizer_config.json only
+    (docs/derive.md#published-layouts): the files transformers needs beside them are then written from spm.model,
+    as `factory vocab` does."""
     import shutil
 
     copied = []
@@ -134,4 +139,93 @@ def copy_tokenizer_files(source: Path | str, target: Path | str) -> list[str]:
         if (Path(source) / name).is_file():
             shutil.copy2(Path(source) / name, Path(target) / name)
             copied.append(name)
+    if SPM_FILE in copied and "special_tokens_map.json" not in copied:
+        write_hf_files(Path(target))
+        copied = [name for name in TOKENIZER_FILES if (Path(target) / name).is_file()]
     return copied
+
+
+# ---- Hugging Face files -------------------------------------------------------------------------
+def write_hf_files(folder: Path, max_length: int = 512) -> dict[str, int]:
+    """tokenizer.json (fast), tokenizer_config.json, special_tokens_map.json, added_tokens.json.
+
+    tokenizer.json carries exactly the pipeline transformers 5.x builds for DebertaV2Tokenizer, so that a
+    plain `tokenizers.Tokenizer.from_file` or `PreTrainedTokenizerFast` gives the same ids as well.
+    """
+    sp = load_spm(folder / "spm.model")
+    pieces = sp.get_piece_size()
+    for piece, idx in SPECIAL_TOKENS.items():
+        if sp.id_to_piece(idx) != piece:
+            raise FactoryError(f"{folder}/spm.model: id {idx} is not {piece}; retrain it with `factory vocab`")
+    # Control and unknown pieces score 0.0: DebertaV2Tokenizer finds its unk id as vocab.index(("[UNK]", 0.0))
+    vocab = [
+        [sp.id_to_piece(i), 0.0 if sp.is_control(i) or sp.is_unknown(i) else float(sp.get_score(i))]
+        for i in range(pieces)
+    ]
+    mask_id = pieces
+    _write_json(folder / "tokenizer.json", tokenizer_json(vocab, mask_id))
+    special_map = {
+        "bos_token": "[CLS]",
+        "eos_token": "[SEP]",
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": MASK_TOKEN,
+    }
+    added = {str(i): {"content": t, "special": True, "lstrip": False, "rstrip": False, "normalized": False,
+                      "single_word": False} for t, i in {**SPECIAL_TOKENS, MASK_TOKEN: mask_id}.items()}  # fmt: skip
+    config = {
+        "tokenizer_class": "DebertaV2Tokenizer",
+        "do_lower_case": False,
+        "split_by_punct": False,
+        "vocab_type": "spm",
+        "add_prefix_space": True,
+        "model_max_length": max_length,
+        **special_map,
+        "added_tokens_decoder": added,
+    }
+    _write_json(folder / "tokenizer_config.json", config)
+    _write_json(folder / "special_tokens_map.json", special_map)
+    _write_json(folder / "added_tokens.json", {MASK_TOKEN: mask_id})
+    return {"pieces": pieces, "mask_id": mask_id}
+
+
+def tokenizer_json(vocab: list[list], mask_id: int) -> dict:
+    """The `tokenizers` serialisation (format 1.0) of DebertaV2Tokenizer's 5.x pipeline, written by hand so
+    that `factory` needs no `tokenizers` at run time; tests load it with `tokenizers` and `transformers`."""
+    special = {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    added = [{"id": i, "content": t, **special} for t, i in {**SPECIAL_TOKENS, MASK_TOKEN: mask_id}.items()]
+    metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
+
+    def template(*parts: tuple[str, str, int]) -> list[dict]:
+        return [{kind: {"id": name, "type_id": type_id}} for kind, name, type_id in parts]
+
+    cls, sep = ("SpecialToken", "[CLS]", 0), ("SpecialToken", "[SEP]", 0)
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": {
+            "type": "Sequence",
+            "normalizers": [
+                {"type": "Replace", "pattern": {"Regex": r"\s{2,}|[\n\r\t]"}, "content": " "},
+                {"type": "NFC"},
+                {"type": "Strip", "strip_left": False, "strip_right": True},
+            ],
+        },
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [metaspace]},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": template(cls, ("Sequence", "A", 0), sep),
+            "pair": template(cls, ("Sequence", "A", 0), sep, ("Sequence", "B", 1), ("SpecialToken", "[SEP]", 1)),
+            "special_tokens": {t: {"id": t, "ids": [SPECIAL_TOKENS[t]], "tokens": [t]} for t in ("[CLS]", "[SEP]")},
+        },
+        "decoder": metaspace,
+        "model": {"type": "Unigram", "unk_id": SPECIAL_TOKENS["[UNK]"], "vocab": vocab, "byte_fallback": False},
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -34,9 +34,8 @@ from factory.config import Layer, to_json
 from factory.configs import MAX_LANGID_WORKERS, VocabConfig
 from factory.errors import FactoryError, disk_failure
 from factory.resources import find
-from factory.tokenizer import MASK_TOKEN, SPECIAL_TOKENS
+from factory.tokenizer import write_hf_files  # noqa: F401  (it lives with the tokenizer; callers import it here too)
 
-SPECIALS, MASK = SPECIAL_TOKENS, MASK_TOKEN
 # Unicode White_Space: what Rust's regex \s and char::is_whitespace match (tokenizers' Replace and Strip)
 WHITESPACE = [chr(c) for c in (9, 10, 11, 12, 13, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B))]
 WHITESPACE += [chr(c) for c in (0x2028, 0x2029, 0x202F, 0x205F, 0x3000)]
@@ -177,94 +176,6 @@ def _spm_hint(message: str, settings: SpmSettings) -> FactoryError:
     return FactoryError(f"SentencePiece failed: {first[:300]}; check --size and the corpus")
 
 
-# ---- Hugging Face files -------------------------------------------------------------------------
-def write_hf_files(folder: Path, max_length: int = 512) -> dict[str, int]:
-    """tokenizer.json (fast), tokenizer_config.json, special_tokens_map.json, added_tokens.json.
-
-    tokenizer.json carries exactly the pipeline transformers 5.x builds for DebertaV2Tokenizer, so that a
-    plain `tokenizers.Tokenizer.from_file` or `PreTrainedTokenizerFast` gives the same ids as well.
-    """
-    from factory.tokenizer import load_spm
-
-    sp = load_spm(folder / "spm.model")
-    pieces = sp.get_piece_size()
-    for piece, idx in SPECIALS.items():
-        if sp.id_to_piece(idx) != piece:
-            raise FactoryError(f"{folder}/spm.model: id {idx} is not {piece}; retrain it with `factory vocab`")
-    # Control and unknown pieces score 0.0: DebertaV2Tokenizer finds its unk id as vocab.index(("[UNK]", 0.0))
-    vocab = [
-        [sp.id_to_piece(i), 0.0 if sp.is_control(i) or sp.is_unknown(i) else float(sp.get_score(i))]
-        for i in range(pieces)
-    ]
-    mask_id = pieces
-    _write_json(folder / "tokenizer.json", tokenizer_json(vocab, mask_id))
-    special_map = {
-        "bos_token": "[CLS]",
-        "eos_token": "[SEP]",
-        "unk_token": "[UNK]",
-        "sep_token": "[SEP]",
-        "pad_token": "[PAD]",
-        "cls_token": "[CLS]",
-        "mask_token": MASK,
-    }
-    added = {str(i): {"content": t, "special": True, "lstrip": False, "rstrip": False, "normalized": False,
-                      "single_word": False} for t, i in {**SPECIALS, MASK: mask_id}.items()}  # fmt: skip
-    config = {
-        "tokenizer_class": "DebertaV2Tokenizer",
-        "do_lower_case": False,
-        "split_by_punct": False,
-        "vocab_type": "spm",
-        "add_prefix_space": True,
-        "model_max_length": max_length,
-        **special_map,
-        "added_tokens_decoder": added,
-    }
-    _write_json(folder / "tokenizer_config.json", config)
-    _write_json(folder / "special_tokens_map.json", special_map)
-    _write_json(folder / "added_tokens.json", {MASK: mask_id})
-    return {"pieces": pieces, "mask_id": mask_id}
-
-
-def tokenizer_json(vocab: list[list], mask_id: int) -> dict:
-    """The `tokenizers` serialisation (format 1.0) of DebertaV2Tokenizer's 5.x pipeline, written by hand so
-    that `factory` needs no `tokenizers` at run time; tests load it with `tokenizers` and `transformers`."""
-    special = {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
-    added = [{"id": i, "content": t, **special} for t, i in {**SPECIALS, MASK: mask_id}.items()]
-    metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
-
-    def template(*parts: tuple[str, str, int]) -> list[dict]:
-        return [{kind: {"id": name, "type_id": type_id}} for kind, name, type_id in parts]
-
-    cls, sep = ("SpecialToken", "[CLS]", 0), ("SpecialToken", "[SEP]", 0)
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "normalizer": {
-            "type": "Sequence",
-            "normalizers": [
-                {"type": "Replace", "pattern": {"Regex": r"\s{2,}|[\n\r\t]"}, "content": " "},
-                {"type": "NFC"},
-                {"type": "Strip", "strip_left": False, "strip_right": True},
-            ],
-        },
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [metaspace]},
-        "post_processor": {
-            "type": "TemplateProcessing",
-            "single": template(cls, ("Sequence", "A", 0), sep),
-            "pair": template(cls, ("Sequence", "A", 0), sep, ("Sequence", "B", 1), ("SpecialToken", "[SEP]", 1)),
-            "special_tokens": {t: {"id": t, "ids": [SPECIALS[t]], "tokens": [t]} for t in ("[CLS]", "[SEP]")},
-        },
-        "decoder": metaspace,
-        "model": {"type": "Unigram", "unk_id": SPECIALS["[UNK]"], "vocab": vocab, "byte_fallback": False},
-    }
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 # ---- the whole step -----------------------------------------------------------------------------
 SPEC_NOTES = ("description", "source", "notes")  # free text in a spec, not settings
 
@@ -366,7 +277,8 @@ def _write_report(folder: Path, work: Path, args: VocabConfig, sample) -> dict:
         "hf_agreement": "ids identical to DebertaV2Tokenizer/AutoTokenizer (transformers 5.x)"
         + ("" if not args.byte_fallback else ", except unknown characters: bytes here, [UNK] in HF"),
     }
-    _write_json(folder / "vocab_report.json", report)
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    (folder / "vocab_report.json").write_text(text, encoding="utf-8")
     (folder / "vocab_report.md").write_text(report_markdown(f"Vocabulary {args.out.name}", {"this": figures},
                                                             corpus_counts), encoding="utf-8")  # fmt: skip
     return report

@@ -77,7 +77,8 @@ def run_benchmark(request: Request) -> dict[str, Any]:
         "schema": "factory.eval/v1",
         "suite": request.suite.name,
         "benchmark": True,
-        "model": str(request.model),
+        "model": request.model_name,
+        **({"revision": request.source.revision} if request.source and request.source.revision else {}),
         "tasks": {
             name: {k: r[k] for k in KEEP if k in r} | {"task": r.get("task", "classification")}
             for name, r in reports.items()

@@ -64,16 +64,21 @@ def make_request(suite_name: str, config: EvalConfig):
 
 
 def evaluate(suite_name: str, config: EvalConfig) -> dict[str, Any]:
-    """Fine-tune and test as the suite says; returns the results.json dict (written into `config.out`). The main
-    process holds --out's lock throughout: a second evaluation into the same folder stops at once."""
+    """Fine-tune and test as the suite says; returns the results.json dict (written into `config.out`). `--model`
+    is a folder or a Hub id (factory/source.py): the request reads the resolved files and records the commit. The
+    main process holds --out's lock throughout: a second evaluation into the same folder stops at once."""
     import contextlib
 
     from factory.evaluate.benchmark import run_benchmark
     from factory.evaluate.runner import run
     from factory.launch import is_main_process
+    from factory.manifest import ModelSource
     from factory.outputs import check_target, output_lock
+    from factory.source import resolve_model
 
     request = make_request(suite_name, config)
+    source = resolve_model(config.model)
+    request = dataclasses.replace(request, model=source.path, source=ModelSource(**source.describe()))
     check_target(Path(request.out))
     with output_lock(Path(request.out)) if is_main_process() else contextlib.nullcontext():
         return run_benchmark(request) if request.suite.is_benchmark else run(request)

@@ -197,7 +197,10 @@ def _run(config: RetrievalConfig) -> dict[str, Any]:
     from factory.evaluate.runner import check_model
     from factory.export import read_config
     from factory.outputs import check_output
+    from factory.source import resolve_model
 
+    source = resolve_model(config.model)  # a folder or a Hub id (factory/source.py)
+    given, config = config, dataclasses.replace(config, model=source.path)
     check_model(config.model)
     check_output(config.out, config.force)
     data = read_parallel(config.data, config.pivot, config.langs)  # every data problem before a model is built
@@ -214,7 +217,8 @@ def _run(config: RetrievalConfig) -> dict[str, Any]:
     report = {
         "schema": "factory.eval/v1",
         "suite": "retrieval",
-        "model": str(config.model),
+        "model": source.given,
+        **({"revision": source.revision} if source.is_hub else {}),
         "pivot": data.pivot,
         "languages": list(data.pairs),
         "data": data.source,
@@ -225,28 +229,32 @@ def _run(config: RetrievalConfig) -> dict[str, Any]:
     if CONTROL in measured:
         arm, control, control_average = measured[CONTROL]
         report = with_control(report, arm, control, control_average, DIRECTIONS)
-    _write(config, report)
+    _write(given, config.model, source, report)
     return report
 
 
-def _write(config: RetrievalConfig, report: dict[str, Any]) -> None:
+def _write(config: RetrievalConfig, folder, source, report: dict[str, Any]) -> None:
+    """`config` as the user gave it (`model` may be a Hub id); `folder` holds the files read; `source` says where
+    they came from (factory/source.py)."""
     import json
 
     from factory.config import to_json
     from factory.evaluate.report import retrieval_chart, retrieval_markdown
-    from factory.manifest import EvalFigures, EvalInputs, EvalManifest, write_manifest
+    from factory.manifest import EvalFigures, EvalInputs, EvalManifest, ModelSource, write_manifest
     from factory.outputs import fingerprint_file, staged_output
 
     with staged_output(config.out, config.force) as tmp:
         (tmp / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         (tmp / "results.md").write_text(retrieval_markdown(report))
         retrieval_chart(report, tmp / "retrieval_accuracy.png")
-        weights = config.model / "model.safetensors"
+        weights = folder / "model.safetensors"
         manifest = EvalManifest(
             step="eval retrieval",
             arguments=to_json(config),
             inputs=EvalInputs(
-                model=str(config.model), model_fingerprint=fingerprint_file(weights) if weights.is_file() else None
+                model=str(config.model),
+                model_fingerprint=fingerprint_file(weights) if weights.is_file() else None,
+                source=ModelSource(**source.describe()),
             ),
             figures=EvalFigures(average=report["average"], languages=report["languages"], splits=list(DIRECTIONS)),
         )

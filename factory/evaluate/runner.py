@@ -21,6 +21,7 @@ from factory.evaluate.qa import QuestionAnswering
 from factory.evaluate.suite import Suite
 from factory.evaluate.tasks import Classification, Regression, TaskType, Tokens
 from factory.launch import check_launch
+from factory.manifest import ModelSource
 
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("validation", "test")
@@ -44,6 +45,12 @@ class Request:
     splits: tuple[str, ...] = EVAL_SPLITS  # the splits evaluated
     control: str | None = None  # "random": also the random-init control (factory.evaluate.control)
     tasks: str = "all"  # a benchmark's tasks to run
+    source: ModelSource | None = None  # where `model` came from (a Hub id and its commit), for the manifest
+
+    @property
+    def model_name(self) -> str:
+        """The model as the user named it (a folder, or a Hub id rather than the cache's snapshot path)."""
+        return self.source.given if self.source else str(self.model)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,7 +280,8 @@ def _report(prepared: Prepared, results, average, schedule, accelerator, losses)
     report = {
         "schema": "factory.eval/v1",
         "suite": request.suite.name,
-        "model": str(request.model),
+        "model": request.model_name,
+        **({"revision": request.source.revision} if request.source and request.source.revision else {}),
         "train_language": request.train_language,
         "languages": prepared.languages,
         "runs": request.runs,
@@ -324,7 +332,7 @@ def _write(prepared: Prepared, report: dict[str, Any], folders) -> None:
         manifest = EvalManifest(
             step=f"eval {request.suite.name}",
             arguments=request.arguments,
-            inputs=EvalInputs(model=str(request.model), model_fingerprint=fingerprint),
+            inputs=EvalInputs(model=request.model_name, model_fingerprint=fingerprint, source=request.source),
             figures=EvalFigures(average=report["average"], languages=prepared.languages, splits=list(request.splits)),
         )
         write_manifest(tmp, manifest)

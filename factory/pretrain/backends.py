@@ -40,26 +40,36 @@ def make_accelerator(args: PretrainConfig, plan: Plan, mixed_precision: str, pro
     processes, never from Accelerate's own setting; the schedule is stepped by the loop once per global step,
     so Accelerate does not adjust it, and with no dataloader nothing but the count ends an accumulation."""
     from accelerate import Accelerator
-    from accelerate.utils import GradientAccumulationPlugin
+    from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulationPlugin
 
     accumulation = GradientAccumulationPlugin(
         num_steps=plan.accumulation, adjust_scheduler=False, sync_with_dataloader=False
     )
+    # A step in two halves (--update-order official, a generator-only warm-up) uses one network per forward:
+    # DDP must not wait for the other network's gradients
+    halves = args.update_order == "official" or plan.generator_warmup > 0
     return Accelerator(
         mixed_precision=mixed_precision,
         gradient_accumulation_plugin=accumulation,
         log_with=list(args.log_with) or None,
         project_dir=str(project_dir),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)] if halves else None,
     )
 
 
-def prepare_backend(accelerator, model: RTDModel, plan: Plan) -> None:
+def prepare_backend(accelerator, model: RTDModel, plan: Plan, update_order: str = "joint") -> None:
     """Before `accelerator.prepare`: FSDP's wrap policy, DeepSpeed's sizes; refuse what a backend cannot
     train exactly. Also (re)states the accumulation count, which `make_plan` may have changed for the
     processes Accelerate found."""
     from accelerate.utils import DistributedType
 
     accelerator.gradient_accumulation_steps = plan.accumulation
+    if update_order == "official" and accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise ConfigError(
+            f"--update-order official keeps two optimizers (one per network), and Accelerate's "
+            f"{accelerator.distributed_type.value} checkpoints hold one optimizer per model; use DDP, or "
+            "--update-order joint (with GDES the two orders differ only in the E_G the discriminator reads)"
+        )
     if accelerator.distributed_type == DistributedType.FSDP:
         configure_fsdp(accelerator.state.fsdp_plugin)
     elif accelerator.distributed_type == DistributedType.DEEPSPEED:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.config import to_json
+from factory.errors import ManifestError
 from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
 from factory.outputs import staged_output
 from factory.pretrain.loop import hardware
@@ -30,13 +31,17 @@ def export_networks(run: Run, figures: dict[str, Any]) -> None:
     if not acc.is_main_process:
         return
     wrapped = acc.unwrap_model(run.model)
-    model = build_rtd_model(wrapped.config, wrapped.generator.config.num_hidden_layers, wrapped.sharing)
+    gen_config = wrapped.generator.config
+    model = build_rtd_model(wrapped.config, gen_config.num_hidden_layers, wrapped.sharing, generator=gen_config)
     model.load_state_dict({k: v.float().cpu() for k, v in state.items()})
     out = Path(run.args.out)
     extra = {"pretraining": "rtd", "sharing": run.args.sharing, "rtd_lambda": run.args.rtd_lambda}
     extra.update(data_provenance(Path(run.args.vocab), Path(run.args.shards) if run.args.shards else None))
+    if run.start is not None:  # --init-from: what it continued (the card's base_model)
+        extra.update(init_from=run.start, base_model=run.start["base_model"])
     for name, net in (("discriminator", export_discriminator(model)), ("generator", export_generator(model))):
-        net.config = net.config.replace(factory={**net.config.factory, **extra, "role": f"rtd-{name}", "emd": False})
+        emd = bool(net.config.emd) if name == "generator" else None  # config.json says whether the EMD is on
+        net.config = net.config.replace(emd=emd, factory={**net.config.factory, **extra, "role": f"rtd-{name}"})
         with staged_output(out / name, force=True) as tmp:
             save_model(net, tmp)
             copy_tokenizer_files(run.args.vocab, tmp)
@@ -44,15 +49,36 @@ def export_networks(run: Run, figures: dict[str, Any]) -> None:
 
 
 def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
-    """Languages (from the vocabulary's manifest) and corpus sources (from the shards'), for the model card."""
+    """Languages (from the vocabulary's manifest) and corpus sources (from the shards'), for the model card. With
+    --init-from the vocabulary is the model's folder, whose manifest (if any) is pre-training's: the languages are
+    then the starting model's and the shards' (docs/derive.md#continued-pre-training)."""
     out: dict[str, Any] = {}
-    vocab_manifest = find_manifest(vocab, VocabManifest)  # None: a vocabulary made without `factory vocab`
+    try:
+        vocab_manifest = find_manifest(vocab, VocabManifest)  # None: a vocabulary made without `factory vocab`
+    except ManifestError:  # a model folder's manifest (--init-from): not a vocabulary's
+        vocab_manifest = None
+    shards_manifest = find_manifest(shards, ShardsManifest) if shards is not None else None
     if vocab_manifest is not None and vocab_manifest.languages:
         out["languages"] = list(vocab_manifest.languages)
-    shards_manifest = find_manifest(shards, ShardsManifest) if shards is not None else None
+    else:
+        model = _model_languages(vocab)
+        trained = [lang for lang in (shards_manifest.per_language if shards_manifest else {}) if lang != "und"]
+        if model or trained:
+            out["languages"] = list(dict.fromkeys([*model, *trained]))
     if shards_manifest is not None and shards_manifest.corpus:
         out["corpus"] = list(shards_manifest.corpus)
     return out
+
+
+def _model_languages(folder: Path) -> list[str]:
+    """The languages a model folder's config.json records (`factory.languages`), if any."""
+    import json
+
+    try:
+        value = (json.loads((folder / "config.json").read_text()).get("factory") or {}).get("languages")
+    except (OSError, ValueError):
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
@@ -89,4 +115,6 @@ def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "language_sampling": sampling_phases(run.mix),
         "tokens_seen_per_language": tokens_seen(run.mix, plan.steps, plan.seq_len),
         "sessions": run.sessions,
+        "init_from": run.start,
+        "update_order": run.args.update_order,
     }

@@ -35,4 +35,7 @@ class Run:
     elapsed: float = 0.0  # wall time of earlier sessions of this run (resume)
     last_checkpoint: Path | None = None
     probe: Any = None  # --probe: factory.pretrain.probe.Probe, or None
+    generator_optimizer: Any = None  # --update-order official: the generator's own optimizer and schedule
+    generator_schedule: Any = None
+    start: dict[str, Any] | None = None  # --init-from: where the networks started (start.Start.record)
     sessions: list[dict[str, Any]] = field(default_factory=lambda: [{"from_step": 0, "changed": {}}])  # resumes
