@@ -1,0 +1,87 @@
+"""What trim and transplant share: opening the source model, the sizes before and after, writing the result."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from factory.derive.networks import ModelFiles, read_model_files, write_model_files
+from factory.manifest import MANIFEST, DerivedManifest, write_manifest
+
+
+@dataclass
+class Source:
+    """The model a derivation starts from: its files, and how the user named it (for the card)."""
+
+    name: str  # as given: a folder, or a Hub id
+    files: ModelFiles
+    revision: str | None = None  # the Hub revision actually used (None: a local folder)
+
+    def provenance(self) -> dict[str, Any]:
+        """The manifest's base_model / base_revision / base_manifest (the source's own factory.json, as it was)."""
+        path = self.files.root / self.files.model.folder / MANIFEST
+        try:
+            base = json.loads(path.read_text()) if path.is_file() else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            base = None
+        return {"base_model": self.name, "base_revision": self.revision, "base_manifest": base}
+
+
+def open_source(name: str) -> Source:
+    """A local model folder (any layout factory/derive/networks.py reads)."""
+    return Source(str(name), read_model_files(Path(name)))
+
+
+def layout_keys(pieces: int, rows: int) -> dict[str, Any]:
+    """config.json's `factory` keys for a model of `pieces` pieces ([MASK] = pieces) and `rows` embedding rows."""
+    from factory.presets import VocabSize
+
+    layout = "official" if VocabSize.from_pieces(pieces).rows == rows else "custom"
+    return {"vocab_pieces": pieces, "mask_token_id": pieces, "embedding_layout": layout}
+
+
+def sizes(files: ModelFiles, rows: int) -> dict[str, Any]:
+    """The model's parameters (bare encoder, as `factory presets` counts them) and rows, before and after."""
+    from factory.model.config import ModelConfig
+    from factory.presets import count_parameters
+
+    config = ModelConfig.from_hf(files.model.config)
+    return {
+        "rows_before": config.vocab_size,
+        "rows_after": rows,
+        "parameters_before": count_parameters(config),
+        "parameters_after": count_parameters(config.replace(vocab_size=rows)),
+    }
+
+
+def write_derived(
+    out: Path,
+    force: bool,
+    files: ModelFiles,
+    spm_model: bytes,
+    new_rows: Callable[[str, torch.Tensor], torch.Tensor],
+    rows: int,
+    keys: dict[str, Any],
+    manifest: DerivedManifest,
+    started: float,
+) -> None:
+    """Write the derived model into `out`, whole or not at all: every network at its place (new rows, new
+    config), the tokenizer (spm.model + the HF files) at the top and beside every network, and the manifest
+    (with the seconds it took) at the top and in every network's folder."""
+    from factory.outputs import staged_output
+    from factory.vocab import write_hf_files
+
+    with staged_output(out, force) as tmp:
+        folders = write_model_files(files, tmp, new_rows, rows, keys)
+        for folder in dict.fromkeys([tmp, *folders]):
+            (folder / "spm.model").write_bytes(spm_model)
+            write_hf_files(folder)
+        manifest.seconds = round(time.perf_counter() - started, 3)
+        for folder in dict.fromkeys([tmp, *folders]):
+            write_manifest(folder, manifest)
