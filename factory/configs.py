@@ -57,6 +57,15 @@ def size_problems(flag: str, text: str | None) -> list[str]:
     return []
 
 
+def piece_count(text: str) -> int | None:
+    """A number of pieces as people write it (64k, 32000), or None if it is not one; no lower bound (trimming a
+    small vocabulary keeps a few hundred)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*([kK]?)\s*", str(text))
+    return int(match.group(1)) * (1000 if match.group(2) else 1) if match else None
+
+
 _LAYOUT_HELP = "Embedding rows: as published (128k -> 128100) or padded to a multiple of 128 (faster on GPU)."
 _FORCE_HELP = "Replace --out if it is not empty."
 
@@ -361,7 +370,9 @@ class TrimConfig:
         problems = [] if self.langs else ["--langs is required: the language(s) to keep, e.g. --langs pt"]
         if self.size is not None and self.min_count is not None:
             problems.append("give --size or --min-count, not both")
-        return problems + size_problems("--size", self.size)
+        if self.size is not None and not piece_count(self.size):
+            problems.append(f"--size {self.size!r} is not a number of pieces; write it like 64k or 32000")
+        return problems
 
 
 TRANSPLANT_INITS = ("mean", "random")

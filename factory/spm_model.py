@@ -22,7 +22,8 @@ from factory.errors import FactoryError
 
 # ModelProto.SentencePiece.Type (sentencepiece_model.proto)
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
-PIECES, SELF_TEST_DATA = 1, 4  # ModelProto field numbers
+PIECES, NORMALIZER_SPEC, SELF_TEST_DATA = 1, 3, 4  # ModelProto field numbers
+ADD_DUMMY_PREFIX = 3  # NormalizerSpec field number
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5  # wire types
 
 
@@ -99,7 +100,7 @@ class SpmModel:
     """The bytes of an spm.model, its pieces (id = position), and `keep` to cut it down."""
 
     def __init__(self, data: bytes, where: str = "spm.model"):
-        self.where = where
+        self.where, self.data = where, data
         try:
             self._records = _records(data)
             self.pieces = [_piece(value) for field, wire, _, value in self._records
@@ -127,3 +128,25 @@ class SpmModel:
             elif field != SELF_TEST_DATA:
                 out += record
         return bytes(out)
+
+    def without_dummy_prefix(self) -> bytes:
+        """The model with `add_dummy_prefix` off, so a text is cut as it is, without the "▁" put before its start
+        (how a word-inner piece's text is cut into the model's pieces). A scalar field given twice takes its
+        last value in protobuf, so `add_dummy_prefix = false` is appended to the normaliser spec."""
+        out = bytearray()
+        for field, wire, record, value in self._records:
+            if field == NORMALIZER_SPEC and wire == LENGTH:
+                value += bytes([ADD_DUMMY_PREFIX << 3 | VARINT, 0])
+                out += bytes([NORMALIZER_SPEC << 3 | LENGTH]) + _encode_varint(len(value)) + value
+            else:
+                out += record
+        return bytes(out)
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

@@ -25,12 +25,17 @@ class Source:
 
     def provenance(self) -> dict[str, Any]:
         """The manifest's base_model / base_revision / base_manifest (the source's own factory.json, as it was)."""
-        path = self.files.root / self.files.model.folder / MANIFEST
-        try:
-            base = json.loads(path.read_text()) if path.is_file() else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            base = None
+        base = read_json(self.files.root / self.files.model.folder / MANIFEST)
         return {"base_model": self.name, "base_revision": self.revision, "base_manifest": base}
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file kept as provenance (a source's factory.json), or None when there is none or it is unreadable."""
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def open_source(name: str) -> Source:

@@ -99,13 +99,11 @@ def read_model_files(root: Path) -> ModelFiles:
             f"{root} has no config.json (nor discriminator/config.json), so it is not a deberta-v2 model folder; "
             "give the folder `factory pretrain` exported or one with the published files"
         )
-    networks = [_network(root, "model", base, "config.json", _weights_name(root / base))]
+    networks = [_network(root, "model", base, "config.json")]
     if all((root / base / name).is_file() for name in PUBLISHED_GENERATOR):
         networks.append(_network(root, "generator", base, *PUBLISHED_GENERATOR))
     elif (root / "generator" / "config.json").is_file():  # beside discriminator/, or inside a published repo
-        networks.append(
-            _network(root, "generator", Path("generator"), "config.json", _weights_name(root / "generator"))
-        )
+        networks.append(_network(root, "generator", Path("generator"), "config.json"))
     _check_networks(root, networks)
     tokenizer = root / base
     if not (tokenizer / "spm.model").is_file():
@@ -120,7 +118,9 @@ def _weights_name(folder: Path) -> str:
     raise ModelFolderError(f"{folder} has no weights ({SAFETENSORS} or {TORCH_BIN}); give a complete model folder")
 
 
-def _network(root: Path, role: str, folder: Path, config_name: str, weights_name: str) -> Network:
+def _network(root: Path, role: str, folder: Path, config_name: str, weights_name: str | None = None) -> Network:
+    """The network whose config is `folder/config_name` (checked first: a folder that is not deberta-v2 is told
+    so, not that its weights are missing) and whose weights are `weights_name` (default: the folder's)."""
     from factory.export import read_weights
     from factory.model.config import ModelConfig
 
@@ -130,6 +130,7 @@ def _network(root: Path, role: str, folder: Path, config_name: str, weights_name
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFolderError(f"{path} is not valid JSON ({e}); give a deberta-v2 model folder") from None
     ModelConfig.from_hf(config, where=str(path))  # refuses a model that is not deberta-v2 in one line
+    weights_name = weights_name or _weights_name(root / folder)
     if weights_name.endswith(".bin"):
         state = torch.load(root / folder / weights_name, map_location="cpu", weights_only=True)
     else:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factory.configs import TrimConfig
+from factory.configs import TrimConfig, piece_count
 from factory.errors import FactoryError
 from factory.manifest import TrimLanguage, TrimManifest
 from factory.model.config import ModelConfig
@@ -221,7 +221,6 @@ def trim(config: TrimConfig) -> TrimManifest:
     from factory.config import to_json
     from factory.derive.common import layout_keys, open_source, sizes, write_derived
     from factory.outputs import check_output
-    from factory.presets import VocabSize
     from factory.spm_model import SpmModel
     from factory.tokenizer import Tokenizer
 
@@ -234,7 +233,7 @@ def trim(config: TrimConfig) -> TrimManifest:
     tokenizer.check_fits(ModelConfig.from_hf(files.model.config), files.tokenizer, "the files do not belong together")
     model = SpmModel.read(files.tokenizer / "spm.model")
     counts, samples = count_corpus(tokenizer.sp, sources, config)
-    size = VocabSize.parse(config.size).pieces if config.size else None
+    size = piece_count(config.size) if config.size else None
     selection = select_pieces(model.pieces, counts, size, config.min_count)
     trimmed = model.keep(selection.ids)
     index = row_index(selection.ids, len(model.pieces), files.model.vocab_rows)
@@ -267,7 +266,7 @@ def count_corpus(sp, sources: dict[str, list], config: TrimConfig) -> tuple[np.n
         lang_counts, samples[lang] = count_pieces(sp, texts, REPORT_DOCS)
         if not lang_counts.any():
             raise FactoryError(f"--corpus for {lang} holds no text; give a file with that language's text")
-        log.info("%s: %s pieces used, %s tokens", lang, f"{np.count_nonzero(lang_counts):,}",
+        log.debug("%s: %s pieces used, %s tokens", lang, f"{np.count_nonzero(lang_counts):,}",
                  f"{int(lang_counts.sum()):,}")  # fmt: skip
         counts += lang_counts
     return counts, samples
