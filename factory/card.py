@@ -376,10 +376,18 @@ def _generator(facts: Facts) -> str:
         "model:\n\n```python\nfrom transformers import AutoModelForMaskedLM\n\n"
         f'generator = AutoModelForMaskedLM.from_pretrained("{facts.repo_id}", subfolder="{GENERATOR_DIR}")\n```'
     )
-    if (cfg.get("factory") or {}).get("emd") is False:  # pre-training's export says it carries no EMD
+    emd = cfg.get("emd", (cfg.get("factory") or {}).get("emd"))  # config.json's key; older exports: factory.emd
+    if emd is False:  # pre-training's export says it carries no EMD
         text += (
             "\n\nThe generator has no Enhanced Mask Decoder (EMD) in Hugging Face form: `transformers` implements "
             "the plain MLM head only, so its masked-token predictions differ from the original DeBERTa's EMD."
+        )
+    elif emd:
+        text += (
+            '\n\nThe generator uses DeBERTa\'s Enhanced Mask Decoder (EMD, `"emd": true` in its config.json): its '
+            "MLM head reads the last layer run again with absolute positions. `transformers` implements the plain MLM "
+            "head only, so it loads the weights but gives other masked-token predictions; `factory.model.load_model` "
+            "runs the EMD."
         )
     return text
 

@@ -144,7 +144,9 @@ class ShardsConfig:
 
     SCHEMA: ClassVar[int] = 2
 
-    vocab: Path | None = option(None, "Vocabulary folder (spm.model); required unless --merge.")
+    vocab: Path | None = option(None, "Vocabulary folder (spm.model), or a model's folder or Hub id (e.g. "
+                                "microsoft/deberta-v3-xsmall) to tokenise with its spm.model; required unless "
+                                "--merge.")  # fmt: skip
     corpus: list[str] = option(
         [],
         "Text source, repeatable: .txt (a document per line), .jsonl/.json/.parquet (text column), .gz, a folder, "
@@ -437,7 +439,8 @@ class EvalConfig:
 
     SCHEMA: ClassVar[int] = 1
 
-    model: Path = option(help="deberta-v2 model folder with spm.model.")
+    model: Path = option(help="deberta-v2 model folder with spm.model, or a Hub id org/name[@revision] (e.g. "
+                         "microsoft/mdeberta-v3-base).")  # fmt: skip
     data: str | None = option(None, "hf:NAME (the suite's dataset by default) or a local DIR.")
     train_lang: str | None = option(None, "Language to fine-tune on [default: the suite's, en].")
     langs: str = option("all", "Languages to test: all, or a list like en,fr,de.")
@@ -485,7 +488,8 @@ class RetrievalConfig:
 
     SCHEMA: ClassVar[int] = 1
 
-    model: Path = option(help="deberta-v2 model folder with spm.model.")
+    model: Path = option(help="deberta-v2 model folder with spm.model, or a Hub id org/name[@revision] (e.g. "
+                         "microsoft/mdeberta-v3-base).")  # fmt: skip
     data: str = option(help="Parallel text: a folder of <lang>.txt (aligned line by line) or <lang>.tsv "
                        "(pivot<TAB>translation), a .jsonl/.parquet with one column per language, or "
                        "hf:NAME[:CONFIG][@SPLIT].")  # fmt: skip
@@ -528,12 +532,13 @@ class PublishConfig:
 
     SCHEMA: ClassVar[int] = 1
 
-    model_dir: Path = option(help="The model folder to publish.", cli=False)
+    model_dir: Path = option(help="The model folder to publish (or a Hub id org/name[@revision]).", cli=False)
     repo_id: str = option(help="Hub repository, namespace/name (e.g. my-org/deberta-v3-xsmall-pt).")
     private: bool = option(False, "Create the repository private (ignored if it exists).", secondary=False)
     revision: str | None = option(None, "Branch to commit to, created if needed (e.g. step-100000).")
-    generator: Path | None = option(None, "Generator folder, uploaded as generator/.")
-    tokenizer: Path | None = option(None, "Folder with spm.model + tokenizer files [default: DIR].")
+    generator: Path | None = option(None, "Generator folder (or Hub id), uploaded as generator/ [default: the "
+                                    "published generator files beside DIR, if any].")  # fmt: skip
+    tokenizer: Path | None = option(None, "Folder (or Hub id) with spm.model + tokenizer files [default: DIR].")
     results: list[Path] = option([], "results.json of `factory eval` (repeatable).", repeat=True)
     language: list[str] = option([], "Language code for the card (repeatable) [default: from the manifests].",
                                  repeat=True)  # fmt: skip

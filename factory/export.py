@@ -2,7 +2,12 @@
 
 Our module tree uses HF's parameter names, so saving is `state_dict()` as it is. Loading accepts what
 exists in the wild: our folders, `save_pretrained` folders (legacy `cls.predictions.*` MLM head or
-`lm_predictions.*`), bare-encoder or headed checkpoints, `pytorch_model.bin` and sharded safetensors.
+`lm_predictions.*`), bare-encoder or headed checkpoints, `pytorch_model.bin` and sharded safetensors, and the
+published DeBERTa-v3 layout (docs/derive.md#published-layouts): fp16/fp32 `pytorch_model.bin` holding the RTD
+head `mask_predictions.*` (kept: it is the discriminator's trained head) beside an `lm_predictions.*` one, the GDES
+delta `word_embeddings._weight` beside the folded `weight` (which is what the discriminator reads), and the
+generator in `generator_config.json` + `pytorch_model.generator.bin` (`load_model(folder, generator=True)`), whose
+enhanced mask decoder is switched on when its weights carry the absolute positions it reads.
 """
 
 from __future__ import annotations
@@ -18,7 +23,15 @@ from factory.model.config import ModelConfig
 from factory.model.heads import HEADS, HF_ARCHITECTURES, build_model, head_of
 
 WEIGHTS = "model.safetensors"
+PYTORCH_WEIGHTS = "pytorch_model.bin"
+CONFIG = "config.json"
+GENERATOR_CONFIG = "generator_config.json"  # the published layout's generator, beside the discriminator
+GENERATOR_WEIGHTS = "pytorch_model.generator.bin"
 PREFIX = "deberta."
+POSITIONS = "deberta.embeddings.position_embeddings.weight"  # absolute positions: v2 input, or the EMD's P
+# The official trainer's GDES deltas (DeBERTa/apps/tasks/rtd_task.py registers them as `_weight`); the `weight`
+# saved beside each is already E_G + delta, the table the discriminator reads, so loading drops the deltas.
+GDES_DELTAS = ("deberta.embeddings.word_embeddings._weight", "deberta.embeddings.position_embeddings._weight")
 
 # HF's legacy MLM head (config.legacy=true, the `save_pretrained` default) -> the official names we use.
 _LEGACY_MLM = {
@@ -47,11 +60,14 @@ def save_model(model: nn.Module, folder: Path | str, dtype: torch.dtype | None =
     save_file(state, str(folder / WEIGHTS), metadata={"format": "pt"})
 
 
-def read_config(folder: Path | str) -> ModelConfig:
+def read_config(folder: Path | str, name: str = CONFIG) -> ModelConfig:
+    """The folder's config.json (or the published generator's generator_config.json), checked key by key."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFolderError(f"model folder {folder} does not exist; give the folder that holds config.json")
-    path = folder / "config.json"
+    path = folder / name
+    if name != CONFIG and not path.is_file():
+        raise ModelFolderError(f"{folder} has no {name}: it holds no published generator")
     if not path.is_file():
         raise ModelFolderError(
             f"{folder} has no config.json, so it is not a Hugging Face model folder; "
@@ -64,9 +80,13 @@ def read_config(folder: Path | str) -> ModelConfig:
     return ModelConfig.from_hf(raw, where=str(path))
 
 
-def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+def read_weights(folder: Path, name: str | None = None) -> dict[str, torch.Tensor]:
+    """The folder's weights (safetensors, sharded or not, else pytorch_model.bin), or the file `name`. A .bin is
+    read with `weights_only=True`: tensors and containers only, never arbitrary pickled objects."""
     from safetensors.torch import load_file
 
+    if name is not None:
+        return _torch_load(folder / name)
     if (folder / WEIGHTS).is_file():
         return load_file(str(folder / WEIGHTS))
     index = folder / f"{WEIGHTS}.index.json"
@@ -75,19 +95,33 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
         for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
             state.update(load_file(str(folder / shard)))
         return state
-    if (folder / "pytorch_model.bin").is_file():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    if (folder / PYTORCH_WEIGHTS).is_file():
+        return _torch_load(folder / PYTORCH_WEIGHTS)
     raise ModelFolderError(
         f"{folder} has no weights (model.safetensors or pytorch_model.bin); "
         "export the model again or point at the folder that holds them"
     )
 
 
+def _torch_load(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ModelFolderError(f"{path.parent} has no {path.name}; give the folder that holds the model's weights")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling refused (not tensors only), truncated file, not a torch file
+        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise ModelFolderError(f"{path} is not a readable PyTorch state dict ({first}); download it again") from None
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+        raise ModelFolderError(f"{path} holds no state dict of tensors; give a model's weights file")
+    return state
+
+
 def _normalise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename every known checkpoint layout to ours: `deberta.`-prefixed encoder + official head names."""
+    """Rename every known checkpoint layout to ours: `deberta.`-prefixed encoder + official head names; drop the
+    GDES deltas (the folded table beside them is what the discriminator reads)."""
     out = {}
     for name, tensor in state.items():
-        if name.startswith(_TIED):
+        if name.startswith(_TIED) or name in GDES_DELTAS:
             continue
         for old, new in _LEGACY_MLM.items():
             if name.startswith(old):
@@ -99,14 +133,29 @@ def _normalise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def infer_head(state: dict[str, torch.Tensor]) -> str:
+    """The head whose weights the checkpoint holds. RTD first: a published discriminator also carries an
+    `lm_predictions` head, but the trained one is `mask_predictions` (a generator has no `mask_predictions`)."""
     names = list(state)
-    if any(n.startswith("lm_predictions.") for n in names):
-        return "mlm"
     if any(n.startswith("mask_predictions.") for n in names):
         return "rtd"
+    if any(n.startswith("lm_predictions.") for n in names):
+        return "mlm"
     if any(n.startswith("classifier.") for n in names):
         return "cls"
     return "none"
+
+
+def has_published_generator(folder: Path | str) -> bool:
+    """Whether `folder` holds a generator in the published layout (generator_config.json + its weights)."""
+    return (Path(folder) / GENERATOR_CONFIG).is_file() and (Path(folder) / GENERATOR_WEIGHTS).is_file()
+
+
+def with_emd(config: ModelConfig, state: dict[str, torch.Tensor]) -> ModelConfig:
+    """An MLM whose config does not say (`emd` None: a published generator_config.json) gets the enhanced mask
+    decoder when its weights carry the absolute positions, which only the EMD reads (docs/architecture.md#emd)."""
+    if config.emd is None and not config.position_biased_input and POSITIONS in state:
+        return config.replace(emd=True)
+    return config
 
 
 def load_model(
@@ -114,6 +163,7 @@ def load_model(
     head: str | None = None,
     num_labels: int | None = None,
     labels: tuple[str, ...] | None = None,
+    generator: bool = False,
 ) -> nn.Module:
     """Load a deberta-v2 folder as our module.
 
@@ -122,13 +172,16 @@ def load_model(
         head: "none" | "mlm" | "rtd" | "cls"; default: the head whose weights the folder holds. A head the
             folder lacks is freshly initialised (e.g. "cls" on a pre-trained encoder for fine-tuning).
         num_labels / labels: the classification head's size or label names (default: the config's).
+        generator: the published generator beside the model (generator_config.json + pytorch_model.generator.bin).
     """
     folder = Path(folder)
-    config = read_config(folder)
-    state = _normalise(read_weights(folder))
+    config = read_config(folder, GENERATOR_CONFIG if generator else CONFIG)
+    state = _normalise(read_weights(folder, GENERATOR_WEIGHTS if generator else None))
     head = head or infer_head(state)
     if head not in HEADS:
         raise ModelFolderError(f"head {head!r} unknown; use one of {', '.join(HEADS)}")
+    if head == "mlm":
+        config = with_emd(config, state)
     fresh_head = head not in ("none", infer_head(state))
     if labels is None and num_labels is not None and num_labels != config.num_labels:
         labels = tuple(f"LABEL_{i}" for i in range(num_labels))

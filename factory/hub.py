@@ -236,17 +236,67 @@ def default_staging(model_dir: Path) -> Path:
     return model_dir.parent / f"{model_dir.name}-hub"
 
 
+def published_layout(folder: Path) -> bool:
+    """A folder whose weights are a pytorch_model.bin without safetensors beside it: the published DeBERTa-v3 layout
+    (docs/derive.md#published-layouts), which publish rewrites as factory's folder before staging."""
+    from factory.export import PYTORCH_WEIGHTS
+
+    return (folder / PYTORCH_WEIGHTS).is_file() and not any((folder / n).is_file() for n in WEIGHT_FILES[:2])
+
+
+def as_factory_folder(model_dir: Path, work: Path, generator: bool = False) -> Path:
+    """The model (or the published generator beside it) as factory writes a model: config.json with every key,
+    model.safetensors (no GDES `_weight`, no untrained head), tokenizer files; in `work`, never in the source."""
+    from factory.export import load_model, save_model
+    from factory.tokenizer import copy_tokenizer_files
+
+    out = work / ("generator" if generator else "model")
+    save_model(load_model(model_dir, generator=generator), out)
+    copy_tokenizer_files(model_dir, out)
+    return out
+
+
+def resolve_inputs(config: PublishConfig, work: Path) -> tuple[Path, Path | None, Path | None]:
+    """DIR, --generator and --tokenizer as folders (each may be a Hub id, factory/source.py); a published layout is
+    rewritten into `work` (its generator files become --generator when none is given)."""
+    from factory.export import has_published_generator
+    from factory.source import resolve_model
+
+    model_dir = resolve_model(config.model_dir, parts=("model", "generator")).path
+    check_model_folder(model_dir)
+    generator_dir = resolve_model(config.generator, parts=("model", "generator")).path if config.generator else None
+    tokenizer_dir = resolve_model(config.tokenizer, parts=("tokenizer",)).path if config.tokenizer else None
+    if generator_dir is None and published_layout(model_dir) and has_published_generator(model_dir):
+        generator_dir = as_factory_folder(model_dir, work, generator=True)
+    elif generator_dir is not None and has_published_generator(generator_dir) and published_layout(generator_dir):
+        generator_dir = as_factory_folder(generator_dir, work, generator=True)
+    elif generator_dir is not None:
+        check_model_folder(generator_dir)
+    if published_layout(model_dir):
+        model_dir = as_factory_folder(model_dir, work)
+    return model_dir, generator_dir, tokenizer_dir
+
+
 def publish(config: PublishConfig) -> dict[str, Any]:
     """`factory publish` / `factory run`'s publish step: check the inputs, stage and validate the folder, then
     (unless `dry_run`) upload it."""
-    model_dir, generator_dir = Path(config.model_dir), config.generator
+    import tempfile
+
     repo_id = parse_repo_id(config.repo_id)
-    check_model_folder(model_dir)
-    if generator_dir is not None:
-        check_model_folder(generator_dir)
+    with tempfile.TemporaryDirectory(prefix="factory-publish-") as work:
+        return _publish(config, repo_id, Path(work))
+
+
+def _publish(config: PublishConfig, repo_id: str, work: Path) -> dict[str, Any]:
+    from factory.source import parse_hub_id
+
+    given = Path(config.model_dir)
+    model_dir, generator_dir, tokenizer_dir = resolve_inputs(config, work)
     token = None if config.dry_run else resolve_token()
-    staging = config.staging or default_staging(model_dir)
-    tokenizer_dir = config.tokenizer or model_dir
+    if not given.exists() and parse_hub_id(str(given)):  # a Hub id: stage beside the current folder
+        given = Path(parse_hub_id(str(given))[0].split("/")[1])
+    staging = config.staging or default_staging(given)
+    tokenizer_dir = tokenizer_dir or model_dir
     facts = collect_facts(
         model_dir,
         repo_id,

@@ -125,6 +125,17 @@ class VocabManifest(Manifest):
     alpha: float  # language sampling exponent
 
 
+# ---- where a model came from ---------------------------------------------------------------------
+@dataclass
+class ModelSource:
+    """A model a step read (factory/source.py): the text given and, for a Hub id, the repository and the commit
+    its files came from (so the exact files can be fetched again)."""
+
+    given: str
+    repo_id: str | None = None  # None: a local folder
+    revision: str | None = None  # the commit hash (Hub ids only)
+
+
 # ---- shards --------------------------------------------------------------------------------------
 @dataclass
 class ShardFile:
@@ -185,6 +196,7 @@ class ShardsManifest(Manifest):
     counts: dict[str, Any] = field(default_factory=dict)  # documents read and dropped (factory.corpus)
     build: str = ""  # fingerprint of settings + vocabulary + local inputs: a rebuild of the same is skipped
     task: TaskPart | None = None  # a --task part, not a whole shard set
+    vocab_source: ModelSource | None = None  # --vocab as given (a published model's Hub id: its commit)
 
 
 # ---- pretrain ------------------------------------------------------------------------------------
@@ -371,8 +383,9 @@ class TransplantManifest(DerivedManifest):
 # ---- eval ----------------------------------------------------------------------------------------
 @dataclass
 class EvalInputs:
-    model: str
+    model: str  # as given: a folder or a Hub id
     model_fingerprint: str | None = None  # of model.safetensors; None for other weight formats
+    source: ModelSource | None = None  # the Hub repository and commit, for a Hub id (factory/source.py)
 
 
 @dataclass

@@ -94,7 +94,10 @@ class Tokenizer:
 
 
 def copy_tokenizer_files(source: Path | str, target: Path | str) -> list[str]:
-    """Copy the vocabulary's tokenizer files (those present) into a model folder; returns the names copied."""
+    """Copy the vocabulary's tokenizer files (those present) into a model folder; returns the names copied.
+
+    A published model's folder has spm.model and a two-key tokenizer_config.json only (docs/derive.md#published-
+    layouts): the files transformers needs beside them are then written from spm.model, as `factory vocab` does."""
     import shutil
 
     copied = []
@@ -102,4 +105,9 @@ def copy_tokenizer_files(source: Path | str, target: Path | str) -> list[str]:
         if (Path(source) / name).is_file():
             shutil.copy2(Path(source) / name, Path(target) / name)
             copied.append(name)
+    if SPM_FILE in copied and "special_tokens_map.json" not in copied:
+        from factory.vocab import write_hf_files
+
+        write_hf_files(Path(target))
+        copied = [name for name in TOKENIZER_FILES if (Path(target) / name).is_file()]
     return copied

@@ -153,3 +153,16 @@ def word_shards(vocab: Path, folder: Path, lines: int, words: int) -> Path:
     )
     build_shards(config)
     return folder / "shards"
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache for this test (HF_HUB_OFFLINE is set above): huggingface_hub reads it in-process
+    and in subprocesses (HF_HUB_CACHE); tests/published.py's `hub_cache` fills it."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache

@@ -68,7 +68,12 @@ def make_request(suite_name: str, config: EvalConfig):
 
 
 def evaluate(suite_name: str, config: EvalConfig) -> dict[str, Any]:
-    """Fine-tune and test as the suite says; returns the results.json dict (written into `config.out`)."""
+    """Fine-tune and test as the suite says; returns the results.json dict (written into `config.out`). `--model`
+    is a folder or a Hub id (factory/source.py): the request reads the resolved files and records the commit."""
     from factory.evaluate.runner import run
+    from factory.manifest import ModelSource
+    from factory.source import resolve_model
 
-    return run(make_request(suite_name, config))
+    request = make_request(suite_name, config)
+    source = resolve_model(config.model)
+    return run(dataclasses.replace(request, model=source.path, source=ModelSource(**source.describe())))

@@ -181,7 +181,10 @@ def run(config: RetrievalConfig) -> dict[str, Any]:
     from factory.evaluate.runner import check_model
     from factory.export import read_config
     from factory.outputs import check_output
+    from factory.source import resolve_model
 
+    source = resolve_model(config.model)  # a folder or a Hub id (factory/source.py)
+    given, config = config, dataclasses.replace(config, model=source.path)
     check_model(config.model)
     check_output(config.out, config.force)
     data = read_parallel(config.data, config.pivot, config.langs)  # every data problem before a model is built
@@ -198,7 +201,8 @@ def run(config: RetrievalConfig) -> dict[str, Any]:
     report = {
         "schema": "factory.eval/v1",
         "suite": "retrieval",
-        "model": str(config.model),
+        "model": source.given,
+        **({"revision": source.revision} if source.is_hub else {}),
         "pivot": data.pivot,
         "languages": list(data.pairs),
         "data": data.source,
@@ -210,7 +214,7 @@ def run(config: RetrievalConfig) -> dict[str, Any]:
         arm, control, control_average = measured[CONTROL]
         report = with_control(report, arm, control, control_average, DIRECTIONS)
     if _is_main_process():
-        _write(config, report)
+        _write(given, config.model, source, report)
     return report
 
 
@@ -220,24 +224,28 @@ def _is_main_process() -> bool:
     return PartialState().is_main_process
 
 
-def _write(config: RetrievalConfig, report: dict[str, Any]) -> None:
+def _write(config: RetrievalConfig, folder, source, report: dict[str, Any]) -> None:
+    """`config` as the user gave it (`model` may be a Hub id); `folder` holds the files read; `source` says where
+    they came from (factory/source.py)."""
     import json
 
     from factory.config import to_json
     from factory.evaluate.report import retrieval_chart, retrieval_markdown
-    from factory.manifest import EvalFigures, EvalInputs, EvalManifest, write_manifest
+    from factory.manifest import EvalFigures, EvalInputs, EvalManifest, ModelSource, write_manifest
     from factory.outputs import fingerprint_file, staged_output
 
     with staged_output(config.out, config.force) as tmp:
         (tmp / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         (tmp / "results.md").write_text(retrieval_markdown(report))
         retrieval_chart(report, tmp / "retrieval_accuracy.png")
-        weights = config.model / "model.safetensors"
+        weights = folder / "model.safetensors"
         manifest = EvalManifest(
             step="eval retrieval",
             arguments=to_json(config),
             inputs=EvalInputs(
-                model=str(config.model), model_fingerprint=fingerprint_file(weights) if weights.is_file() else None
+                model=str(config.model),
+                model_fingerprint=fingerprint_file(weights) if weights.is_file() else None,
+                source=ModelSource(**source.describe()),
             ),
             figures=EvalFigures(average=report["average"], languages=report["languages"], splits=list(DIRECTIONS)),
         )

@@ -12,6 +12,7 @@ from factory.errors import FactoryError
 from factory.evaluate.control import CONTROL, PRETRAINED, Arm, arms, with_control
 from factory.evaluate.data import Data, check_data, load_files, load_folder, load_hub
 from factory.evaluate.suite import Suite
+from factory.manifest import ModelSource
 
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("validation", "test")
@@ -34,6 +35,12 @@ class Request:
     files: dict[str, Path] | None = None  # classify: split -> file, instead of `data`
     splits: tuple[str, ...] = EVAL_SPLITS  # the splits evaluated
     control: str | None = None  # "random": also the random-init control (factory.evaluate.control)
+    source: ModelSource | None = None  # where `model` came from (a Hub id and its commit), for the manifest
+
+    @property
+    def model_name(self) -> str:
+        """The model as the user named it (a folder, or a Hub id rather than the cache's snapshot path)."""
+        return self.source.given if self.source else str(self.model)
 
 
 def resolve_languages(suite: Suite, spec: str, train_language: str, data_languages: set[str] | None) -> list[str]:
@@ -191,7 +198,8 @@ def _report(request, data, languages, results, average, schedule, accelerator, l
     return {
         "schema": "factory.eval/v1",
         "suite": request.suite.name,
-        "model": str(request.model),
+        "model": request.model_name,
+        **({"revision": request.source.revision} if request.source and request.source.revision else {}),
         "train_language": request.train_language,
         "languages": languages,
         "runs": request.runs,
@@ -227,7 +235,7 @@ def _write(request: Request, report: dict[str, Any], data: Data, folders, langua
         manifest = EvalManifest(
             step=f"eval {request.suite.name}",
             arguments=request.arguments,
-            inputs=EvalInputs(model=str(request.model), model_fingerprint=fingerprint),
+            inputs=EvalInputs(model=request.model_name, model_fingerprint=fingerprint, source=request.source),
             figures=EvalFigures(average=report["average"], languages=languages, splits=list(request.splits)),
         )
         write_manifest(tmp, manifest)

@@ -160,8 +160,9 @@ class DisentangledSelfAttention(nn.Module):
         hidden: torch.Tensor,  # (B, L, H)
         mask: torch.Tensor | None,  # (B, L) bool, True = real token; None = no padding
         rel_embeddings: torch.Tensor | None,  # (2·span, H), already LayerNorm'd
+        query: torch.Tensor | None = None,  # (B, L, H) the queries' states when not `hidden` (the EMD)
     ) -> torch.Tensor:
-        q = self._heads(self.query_proj(hidden))  # (B, nh, L, d)
+        q = self._heads(self.query_proj(hidden if query is None else query))  # (B, nh, L, d)
         k = self._heads(self.key_proj(hidden))
         v = self._heads(self.value_proj(hidden))
         c2p, p2c = self.relative_scores(q, k, rel_embeddings)

@@ -45,6 +45,9 @@ class ModelConfig:
     pooler_hidden_act: str = "gelu"
     cls_dropout: float | None = None  # None: hidden_dropout_prob, as HF
     labels: tuple[str, ...] = ("LABEL_0", "LABEL_1")  # sequence-classification label names
+    # The generator's enhanced mask decoder (docs/architecture.md#emd): its MLM head reads the last layer run again
+    # with the absolute positions added. None: not said (a published generator_config.json), decided on load.
+    emd: bool | None = None
     factory: dict[str, Any] = field(default_factory=dict, compare=False)  # provenance: preset, pieces...
 
     def __post_init__(self) -> None:
@@ -56,6 +59,11 @@ class ModelConfig:
         bad = set(self.pos_att_type) - {"c2p", "p2c"}
         if bad:
             raise ModelFolderError(f"pos_att_type {sorted(bad)} unknown; use 'c2p', 'p2c' or both")
+
+    @property
+    def absolute_positions(self) -> bool:
+        """Whether the embeddings hold an absolute position table: added to the input (v2), or read by the EMD."""
+        return self.position_biased_input or bool(self.emd)
 
     @property
     def head_size(self) -> int:
@@ -84,7 +92,7 @@ class ModelConfig:
         if architecture:
             out["architectures"] = [architecture]
         for f in dataclasses.fields(self):
-            if f.name in ("labels", "factory", "pos_att_type"):
+            if f.name in ("labels", "factory", "pos_att_type") or (f.name == "emd" and self.emd is None):
                 continue
             out[f.name] = getattr(self, f.name)
         out["pos_att_type"] = list(self.pos_att_type)

@@ -40,8 +40,9 @@ class Embeddings(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        if config.position_biased_input:  # v2-style absolute positions (and the EMD's P)
+        if config.absolute_positions:  # v2-style absolute positions, or the EMD's P (read by the MLM head only)
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.add_positions = config.position_biased_input
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -53,7 +54,7 @@ class Embeddings(nn.Module):
             x = self.word_embeddings(input_ids)  # (B, L, H)
         else:
             x = F.embedding(input_ids, word_embeddings, self.word_embeddings.padding_idx)  # (B, L, H)
-        if hasattr(self, "position_embeddings"):
+        if self.add_positions:
             x = x + self.position_embeddings.weight[: input_ids.shape[1]]
         x = self.LayerNorm(x)
         if mask is not None:
@@ -80,8 +81,10 @@ class Attention(nn.Module):
         self.self = DisentangledSelfAttention(config)
         self.output = ResidualNorm(config.hidden_size, config)
 
-    def forward(self, x, mask, rel_embeddings):
-        return self.output(self.self(x, mask, rel_embeddings), x)
+    def forward(self, x, mask, rel_embeddings, query=None):
+        """`query` (B, L, H): queries and residual from it, keys and values from `x` (the EMD's second pass)."""
+        query = x if query is None else query
+        return self.output(self.self(x, mask, rel_embeddings, query), query)
 
 
 class Intermediate(nn.Module):
@@ -101,8 +104,8 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = ResidualNorm(config.intermediate_size, config)
 
-    def forward(self, x, mask, rel_embeddings):
-        x = self.attention(x, mask, rel_embeddings)
+    def forward(self, x, mask, rel_embeddings, query=None):
+        x = self.attention(x, mask, rel_embeddings, query)
         return self.output(self.intermediate(x), x)
 
 
@@ -144,11 +147,11 @@ class Encoder(nn.Module):
         rel = self.rel_embeddings.weight  # (2·span, H)
         return self.LayerNorm(rel) if hasattr(self, "LayerNorm") else rel
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> list[torch.Tensor]:
-        """Returns every layer's output (the EMD needs the second to last)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, layers: int | None = None) -> list[torch.Tensor]:
+        """Returns every layer's output; `layers`: run only the first n (the EMD runs the last one itself)."""
         rel = self.rel_table()
         embedded, outputs = x, []
-        for i, layer in enumerate(self.layer):
+        for i, layer in enumerate(self.layer[:layers]):
             if self.gradient_checkpointing and self.training:
                 x = checkpoint(layer, x, mask, rel, use_reentrant=False)
             else:
@@ -157,6 +160,14 @@ class Encoder(nn.Module):
                 x = self.conv(embedded, x, mask if mask is not None else torch.ones_like(x[..., 0]).bool())
             outputs.append(x)
         return outputs
+
+
+def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, L) bool, True = a real token; None when nothing is padded (the mask work is then skipped entirely)."""
+    if attention_mask is None:
+        return None
+    mask = attention_mask.bool()
+    return None if bool(mask.all()) else mask
 
 
 def compile_layers(model: nn.Module, **options) -> nn.Module:
@@ -184,11 +195,7 @@ class DebertaModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         word_embeddings: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
-        mask = None
-        if attention_mask is not None:
-            mask = attention_mask.bool()
-            if bool(mask.all()):
-                mask = None  # no padding: skip the mask work entirely
+        mask = padding_mask(attention_mask)
         return self.encoder(self.embeddings(input_ids, mask, word_embeddings), mask)
 
     def forward(

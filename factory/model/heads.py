@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from factory.model.config import ModelConfig
-from factory.model.encoder import DebertaModel, ModelOutput, activation, init_weights
+from factory.model.encoder import DebertaModel, ModelOutput, activation, init_weights, padding_mask
 
 
 class LMHead(nn.Module):
@@ -67,7 +67,13 @@ class ContextPooler(nn.Module):
 
 
 class DebertaForMaskedLM(nn.Module):
-    """The generator: encoder + tied MLM head. `positions` limits the head to the masked tokens."""
+    """The generator: encoder + tied MLM head. `positions` limits the head to the masked tokens.
+
+    With `config.emd` the head reads the enhanced mask decoder's output (docs/architecture.md#emd), as the
+    official generator does (DeBERTa/apps/models/masked_language_model.py, EnhancedMaskDecoder): H is the output
+    of layer L-1 (the embeddings' output for a one-layer generator), and the last layer runs twice on it with
+    queries I = H + P (P the absolute position table, raw: no LayerNorm, no dropout), then with queries = the
+    first pass's output; keys and values stay H. The last layer's ordinary pass is not run: nothing reads it."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -81,10 +87,26 @@ class DebertaForMaskedLM(nn.Module):
         attention_mask: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,  # (N,) flat indices into B·L, or None for every token
     ) -> ModelOutput:
-        h = self.deberta(input_ids, attention_mask).last_hidden_state
+        if self.config.emd and not self.config.position_biased_input:
+            h = self.enhanced_mask_decoder(input_ids, attention_mask)
+        else:
+            h = self.deberta(input_ids, attention_mask).last_hidden_state
         x = h if positions is None else h.flatten(0, 1)[positions]
         logits = self.lm_predictions.lm_head(x, self.deberta.embeddings.word_embeddings.weight)
         return ModelOutput(last_hidden_state=h, logits=logits)
+
+    def enhanced_mask_decoder(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, L, H): the last layer run twice with the absolute positions in its queries (class docstring)."""
+        mask = padding_mask(attention_mask)
+        embeddings, encoder = self.deberta.embeddings, self.deberta.encoder
+        embedded = embeddings(input_ids, mask)
+        below = encoder(embedded, mask, layers=len(encoder.layer) - 1)  # layers 0 .. L-2
+        hidden = below[-1] if below else embedded  # (B, L, H)
+        query = hidden + embeddings.position_embeddings.weight[: input_ids.shape[1]]  # I = H + P
+        rel, last = encoder.rel_table(), encoder.layer[-1]
+        for _ in range(2):
+            query = last(hidden, mask, rel, query)
+        return query
 
 
 class DebertaForRTD(nn.Module):

@@ -13,7 +13,15 @@ from factory.config import to_json
 from factory.configs import ShardsConfig
 from factory.corpus import Cleaning, CorpusStats, Pipeline, SeenFilter, Source, Unit, Workers, chunks, read_source
 from factory.errors import FactoryError, ManifestError, ShardError
-from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, TaskPart, find_manifest, write_manifest
+from factory.manifest import (
+    LanguageFigures,
+    ModelSource,
+    ShardFile,
+    ShardsManifest,
+    TaskPart,
+    find_manifest,
+    write_manifest,
+)
 from factory.outputs import check_output, fingerprint_file, replace_folder
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
@@ -50,6 +58,18 @@ class Inputs:
     task: tuple[int, int] | None
     build: str  # the whole build's fingerprint
     work: str  # this task's (the whole build's when there are no tasks)
+    vocab_source: ModelSource | None = None  # --vocab as given: a folder, or a Hub id and its commit
+
+
+def resolve_vocab(config: ShardsConfig) -> tuple[ShardsConfig, ModelSource]:
+    """--vocab is a vocabulary folder or a published model's (a folder or a Hub id, factory/source.py), whose
+    spm.model then tokenises the shards for `pretrain --init-from`; the config reads the resolved folder."""
+    import dataclasses
+
+    from factory.source import resolve_model
+
+    source = resolve_model(config.vocab, parts=("tokenizer",))
+    return dataclasses.replace(config, vocab=source.path), ModelSource(**source.describe())
 
 
 def check_inputs(config: ShardsConfig) -> Inputs:
@@ -134,7 +154,9 @@ def build_shards(config: ShardsConfig) -> dict:
         from factory.shards.merge import merge_shards
 
         return merge_shards(config)
+    config, vocab_source = resolve_vocab(config)
     inputs = check_inputs(config)
+    inputs.vocab_source = vocab_source
     reused = _finished(config, inputs)
     if reused is not None:
         log.info("%s already holds these shards (same settings, vocabulary and inputs): kept", config.out)
@@ -217,7 +239,7 @@ def write_figures(config: ShardsConfig, inputs: Inputs, plan: Plan, build: Shard
         tokens=sum(f.tokens for f in per_language.values()),
         padding=sum(build.languages[k].writer.padding for k in build.order), shards=shards, corpus=list(config.corpus),
         per_language=per_language, alpha=config.alpha if config.tokens else None, counts=stats.as_dict(),
-        build=inputs.build, task=task,
+        build=inputs.build, task=task, vocab_source=inputs.vocab_source,
     )  # fmt: skip
     write_manifest(work, manifest)
     return manifest_figures(manifest)
