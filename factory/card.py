@@ -14,11 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from factory.card_derived import base_model_metadata, base_pretraining, derivation_phrase, derivation_section
 from factory.card_results import eval_results, find_results, read_results, results_section, retrieval_section
-from factory.manifest import InitManifest, PretrainManifest, SamplingPhase, VocabManifest, find_manifest
+from factory.manifest import (
+    DerivedManifest,
+    InitManifest,
+    PretrainManifest,
+    SamplingPhase,
+    TransplantManifest,
+    TrimManifest,
+    VocabManifest,
+    find_manifest,
+    parse_manifest,
+)
 
 GENERATOR_DIR = "generator"
-MODEL_MANIFESTS = (PretrainManifest, InitManifest)  # what a model folder's factory.json can be
+# what a model folder's factory.json can be
+MODEL_MANIFESTS = (PretrainManifest, InitManifest, TrimManifest, TransplantManifest)
 
 # Language names for the card's prose; codes not listed are printed as they are.
 LANGUAGE_NAMES = {
@@ -78,6 +90,7 @@ class Facts:
     license: str = "mit"
     revision: str | None = None
     generator: GeneratorFacts | None = None
+    derived: DerivedManifest | None = None  # `factory trim` / `factory transplant`'s, when they wrote the folder
 
     @property
     def name(self) -> str:
@@ -139,7 +152,7 @@ def collect_facts(
         license=license,
         revision=revision,
     )
-    facts.pretrain, facts.vocab = _manifests(model_dir, tokenizer_dir or model_dir)
+    facts.pretrain, facts.vocab, facts.derived = _manifests(model_dir, tokenizer_dir or model_dir)
     facts.languages = list(languages) or _languages(facts)
     facts.datasets = list(datasets) or _datasets(facts)
     if generator_dir is not None:
@@ -150,14 +163,21 @@ def collect_facts(
     return facts
 
 
-def _manifests(model_dir: Path, tokenizer_dir: Path) -> tuple[PretrainManifest | None, VocabManifest | None]:
-    """Pre-training's manifest from the model folder (`factory init`'s says nothing for the card) and the
-    vocabulary's from the tokenizer folder; a folder without factory.json has none."""
+def _manifests(
+    model_dir: Path, tokenizer_dir: Path
+) -> tuple[PretrainManifest | None, VocabManifest | None, DerivedManifest | None]:
+    """Pre-training's manifest from the model folder (`factory init`'s says nothing for the card; a derived
+    model's carries its base's), the vocabulary's from the tokenizer folder, and trim's or transplant's; a folder
+    without factory.json has none."""
     model = find_manifest(model_dir, MODEL_MANIFESTS)
     tokenizer = find_manifest(tokenizer_dir, (VocabManifest, *MODEL_MANIFESTS)) if tokenizer_dir != model_dir else None
+    derived = model if isinstance(model, DerivedManifest) else None
+    if derived is not None and derived.base_manifest is not None:  # how the base's weights were pre-trained
+        model = parse_manifest(derived.base_manifest, PretrainManifest)
     return (
         model if isinstance(model, PretrainManifest) else None,
         tokenizer if isinstance(tokenizer, VocabManifest) else None,
+        derived,
     )
 
 
@@ -201,9 +221,11 @@ def build_card(facts: Facts):
         datasets=facts.datasets or None,
         model_name=facts.name,
         eval_results=eval_results(facts.results, facts.name) or None,
+        **base_model_metadata(facts.derived),
     )
     sections = [
         _intro(facts),
+        derivation_section(facts.derived, LANGUAGE_NAMES),
         _architecture(facts),
         _training_data(facts),
         _pretraining(facts),
@@ -250,7 +272,7 @@ def _intro(facts: Facts) -> str:
     what += f" for {langs}" if langs else ""
     return (
         f"# {facts.name}\n\n"
-        f"{facts.name} is {what}{_how_trained(facts)}. It has "
+        f"{facts.name} is {what}{derivation_phrase(facts.derived)}{_how_trained(facts)}. It has "
         f"{_plural(cfg['num_hidden_layers'], 'layer')} and a hidden size of {cfg['hidden_size']}: "
         f"{_millions(facts.counts['backbone'])} backbone parameters and {_millions(facts.counts['embedding'])} "
         "in the embedding layer.\n\n"
@@ -346,6 +368,8 @@ PRETRAIN_ROWS: list[tuple[str, Callable[[PretrainManifest], Any], str]] = [
 
 
 def _pretraining(facts: Facts) -> str:
+    if facts.pretrain is None and facts.derived is not None:
+        return base_pretraining(facts.derived)
     if facts.pretrain is None:
         return (
             "## Pre-training\n\nNo pre-training manifest (factory.json) was found beside the weights, so the "

@@ -345,7 +345,7 @@ class InitConfig(ShapeOptions):
 
 # ---- trim / transplant ---------------------------------------------------------------------------
 _SOURCE_HELP = ("The model: a folder (factory's export, a published repository's files, a save_pretrained "
-                "folder).")  # fmt: skip
+                "folder) or a Hub id org/name[@revision].")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -387,7 +387,8 @@ class TransplantConfig:
     SCHEMA: ClassVar[int] = 1
 
     source: str = option(help=_SOURCE_HELP, cli=False)
-    vocab: Path = option(help="The new vocabulary: a folder with spm.model (e.g. one `factory vocab` wrote).")
+    vocab: str = option(help="The new vocabulary: a folder with spm.model (e.g. one `factory vocab` wrote), or a "
+                        "model (folder or Hub id) whose tokenizer to take.")  # fmt: skip
     init: str = option("mean", "Rows of the new pieces: mean (of the rows of the piece's pieces under the old "
                        "tokenizer: FVT) or random (the baseline).", choices=TRANSPLANT_INITS)  # fmt: skip
     seed: int = option(0, "Seed of --init random.")

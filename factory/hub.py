@@ -248,11 +248,14 @@ def as_factory_folder(model_dir: Path, work: Path, generator: bool = False) -> P
     """The model (or the published generator beside it) as factory writes a model: config.json with every key,
     model.safetensors (no GDES `_weight`, no untrained head), tokenizer files; in `work`, never in the source."""
     from factory.export import load_model, save_model
+    from factory.manifest import MANIFEST
     from factory.tokenizer import copy_tokenizer_files
 
     out = work / ("generator" if generator else "model")
     save_model(load_model(model_dir, generator=generator), out)
     copy_tokenizer_files(model_dir, out)
+    if (model_dir / MANIFEST).is_file():  # e.g. `factory trim`'s, which the card reads
+        shutil.copy2(model_dir / MANIFEST, out / MANIFEST)
     return out
 
 

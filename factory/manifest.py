@@ -327,8 +327,7 @@ class DerivedManifest(Manifest):
     from, and its size before and after. `base_manifest` is the source folder's own factory.json, kept as it was
     (how the weights were pre-trained), or None."""
 
-    base_model: str  # the source as given: a folder or a Hub id
-    base_revision: str | None = None  # the Hub revision used (None: a local folder)
+    base: ModelSource  # the source: a folder, or a Hub id and the commit its files came from
     base_manifest: dict[str, Any] | None = None
     pieces_before: int
     pieces_after: int
@@ -371,7 +370,7 @@ class TransplantManifest(DerivedManifest):
     STEP: ClassVar[str] = "transplant"
     COMMAND: ClassVar[str] = "factory transplant"
 
-    vocab: str  # the new vocabulary's folder
+    vocab: ModelSource  # the new vocabulary: a folder, or a model's tokenizer (a Hub id)
     vocab_manifest: dict[str, Any] | None = None  # its factory.json, as it was
     init: str  # mean (FVT) or random: how the new pieces' rows were made
     shared: int  # pieces of both vocabularies: rows copied
@@ -454,6 +453,17 @@ def find_manifest(folder: Path, kind: type[M] | tuple[type[Manifest], ...]) -> M
             f"run `{cls.COMMAND}` again to rewrite it"
         )
     return _from_json(cls, data, path)
+
+
+def parse_manifest(data: dict[str, Any], kind: type[M]) -> M | None:
+    """A manifest kept inside another (a derived model's `base_manifest`) as `kind`, or None when it is another
+    step's, another version's, or does not fit the schema: provenance that cannot be read is left out."""
+    if not (isinstance(data, dict) and kind.owns(data.get("step")) and data.get("schema", 1) == kind.VERSION):
+        return None
+    try:
+        return _from_json(kind, data, Path(MANIFEST))
+    except ManifestError:
+        return None
 
 
 def manifest_fingerprint(folder: Path) -> str | None:

@@ -10,6 +10,7 @@ import pytest
 import textgen
 import torch
 from conftest import one_error_line
+from published import hub_cache, published_folder
 
 from factory.derive.networks import ROW_TENSORS, read_model_files
 
@@ -60,33 +61,12 @@ def factory_layout(tmp_path_factory, rtd, vocab) -> Path:
     return run
 
 
-def published_layout(folder: Path, rtd, vocab: Path, dtype=torch.float32) -> Path:
-    """The microsoft/mdeberta-v3-base file layout: pytorch_model.bin (folded table + `_weight` delta, an MLM head,
-    the RTD head; no `architectures` in config.json), generator_config.json + pytorch_model.generator.bin (with
-    position embeddings for the enhanced mask decoder), spm.model and a bare tokenizer_config.json."""
-    import shutil
+def published_layout(folder: Path, vocab: Path, dtype: str = "fp32") -> Path:
+    """The microsoft/mdeberta-v3-base file layout (tests/published.py) on `vocab`."""
+    from factory.presets import PRESETS, VocabSize
 
-    from factory.rtd import export_discriminator, export_generator
-
-    folder.mkdir(parents=True)
-    g = torch.Generator().manual_seed(5)
-    hidden, rows = rtd.config.hidden_size, rtd.config.vocab_size
-    disc = dict(export_discriminator(rtd).state_dict())
-    disc["deberta.embeddings.word_embeddings._weight"] = rtd.embedding_delta.detach().clone()
-    for name, shape in (("dense.weight", (hidden, hidden)), ("dense.bias", (hidden,)), ("LayerNorm.weight", (hidden,)),
-                        ("LayerNorm.bias", (hidden,)), ("bias", (rows,))):  # fmt: skip
-        disc[f"lm_predictions.lm_head.{name}"] = torch.randn(shape, generator=g)
-    gen = dict(export_generator(rtd).state_dict())
-    gen["deberta.embeddings.position_embeddings.weight"] = torch.randn(512, hidden, generator=g)
-    for name, state in (("pytorch_model.bin", disc), ("pytorch_model.generator.bin", gen)):
-        torch.save({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, folder / name)
-    for name, config in (("config.json", rtd.config), ("generator_config.json", rtd.generator.config)):
-        hf = config.to_hf()
-        hf.pop("factory")
-        (folder / name).write_text(json.dumps(hf))
-    shutil.copy(vocab / "spm.model", folder / "spm.model")
-    (folder / "tokenizer_config.json").write_text('{"do_lower_case": false, "vocab_type": "spm"}')
-    return folder
+    config = PRESETS["debug"].config(VocabSize.from_pieces(1000))
+    return published_folder(folder, config, dtype=dtype, tokenizer=vocab, seed=4)
 
 
 def run(args: list) -> object:
@@ -167,7 +147,7 @@ def test_both_layouts_are_read_with_every_network(factory_layout, rtd, vocab, tm
     files = read_model_files(factory_layout)
     assert [(n.role, str(n.folder), n.weights_name) for n in files.networks] == [
         ("model", "discriminator", "model.safetensors"), ("generator", "generator", "model.safetensors")]  # fmt: skip
-    published = read_model_files(published_layout(tmp_path / "pub", rtd, vocab))
+    published = read_model_files(published_layout(tmp_path / "pub", vocab))
     assert [(n.role, n.config_name, n.weights_name) for n in published.networks] == [
         ("model", "config.json", "pytorch_model.bin"),
         ("generator", "generator_config.json", "pytorch_model.generator.bin"),
@@ -243,7 +223,7 @@ def test_trim_adds_no_unknown_to_the_language_and_reports(trimmed, factory_layou
         row.count(3) for row in old.encode_batch(held_out))  # fmt: skip
     m = manifest(trimmed)
     assert m["step"] == "trim" and m["languages"] == ["pt"] and m["scripts"] == ["LATIN"]
-    assert m["base_model"] == str(factory_layout) and m["base_manifest"] is None
+    assert m["base"] == {"given": str(factory_layout), "repo_id": None, "revision": None} and m["base_manifest"] is None
     pt = m["per_language"]["pt"]
     assert pt["unchanged"] == 1.0 and pt["fertility_before"] == pt["fertility_after"] > 1  # min-count 1: all kept
     assert m["parameters_after"]["total"] < m["parameters_before"]["total"]
@@ -280,25 +260,40 @@ def test_trim_size_keeps_the_most_used_pieces(trimmed, factory_layout, pt_corpus
     assert counts[dropped].max() <= counts[chosen].min()  # the least used went
 
 
-def test_trim_published_layout_fp16(rtd, vocab, pt_corpus, tmp_path):
-    """The published files go out as they came: the same names, keys and dtype (fp16), every per-vocabulary
-    tensor sliced (the `_weight` delta, both MLM biases, the generator's table), the rest bit for bit."""
-    src = published_layout(tmp_path / "pub", rtd, vocab, torch.float16)
+def test_trim_published_layout_fp16(vocab, pt_corpus, tmp_path, hf_cache):
+    """A Hub id in the published layout: the files go out as they came (the same names, keys and dtypes), every
+    per-vocabulary tensor sliced (the `_weight` delta, both MLM biases, the generator's table), the rest bit for
+    bit; the discriminator's hidden states and the generator's (EMD) MLM logits are identical on kept text."""
+    from factory.export import load_model
+    from factory.tokenizer import Tokenizer
+
+    src = published_layout(tmp_path / "pub", vocab, "mixed")
+    commit = hub_cache(hf_cache, "org/multi", src)
     out = tmp_path / "out"
-    run(["trim", src, "--langs", "pt", "--corpus", f"pt={pt_corpus}", "--out", out])
+    run(["trim", "org/multi", "--langs", "pt", "--corpus", f"pt={pt_corpus}", "--out", out])
     files = {"config.json", "pytorch_model.bin", "generator_config.json", "pytorch_model.generator.bin", "spm.model"}
     assert {p.name for p in out.iterdir()} >= files | {"tokenizer.json", "tokenizer_config.json", "factory.json"}
+    assert manifest(out)["base"] == {"given": "org/multi", "repo_id": "org/multi", "revision": commit}
     kept = kept_ids(src, out)
     index = torch.tensor([*kept, 1000, *range(1001, 1001 + 99)])
     for name in ("pytorch_model.bin", "pytorch_model.generator.bin"):
         a, b = (torch.load(f / name, weights_only=True) for f in (src, out))
-        assert set(a) == set(b)
+        assert set(a) == set(b) and {t.dtype for t in b.values()} == {torch.float16, torch.float32}
         for key, tensor in a.items():
             sliced = any(key.endswith(r) for r in ROW_TENSORS)
-            assert b[key].dtype == tensor.dtype == torch.float16
+            assert b[key].dtype == tensor.dtype
             assert torch.equal(b[key], tensor.index_select(0, index) if sliced else tensor), key
     assert "architectures" not in json.loads((out / "config.json").read_text())
     assert json.loads((out / "generator_config.json").read_text())["vocab_size"] == len(index)
+    old, new = Tokenizer.from_folder(src), Tokenizer.from_folder(out)
+    texts = textgen.generate("pt", 20, seed=5)
+    text = next(t for t in texts if old.sp.encode(t, out_type=str) == new.sp.encode(t, out_type=str))
+    a, b = torch.tensor([old.single(old.encode(text), 64)]), torch.tensor([new.single(new.encode(text), 64)])
+    with torch.no_grad():
+        assert torch.equal(load_model(src)(a).last_hidden_state, load_model(out)(b).last_hidden_state)
+        gen_a, gen_b = load_model(src, generator=True), load_model(out, generator=True)
+        assert gen_a.config.emd and torch.equal(gen_a(a).logits[..., index[: len(kept) + 1]],
+                                                 gen_b(b).logits[..., : len(kept) + 1])  # fmt: skip
 
 
 # ---- transplant ---------------------------------------------------------------------------------------
@@ -345,10 +340,10 @@ def test_transplant_copies_shared_rows_and_averages_new_ones(factory_layout, pt_
     assert len(parts) > 1 and torch.allclose(got, table[parts].mean(0), atol=1e-6)
 
 
-def test_transplant_random_published_layout_keeps_gdes_consistent(rtd, vocab, pt_vocab, tmp_path):
+def test_transplant_random_published_layout_keeps_gdes_consistent(vocab, pt_vocab, tmp_path):
     """--init random: a new piece's rows are one fresh draw in the folded table and the generator's, 0 in the
     `_weight` delta and the biases, so folded = generator + delta still holds row by row."""
-    src = published_layout(tmp_path / "pub", rtd, vocab)
+    src = published_layout(tmp_path / "pub", vocab)
     out = tmp_path / "random"
     run(["transplant", src, "--vocab", pt_vocab, "--init", "random", "--seed", "1", "--out", out])
     disc = torch.load(out / "pytorch_model.bin", weights_only=True)
@@ -358,7 +353,7 @@ def test_transplant_random_published_layout_keeps_gdes_consistent(rtd, vocab, pt
     m = manifest(out)
     assert m["init"] == "random" and m["pieces_per_new"] is None
     assert torch.allclose(table, e_g + delta, atol=1e-6)  # held before (the fixture's), holds after
-    new_rows = (delta == 0).all(1) & (disc["lm_predictions.lm_head.bias"] == 0)
+    new_rows = (delta == 0).all(1)  # the fixture's delta is random everywhere
     assert int(new_rows[:700].sum()) == m["new"]
     assert 0.01 < float(table[:700][new_rows[:700]].std()) < 0.03  # N(0, initializer_range)
 
@@ -379,3 +374,59 @@ def test_bad_input_is_one_line_and_writes_nothing(factory_layout, pt_corpus, pt_
     one_error_line(["transplant", not_deberta, "--vocab", pt_vocab, "--out", out], "deberta-v2", out=out)
     one_error_line(["transplant", factory_layout, "--vocab", tmp_path, "--out", out], "spm.model", out=out)
     one_error_line(["trim", tmp_path / "nope", "--langs", "pt", "--corpus", pt_corpus, "--out", out], "nope", out=out)
+
+
+# ---- the card -----------------------------------------------------------------------------------------
+def test_card_of_a_trimmed_hub_model_says_what_it_came_from(vocab, pt_corpus, tmp_path, hf_cache):
+    """publish --dry-run of a trim of a Hub model: base_model + base_model_relation in the metadata (the Hub's model
+    tree), the revision, what was done and the figures the trim measured; the generator goes along."""
+    from huggingface_hub import ModelCard
+
+    src = published_layout(tmp_path / "pub", vocab)
+    commit = hub_cache(hf_cache, "org/multi", src)
+    out = tmp_path / "trimmed"
+    run(["trim", "org/multi@main", "--langs", "pt", "--corpus", f"pt={pt_corpus}", "--out", out])
+    staging = tmp_path / "hub"
+    run(["publish", out, "--repo-id", "me/multi-pt", "--dry-run", "--staging", staging])
+    card = ModelCard.load(staging / "README.md")
+    assert card.data.base_model == "org/multi" and card.data.base_model_relation == "finetune"
+    assert card.data.language == ["pt"]
+    m = manifest(out)
+    text = card.text
+    assert f"trimmed from [org/multi](https://huggingface.co/org/multi) (revision `{commit[:12]}`)" in text
+    assert "## Derivation" in text and "Portuguese" in text and f"1,000 -> {m['pieces_after']:,}" in text
+    assert f"| Portuguese | {m['per_language']['pt']['words']:,} | 100.00% |" in text
+    assert "its own card says how it was pre-trained" in text
+    assert (staging / "generator" / "config.json").is_file()
+
+
+def test_card_of_a_transplant_of_our_model_keeps_its_pretraining(factory_layout, pt_vocab, tmp_path):
+    """A local base: no base_model metadata (it takes a Hub id), the folder named in the text; a base made by
+    `factory pretrain` lends its pre-training table."""
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    from factory.manifest import PretrainManifest
+
+    base = tmp_path / "base"
+    shutil.copytree(factory_layout, base)
+    pretrain = json.loads(json.dumps(PRETRAIN_FIGURES))
+    (base / "discriminator" / "factory.json").write_text(json.dumps(PretrainManifest(**pretrain).to_json()))
+    out = tmp_path / "moved"
+    run(["transplant", base, "--vocab", pt_vocab, "--out", out])
+    staging = tmp_path / "hub"
+    run(["publish", out / "discriminator", "--generator", out / "generator", "--repo-id", "me/moved", "--dry-run",
+         "--staging", staging])  # fmt: skip
+    card = ModelCard.load(staging / "README.md")
+    assert card.data.base_model is None
+    assert f"moved from `{base}` onto a new vocabulary" in card.text
+    assert "(FVT)" in card.text and "## Pre-training" in card.text and "| Steps | 7 |" in card.text
+
+
+PRETRAIN_FIGURES = {
+    "arguments": {}, "role": "discriminator", "preset": "debug", "vocab_size": 1000, "embedding_rows": 1100,
+    "seq_len": 32, "batch": 4, "micro_batch": 4, "accumulation": 1, "processes": 1, "lr": 0.001, "sharing": "gdes",
+    "rtd_lambda": 50.0, "steps": 7, "tokens": 896, "parameters": {"total": 1}, "flops_per_step": 1.0, "shards": "s",
+    "vocab_fingerprint": "x",
+}  # fmt: skip

@@ -12,21 +12,21 @@ from typing import Any
 import torch
 
 from factory.derive.networks import ModelFiles, read_model_files, write_model_files
-from factory.manifest import MANIFEST, DerivedManifest, write_manifest
+from factory.manifest import MANIFEST, DerivedManifest, ModelSource, write_manifest
+from factory.source import ResolvedModel
 
 
 @dataclass
 class Source:
-    """The model a derivation starts from: its files, and how the user named it (for the card)."""
+    """The model a derivation starts from: where it came from (a folder, or a Hub id at a commit) and its files."""
 
-    name: str  # as given: a folder, or a Hub id
+    resolved: ResolvedModel
     files: ModelFiles
-    revision: str | None = None  # the Hub revision actually used (None: a local folder)
 
     def provenance(self) -> dict[str, Any]:
-        """The manifest's base_model / base_revision / base_manifest (the source's own factory.json, as it was)."""
+        """The manifest's `base` and `base_manifest` (the source's own factory.json, as it was)."""
         base = read_json(self.files.root / self.files.model.folder / MANIFEST)
-        return {"base_model": self.name, "base_revision": self.revision, "base_manifest": base}
+        return {"base": ModelSource(**self.resolved.describe()), "base_manifest": base}
 
 
 def read_json(path: Path) -> dict | None:
@@ -39,8 +39,12 @@ def read_json(path: Path) -> dict | None:
 
 
 def open_source(name: str) -> Source:
-    """A local model folder (any layout factory/derive/networks.py reads)."""
-    return Source(str(name), read_model_files(Path(name)))
+    """A model folder (any layout factory/derive/networks.py reads) or a Hub id `org/name[@revision]` (its files,
+    the published generator included, from the Hugging Face cache or the Hub: factory/source.py)."""
+    from factory.source import resolve_model
+
+    resolved = resolve_model(name, parts=("model", "generator"))
+    return Source(resolved, read_model_files(resolved.path))
 
 
 def layout_keys(pieces: int, rows: int) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -111,20 +110,22 @@ def transplant(config: TransplantConfig) -> TransplantManifest:
     """Move `config.source` onto `config.vocab` into `config.out` (written whole or not at all)."""
     from factory.config import to_json
     from factory.derive.common import layout_keys, open_source, read_json, sizes, write_derived
-    from factory.manifest import MANIFEST
+    from factory.manifest import MANIFEST, ModelSource
     from factory.model.config import ModelConfig
     from factory.outputs import check_output
     from factory.presets import VocabSize
+    from factory.source import resolve_model
     from factory.tokenizer import Tokenizer
 
     started = time.perf_counter()
     check_output(config.out, config.force)
-    vocab = Tokenizer.from_folder(config.vocab)  # a DeBERTa-v3 vocabulary, checked before the model is read
+    vocab_source = resolve_model(config.vocab, parts=("tokenizer",))  # a folder, or a model's tokenizer on the Hub
+    vocab = Tokenizer.from_folder(vocab_source.path)  # a DeBERTa-v3 vocabulary, checked before the model is read
     source = open_source(config.source)
     files = source.files
     model_config = ModelConfig.from_hf(files.model.config)
     Tokenizer.from_folder(files.tokenizer).check_fits(model_config, files.tokenizer, "the files do not belong together")
-    old, new = SpmModel.read(files.tokenizer / "spm.model"), SpmModel.read(Path(config.vocab) / "spm.model")
+    old, new = SpmModel.read(files.tokenizer / "spm.model"), SpmModel.read(vocab_source.path / "spm.model")
     rows = VocabSize.from_pieces(vocab.num_pieces, config.layout).rows
     plan = plan_rows(old, new, rows, files.model.vocab_rows)
     fresh = plan.new_pieces()
@@ -135,8 +136,8 @@ def transplant(config: TransplantConfig) -> TransplantManifest:
         pieces_before=len(old.pieces),
         pieces_after=len(new.pieces),
         seconds=0.0,  # written at the end
-        vocab=str(config.vocab),
-        vocab_manifest=read_json(Path(config.vocab) / MANIFEST),
+        vocab=ModelSource(**vocab_source.describe()),
+        vocab_manifest=read_json(vocab_source.path / MANIFEST),
         init=config.init,
         shared=len(new.pieces) - len(fresh),
         new=len(fresh),
