@@ -260,8 +260,9 @@ def as_factory_folder(model_dir: Path, work: Path, generator: bool = False) -> P
 
 
 def resolve_inputs(config: PublishConfig, work: Path) -> tuple[Path, Path | None, Path | None]:
-    """DIR, --generator and --tokenizer as folders (each may be a Hub id, factory/source.py); a published layout is
-    rewritten into `work` (its generator files become --generator when none is given)."""
+    """DIR, --generator and --tokenizer as folders (each may be a Hub id, factory/source.py); without --generator,
+    DIR's `generator/` is the generator; a published layout is rewritten into `work` (its generator files become
+    --generator when none is given)."""
     from factory.export import has_published_generator
     from factory.source import resolve_model
 
@@ -269,7 +270,9 @@ def resolve_inputs(config: PublishConfig, work: Path) -> tuple[Path, Path | None
     check_model_folder(model_dir)
     generator_dir = resolve_model(config.generator, parts=("model", "generator")).path if config.generator else None
     tokenizer_dir = resolve_model(config.tokenizer, parts=("tokenizer",)).path if config.tokenizer else None
-    if generator_dir is None and published_layout(model_dir) and has_published_generator(model_dir):
+    if generator_dir is None and (model_dir / GENERATOR_DIR / "config.json").is_file():  # trim's, a published repo
+        generator_dir = model_dir / GENERATOR_DIR
+    elif generator_dir is None and published_layout(model_dir) and has_published_generator(model_dir):
         generator_dir = as_factory_folder(model_dir, work, generator=True)
     elif generator_dir is not None and has_published_generator(generator_dir) and published_layout(generator_dir):
         generator_dir = as_factory_folder(generator_dir, work, generator=True)

@@ -168,7 +168,7 @@ def test_trim_keeps_outputs_identical(trimmed, factory_layout):
     from factory.export import load_model
     from factory.tokenizer import Tokenizer
 
-    old_dir, new_dir = factory_layout / "discriminator", trimmed / "discriminator"
+    old_dir, new_dir = factory_layout / "discriminator", trimmed
     old, new = Tokenizer.from_folder(old_dir), Tokenizer.from_folder(new_dir)
     assert new.num_pieces < old.num_pieces // 2
     kept = kept_ids(old_dir, new_dir)
@@ -192,7 +192,7 @@ def test_trim_keeps_outputs_identical(trimmed, factory_layout):
 
 def test_trim_slices_every_row_tensor_with_one_index(trimmed, factory_layout):
     old, new = read_model_files(factory_layout), read_model_files(trimmed)
-    kept = kept_ids(factory_layout / "discriminator", trimmed / "discriminator")
+    kept = kept_ids(factory_layout / "discriminator", trimmed)
     mask = len(kept_ids(factory_layout / "discriminator", factory_layout / "discriminator"))
     spare = new.model.vocab_rows - len(kept) - 1
     assert spare == 99  # pieces + 100 rows, as `factory vocab` sizes models (the old model has its 99 spare rows)
@@ -209,7 +209,7 @@ def test_trim_ids_agree_in_spm_slow_and_fast_tokenizers(trimmed):
     from test_vocab import _all_ids
 
     texts = textgen.generate("pt", 20, seed=4) + textgen.generate("zh", 5, seed=4) + ["Olá, mundo! 123 ção"]
-    ids, _ = _all_ids(trimmed / "discriminator", texts)
+    ids, _ = _all_ids(trimmed, texts)
     assert ids["spm"] == ids["DebertaV2Tokenizer"] == ids["AutoTokenizer"] == ids["tokenizer.json"]
     assert any(3 in row for row in ids["spm"][-6:-1])  # Chinese is [UNK] now: the test reaches removed pieces
 
@@ -229,8 +229,8 @@ def test_trim_adds_no_unknown_to_the_language_and_reports(trimmed, factory_layou
     assert m["parameters_after"]["total"] < m["parameters_before"]["total"]
     assert m["parameters_before"]["backbone"] == m["parameters_after"]["backbone"]
     assert m["pieces_after"] == m["always_kept"] + m["used"] and m["seconds"] > 0
-    assert manifest(trimmed / "discriminator") == m
-    assert json.loads((trimmed / "discriminator" / "config.json").read_text())["factory"]["languages"] == ["pt"]
+    assert manifest(trimmed / "generator") == m and not (trimmed / "discriminator").exists()
+    assert json.loads((trimmed / "config.json").read_text())["factory"]["languages"] == ["pt"]
 
 
 def test_trim_size_keeps_the_most_used_pieces(trimmed, factory_layout, pt_corpus, tmp_path):
@@ -416,12 +416,12 @@ def test_card_of_a_transplant_of_our_model_keeps_its_pretraining(factory_layout,
     out = tmp_path / "moved"
     run(["transplant", base, "--vocab", pt_vocab, "--out", out])
     staging = tmp_path / "hub"
-    run(["publish", out / "discriminator", "--generator", out / "generator", "--repo-id", "me/moved", "--dry-run",
-         "--staging", staging])  # fmt: skip
+    run(["publish", out, "--repo-id", "me/moved", "--dry-run", "--staging", staging])
     card = ModelCard.load(staging / "README.md")
     assert card.data.base_model is None
     assert f"moved from `{base}` onto a new vocabulary" in card.text
     assert "(FVT)" in card.text and "## Pre-training" in card.text and "| Steps | 7 |" in card.text
+    assert (staging / "generator" / "model.safetensors").is_file()  # out/generator/ goes along by itself
 
 
 PRETRAIN_FIGURES = {

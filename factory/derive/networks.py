@@ -14,6 +14,9 @@ dtypes (docs/architecture.md#parameter-names has the sources):
 - a `save_pretrained` folder (`cls.predictions.*` with the legacy head).
 
 The per-vocabulary tensors are named in `ROW_TENSORS`; a tensor with any other name is copied unchanged.
+What is written is a model folder in either case: the published layout stays one folder; factory's
+`discriminator/` + `generator/` becomes the model at the top with its generator in `generator/` (the layout
+`factory publish` uploads), so the result is a model folder for `--model`, `--init-from` and `publish` alike.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ class Network:
     weights_name: str  # model.safetensors, pytorch_model.bin or pytorch_model.generator.bin
     config: dict = field(repr=False)  # config.json as read
     state: dict[str, torch.Tensor] = field(repr=False)
+
+    @property
+    def out_folder(self) -> Path:
+        """Where it is written: the model at the top; a generator with its own config.json in `generator/`, a
+        published one (generator_config.json) beside the model."""
+        return Path("generator") if self.role == "generator" and self.config_name == "config.json" else Path(".")
 
     @property
     def vocab_rows(self) -> int:
@@ -168,13 +177,12 @@ RowMaker = Callable[[str, torch.Tensor], torch.Tensor]  # (tensor name, old tens
 def write_model_files(
     files: ModelFiles, out: Path, new_rows: RowMaker, vocab_rows: int, factory_keys: dict
 ) -> list[Path]:
-    """Write every network of `files` into `out` at the same relative place, with the same file and tensor
-    names and dtypes: per-vocabulary tensors replaced by `new_rows(name, tensor)`, everything else as it was,
-    config `vocab_size` = `vocab_rows` and `factory_keys` merged into its `factory` section. Returns the
-    folders written."""
+    """Write every network of `files` into `out` at its `out_folder`, with the same file and tensor names and
+    dtypes: per-vocabulary tensors replaced by `new_rows(name, tensor)`, everything else as it was, config
+    `vocab_size` = `vocab_rows` and `factory_keys` merged into its `factory` section. Returns the folders written."""
     folders = []
     for net in files.networks:
-        folder = out / net.folder
+        folder = out / net.out_folder
         folder.mkdir(parents=True, exist_ok=True)
         state = {}
         for name, tensor in net.state.items():
