@@ -430,3 +430,26 @@ PRETRAIN_FIGURES = {
     "rtd_lambda": 50.0, "steps": 7, "tokens": 896, "parameters": {"total": 1}, "flops_per_step": 1.0, "shards": "s",
     "vocab_fingerprint": "x",
 }  # fmt: skip
+
+
+# ---- factory run ---------------------------------------------------------------------------------------
+def test_a_recipe_trims_and_publishes(vocab, pt_corpus, tmp_path):
+    """steps.trim in a recipe: the recipe's corpus feeds it, the trimmed folder is what publish stages (with its
+    generator), a second run skips both, --dry-run shows the command."""
+    src = published_layout(tmp_path / "pub", vocab)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: t\ncorpus: [pt={pt_corpus}]\nsteps:\n  trim: {{source: {src}, langs: pt}}\n"
+                      "  publish: {repo_id: me/t}\n")  # fmt: skip
+    dry = run(["run", recipe, "--dry-run", "--run-dir", tmp_path / "run"])
+    assert f"factory trim {src} --langs pt --corpus pt={pt_corpus}" in dry.output
+    assert f"factory publish {tmp_path / 'run' / 'trim'} --repo-id me/t" in dry.output
+    assert not (tmp_path / "run").exists()
+    first = run(["run", recipe, "--run-dir", tmp_path / "run"])
+    assert "ran trim, publish" in first.output
+    assert manifest(tmp_path / "run" / "trim")["step"] == "trim"
+    assert (tmp_path / "run" / "hub" / "generator" / "config.json").is_file()
+    assert "nothing (all up to date)" in run(["run", recipe, "--run-dir", tmp_path / "run"]).output
+    both = tmp_path / "both.yaml"
+    both.write_text(f"name: b\nsteps:\n  trim: {{source: {src}, langs: pt, corpus: [{pt_corpus}]}}\n"
+                    f"  transplant: {{source: {src}, vocab: {vocab}}}\n")  # fmt: skip
+    one_error_line(["run", both, "--dry-run"], "steps.trim and steps.transplant")
