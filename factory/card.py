@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.card_derived import base_model_metadata, base_pretraining, derivation_phrase, derivation_section
+from factory.card_derived import base_pretraining, derivation_phrase, derivation_section
 from factory.card_results import eval_results, find_results, read_results, results_section, retrieval_section
 from factory.manifest import (
     DerivedManifest,
@@ -213,6 +213,7 @@ def build_card(facts: Facts):
     """The ModelCard: metadata (language, license, tags, datasets, model-index) and a body like the seed cards."""
     from huggingface_hub import ModelCard, ModelCardData
 
+    base = base_model(facts)
     data = ModelCardData(
         language=card_languages(facts.languages) or None,
         license=facts.license,
@@ -221,7 +222,8 @@ def build_card(facts: Facts):
         datasets=facts.datasets or None,
         model_name=facts.name,
         eval_results=eval_results(facts.results, facts.name) or None,
-        **base_model_metadata(facts.derived),
+        base_model=base["repo_id"] if base else None,  # the Hub's model tree: what this model was derived from
+        **({"base_model_relation": "finetune"} if base else {}),
     )
     sections = [
         _intro(facts),
@@ -237,6 +239,49 @@ def build_card(facts: Facts):
     ]
     body = "\n\n".join(s for s in sections if s)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
+
+
+def base_model(facts: Facts) -> dict[str, Any] | None:
+    """The Hub model this one descends from: pre-training's --init-from (its base_model), else what config.json's
+    `factory.base_model` records (a trimmed or transplanted model); None for a model trained from scratch."""
+    init = facts.pretrain.init_from if facts.pretrain else None
+    if init is not None and init.base_model is not None:
+        return {"repo_id": init.base_model.repo_id, "revision": init.base_model.revision}
+    recorded = (facts.hf_config.get("factory") or {}).get("base_model")
+    return recorded if isinstance(recorded, dict) and recorded.get("repo_id") else None
+
+
+def _derived_from(facts: Facts) -> str:
+    """The intro's sentence on what the model was derived from and how much it was continued."""
+    base = base_model(facts)
+    init = facts.pretrain.init_from if facts.pretrain else None
+    if (base is None and init is None) or (facts.derived is not None and init is None):  # trim/transplant: said above
+        return ""
+    if base is not None:
+        rev = f" (revision `{base['revision'][:12]}`)" if base.get("revision") else ""
+        what = f"[{base['repo_id']}](https://huggingface.co/{base['repo_id']}){rev}"
+    else:
+        what = f"`{init.source.given}`"
+    if init is None:
+        return f" It is derived from {what}."
+    run = facts.pretrain
+    return f" It continues {what} with {run.tokens:,} tokens ({run.steps:,} steps) of RTD pre-training."
+
+
+GENERATOR_STARTS = {
+    "given": "given (--init-generator)",
+    "published": "the published generator",
+    "folder": "the generator saved with the model",
+    "derived": "derived from the discriminator",
+}
+
+
+def _start_row(init) -> str | None:
+    if init is None:
+        return None
+    rule = f" ({init.generator_rule} rule)" if init.generator_rule else ""
+    emd = ", enhanced mask decoder" if init.emd else ""
+    return f"`{init.source.given}`; generator: {GENERATOR_STARTS.get(init.generator, init.generator)}{rule}{emd}"
 
 
 def _millions(n: int) -> str:
@@ -272,7 +317,7 @@ def _intro(facts: Facts) -> str:
     what += f" for {langs}" if langs else ""
     return (
         f"# {facts.name}\n\n"
-        f"{facts.name} is {what}{derivation_phrase(facts.derived)}{_how_trained(facts)}. It has "
+        f"{facts.name} is {what}{derivation_phrase(facts.derived)}{_how_trained(facts)}.{_derived_from(facts)} It has "
         f"{_plural(cfg['num_hidden_layers'], 'layer')} and a hidden size of {cfg['hidden_size']}: "
         f"{_millions(facts.counts['backbone'])} backbone parameters and {_millions(facts.counts['embedding'])} "
         "in the embedding layer.\n\n"
@@ -350,6 +395,8 @@ def _tokens_per_language(pretrain: PretrainManifest | None) -> str:
 
 # (label, the figure in pre-training's manifest (None: not recorded, the row is left out), format)
 PRETRAIN_ROWS: list[tuple[str, Callable[[PretrainManifest], Any], str]] = [
+    ("Continued from", lambda m: _start_row(m.init_from), "{}"),
+    ("Update order", lambda m: m.update_order if m.init_from or m.update_order == "official" else None, "{}"),
     ("Embedding sharing", lambda m: m.sharing, "{}"),
     ("RTD loss weight (lambda)", lambda m: m.rtd_lambda, "{}"),
     ("Sequence length", lambda m: m.seq_len, "{:,}"),

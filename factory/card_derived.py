@@ -1,22 +1,13 @@
 """The model card of a derived model (`factory trim`, `factory transplant`): what it came from, read from its
 manifest (factory.manifest.DerivedManifest), never typed in.
 
-The Hub's model tree reads `base_model` and `base_model_relation` from the card's metadata; `finetune` is the
-relation for a model whose weights were taken from another and changed.
+The Hub's model tree (`base_model`, `base_model_relation: finetune`) comes from config.json's `factory.base_model`,
+which trim and transplant write for a Hub base (factory.card.base_model).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from factory.manifest import DerivedManifest, TransplantManifest, TrimManifest
-
-
-def base_model_metadata(derived: DerivedManifest | None) -> dict[str, Any]:
-    """`base_model` (a Hub id, never a local path) and `base_model_relation` for ModelCardData."""
-    if derived is None or derived.base.repo_id is None:
-        return {}
-    return {"base_model": derived.base.repo_id, "base_model_relation": "finetune"}
 
 
 def base_name(derived: DerivedManifest) -> str:

@@ -30,6 +30,10 @@ SEQ_LEN = 512
 # Peak learning rates: 5e-4 for base/small (xsmall takes small's), 3e-4 for large and the v2 sizes above it
 PEAK_LR = {"large": 3e-4, "xlarge": 3e-4, "xxlarge": 3e-4}
 DEFAULT_LR = 5e-4
+# Continued pre-training (`--init-from`), the official continue recipes' (experiments/language_model/rtd.sh,
+# deberta-v3-{xsmall,small}-continue: lr 5e-5, 10k warm-up steps; rtd_task.py's default lambda 10)
+CONTINUE_LR = 5e-5
+UPDATE_ORDERS = ("joint", "official")  # how a step updates the two networks (factory/pretrain/loop.py)
 MAX_MICRO_BATCH = 32  # sequences per process per forward when --micro-batch is not given
 MAX_LANGID_WORKERS = 8  # language-id processes when --workers is not given
 MIX_ALPHA = 0.3  # pre-training's language sampling exponent, XLM-R's (docs/pretraining.md#language-sampling)
@@ -226,8 +230,29 @@ class PretrainConfig(ShapeOptions):
 
     SCHEMA: ClassVar[int] = 1
 
-    vocab: Path | None = option(None, "Vocabulary folder (spm.model) of the shards.")
+    vocab: Path | None = option(None, "Vocabulary folder (spm.model) of the shards [default with --init-from: the "
+                                "model's own].")  # fmt: skip
     shards: Path | None = option(None, "Shards from `factory shards`.")
+    init_from: str | None = option(None, "Continue from this discriminator (a folder or a Hub id org/name[@revision], "
+                                   "e.g. microsoft/deberta-v3-xsmall): its config, weights and RTD head; the "
+                                   "shape flags do not apply.", metavar="SRC")  # fmt: skip
+    init_generator: str | None = option(None, "The generator to continue with (a folder or Hub id) [default: the one "
+                                        "published beside --init-from, else derived by --generator-rule].",
+                                        metavar="SRC")  # fmt: skip
+    generator_rule: str = option("lower-half", "How --init-from's generator is made when it has none: lower-half "
+                                 "(the discriminator's embeddings and first half of its layers, a fresh MLM head) "
+                                 "or fresh (random layers and head).", choices=("lower-half", "fresh"))  # fmt: skip
+    generator_warmup: int | None = option(None, "Steps at the start that train the generator alone (the "
+                                          "discriminator waits) [default: 0; a derived generator: 10% of the run, at "
+                                          "most 1,000].", low=0)  # fmt: skip
+    emd: str = option("auto", "The generator's enhanced mask decoder: auto (on when the starting generator's weights "
+                      "carry absolute positions, as the published ones do), on, off.",
+                      choices=("auto", "on", "off"))  # fmt: skip
+    update_order: str = option("joint", "joint: one loss, one update of both networks; official: the generator "
+                               "steps first and the discriminator reads its updated table (the official decoupled "
+                               "training).", choices=UPDATE_ORDERS)  # fmt: skip
+    warmup_from_zero: bool = option(False, "Start the warm-up at lr 0, as the official schedule does (else at "
+                                    "peak/warm-up).")  # fmt: skip
     corpus: list[str] = option([], "Build shards from this text first (into OUT/shards); repeatable.", repeat=True)
     seq_len: int | None = option(None, "Sequence length [default: the shards'; 512 for --corpus].", low=8)
     batch: int = option(PAPER_BATCH, "Global batch (sequences per optimizer step).", low=1)
@@ -235,7 +260,7 @@ class PretrainConfig(ShapeOptions):
     lr: float | None = option(
         None,
         f"Peak learning rate [default: {DEFAULT_LR:g} base/small/xsmall, {PEAK_LR['large']:g} large; a custom "
-        "shape: its preset's].",
+        f"shape: its preset's; --init-from: {CONTINUE_LR:g}].",
         low=0,
         low_open=True,
     )
@@ -295,8 +320,21 @@ class PretrainConfig(ShapeOptions):
         problems = super().problems() + size_problems("--vocab-size", self.vocab_size)
         if self.max_steps is not None and self.tokens is not None:
             problems.append("give --max-steps or --tokens, not both")
-        if self.corpus and self.vocab is None:
+        if self.corpus and self.vocab is None and self.init_from is None:
             problems.append("--corpus needs --vocab to tokenise with")
+        if self.init_from is not None:
+            shape = [f"--{k}" for k in ("layers", "hidden", "heads", "ffn") if getattr(self, k) is not None]
+            if shape:
+                problems.append(f"{', '.join(shape)}: the shape comes from --init-from's config.json")
+            if self.vocab_size is not None:
+                problems.append("--vocab-size: the vocabulary comes from --init-from")
+        elif self.init_generator is not None:
+            problems.append("--init-generator needs --init-from (the discriminator it is trained beside)")
+        if self.update_order == "official" and self.sharing == "es":
+            problems.append(
+                "--update-order official steps the generator and the discriminator apart, but --sharing "
+                "es trains one table with both losses; use --sharing gdes or --update-order joint"
+            )
         if self.alpha_schedule or self.language_schedule or self.alpha is not None:
             from factory.pretrain.mixing import mixing_problems  # torch: only when the flags are given
 

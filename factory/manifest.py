@@ -199,6 +199,26 @@ class ShardsManifest(Manifest):
     vocab_source: ModelSource | None = None  # --vocab as given (a published model's Hub id: its commit)
 
 
+@dataclass
+class BaseModel:
+    """The Hub model a derived one descends from (the card's `base_model`)."""
+
+    repo_id: str
+    revision: str | None = None
+
+
+@dataclass
+class InitFrom:
+    """`factory pretrain --init-from`: where the two networks started (factory/pretrain/start.py)."""
+
+    source: ModelSource  # the discriminator
+    generator: str  # given / published / folder / derived
+    generator_source: ModelSource | None = None  # --init-generator
+    generator_rule: str | None = None  # derived: lower-half / fresh
+    emd: bool | None = None  # the generator's enhanced mask decoder
+    base_model: BaseModel | None = None  # the Hub model it descends from (itself, or the one its folder records)
+
+
 # ---- pretrain ------------------------------------------------------------------------------------
 @dataclass
 class Losses:
@@ -304,6 +324,8 @@ class PretrainManifest(Manifest):
     probe: ProbeFigures | None = None  # --probe only
     language_sampling: list[SamplingPhase] | None = None  # shards with several languages only
     tokens_seen_per_language: dict[str, int] | None = None  # rows x seq_len per language over the run
+    init_from: InitFrom | None = None  # --init-from: the model the run continued (None: from scratch)
+    update_order: str | None = None  # joint / official (None: not recorded, joint)
 
 
 # ---- init ----------------------------------------------------------------------------------------

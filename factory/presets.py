@@ -104,6 +104,7 @@ class Shape:
     hidden: int
     heads: int
     ffn: int
+    generator: int | None = None  # the RTD generator's depth when not the rule's (a published generator's)
 
     @property
     def preset(self) -> Preset:
@@ -124,7 +125,7 @@ class Shape:
 
     @property
     def generator_layers(self) -> int:
-        return generator_depth(self.layers)
+        return self.generator or generator_depth(self.layers)
 
     def sizes(self) -> dict[str, int]:
         """The shape as the manifests record it (the generator's depth included: it follows from the rule)."""

@@ -170,24 +170,41 @@ class RTDOutput:
     replaced: torch.Tensor  # () positions whose sampled token differs from the original
     rtd_correct: torch.Tensor  # () positions the discriminator labels right (logit > 0 <=> replaced)
     mlm_correct: torch.Tensor  # () masked positions where the generator's argmax is the original
+    replaced_ids: torch.Tensor | None = None  # (B, L) the discriminator's input (part="generator" only)
 
 
-def generator_config(config: ModelConfig, layers: int) -> ModelConfig:
-    """The generator: the discriminator's config at `layers` depth, marked as the RTD generator."""
-    return config.replace(num_hidden_layers=layers, factory={**config.factory, "role": "rtd-generator"})
+PARTS = ("both", "generator", "discriminator")  # what one RTDModel call runs (RTDModel.forward)
+
+
+def generator_config(config: ModelConfig, layers: int, emd: bool = False) -> ModelConfig:
+    """The generator: the discriminator's config at `layers` depth, marked as the RTD generator; `emd`: with the
+    enhanced mask decoder (factory/model/heads.py)."""
+    return config.replace(num_hidden_layers=layers, emd=emd, factory={**config.factory, "role": "rtd-generator"})
 
 
 class RTDModel(nn.Module):
-    """Generator + discriminator with shared embeddings (`sharing`: gdes, es or nes)."""
+    """Generator + discriminator with shared embeddings (`sharing`: gdes, es or nes).
 
-    def __init__(self, config: ModelConfig, generator_layers: int, sharing: str = "gdes"):
+    `generator`: the generator's own config when it is not the discriminator's at half depth (a published
+    generator continued with `pretrain --init-from`); its width and vocabulary must be the discriminator's."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        generator_layers: int,
+        sharing: str = "gdes",
+        emd: bool = False,
+        generator: ModelConfig | None = None,
+    ):
         super().__init__()
         if sharing not in SHARING:
             raise ValueError(f"sharing {sharing!r} unknown; use one of {SHARING}")
         self.config = config
         self.sharing = sharing
         self.mask_id = int(config.factory.get("mask_token_id", config.vocab_size - 1))
-        self.generator = DebertaForMaskedLM(generator_config(config, generator_layers))
+        if generator is None:
+            generator = generator_config(config, generator_layers, emd)
+        self.generator = DebertaForMaskedLM(generator)
         self.discriminator = DebertaForRTD(config.replace(factory={**config.factory, "role": "rtd-discriminator"}))
         init_weights(self.generator, config.initializer_range)
         init_weights(self.discriminator, config.initializer_range)
@@ -218,9 +235,51 @@ class RTDModel(nn.Module):
             return self.generator_embedding()
         return None
 
-    def forward(self, input_ids: torch.Tensor, masked: torch.Tensor, uniforms: torch.Tensor) -> RTDOutput:
-        """input_ids (B, L) with [PAD]=0 padding; masked (B, L) bool; uniforms (B, L) for the sampling."""
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        masked: torch.Tensor,
+        uniforms: torch.Tensor | None,
+        part: str = "both",
+        replaced_ids: torch.Tensor | None = None,
+    ) -> RTDOutput:
+        """input_ids (B, L) with [PAD]=0 padding; masked (B, L) bool; uniforms (B, L) for the sampling.
+
+        `part`: "both" runs the joint step (one loss, one backward); "generator" the MLM half only, returning the
+        sampled discriminator input as `replaced_ids`; "discriminator" the RTD half on `replaced_ids` from the
+        generator part of the same step. The official update order (loop.py) calls the two halves apart, so the
+        discriminator reads the generator's table after its update; a part's other losses and counts are 0."""
+        if part not in PARTS:
+            raise ValueError(f"part {part!r} unknown; use one of {PARTS}")
         attention_mask = input_ids != self.config.pad_token_id  # (B, L)
+        zero = torch.zeros((), device=input_ids.device)
+        count = masked.sum()
+        if part == "discriminator":
+            mlm_loss_sum, mlm_correct, disc_input = zero, zero, replaced_ids
+        else:
+            mlm_loss_sum, mlm_correct, disc_input = self.generate(input_ids, masked, uniforms, attention_mask)
+        labels = (disc_input != input_ids).float()  # (B, L): masked & sampled != original
+        if part == "generator":
+            return RTDOutput(mlm_loss_sum, zero, count, attention_mask.sum(), labels.sum(), zero, mlm_correct,
+                             replaced_ids=disc_input)  # fmt: skip
+        logits = self.discriminator(disc_input, attention_mask, self.discriminator_embedding()).logits  # (B, L)
+        keep = attention_mask.float()
+        bce = F.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")  # (B, L)
+        with torch.no_grad():
+            rtd_correct = (((logits > 0).float() == labels).float() * keep).sum()
+        return RTDOutput(
+            mlm_loss_sum=mlm_loss_sum,
+            rtd_loss_sum=(bce * keep).sum(),
+            masked=count,
+            tokens=attention_mask.sum(),
+            replaced=labels.sum(),
+            rtd_correct=rtd_correct,
+            mlm_correct=mlm_correct,
+        )
+
+    def generate(self, input_ids, masked, uniforms, attention_mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The generator's half: (MLM loss summed over the masked positions, how many it predicts right, the
+        discriminator's input with the sampled replacements)."""
         positions = masked.flatten().nonzero().squeeze(-1)  # (N,) flat indices into B·L
         originals = input_ids.flatten()[positions]  # (N,)
         gen_input = input_ids.masked_fill(masked, self.mask_id)
@@ -229,22 +288,9 @@ class RTDModel(nn.Module):
             mlm_loss_sum = F.cross_entropy(gen_logits.float(), originals, reduction="sum")
         sampled = sample_replacements(gen_logits.detach(), uniforms.flatten()[positions], self.mask_id)  # (N,)
         disc_input = input_ids.flatten().index_put((positions,), sampled).view_as(input_ids)  # (B, L)
-        labels = (disc_input != input_ids).float()  # (B, L): masked & sampled != original
-        logits = self.discriminator(disc_input, attention_mask, self.discriminator_embedding()).logits  # (B, L)
-        keep = attention_mask.float()
-        bce = F.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")  # (B, L)
         with torch.no_grad():
-            rtd_correct = (((logits > 0).float() == labels).float() * keep).sum()
             mlm_correct = (gen_logits.argmax(-1) == originals).sum()
-        return RTDOutput(
-            mlm_loss_sum=mlm_loss_sum,
-            rtd_loss_sum=(bce * keep).sum(),
-            masked=positions.new_tensor(positions.numel()),
-            tokens=attention_mask.sum(),
-            replaced=labels.sum(),
-            rtd_correct=rtd_correct,
-            mlm_correct=mlm_correct,
-        )
+        return mlm_loss_sum, mlm_correct, disc_input
 
 
 def rtd_loss(
@@ -263,10 +309,17 @@ def rtd_loss(
     return mlm_loss_sum / masked + rtd_lambda * rtd_loss_sum / tokens
 
 
-def build_rtd_model(config: ModelConfig, generator_layers: int, sharing: str = "gdes", seed: int = 0) -> RTDModel:
+def build_rtd_model(
+    config: ModelConfig,
+    generator_layers: int,
+    sharing: str = "gdes",
+    seed: int = 0,
+    emd: bool = False,
+    generator: ModelConfig | None = None,
+) -> RTDModel:
     """A freshly initialised RTD model; `seed` makes the weights reproducible."""
     torch.manual_seed(seed)
-    return RTDModel(config, generator_layers, sharing)
+    return RTDModel(config, generator_layers, sharing, emd, generator)
 
 
 # ---- export --------------------------------------------------------------------------------------

@@ -5,15 +5,16 @@ Every option that takes a model (`--model` of `factory eval`, `factory publish D
 
     resolve_model("runs/demo/pretrain/discriminator")      # a folder: used as it is
     resolve_model("microsoft/deberta-v3-xsmall")           # the Hub, branch main
-    resolve_model("microsoft/mdeberta-v3-base@a0484667b22365f84929a935b5e50a51f71f159d")  # a commit, tag or branch
+    resolve_model("microsoft/mdeberta-v3-base@v1.0")        # a tag, branch or commit hash
 
 A Hub id goes through `huggingface_hub.snapshot_download`, so its cache, HF_HUB_OFFLINE (no network: the cache
 only), HF_ENDPOINT and HF_TOKEN (or `hf auth login`, for private or gated repositories) behave as everywhere
 else. Only the files a step reads are fetched (`allow_patterns`): config.json, the weights in one format
-(safetensors when the repository has them, else pytorch_model.bin), the tokenizer files, and the published
-generator (generator_config.json + pytorch_model.generator.bin, docs/derive.md#published-layouts) only when
-asked for. The snapshot folder's name is the commit the revision pointed at when it was fetched: that hash is
-`ResolvedModel.revision`, what manifests and model cards record.
+(safetensors when the repository has them, else pytorch_model.bin), the tokenizer files, and the generator's
+weights (generator_config.json + pytorch_model.generator.bin, docs/derive.md#published-layouts, or a generator/
+folder) only when asked for; a plan (`--dry-run`) reads the configs alone. The snapshot folder's name is the
+commit the revision pointed at when it was fetched: that hash is `ResolvedModel.revision`, what manifests and
+model cards record.
 
 A text that names an existing path is always that folder; anything else that reads as `org/name` is a Hub id.
 """
@@ -31,8 +32,10 @@ CONFIG = "config.json"
 TOKENIZER = ("spm.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "added_tokens.json")
 SAFETENSORS = ("model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors")
 PYTORCH_BIN = "pytorch_model.bin"
-GENERATOR = ("generator_config.json", "pytorch_model.generator.bin")  # the published layout's generator
-PARTS = ("model", "generator", "tokenizer")
+GENERATOR_CONFIG = "generator_config.json"  # the published layout's generator, beside the discriminator ...
+GENERATOR_BIN = "pytorch_model.generator.bin"
+GENERATOR_DIR = "generator"  # ... or a folder of its own inside the repository (`factory publish` writes it)
+PARTS = ("config", "model", "generator", "tokenizer")
 
 _REPO = re.compile(r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?")
 _REVISION = re.compile(r"[\w./-]{1,200}")
@@ -74,8 +77,10 @@ def resolve_model(text: str | Path, parts: tuple[str, ...] = ("model",)) -> Reso
 
     Args:
         text: a folder path, or `org/name[@revision]` (a branch, tag or commit; default main).
-        parts: "model" (config.json, weights, tokenizer files), "generator" (the published generator files,
-            when the repository has them), "tokenizer" (spm.model and the tokenizer files, no weights).
+        parts: "config" (config.json, the generator's config and the tokenizer files: what a plan needs),
+            "model" (+ the weights), "generator" (+ the generator's weights, when the repository has a generator:
+            generator_config.json + pytorch_model.generator.bin, or a generator/ folder), "tokenizer" (spm.model and
+            the tokenizer files, which must be there).
     Raises:
         ModelFolderError: neither a folder nor a usable Hub id (one line: exit 2).
         RunFailure: the Hub could not be reached for a model that is not in the cache (exit 1).
@@ -100,17 +105,23 @@ def resolve_model(text: str | Path, parts: tuple[str, ...] = ("model",)) -> Reso
 
 
 def _fetch(repo_id: str, revision: str | None, parts: tuple[str, ...], given: str) -> ResolvedModel:
-    """snapshot_download in up to three pinned calls: the small files (and safetensors weights), then
-    pytorch_model.bin only if there were none, then the generator; each after the first at the same commit."""
-    patterns = [CONFIG, *TOKENIZER]
-    if "model" in parts:
-        patterns += SAFETENSORS
+    """snapshot_download in up to three pinned calls: the small files (and safetensors weights), then a
+    pytorch_model.bin only where there were none; each after the first at the same commit."""
+    gen = f"{GENERATOR_DIR}/"
+    patterns = [CONFIG, GENERATOR_CONFIG, gen + CONFIG, *TOKENIZER]
+    patterns += list(SAFETENSORS) if "model" in parts else []
+    patterns += [gen + name for name in SAFETENSORS] if "generator" in parts else []
     folder = _snapshot(repo_id, revision, patterns, given)
     commit = folder.name  # snapshots/<commit hash>
+    bins = []
     if "model" in parts and not any((folder / name).is_file() for name in SAFETENSORS[:2]):
-        folder = _snapshot(repo_id, commit, [PYTORCH_BIN], given)
+        bins.append(PYTORCH_BIN)
     if "generator" in parts:
-        folder = _snapshot(repo_id, commit, list(GENERATOR), given)
+        bins.append(GENERATOR_BIN)
+        if not any((folder / gen / name).is_file() for name in SAFETENSORS[:2]):
+            bins.append(gen + PYTORCH_BIN)
+    if bins:
+        folder = _snapshot(repo_id, commit, bins, given)
     resolved = ResolvedModel(path=folder, given=given, repo_id=repo_id, revision=commit)
     _check_files(resolved, parts)
     return resolved
@@ -166,5 +177,5 @@ def _check_files(model: ResolvedModel, parts: tuple[str, ...]) -> None:
             f"{model.given} has no spm.model, so it is not a DeBERTa-v3 (SentencePiece) model; give a deberta-v2 "
             "model or a folder made by `factory vocab`"
         )
-    if "model" in parts and not (folder / CONFIG).is_file():
+    if ("model" in parts or "config" in parts) and not (folder / CONFIG).is_file():
         raise ModelFolderError(f"{model.given} has no config.json, so it is not a Hugging Face model repository")

@@ -96,8 +96,9 @@ class Tokenizer:
 def copy_tokenizer_files(source: Path | str, target: Path | str) -> list[str]:
     """Copy the vocabulary's tokenizer files (those present) into a model folder; returns the names copied.
 
-    A published model's folder has spm.model and a two-key tokenizer_config.json only (docs/derive.md#published-
-    layouts): the files transformers needs beside them are then written from spm.model, as `factory vocab` does."""
+    A published model's folder has spm.model and a two-key tokenizer_config.json only
+    (docs/derive.md#published-layouts): the files transformers needs beside them are then written from spm.model,
+    as `factory vocab` does."""
     import shutil
 
     copied = []

@@ -1,5 +1,5 @@
-"""Published DeBERTa-v3 checkpoints as the tests build them: the Hub's own file layout (docs/derive.md#published-
-layouts) and a Hugging Face cache that holds them, so every Hub-id path runs offline.
+"""Published DeBERTa-v3 checkpoints as the tests build them: the Hub's own file layout
+(docs/derive.md#published-layouts) and a Hugging Face cache that holds them, so every Hub-id path runs offline.
 
 - `published_folder` writes what microsoft/deberta-v3-xsmall, -large and mdeberta-v3-base ship: config.json
   without `architectures`, pytorch_model.bin (the discriminator: `deberta.*` with the folded table in

@@ -28,6 +28,13 @@ class Source:
         base = read_json(self.files.root / self.files.model.folder / MANIFEST)
         return {"base": ModelSource(**self.resolved.describe()), "base_manifest": base}
 
+    def config_keys(self) -> dict[str, Any]:
+        """config.json's `factory.base_model` for a Hub base (the card's model tree and a later --init-from read
+        it); a local base's own record, if it has one, stays in the config as it was."""
+        if not self.resolved.is_hub:
+            return {}
+        return {"base_model": {"repo_id": self.resolved.repo_id, "revision": self.resolved.revision}}
+
 
 def read_json(path: Path) -> dict | None:
     """A JSON file kept as provenance (a source's factory.json), or None when there is none or it is unreadable."""

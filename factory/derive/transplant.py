@@ -145,7 +145,7 @@ def transplant(config: TransplantConfig) -> TransplantManifest:
         unknown_in_new=sum(plan.unk in g for g in fresh) if config.init == "mean" else None,
     )
     languages = (manifest.vocab_manifest or {}).get("languages")
-    keys = layout_keys(len(new.pieces), rows) | ({"languages": languages} if languages else {})
+    keys = layout_keys(len(new.pieces), rows) | ({"languages": languages} if languages else {}) | source.config_keys()
     make = new_rows_maker(plan, config.init, config.seed, model_config.initializer_range, model_config.hidden_size)
     write_derived(config.out, config.force, files, new.data, make, rows, keys, manifest, started)
     return manifest

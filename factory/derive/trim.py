@@ -251,7 +251,7 @@ def trim(config: TrimConfig) -> TrimManifest:
         used=selection.used,
         per_language={lang: language_report(tokenizer.sp, new_sp, texts) for lang, texts in samples.items()},
     )
-    keys = {**layout_keys(len(selection.ids), len(index)), "languages": list(config.langs)}
+    keys = {**layout_keys(len(selection.ids), len(index)), "languages": list(config.langs), **source.config_keys()}
     write_derived(config.out, config.force, files, trimmed, lambda name, t: t.index_select(0, index), len(index),
                   keys, manifest, started)  # fmt: skip
     return manifest

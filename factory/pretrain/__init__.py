@@ -72,6 +72,10 @@ def run_pretrain(config: PretrainConfig) -> dict[str, Any]:
     (reused when they fit), then `run`."""
     import dataclasses
 
+    if config.init_from:  # --vocab defaults to the starting model's own (factory/pretrain/start.py)
+        from factory.pretrain.start import open_start, replace_vocab
+
+        config = replace_vocab(config, open_start(config))
     if config.corpus:
         config = dataclasses.replace(config, shards=corpus_shards(config))
     return run(config)

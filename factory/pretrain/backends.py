@@ -40,16 +40,20 @@ def make_accelerator(args: PretrainConfig, plan: Plan, mixed_precision: str, pro
     processes, never from Accelerate's own setting; the schedule is stepped by the loop once per global step,
     so Accelerate does not adjust it, and with no dataloader nothing but the count ends an accumulation."""
     from accelerate import Accelerator
-    from accelerate.utils import GradientAccumulationPlugin
+    from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulationPlugin
 
     accumulation = GradientAccumulationPlugin(
         num_steps=plan.accumulation, adjust_scheduler=False, sync_with_dataloader=False
     )
+    # A step in two halves (--update-order official, a generator-only warm-up) uses one network per forward:
+    # DDP must not wait for the other network's gradients
+    halves = args.update_order == "official" or plan.generator_warmup > 0
     return Accelerator(
         mixed_precision=mixed_precision,
         gradient_accumulation_plugin=accumulation,
         log_with=list(args.log_with) or None,
         project_dir=str(project_dir),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)] if halves else None,
     )
 
 

@@ -88,6 +88,31 @@ def check_resume(
         check_mix(state, mix, path)
 
 
+def check_start(state: dict, run: Run, path: Path) -> None:
+    """A resume must start from what the checkpoint's run started from: the same --init-from (the same commit of a
+    Hub id), generator and update order; a checkpoint from before these keys was a joint run from scratch."""
+    mine = {"update_order": run.args.update_order, "init_from": _start_key(run.start),
+            "generator_warmup": run.plan.generator_warmup}  # fmt: skip
+    theirs = {"update_order": state.get("update_order", "joint"), "init_from": _start_key(state.get("init_from")),
+              "generator_warmup": state.get("generator_warmup", 0)}  # fmt: skip
+    for key, value in mine.items():
+        if theirs[key] != value:
+            flag = {"init_from": "--init-from/--init-generator"}.get(key, f"--{key.replace('_', '-')}")
+            raise ConfigError(
+                f"checkpoint {path} is from another run ({key} {theirs[key]!r}, this run {value!r}); resume with the "
+                f"same {flag} or start a new --out"
+            )
+
+
+def _start_key(record: dict | None) -> tuple | None:
+    """What identifies a start: the model (a Hub id's commit), the generator and the decoder."""
+    if not record:
+        return None
+    source = record["source"]
+    return (source.get("repo_id") or source.get("given"), source.get("revision"), record.get("generator"),
+            record.get("generator_rule"), record.get("emd"))  # fmt: skip
+
+
 def check_mix(state: dict, mix: Mix, path: Path) -> None:
     """The language mix decides every batch: a resume with another α, schedule (whose phases are fractions of
     --max-steps) or shard languages would read other rows than the straight run did."""
@@ -161,6 +186,9 @@ def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
         "masking": run.args.masking,
         "mixing": run.mix.state(),
         "sequences_seen_per_language": run.mix.counts(step),
+        "update_order": run.args.update_order,
+        "generator_warmup": run.plan.generator_warmup,
+        "init_from": run.start,
         "arguments": to_json(run.args),
     }
 

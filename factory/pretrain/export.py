@@ -30,13 +30,17 @@ def export_networks(run: Run, figures: dict[str, Any]) -> None:
     if not acc.is_main_process:
         return
     wrapped = acc.unwrap_model(run.model)
-    model = build_rtd_model(wrapped.config, wrapped.generator.config.num_hidden_layers, wrapped.sharing)
+    gen_config = wrapped.generator.config
+    model = build_rtd_model(wrapped.config, gen_config.num_hidden_layers, wrapped.sharing, generator=gen_config)
     model.load_state_dict({k: v.float().cpu() for k, v in state.items()})
     out = Path(run.args.out)
     extra = {"pretraining": "rtd", "sharing": run.args.sharing, "rtd_lambda": run.args.rtd_lambda}
     extra.update(data_provenance(Path(run.args.vocab), Path(run.args.shards) if run.args.shards else None))
+    if run.start is not None:  # --init-from: what it continued (the card's base_model)
+        extra.update(init_from=run.start, base_model=run.start["base_model"])
     for name, net in (("discriminator", export_discriminator(model)), ("generator", export_generator(model))):
-        net.config = net.config.replace(factory={**net.config.factory, **extra, "role": f"rtd-{name}", "emd": False})
+        emd = bool(net.config.emd) if name == "generator" else None  # config.json says whether the EMD is on
+        net.config = net.config.replace(emd=emd, factory={**net.config.factory, **extra, "role": f"rtd-{name}"})
         with staged_output(out / name, force=True) as tmp:
             save_model(net, tmp)
             copy_tokenizer_files(run.args.vocab, tmp)
@@ -88,4 +92,6 @@ def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "probe": result.get("probe"),
         "language_sampling": sampling_phases(run.mix),
         "tokens_seen_per_language": tokens_seen(run.mix, plan.steps, plan.seq_len),
+        "init_from": run.start,
+        "update_order": run.args.update_order,
     }

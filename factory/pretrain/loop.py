@@ -31,6 +31,7 @@ from factory.pretrain.batches import BatchOrder, Feed
 from factory.pretrain.checkpoint import (
     TRAINER_STATE,
     check_resume,
+    check_start,
     clear_run,
     prepare_out,
     save_checkpoint,
@@ -73,6 +74,9 @@ class Run:
     elapsed: float = 0.0  # wall time of earlier sessions of this run (resume)
     last_checkpoint: Path | None = None
     probe: Probe | None = None  # --probe
+    generator_optimizer: Any = None  # --update-order official: the generator's own optimizer and schedule
+    generator_schedule: Any = None
+    start: dict[str, Any] | None = None  # --init-from: where the networks started (start.Start.record)
 
 
 # ---- setup ---------------------------------------------------------------------------------------
@@ -145,11 +149,18 @@ def resolve_precision(mixed_precision: str) -> str:
 
 
 def build_model(args: PretrainConfig, plan: Plan):
-    """A fresh RTD model (weights from --seed) with the speed options: gradient checkpointing, torch.compile."""
+    """A fresh RTD model (weights from --seed), or with --init-from the start's (factory/pretrain/start.py), with
+    the speed options: gradient checkpointing, torch.compile."""
     from factory.rtd import build_rtd_model
 
-    config = model_config(plan.shape, plan.vocab, args.dropout)  # make_plan's shape_of(args): the overrides
-    model = build_rtd_model(config, plan.shape.generator_layers, args.sharing, args.seed)
+    if args.init_from:
+        from factory.pretrain.start import build_start_model, open_start, start_config
+
+        start = open_start(args)
+        model = build_start_model(args, start, start_config(start, args.dropout))
+    else:
+        config = model_config(plan.shape, plan.vocab, args.dropout)  # make_plan's shape_of(args): the overrides
+        model = build_rtd_model(config, plan.shape.generator_layers, args.sharing, args.seed, emd=args.emd == "on")
     if args.gradient_checkpointing:
         model.generator.deberta.encoder.gradient_checkpointing = True
         model.discriminator.deberta.encoder.gradient_checkpointing = True
@@ -164,6 +175,10 @@ def setup(args: PretrainConfig) -> Run:
     """Check inputs, then build the Accelerator, model, optimizer and schedule; load a checkpoint to resume."""
     from accelerate.utils import set_seed
 
+    if args.init_from:  # --vocab defaults to the starting model's own
+        from factory.pretrain.start import open_start, replace_vocab
+
+        args = replace_vocab(args, open_start(args))
     inputs = check_inputs(args)
     plan, resume, out = inputs.plan, inputs.resume, Path(args.out)
     if args.force and resume is None:
@@ -174,17 +189,36 @@ def setup(args: PretrainConfig) -> Run:
     set_seed(args.seed)
     model = build_model(args, plan)
     mask_id = model.config.factory["mask_token_id"]
+    start = None
+    if args.init_from:
+        from factory.pretrain.start import open_start
+
+        start = open_start(args).record(emd=bool(model.generator.config.emd))
     prepare_backend(accelerator, model, plan)  # FSDP's wrap policy, DeepSpeed's sizes, or a one-line refusal
     out.mkdir(parents=True, exist_ok=True)
-    optimizer = make_optimizer(model.to(accelerator.device), plan.lr, fused=accelerator.device.type == "cuda")
-    schedule = make_schedule(optimizer, plan.warmup, plan.steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(schedule)
+    fused = accelerator.device.type == "cuda"
+    model = model.to(accelerator.device)
+    if args.update_order == "official":  # two optimizers, as the official decoupled trainers (loop.py: train_step)
+        gen_params = {id(p) for p in model.generator.parameters()}
+        optimizer = make_optimizer(model, plan.lr, fused, keep=lambda p: id(p) not in gen_params)
+        gen_optimizer = make_optimizer(model, plan.lr, fused, keep=lambda p: id(p) in gen_params)
+        schedule, gen_schedule = (make_schedule(o, plan.warmup, plan.steps, args.warmup_from_zero)
+                                  for o in (optimizer, gen_optimizer))  # fmt: skip
+        model, optimizer, gen_optimizer = accelerator.prepare(model, optimizer, gen_optimizer)
+        accelerator.register_for_checkpointing(schedule, gen_schedule)
+    else:
+        optimizer = make_optimizer(model, plan.lr, fused)
+        schedule, gen_optimizer, gen_schedule = make_schedule(optimizer, plan.warmup, plan.steps,
+                                                              args.warmup_from_zero), None, None  # fmt: skip
+        model, optimizer = accelerator.prepare(model, optimizer)
+        accelerator.register_for_checkpointing(schedule)
     order = inputs.mix.order(args.seed)
     feed = Feed.for_run(args, plan, accelerator, inputs.shards, order, mask_id)
     run = Run(args, plan, accelerator, model, optimizer, schedule, inputs.shards, order, mask_id,
-              inputs.vocab_fingerprint, inputs.mix, feed, probe=inputs.probe)  # fmt: skip
+              inputs.vocab_fingerprint, inputs.mix, feed, probe=inputs.probe, generator_optimizer=gen_optimizer,
+              generator_schedule=gen_schedule, start=start)  # fmt: skip
     if resume is not None:
+        check_start(inputs.state, run, resume)
         accelerator.load_state(str(resume))
         run.start_step, run.elapsed, run.last_checkpoint = inputs.state["step"], inputs.state["elapsed_s"], resume
     return run
@@ -199,31 +233,77 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     whatever count a resumed checkpoint restored. The loss is a sum over the *global* counts; `backward` divides
     it by the accumulation count (DeepSpeed's engine likewise) and every backend averages over the processes, so
     it is multiplied by both: the gradient is that of one process holding the whole batch.
+
+    --update-order official and the generator-only warm-up of --init-from run the two networks' halves apart
+    (`split_step`); the default joint step runs them together.
     """
+    batches, masked_total, tokens_total = run.feed.take(step)  # on the device; counts over every process
+    generator_only = step < run.plan.generator_warmup
+    if run.args.update_order == "official" or generator_only:
+        return split_step(run, step, batches, masked_total, tokens_total, generator_only)
+    stats, _ = accumulate(run, batches, "both", masked_total, tokens_total)
+    return finish_step(run, step, stats, [(run.optimizer, run.schedule)])
+
+
+def accumulate(run: Run, batches, part: str, masked_total, tokens_total, replaced=None):
+    """Forward and backward of every micro-batch of one step (or of one network's half, `part`); returns the summed
+    statistics (a float64 tensor in STAT_KEYS order) and, for the generator's half, the discriminator's inputs."""
     import torch
 
     acc = run.accelerator
-    batches, masked_total, tokens_total = run.feed.take(step)  # on the device; counts over every process
     scale = acc.num_processes * acc.gradient_accumulation_steps
+    lam = 0.0 if part == "generator" else run.args.rtd_lambda
     stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=acc.device)
-    acc.step, micro = 0, 0
-    for b in batches:
+    acc.step, outputs = 0, []
+    for i, b in enumerate(batches):
         with acc.accumulate(run.model):
-            out = run.model(b.ids, b.masked, b.uniforms)  # the feed put them on the device
-            loss = rtd_loss(out.mlm_loss_sum, out.rtd_loss_sum, masked_total, tokens_total, run.args.rtd_lambda)
+            r = replaced[i] if replaced is not None else None
+            out = run.model(b.ids, b.masked, b.uniforms, part=part, replaced_ids=r)  # on the device already
+            mlm = out.mlm_loss_sum if part != "discriminator" else 0.0
+            loss = rtd_loss(mlm, out.rtd_loss_sum, masked_total, tokens_total, lam)
             acc.backward(loss * scale)
         stats += torch.stack([getattr(out, k).detach().double() for k in STAT_KEYS])
-        micro += 1
-    if micro != acc.gradient_accumulation_steps or not acc.sync_gradients:
-        raise RuntimeError(f"{micro} micro-batches for an accumulation of {acc.gradient_accumulation_steps}")
-    grad_norm = clip_gradients(acc, run.model, run.optimizer)
+        outputs.append(out.replaced_ids)
+    if len(batches) != acc.gradient_accumulation_steps or not acc.sync_gradients:
+        raise RuntimeError(f"{len(batches)} micro-batches for an accumulation of {acc.gradient_accumulation_steps}")
+    return stats, outputs
+
+
+def split_step(run: Run, step: int, batches, masked_total, tokens_total, generator_only: bool):
+    """The generator's half first, its update, then the discriminator's half on the same step's replacements: the
+    official decoupled training (DeBERTa/apps/tasks/rtd_task.py: the generator's trainer steps, then its post-step
+    hook trains the discriminator, whose forward hook reads E_G.detach() + delta with the updated E_G). In the
+    generator-only warm-up of --init-from (`generator_only`) the discriminator's half is left out."""
+    gen_opt = run.generator_optimizer or run.optimizer  # joint order: one optimizer, the other network's grads None
+    gen_stats, replaced = accumulate(run, batches, "generator", masked_total, tokens_total)
+    if generator_only:
+        schedules = [run.schedule] + ([run.generator_schedule] if run.generator_schedule else [])
+        return finish_step(run, step, gen_stats, [(gen_opt, None)], schedules)
+    values = finish_step(run, step, gen_stats, [(gen_opt, run.generator_schedule)])
+    disc_stats, _ = accumulate(run, batches, "discriminator", masked_total, tokens_total, replaced)
+    disc = finish_step(run, step, disc_stats, [(run.optimizer, run.schedule)])
+    keep = {"mlm_loss_sum", "mlm_correct", "masked"}  # the generator's figures from its half, the rest from this one
+    values.update({k: disc[k] for k in STAT_KEYS if k not in keep})
+    values["grad_norm"] = (values["grad_norm"] ** 2 + disc["grad_norm"] ** 2) ** 0.5
+    return values
+
+
+def finish_step(run: Run, step: int, stats, steps, schedules=None) -> dict[str, float]:
+    """Clip, check, step each (optimizer, schedule) of `steps` (and every schedule of `schedules`), zero the grads;
+    returns the global sums (reduced over processes) and the gradient norm."""
+    acc = run.accelerator
+    grad_norm = clip_gradients(acc, run.model, steps[0][0])
     stats = acc.reduce(stats, reduction="sum")
     values = dict(zip(STAT_KEYS, stats.tolist(), strict=True))
     values["grad_norm"] = grad_norm
     check_finite(run, step, values)
-    run.optimizer.step()  # AcceleratedOptimizer steps only at a boundary: here, once; fp16: through the scaler
-    run.schedule.step()
-    run.optimizer.zero_grad(set_to_none=True)
+    for optimizer, schedule in steps:
+        optimizer.step()  # AcceleratedOptimizer steps only at a boundary: here, once; fp16: through the scaler
+        if schedule is not None:
+            schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+    for schedule in schedules or []:
+        schedule.step()
     return values
 
 

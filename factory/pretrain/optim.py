@@ -41,13 +41,18 @@ def build_rtd(
     return build_rtd_model(config, shape.generator_layers, sharing, seed)
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, fused: bool | None = None):
-    """AdamW(0.9, 0.98, eps 1e-6), weight decay 0.01 on matrices only (not biases, LayerNorms); fused on CUDA."""
+def make_optimizer(model: torch.nn.Module, lr: float, fused: bool | None = None, keep=None):
+    """AdamW(0.9, 0.98, eps 1e-6), weight decay 0.01 on matrices only (not biases, LayerNorms); fused on CUDA.
+    `keep(parameter)`: only the parameters it accepts (the official update order's per-network optimizers).
+
+    The official XAdam differs in one way this keeps: it has no bias correction (DeBERTa/optims/xadam.py passes
+    bias_correction 0), so its first updates are smaller; under a 10k-step warm-up from lr 0 the difference is
+    gone long before the peak (docs/derive.md#the-official-procedure)."""
     import torch
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or (keep is not None and not keep(p)):
             continue
         (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}]
@@ -56,13 +61,14 @@ def make_optimizer(model: torch.nn.Module, lr: float, fused: bool | None = None)
     return torch.optim.AdamW(groups, lr=lr, betas=BETAS, eps=EPS, fused=fused or None)
 
 
-def make_schedule(optimizer, warmup: int, steps: int):
-    """Linear warm-up to the peak lr, then linear decay to 0 at `steps`."""
+def make_schedule(optimizer, warmup: int, steps: int, from_zero: bool = False):
+    """Linear warm-up to the peak lr, then linear decay to 0 at `steps`. The first step takes peak/warmup, or with
+    `from_zero` 0, as the official schedule (warmup_linear of step/total, DeBERTa/optims/lr_schedulers.py)."""
     import torch
 
     def factor(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
+            return (step + (0 if from_zero else 1)) / warmup
         return max(0.0, (steps - step) / max(1, steps - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.configs import (
+    CONTINUE_LR,
     DEFAULT_LR,
     DEFAULT_VOCAB_SIZE,
     MAX_MICRO_BATCH,
@@ -51,6 +52,7 @@ class Plan:
     parameters: dict[str, int] = field(default_factory=dict)
     flops_per_step: float = 0.0
     memory_gib: dict[str, float] = field(default_factory=dict)
+    generator_warmup: int = 0  # first steps that train the generator alone (--init-from, factory/pretrain/start.py)
 
     @property
     def preset(self) -> str:
@@ -151,10 +153,16 @@ def resolve_vocab(args: PretrainConfig) -> VocabSize:
 
 def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) -> Plan:
     """Validate the sizes and resolve the schedule; every problem is a one-line ConfigError. The model's shape
-    is `shape_of(args)` (the preset with --layers/--hidden/--heads/--ffn), which the trainer builds from."""
-    shape = shape_of(args)
-    vocab = resolve_vocab(args)
-    config = shape.config(vocab)
+    is `shape_of(args)` (the preset with --layers/--hidden/--heads/--ffn), which the trainer builds from, or with
+    --init-from the starting model's (factory/pretrain/start.py)."""
+    start = None
+    if args.init_from:
+        from factory.pretrain.start import open_start
+
+        start = open_start(args)
+    shape = start.shape if start else shape_of(args)
+    vocab = start.vocab_size if start else resolve_vocab(args)
+    config = start.config if start else shape.config(vocab)
     if seq_len > config.max_position_embeddings:
         raise ConfigError(
             f"--seq-len {seq_len} is above the model's {config.max_position_embeddings}: relative attention would run, "
@@ -177,6 +185,14 @@ def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) 
         steps = args.max_steps if args.max_steps is not None else PAPER_STEPS
     warmup = args.warmup if args.warmup is not None else min(WARMUP, steps // 10)
     lr = args.lr if args.lr is not None else PEAK_LR.get(shape.base, DEFAULT_LR)  # a custom shape: its preset's
+    if args.lr is None and start is not None:
+        lr = CONTINUE_LR
+    generator_warmup = args.generator_warmup
+    if generator_warmup is None:  # the rule's warm-up for a derived generator (docs/derive.md#the-generator-rule)
+        generator_warmup = min(1000, steps // 10) if start is not None and start.generator.kind == "derived" else 0
+    if generator_warmup >= steps:
+        raise ConfigError(f"--generator-warmup {generator_warmup} leaves none of the {steps} steps for the "
+                          "discriminator; give fewer")  # fmt: skip
     params = count_rtd_parameters(shape, vocab, args.sharing)
     mixed = args.mixed_precision not in ("no",)
     return Plan(
@@ -193,6 +209,7 @@ def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) 
         parameters=params,
         flops_per_step=flops_per_step(shape, vocab, seq_len, args.batch, params),
         memory_gib=memory_estimate(shape, params, micro, seq_len, mixed),
+        generator_warmup=generator_warmup,
     )
 
 
@@ -223,6 +240,26 @@ def shape_line(shape: Shape) -> str:
     )
 
 
+def start_lines(config: PretrainConfig, plan: Plan) -> list[str]:
+    """--init-from: where the two networks start, and the update order."""
+    if not config.init_from:
+        return []
+    from factory.pretrain.start import open_start
+
+    start = open_start(config)
+    gen = start.generator
+    where = {"given": f"--init-generator {config.init_generator}", "published": "the published generator beside it",
+             "folder": f"the generator in {gen.folder}",
+             "derived": f"derived by the {gen.rule} rule"}[gen.kind]  # fmt: skip
+    warm = f", {plan.generator_warmup:,} generator-only steps first" if plan.generator_warmup else ""
+    cached = f" (files in {start.source.path})" if start.source.is_hub else ""
+    depth = start.generator_config.num_hidden_layers
+    return [
+        f"continue from {start.source}{cached}; generator: {where} ({depth} layer{'s' * (depth != 1)}, EMD "
+        f"{config.emd}){warm}; update order {config.update_order}",
+    ]
+
+
 def dry_run_lines(config: PretrainConfig) -> list[str]:
     """Sizes, batch, schedule, FLOPs, memory, time at the assumed throughput and the language mix (p per phase),
     then the plan as JSON."""
@@ -234,6 +271,7 @@ def dry_run_lines(config: PretrainConfig) -> list[str]:
     rate = f"{config.assume_tokens_per_s:,.0f} tokens/s" if config.assume_tokens_per_s else (
         f"{config.assume_tflops:g} TFLOP/s achieved")  # fmt: skip
     return [
+        *start_lines(config, plan),
         f"{shape_line(plan.shape)}: vocabulary {plan.vocab.pieces:,} pieces ({plan.vocab.rows:,} rows), "
         f"seq_len {plan.seq_len}",
         f"parameters: generator {p['generator'] / 1e6:.1f}M + discriminator {p['discriminator'] / 1e6:.1f}M "
