@@ -177,18 +177,22 @@ class _Planner:
         if derived is not None and "pretrain" not in sec:  # the derived model is the one evaluated and published
             model_dir = derived.out
         derived_out = derived.out if derived is not None else None
-        if "trim" in sec and "vocab" not in sec:  # the trimmed model's tokenizer cuts the shards
+        if derived is not None and "vocab" not in sec:  # the derived model's tokenizer cuts the shards
             vocab_dir = derived_out
         if "shards" in sec:
             fixed = {"vocab": vocab_dir, "out": shards_dir, "force": True}
             config = self.config(ShardsConfig, self.layers("shards", sec["shards"], corpus=True), fixed)
-            tokenizer_step = "trim" if vocab_dir == derived_out else "vocab"
+            tokenizer_step = derived.name if vocab_dir == derived_out else "vocab"
             plan.append(Step("shards", "shards", config, shards_dir, reads=[tokenizer_step]))
         if "pretrain" in sec:
             fixed = {"vocab": vocab_dir, "shards": shards_dir, "out": pretrain_dir, "resume": "auto", "force": False,
                      "corpus": [], "dry_run": False}  # fmt: skip
+            reads = ["vocab", "shards"]
+            if derived is not None:  # continue the trimmed or transplanted model
+                fixed["init_from"] = str(derived.out)
+                reads = [derived.name, "shards", *(["vocab"] if "vocab" in sec else [])]
             config = self.config(PretrainConfig, self.layers("pretrain", sec["pretrain"], paths=False), fixed)
-            plan.append(Step("pretrain", "pretrain", config, pretrain_dir, reads=["vocab", "shards"]))
+            plan.append(Step("pretrain", "pretrain", config, pretrain_dir, reads=reads))
         model_step = "pretrain" if "pretrain" in sec or derived is None else derived.name
         evals = []
         for suite, section in (sec.get("eval") or {}).items():
@@ -356,6 +360,11 @@ def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:
     pretrain = next((s for s in plan if s.name == "pretrain"), None)
     if pretrain is None:
         return lines
+    derived = next((s for s in plan if s.name in ("trim", "transplant")), None)
+    if derived is not None and not (derived.out / "config.json").is_file():
+        return [*lines, "", f"pre-training plan: after the {derived.name} step has written {derived.out} (the model's "
+                "shape and vocabulary come from it); run the recipe up to there, or `factory pretrain --init-from "
+                f"{derived.out} --dry-run`"]  # fmt: skip
     from factory.presets import VocabSize, count_parameters, shape_of
     from factory.pretrain import count_rtd_parameters, dry_run_lines
 

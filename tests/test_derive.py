@@ -453,3 +453,19 @@ def test_a_recipe_trims_and_publishes(vocab, pt_corpus, tmp_path):
     both.write_text(f"name: b\nsteps:\n  trim: {{source: {src}, langs: pt, corpus: [{pt_corpus}]}}\n"
                     f"  transplant: {{source: {src}, vocab: {vocab}}}\n")  # fmt: skip
     one_error_line(["run", both, "--dry-run"], "steps.trim and steps.transplant")
+
+
+def test_a_recipe_transplants_then_continues(factory_layout, pt_vocab, tmp_path):
+    """transplant -> shards (cut with the transplanted model's tokenizer) -> pretrain --init-from the transplant."""
+    corpus = write_lines(tmp_path / "pt.txt", textgen.generate("pt", 120, seed=8))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: c\ncorpus: [pt={corpus}]\nsteps:\n  transplant: {{source: {factory_layout}, vocab: {pt_vocab}}}\n"
+        "  shards: {seq_len: 32, langs: [pt], langid: false}\n"
+        "  pretrain: {batch: 4, max_steps: 3, warmup: 1, save_every: 3, log_every: 1}\n"
+    )  # fmt: skip
+    result = run(["run", recipe, "--run-dir", tmp_path / "run"])
+    assert "ran transplant, shards, pretrain" in result.output
+    pretrain = manifest(tmp_path / "run" / "pretrain")
+    assert pretrain["init_from"]["source"]["given"] == str(tmp_path / "run" / "transplant")
+    assert manifest(tmp_path / "run" / "shards")["vocab_pieces"] == 700

@@ -50,13 +50,27 @@ def export_networks(run: Run, figures: dict[str, Any]) -> None:
 def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
     """Languages (from the vocabulary's manifest) and corpus sources (from the shards'), for the model card."""
     out: dict[str, Any] = {}
-    vocab_manifest = find_manifest(vocab, VocabManifest)  # None: a vocabulary made without `factory vocab`
-    if vocab_manifest is not None and vocab_manifest.languages:
-        out["languages"] = list(vocab_manifest.languages)
+    languages = vocabulary_languages(vocab)
+    if languages:
+        out["languages"] = languages
     shards_manifest = find_manifest(shards, ShardsManifest) if shards is not None else None
     if shards_manifest is not None and shards_manifest.corpus:
         out["corpus"] = list(shards_manifest.corpus)
     return out
+
+
+def vocabulary_languages(vocab: Path) -> list[str]:
+    """The languages of the vocabulary folder: `factory vocab`'s, or those of a trimmed or transplanted model (a
+    model folder serves as --vocab with --init-from); none for a folder whose manifest says nothing about them."""
+    from factory.manifest import ManifestError, TransplantManifest, TrimManifest
+
+    try:
+        found = find_manifest(vocab, (VocabManifest, TrimManifest, TransplantManifest, PretrainManifest))
+    except ManifestError:  # another step's or version's manifest: provenance is optional, the run is done
+        return []
+    if isinstance(found, TransplantManifest):
+        return list((found.vocab_manifest or {}).get("languages") or [])
+    return list(getattr(found, "languages", None) or [])
 
 
 def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
