@@ -469,3 +469,32 @@ def test_a_recipe_transplants_then_continues(factory_layout, pt_vocab, tmp_path)
     pretrain = manifest(tmp_path / "run" / "pretrain")
     assert pretrain["init_from"]["source"]["given"] == str(tmp_path / "run" / "transplant")
     assert manifest(tmp_path / "run" / "shards")["vocab_pieces"] == 700
+
+
+def test_trim_keeps_byte_and_user_defined_pieces(tmp_path):
+    """A vocabulary with byte fallback and a user-defined piece (as the published v3 ones have bytes): both kinds
+    are always kept, the cut model loads (sentencepiece requires every byte piece under byte fallback) and
+    characters outside the kept scripts still come out as the same byte pieces."""
+    import numpy as np
+    import sentencepiece as spm
+    from conftest import pseudo_text
+
+    from factory.derive.trim import select_pieces
+    from factory.spm_model import BYTE, USER_DEFINED, SpmModel
+
+    sample = write_lines(tmp_path / "s.txt", pseudo_text(2000) + textgen.generate("ru", 200))
+    spm.SentencePieceTrainer.train(
+        input=str(sample), model_prefix=str(tmp_path / "spm"), vocab_size=1200, byte_fallback=True,
+        user_defined_symbols=["<url>"], pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]",
+        bos_piece="[CLS]", eos_piece="[SEP]", unk_piece="[UNK]", minloglevel=2, num_threads=1,
+    )  # fmt: skip
+    model = SpmModel.read(tmp_path / "spm.model")
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "spm.model"))
+    counts = np.bincount([i for row in sp.encode(pseudo_text(300, seed=5)) for i in row], minlength=1200)
+    kept = select_pieces(model.pieces, counts, None, None).ids
+    special = [i for i, p in enumerate(model.pieces) if p.type in (BYTE, USER_DEFINED)]
+    assert len(special) == 257 and set(special) <= set(kept) and not set(kept) >= set(range(1200))
+    cut = spm.SentencePieceProcessor(model_proto=model.keep(kept))
+    assert [p for p in cut.encode("Привет", out_type=str) if p.startswith("<0x")]  # Cyrillic dropped: bytes now
+    assert "<url>" in cut.encode("bada <url> ção", out_type=str)
+    assert cut.encode("bada <url> ção €", out_type=str) == sp.encode("bada <url> ção €", out_type=str)
