@@ -25,7 +25,7 @@ def trim(source: str, **flags) -> None:
 
     \b
     Examples:
-      factory trim mdeberta-v3-base/ --langs pt --corpus pt=pt-sample.txt --size 64k --out mdeberta-pt
+      factory trim microsoft/mdeberta-v3-base --langs pt --corpus pt=hf:allenai/c4:pt --size 64k --out mdeberta-pt
       factory trim runs/demo/pretrain --langs pt,es --corpus pt=pt.txt --corpus es=es.txt --out demo-pt-es
     """
     from factory.derive.trim import trim as run
@@ -58,7 +58,9 @@ def transplant(source: str, **flags) -> None:
     \b
     Example:
       factory vocab --lang pt --size 32k --corpus pt=pt.txt --out pt-32k
-      factory transplant mdeberta-v3-base/ --vocab pt-32k --out mdeberta-on-pt-32k
+      factory transplant microsoft/mdeberta-v3-base --vocab pt-32k --out mdeberta-on-pt-32k
+      factory shards --vocab mdeberta-on-pt-32k --corpus pt=pt.txt --out pt-shards
+      factory pretrain --init-from mdeberta-on-pt-32k --shards pt-shards --out continued
     """
     from factory.derive.transplant import transplant as run
 
