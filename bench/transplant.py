@@ -15,6 +15,8 @@ Every --save-every steps (and at step 0, the start each arm's `factory pretrain`
 on H with the same masks and sampling draws for every arm and step: the generator's MLM loss (mean cross-entropy
 over the masked positions) and the discriminator's RTD loss (mean BCE over the tokens). The curves go to
 OUT/curves.json and a plot OUT/transplant-curves.png; the CPU seconds of every command are recorded.
+`--arms scratch --train-only` trains one arm (three processes can share the work); a last run without
+--train-only scores them all.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def train_arms(a: argparse.Namespace) -> dict:
               "--seq-len", a.seq_len, "--save-every", a.save_every, "--keep", 1000, "--log-every", a.save_every,
               "--seed", a.seed]  # fmt: skip
     costs = {}
-    for arm in ARMS:
+    for arm in a.arms.split(","):
         out = a.out / arm
         if (out / "pretrain" / "factory.json").is_file():
             continue
@@ -180,10 +182,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save-every", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-seed", type=int, default=1234, help="masks and draws of the held-out scoring")
+    parser.add_argument("--arms", default=",".join(ARMS), help="train only these (e.g. one per process)")
+    parser.add_argument("--train-only", action="store_true", help="train, do not score (score when all are done)")
     a = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     a.out.mkdir(parents=True, exist_ok=True)
     costs = train_arms(a)
+    if a.train_only:
+        (a.out / f"costs-{a.arms.replace(',', '-')}.json").write_text(json.dumps(costs, indent=2) + "\n")
+        return
+    for part in a.out.glob("costs-*.json"):  # runs trained by --train-only processes
+        costs = {**json.loads(part.read_text()), **costs}
     cpu0 = time.process_time()
     result = {"settings": {k: str(v) for k, v in vars(a).items()}, "costs": costs, **curves(a)}
     result["eval_cpu_s"] = round(time.process_time() - cpu0, 1)
