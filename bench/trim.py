@@ -82,13 +82,13 @@ def io_anchor(model: Path) -> dict:
     """Read and write the source's weight files unchanged: the I/O a trim cannot avoid."""
     import tempfile
 
-    from factory.derive.networks import _save, read_model_files
+    from factory.derive.networks import read_model_files, save_weights
 
     cpu0, start = time.process_time(), time.perf_counter()
     files = read_model_files(model)
     with tempfile.TemporaryDirectory(dir=model.parent) as tmp:
         for net in files.networks:
-            _save(net.state, Path(tmp) / f"{net.role}-{net.weights_name}")
+            save_weights(net.state, Path(tmp) / f"{net.role}-{net.weights_name}")
     return {"wall_s": round(time.perf_counter() - start, 2), "cpu_s": round(time.process_time() - cpu0, 2)}
 
 

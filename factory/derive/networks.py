@@ -89,10 +89,6 @@ class ModelFiles:
     def model(self) -> Network:
         return self.networks[0]
 
-    @property
-    def generator(self) -> Network | None:
-        return next((n for n in self.networks if n.role == "generator"), None)
-
 
 def read_model_files(root: Path) -> ModelFiles:
     """The networks of the model at `root`: a model folder (with a generator inside it or in `generator/`, if
@@ -193,12 +189,13 @@ def write_model_files(
         config = {**net.config, "vocab_size": vocab_rows}
         config["factory"] = {**(net.config.get("factory") or {}), **factory_keys}
         (folder / net.config_name).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-        _save(state, folder / net.weights_name)
+        save_weights(state, folder / net.weights_name)
         folders.append(folder)
     return list(dict.fromkeys(folders))
 
 
-def _save(state: dict[str, torch.Tensor], path: Path) -> None:
+def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    """A state dict as safetensors or, for a `.bin` name, as torch.save writes it (as the published files are)."""
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
