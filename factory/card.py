@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.card_derived import base_pretraining, derivation_phrase, derivation_section
+from factory.card_derived import base_pretraining, base_pretraining_note, derivation_phrase, derivation_section
 from factory.card_results import eval_results, find_results, read_results, results_section, retrieval_section
 from factory.manifest import (
     DerivedManifest,
@@ -427,7 +427,8 @@ def _pretraining(facts: Facts) -> str:
         value = figure(facts.pretrain)
         if value is not None:
             rows.append(f"| {label} | {_duration(value) if fmt == 'time' else fmt.format(value)} |")
-    return "## Pre-training\n\n| Setting | Value |\n|---|---|\n" + "\n".join(rows)
+    note = base_pretraining_note(facts.derived)  # a trimmed or transplanted model: the base's run
+    return f"## Pre-training\n\n{note}| Setting | Value |\n|---|---|\n" + "\n".join(rows)
 
 
 def _duration(seconds: float) -> str:

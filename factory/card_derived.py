@@ -79,3 +79,10 @@ def base_pretraining(derived: DerivedManifest) -> str:
         f"## Pre-training\n\nThe weights are those of {base_name(derived)}, apart from the vocabulary's rows "
         "(see Derivation); its own card says how it was pre-trained."
     )
+
+
+def base_pretraining_note(derived: DerivedManifest | None) -> str:
+    """The sentence before the pre-training table of a derived model: the run it reports is the base's."""
+    if derived is None:
+        return ""
+    return f"How {base_name(derived)} was pre-trained (before the derivation above):\n\n"

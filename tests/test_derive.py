@@ -420,7 +420,8 @@ def test_card_of_a_transplant_of_our_model_keeps_its_pretraining(factory_layout,
     card = ModelCard.load(staging / "README.md")
     assert card.data.base_model is None
     assert f"moved from `{base}` onto a new vocabulary" in card.text
-    assert "(FVT)" in card.text and "## Pre-training" in card.text and "| Steps | 7 |" in card.text
+    assert "(FVT)" in card.text and "| Steps | 7 |" in card.text
+    assert f"## Pre-training\n\nHow `{base}` was pre-trained (before the derivation above)" in card.text
     assert (staging / "generator" / "model.safetensors").is_file()  # out/generator/ goes along by itself
 
 
