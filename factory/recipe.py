@@ -168,6 +168,9 @@ class _Planner:
         sec, run_dir = self.sections, self.run_dir
         vocab_dir, shards_dir, pretrain_dir = run_dir / "vocab", run_dir / "shards", run_dir / "pretrain"
         model_dir = pretrain_dir / "discriminator"
+        init_from = (sec.get("pretrain") or {}).get("init_from")
+        if init_from and "vocab" not in sec:  # continued pre-training: the model's own vocabulary, no vocab step
+            vocab_dir = None  # shards read init_from's spm.model; pretrain defaults to it (docs/derive.md)
         plan: list[Step] = []
         if "vocab" in sec:
             layers = with_spec(self.layers("vocab", sec["vocab"], corpus=True))
@@ -180,14 +183,14 @@ class _Planner:
         if derived is not None and "vocab" not in sec:  # the derived model's tokenizer cuts the shards
             vocab_dir = derived_out
         if "shards" in sec:
-            fixed = {"vocab": vocab_dir, "out": shards_dir, "force": True}
+            fixed = {"vocab": vocab_dir or init_from, "out": shards_dir, "force": True}
             config = self.config(ShardsConfig, self.layers("shards", sec["shards"], corpus=True), fixed)
             tokenizer_step = derived.name if vocab_dir == derived_out else "vocab"
             plan.append(Step("shards", "shards", config, shards_dir, reads=[tokenizer_step]))
         if "pretrain" in sec:
             fixed = {"vocab": vocab_dir, "shards": shards_dir, "out": pretrain_dir, "resume": "auto", "force": False,
                      "corpus": [], "dry_run": False}  # fmt: skip
-            reads = ["vocab", "shards"]
+            reads = ["vocab", "shards"] if vocab_dir else ["shards"]
             if derived is not None:  # continue the trimmed or transplanted model
                 fixed["init_from"] = str(derived.out)
                 reads = [derived.name, "shards", *(["vocab"] if "vocab" in sec else [])]
@@ -373,8 +376,15 @@ def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:
     size = vocab.size if vocab is not None else DEFAULT_VOCAB_SIZE
     config = dataclasses.replace(pretrain.config, vocab=None, shards=None, vocab_size=size, dry_run=True,
                                  seq_len=pretrain.config.seq_len or (shards.seq_len if shards else None))  # fmt: skip
+    if config.init_from:  # the shape and the vocabulary are the starting model's (its configs are read now)
+        from factory.pretrain.start import open_start
+
+        config = dataclasses.replace(config, vocab_size=None)
+        start = open_start(config)
+        shape, size = start.shape, start.vocab_size
     lines += ["", "pre-training plan:", *dry_run_lines(config)]
-    shape, size = shape_of(config), VocabSize.parse(size, config.layout)  # the preset, or steps.pretrain's shape
+    if not config.init_from:
+        shape, size = shape_of(config), VocabSize.parse(size, config.layout)  # the preset, or steps.pretrain's
     model = count_parameters(shape.config(size))
     lines.append(
         f"exported model ({shape.describe()}, {size.pieces:,} pieces): backbone {model['backbone']:,} + embedding "

@@ -156,3 +156,71 @@ def test_not_a_state_dict_is_one_line(tmp_path):
         load_model(folder)
     with pytest.raises(ModelFolderError, match="no published generator"):
         load_model(published_folder(tmp_path / "n", config(), generator=False), generator=True)
+
+
+# ---- the commands: eval and publish take the published layout, by Hub id -----------------------------
+def test_eval_retrieval_of_a_hub_id(tmp_path, hf_cache, tiny_vocab):
+    from click.testing import CliRunner
+    from conftest import pseudo_text
+
+    from factory.cli import cli
+
+    folder = published_folder(tmp_path / "m", config(), dtype="fp16", tokenizer=tiny_vocab)
+    commit = hub_cache(hf_cache, "microsoft/mdeberta-v3-base", folder)
+    data = tmp_path / "aligned"
+    data.mkdir()
+    texts = list(dict.fromkeys(pseudo_text(30, seed=3)))[:20]
+    for lang in ("en", "pt"):
+        (data / f"{lang}.txt").write_text("\n".join(texts) + "\n")
+    out = tmp_path / "out"
+    argv = ["eval", "retrieval", "--model", "microsoft/mdeberta-v3-base", "--data", str(data), "--out", str(out)]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "results.json").read_text())
+    assert report["model"] == "microsoft/mdeberta-v3-base" and report["revision"] == commit
+    assert report["results"]["pt"]["to_pivot"]["accuracy"] == 100.0  # the same text: found every time
+    manifest = json.loads((out / "factory.json").read_text())
+    assert manifest["inputs"]["source"]["revision"] == commit
+
+
+@pytest.mark.slow  # a fine-tuning of a micro model: ~10 s on 2 shared cores
+def test_eval_xnli_of_a_hub_id(tmp_path, hf_cache):
+    from click.testing import CliRunner
+    from test_eval import DEMO, FAST
+
+    from factory.cli import cli
+    from factory.vocab import SpmSettings, train_spm
+
+    vocab = tmp_path / "vocab"  # test_eval's word-level vocabulary of the demo set
+    vocab.mkdir()
+    rows = [json.loads(line) for line in (DEMO / "train.jsonl").read_text().splitlines()]
+    texts = [t for row in rows for t in (row["premise"], row["hypothesis"])]
+    (tmp_path / "sample.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    train_spm(tmp_path / "sample.txt", len(texts), vocab, SpmSettings(pieces=300, character_coverage=1.0, threads=2))
+    folder = published_folder(tmp_path / "m", config().replace(vocab_size=400), dtype="fp16", tokenizer=vocab)
+    commit = hub_cache(hf_cache, "org/published", folder)
+    out = tmp_path / "xnli"
+    argv = ["eval", "xnli", "--model", "org/published", "--data", str(DEMO), *FAST, "--set", "epochs=1",
+            "--langs", "en,ru", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "results.json").read_text())
+    assert report["model"] == "org/published" and report["revision"] == commit and report["languages"] == ["en", "ru"]
+
+
+def test_publish_rewrites_a_published_layout(tmp_path, hf_cache, tiny_vocab):
+    from click.testing import CliRunner
+
+    from factory.cli import cli
+
+    folder = published_folder(tmp_path / "m", config(), dtype="fp16", tokenizer=tiny_vocab)
+    hub_cache(hf_cache, "microsoft/deberta-v3-xsmall", folder)
+    staging = tmp_path / "staged"
+    argv = ["publish", "microsoft/deberta-v3-xsmall", "--repo-id", "me/copy", "--staging", str(staging), "--dry-run"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    files = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
+    assert {"model.safetensors", "config.json", "special_tokens_map.json", "generator/model.safetensors"} <= files
+    assert "pytorch_model.bin" not in files
+    assert json.loads((staging / "generator" / "config.json").read_text())["emd"] is True
+    assert isinstance(load_model(staging), DebertaForRTD)

@@ -40,21 +40,51 @@ def test_recipes_ship_for_every_family():
         assert family in names
 
 
+# The published models recipes continue (`init_from`): preset and embedding rows (docs/derive.md#published-layouts)
+PUBLISHED = {"microsoft/deberta-v3-xsmall": ("xsmall", 128100), "microsoft/deberta-v3-small": ("small", 128100),
+             "microsoft/deberta-v3-base": ("base", 128100), "microsoft/deberta-v3-large": ("large", 128100),
+             "microsoft/mdeberta-v3-base": ("base", 251000)}  # fmt: skip
+
+
+def cache_published_configs(cache: Path, repo_id: str, tokenizer: Path) -> VocabSize:
+    """What a dry run of `init_from: REPO` reads, in the Hub cache: the published config.json and
+    generator_config.json at the model's sizes (no weights: a plan reads none), and an spm.model."""
+    from published import hub_cache, published_config
+
+    preset, rows = PUBLISHED[repo_id]
+    config = get_preset(preset).config(VocabSize(pieces=1000, rows=rows, layout="official"))
+    folder = cache.parent / "configs"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(published_config(config)))
+    generator = published_config(config.replace(num_hidden_layers=get_preset(preset).generator_layers))
+    (folder / "generator_config.json").write_text(json.dumps(generator))
+    (folder / "spm.model").write_bytes((tokenizer / "spm.model").read_bytes())
+    hub_cache(cache, repo_id, folder)
+    return VocabSize(pieces=1000, rows=rows, layout="official")
+
+
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
-def test_every_recipe_dry_runs_with_the_presets_parameter_counts(recipe, tmp_path):
+def test_every_recipe_dry_runs_with_the_presets_parameter_counts(recipe, tmp_path, hf_cache, tiny_vocab):
     import yaml
 
-    result = run(recipe, "--dry-run", "--run-dir", tmp_path)
-    assert result.exit_code == 0, result.output
     spec = yaml.safe_load(recipe.read_text())
     derived = next((step for step in ("trim", "transplant") if step in spec["steps"]), None)
     if derived is not None:  # the pre-training plan needs the derived model's config, which a dry run cannot make
+        result = run(recipe, "--dry-run", "--run-dir", tmp_path)
+        assert result.exit_code == 0, result.output
         assert f"factory {derived} " in result.output and not any(tmp_path.iterdir())
         assert "pretrain" not in spec["steps"] or f"after the {derived} step has written" in result.output
         return
     pretrain = spec["steps"]["pretrain"]
-    vocab = VocabSize.parse(str(spec["steps"]["vocab"]["size"]), pretrain.get("layout", "official"))
-    counts = count_parameters(get_preset(pretrain["preset"]).config(vocab))
+    if pretrain.get("init_from"):  # the shape and the vocabulary are the published model's
+        vocab = cache_published_configs(hf_cache, pretrain["init_from"], tiny_vocab)
+        preset = PUBLISHED[pretrain["init_from"]][0]
+    else:
+        vocab = VocabSize.parse(str(spec["steps"]["vocab"]["size"]), pretrain.get("layout", "official"))
+        preset = pretrain["preset"]
+    result = run(recipe, "--dry-run", "--run-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    counts = count_parameters(get_preset(preset).config(vocab))
     line = next(x for x in result.output.splitlines() if x.startswith("exported model"))
     printed = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{3,}", line)]
     assert printed[-3:] == [counts["backbone"], counts["embedding"], counts["total"]], line

@@ -21,12 +21,16 @@ def pretrain(**flags) -> None:
     Multi-GPU, FSDP and DeepSpeed come from `accelerate config` + `accelerate launch -m factory pretrain ...`.
     --layers/--hidden/--heads/--ffn train a shape between the presets (the generator keeps half the depth);
     it is recorded as preset "custom" with its base preset, in the manifests and config.json.
+    --init-from continues a published (or earlier) model instead, a folder or a Hub id: its config, weights, RTD
+    head and spm.model, and the generator published beside it (or --init-generator, or one derived from it);
+    docs/derive.md#continued-pre-training.
 
     \b
     Examples:
       factory pretrain --preset base --vocab-size 128k --dry-run --out runs/base
       factory pretrain --vocab v/ --shards s/ --preset xsmall --batch 256 --max-steps 100000 --out runs/xs
       factory pretrain --preset debug --layers 4 --hidden 128 --heads 4 --vocab-size 16k --dry-run --out r/
+      factory pretrain --init-from microsoft/deberta-v3-xsmall --shards s/ --update-order official --out runs/xs
       accelerate launch -m factory pretrain --vocab v/ --shards s/ --preset base --out runs/base --resume auto
     """
     from factory.pretrain import dry_run_lines, run_pretrain

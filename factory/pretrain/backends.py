@@ -57,13 +57,19 @@ def make_accelerator(args: PretrainConfig, plan: Plan, mixed_precision: str, pro
     )
 
 
-def prepare_backend(accelerator, model: RTDModel, plan: Plan) -> None:
+def prepare_backend(accelerator, model: RTDModel, plan: Plan, update_order: str = "joint") -> None:
     """Before `accelerator.prepare`: FSDP's wrap policy, DeepSpeed's sizes; refuse what a backend cannot
     train exactly. Also (re)states the accumulation count, which `make_plan` may have changed for the
     processes Accelerate found."""
     from accelerate.utils import DistributedType
 
     accelerator.gradient_accumulation_steps = plan.accumulation
+    if update_order == "official" and accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise ConfigError(
+            f"--update-order official keeps two optimizers (one per network), and Accelerate's "
+            f"{accelerator.distributed_type.value} checkpoints hold one optimizer per model; use DDP, or "
+            "--update-order joint (with GDES the two orders differ only in the E_G the discriminator reads)"
+        )
     if accelerator.distributed_type == DistributedType.FSDP:
         configure_fsdp(accelerator.state.fsdp_plugin)
     elif accelerator.distributed_type == DistributedType.DEEPSPEED:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.config import to_json
+from factory.errors import ManifestError
 from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
 from factory.outputs import staged_output
 from factory.pretrain.loop import hardware
@@ -48,29 +49,36 @@ def export_networks(run: Run, figures: dict[str, Any]) -> None:
 
 
 def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
-    """Languages (from the vocabulary's manifest) and corpus sources (from the shards'), for the model card."""
+    """Languages (from the vocabulary's manifest) and corpus sources (from the shards'), for the model card. With
+    --init-from the vocabulary is the model's folder, whose manifest (if any) is pre-training's: the languages are
+    then the starting model's and the shards' (docs/derive.md#continued-pre-training)."""
     out: dict[str, Any] = {}
-    languages = vocabulary_languages(vocab)
-    if languages:
-        out["languages"] = languages
+    try:
+        vocab_manifest = find_manifest(vocab, VocabManifest)  # None: a vocabulary made without `factory vocab`
+    except ManifestError:  # a model folder's manifest (--init-from): not a vocabulary's
+        vocab_manifest = None
     shards_manifest = find_manifest(shards, ShardsManifest) if shards is not None else None
+    if vocab_manifest is not None and vocab_manifest.languages:
+        out["languages"] = list(vocab_manifest.languages)
+    else:
+        model = _model_languages(vocab)
+        trained = [lang for lang in (shards_manifest.per_language if shards_manifest else {}) if lang != "und"]
+        if model or trained:
+            out["languages"] = list(dict.fromkeys([*model, *trained]))
     if shards_manifest is not None and shards_manifest.corpus:
         out["corpus"] = list(shards_manifest.corpus)
     return out
 
 
-def vocabulary_languages(vocab: Path) -> list[str]:
-    """The languages of the vocabulary folder: `factory vocab`'s, or those of a trimmed or transplanted model (a
-    model folder serves as --vocab with --init-from); none for a folder whose manifest says nothing about them."""
-    from factory.manifest import ManifestError, TransplantManifest, TrimManifest
+def _model_languages(folder: Path) -> list[str]:
+    """The languages a model folder's config.json records (`factory.languages`), if any."""
+    import json
 
     try:
-        found = find_manifest(vocab, (VocabManifest, TrimManifest, TransplantManifest, PretrainManifest))
-    except ManifestError:  # another step's or version's manifest: provenance is optional, the run is done
+        value = (json.loads((folder / "config.json").read_text()).get("factory") or {}).get("languages")
+    except (OSError, ValueError):
         return []
-    if isinstance(found, TransplantManifest):
-        return list((found.vocab_manifest or {}).get("languages") or [])
-    return list(getattr(found, "languages", None) or [])
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:

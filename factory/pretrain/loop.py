@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,7 @@ def setup(args: PretrainConfig) -> Run:
         from factory.pretrain.start import open_start
 
         start = open_start(args).record(emd=bool(model.generator.config.emd))
-    prepare_backend(accelerator, model, plan)  # FSDP's wrap policy, DeepSpeed's sizes, or a one-line refusal
+    prepare_backend(accelerator, model, plan, args.update_order)  # FSDP, DeepSpeed: their settings, or a refusal
     out.mkdir(parents=True, exist_ok=True)
     fused = accelerator.device.type == "cuda"
     model = model.to(accelerator.device)
@@ -302,8 +303,10 @@ def finish_step(run: Run, step: int, stats, steps, schedules=None) -> dict[str, 
         if schedule is not None:
             schedule.step()
         optimizer.zero_grad(set_to_none=True)
-    for schedule in schedules or []:
-        schedule.step()
+    for schedule in schedules or []:  # a network that waits (generator-only steps): its schedule moves on
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+            schedule.step()
     return values
 
 

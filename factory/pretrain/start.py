@@ -127,13 +127,16 @@ def base_model(source: ResolvedModel) -> dict[str, Any] | None:
 
 # ---- the configs: every check before anything is written ------------------------------------------
 def open_start(args: PretrainConfig) -> Start:
-    """Resolve --init-from (and --init-generator, --vocab) and check that they fit; configs only."""
+    """Resolve --init-from (and --init-generator, --vocab) and check that they fit; configs only. Cached: a run
+    plans several times, and a Hub id is resolved once (the cache folder is part of the key)."""
+    from huggingface_hub import constants
+
     return _open_start(args.init_from, args.init_generator, str(args.vocab) if args.vocab else None,
-                       args.generator_rule)  # fmt: skip
+                       args.generator_rule, str(constants.HF_HUB_CACHE))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=8)
-def _open_start(init_from: str, init_generator: str | None, vocab: str | None, rule: str) -> Start:
+def _open_start(init_from: str, init_generator: str | None, vocab: str | None, rule: str, _cache: str) -> Start:
     from factory.export import GENERATOR_CONFIG, read_config
     from factory.source import resolve_model
 
