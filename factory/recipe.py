@@ -185,7 +185,7 @@ class _Planner:
         if "shards" in sec:
             fixed = {"vocab": vocab_dir or init_from, "out": shards_dir, "force": True}
             config = self.config(ShardsConfig, self.layers("shards", sec["shards"], corpus=True), fixed)
-            tokenizer_step = derived.name if vocab_dir == derived_out else "vocab"
+            tokenizer_step = derived.name if derived is not None and vocab_dir == derived_out else "vocab"
             plan.append(Step("shards", "shards", config, shards_dir, reads=[tokenizer_step]))
         if "pretrain" in sec:
             fixed = {"vocab": vocab_dir, "shards": shards_dir, "out": pretrain_dir, "resume": "auto", "force": False,
