@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from factory.card_derived import base_pretraining, base_pretraining_note, derivation_phrase, derivation_section
 from factory.card_results import (
     find_results,
     model_index,
@@ -22,10 +23,21 @@ from factory.card_results import (
     retrieval_section,
     suite_section,
 )
-from factory.manifest import InitManifest, PretrainManifest, SamplingPhase, VocabManifest, find_manifest
+from factory.manifest import (
+    DerivedManifest,
+    InitManifest,
+    PretrainManifest,
+    SamplingPhase,
+    TransplantManifest,
+    TrimManifest,
+    VocabManifest,
+    find_manifest,
+    parse_manifest,
+)
 
 GENERATOR_DIR = "generator"
-MODEL_MANIFESTS = (PretrainManifest, InitManifest)  # what a model folder's factory.json can be
+# what a model folder's factory.json can be
+MODEL_MANIFESTS = (PretrainManifest, InitManifest, TrimManifest, TransplantManifest)
 
 # Language names for the card's prose; codes not listed are printed as they are.
 LANGUAGE_NAMES = {
@@ -86,6 +98,7 @@ class Facts:
     license: str = "mit"
     revision: str | None = None
     generator: GeneratorFacts | None = None
+    derived: DerivedManifest | None = None  # `factory trim` / `factory transplant`'s, when they wrote the folder
 
     @property
     def name(self) -> str:
@@ -148,7 +161,7 @@ def collect_facts(
         license=license,
         revision=revision,
     )
-    facts.pretrain, facts.vocab = _manifests(model_dir, tokenizer_dir or model_dir)
+    facts.pretrain, facts.vocab, facts.derived = _manifests(model_dir, tokenizer_dir or model_dir)
     facts.languages = list(languages) or _languages(facts)
     facts.datasets = list(datasets) or _datasets(facts)
     if generator_dir is not None:
@@ -159,14 +172,21 @@ def collect_facts(
     return facts
 
 
-def _manifests(model_dir: Path, tokenizer_dir: Path) -> tuple[PretrainManifest | None, VocabManifest | None]:
-    """Pre-training's manifest from the model folder (`factory init`'s says nothing for the card) and the
-    vocabulary's from the tokenizer folder; a folder without factory.json has none."""
+def _manifests(
+    model_dir: Path, tokenizer_dir: Path
+) -> tuple[PretrainManifest | None, VocabManifest | None, DerivedManifest | None]:
+    """Pre-training's manifest from the model folder (`factory init`'s says nothing for the card; a derived
+    model's carries its base's), the vocabulary's from the tokenizer folder, and trim's or transplant's; a folder
+    without factory.json has none."""
     model = find_manifest(model_dir, MODEL_MANIFESTS)
     tokenizer = find_manifest(tokenizer_dir, (VocabManifest, *MODEL_MANIFESTS)) if tokenizer_dir != model_dir else None
+    derived = model if isinstance(model, DerivedManifest) else None
+    if derived is not None and derived.base_manifest is not None:  # how the base's weights were pre-trained
+        model = parse_manifest(derived.base_manifest, PretrainManifest)
     return (
         model if isinstance(model, PretrainManifest) else None,
         tokenizer if isinstance(tokenizer, VocabManifest) else None,
+        derived,
     )
 
 
@@ -216,6 +236,7 @@ def build_card(facts: Facts):
     )
     sections = [
         _intro(facts),
+        derivation_section(facts.derived, LANGUAGE_NAMES),
         _architecture(facts),
         _training_data(facts),
         _pretraining(facts),
@@ -244,7 +265,7 @@ def _derived_from(facts: Facts) -> str:
     """The intro's sentence on what the model was derived from and how much it was continued."""
     base = base_model(facts)
     init = facts.pretrain.init_from if facts.pretrain else None
-    if base is None and init is None:
+    if (base is None and init is None) or (facts.derived is not None and init is None):  # trim/transplant: said above
         return ""
     if base is not None:
         rev = f" (revision `{base['revision'][:12]}`)" if base.get("revision") else ""
@@ -306,7 +327,7 @@ def _intro(facts: Facts) -> str:
     what += f" for {langs}" if langs else ""
     return (
         f"# {facts.name}\n\n"
-        f"{facts.name} is {what}{_how_trained(facts)}.{_derived_from(facts)} It has "
+        f"{facts.name} is {what}{derivation_phrase(facts.derived)}{_how_trained(facts)}.{_derived_from(facts)} It has "
         f"{_plural(cfg['num_hidden_layers'], 'layer')} and a hidden size of {cfg['hidden_size']}: "
         f"{_millions(facts.counts['backbone'])} backbone parameters and {_millions(facts.counts['embedding'])} "
         "in the embedding layer.\n\n"
@@ -404,6 +425,8 @@ PRETRAIN_ROWS: list[tuple[str, Callable[[PretrainManifest], Any], str]] = [
 
 
 def _pretraining(facts: Facts) -> str:
+    if facts.pretrain is None and facts.derived is not None:
+        return base_pretraining(facts.derived)
     if facts.pretrain is None:
         return (
             "## Pre-training\n\nNo pre-training manifest (factory.json) was found beside the weights, so the "
@@ -414,7 +437,8 @@ def _pretraining(facts: Facts) -> str:
         value = figure(facts.pretrain)
         if value is not None:
             rows.append(f"| {label} | {_duration(value) if fmt == 'time' else fmt.format(value)} |")
-    return "## Pre-training\n\n| Setting | Value |\n|---|---|\n" + "\n".join(rows)
+    note = base_pretraining_note(facts.derived)  # a trimmed or transplanted model: the base's run
+    return f"## Pre-training\n\n{note}| Setting | Value |\n|---|---|\n" + "\n".join(rows)
 
 
 def _duration(seconds: float) -> str:

@@ -26,6 +26,8 @@ COMMANDS = {
     "shards": "factory.commands.shards:shards",
     "pretrain": "factory.commands.pretrain:pretrain",
     "vocab": "factory.commands.vocab:vocab",
+    "trim": "factory.commands.derive:trim",
+    "transplant": "factory.commands.derive:transplant",
     "eval": "factory.commands.evaluate:eval_group",
     "publish": "factory.commands.publish:publish",
     "run": "factory.commands.run:run",

@@ -389,6 +389,59 @@ class InitConfig(ShapeOptions):
         return super().problems() + ([] if self.vocab else size_problems("--vocab-size", self.vocab_size))
 
 
+# ---- trim / transplant ---------------------------------------------------------------------------
+_SOURCE_HELP = ("The model: a folder (factory's export, a published repository's files, a save_pretrained "
+                "folder) or a Hub id org/name[@revision].")  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrimConfig:
+    """`factory trim SRC`: a multilingual model cut down to the pieces its languages use (factory/derive/trim.py)."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    source: str = option(help=_SOURCE_HELP, cli=False)
+    langs: list[str] = option([], "Languages to keep, comma-separated (pt, or en,pt).", flags=("--langs", "--lang"),
+                              aliases=("languages",))  # fmt: skip
+    corpus: list[str] = option([], "Text of each language: LANG=FILE, LANG=FOLDER or LANG=hf:NAME[:CONFIG] "
+                               "(a bare source belongs to the only language); repeatable.", repeat=True,
+                               metavar="LANG=SOURCE")  # fmt: skip
+    size: int | None = option(None, "Pieces to keep, specials included (a count: 64k, 32000): the most used ones.",
+                              low=1)  # fmt: skip
+    min_count: int | None = option(None, "Keep every piece the corpus uses at least this often [default: 1, "
+                                   "without --size].", low=1)  # fmt: skip
+    max_docs: int = option(100_000, "Documents read per language.", low=1)
+    text_field: str = option("text", "Field/column of .jsonl/.parquet/hf: sources.")
+    out: Path = option(help="Folder to write (the same files as the source, with fewer pieces).")
+    force: bool = option(False, _FORCE_HELP, secondary=False)
+
+    def problems(self) -> list[str]:
+        problems = [] if self.langs else ["--langs is required: the language(s) to keep, e.g. --langs pt"]
+        if self.size is not None and self.min_count is not None:
+            problems.append("give --size or --min-count, not both")
+        return problems
+
+
+TRANSPLANT_INITS = ("mean", "random")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransplantConfig:
+    """`factory transplant SRC --vocab V`: a model moved onto another vocabulary (factory/derive/transplant.py)."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    source: str = option(help=_SOURCE_HELP, cli=False)
+    vocab: str = option(help="The new vocabulary: a folder with spm.model (e.g. one `factory vocab` wrote), or a "
+                        "model (folder or Hub id) whose tokenizer to take.")  # fmt: skip
+    init: str = option("mean", "Rows of the new pieces: mean (of the rows of the piece's pieces under the old "
+                       "tokenizer: FVT) or random (the baseline).", choices=TRANSPLANT_INITS)  # fmt: skip
+    seed: int = option(0, "Seed of --init random.")
+    layout: str = option("official", _LAYOUT_HELP, choices=LAYOUTS)
+    out: Path = option(help="Folder to write (the same files as the source, on the new vocabulary).")
+    force: bool = option(False, _FORCE_HELP, secondary=False)
+
+
 # ---- eval ----------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class FinetuneSettings:

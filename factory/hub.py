@@ -238,17 +238,21 @@ def as_factory_folder(model_dir: Path, work: Path, generator: bool = False) -> P
     """The model (or the published generator beside it) as factory writes a model: config.json with every key,
     model.safetensors (no GDES `_weight`, no untrained head), tokenizer files; in `work`, never in the source."""
     from factory.export import load_model, save_model
+    from factory.manifest import MANIFEST
     from factory.tokenizer import copy_tokenizer_files
 
     out = work / ("generator" if generator else "model")
     save_model(load_model(model_dir, generator=generator), out)
     copy_tokenizer_files(model_dir, out)
+    if (model_dir / MANIFEST).is_file():  # e.g. `factory trim`'s, which the card reads
+        shutil.copy2(model_dir / MANIFEST, out / MANIFEST)
     return out
 
 
 def resolve_inputs(config: PublishConfig, work: Path) -> tuple[Path, Path | None, Path | None]:
-    """DIR, --generator and --tokenizer as folders (each may be a Hub id, factory/source.py); a published layout is
-    rewritten into `work` (its generator files become --generator when none is given)."""
+    """DIR, --generator and --tokenizer as folders (each may be a Hub id, factory/source.py); without --generator,
+    DIR's `generator/` is the generator; a published layout is rewritten into `work` (its generator files become
+    --generator when none is given)."""
     from factory.export import has_published_generator
     from factory.source import resolve_model
 
@@ -256,7 +260,9 @@ def resolve_inputs(config: PublishConfig, work: Path) -> tuple[Path, Path | None
     check_model_folder(model_dir)
     generator_dir = resolve_model(config.generator, parts=("model", "generator")).path if config.generator else None
     tokenizer_dir = resolve_model(config.tokenizer, parts=("tokenizer",)).path if config.tokenizer else None
-    if generator_dir is None and published_layout(model_dir) and has_published_generator(model_dir):
+    if generator_dir is None and (model_dir / GENERATOR_DIR / "config.json").is_file():  # trim's, a published repo
+        generator_dir = model_dir / GENERATOR_DIR
+    elif generator_dir is None and published_layout(model_dir) and has_published_generator(model_dir):
         generator_dir = as_factory_folder(model_dir, work, generator=True)
     elif generator_dir is not None and has_published_generator(generator_dir) and published_layout(generator_dir):
         generator_dir = as_factory_folder(generator_dir, work, generator=True)

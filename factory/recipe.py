@@ -32,7 +32,7 @@ from factory.resources import find
 
 log = logging.getLogger(__name__)
 
-STEPS = ("vocab", "shards", "pretrain", "eval", "publish")
+STEPS = ("vocab", "trim", "transplant", "shards", "pretrain", "eval", "publish")
 TOP_KEYS = {"name", "description", "run_dir", "corpus", "steps", "card"}
 
 
@@ -48,6 +48,7 @@ class Step:
 
     def command_line(self) -> str:
         positional = [str(self.config.model_dir)] if self.name == "publish" else []
+        positional = [self.config.source] if self.name in ("trim", "transplant") else positional
         return " ".join(["factory", self.command, *positional, *command_line(self.config)])
 
 
@@ -182,16 +183,27 @@ class _Planner:
             layers = with_spec(self.layers("vocab", sec["vocab"], corpus=True))
             config = self.config(VocabConfig, layers, {"out": vocab_dir, "force": True})
             plan.append(Step("vocab", "vocab", config, vocab_dir))
+        derived = self._derive(plan, vocab_dir)
+        if derived is not None and "pretrain" not in sec:  # the derived model is the one evaluated and published
+            model_dir = derived.out
+        derived_out = derived.out if derived is not None else None
+        if derived is not None and "vocab" not in sec:  # the derived model's tokenizer cuts the shards
+            vocab_dir = derived_out
         if "shards" in sec:
             fixed = {"vocab": vocab_dir or init_from, "out": shards_dir, "force": True}
             config = self.config(ShardsConfig, self.layers("shards", sec["shards"], corpus=True), fixed)
-            plan.append(Step("shards", "shards", config, shards_dir, reads=["vocab"]))
+            tokenizer_step = derived.name if derived is not None and vocab_dir == derived_out else "vocab"
+            plan.append(Step("shards", "shards", config, shards_dir, reads=[tokenizer_step]))
         if "pretrain" in sec:
             fixed = {"vocab": vocab_dir, "shards": shards_dir, "out": pretrain_dir, "resume": "auto", "force": False,
                      "corpus": [], "dry_run": False}  # fmt: skip
-            config = self.config(PretrainConfig, self.layers("pretrain", sec["pretrain"], paths=False), fixed)
             reads = ["vocab", "shards"] if vocab_dir else ["shards"]
+            if derived is not None:  # continue the trimmed or transplanted model
+                fixed["init_from"] = str(derived.out)
+                reads = [derived.name, "shards", *(["vocab"] if "vocab" in sec else [])]
+            config = self.config(PretrainConfig, self.layers("pretrain", sec["pretrain"], paths=False), fixed)
             plan.append(Step("pretrain", "pretrain", config, pretrain_dir, reads=reads))
+        model_step = "pretrain" if "pretrain" in sec or derived is None else derived.name
         evals = []
         for suite, section in (sec.get("eval") or {}).items():
             out = run_dir / "eval" / suite
@@ -200,21 +212,42 @@ class _Planner:
             config = self.config(kind, self.layers(f"eval.{suite}", dict(section or {})), fixed)
             if config is not None and kind is EvalConfig:
                 self._check_suite(suite, config)
-            evals.append(Step(f"eval.{suite}", f"eval {suite}", config, out, reads=["pretrain"]))
+            evals.append(Step(f"eval.{suite}", f"eval {suite}", config, out, reads=[model_step]))
         plan += evals
         if "publish" in sec:
             fixed = {
                 "model_dir": model_dir,
-                "generator": pretrain_dir / "generator",
+                "generator": pretrain_dir / "generator" if model_step == "pretrain" else None,  # else DIR's own
                 "staging": run_dir / "hub",
                 "results": [s.out / "results.json" for s in evals],
                 "dry_run": not publish,
                 "tokenizer": None,
             }
             config = self.config(PublishConfig, self.layers("publish", sec["publish"], paths=False), fixed)
-            reads = ["pretrain", *[s.name for s in evals]]
+            reads = [model_step, *[s.name for s in evals]]
             plan.append(Step("publish", "publish", config, run_dir / "hub", reads=reads))  # fmt: skip
         return plan
+
+    def _derive(self, plan: list[Step], vocab_dir: Path) -> Step | None:
+        """steps.trim or steps.transplant (one of them): a model derived from a published one, into run_dir/trim or
+        run_dir/transplant; transplant takes the recipe's vocabulary when it builds one."""
+        from factory.configs import TransplantConfig, TrimConfig
+
+        sec = self.sections
+        if "trim" in sec and "transplant" in sec:
+            self.problems.append("steps.trim and steps.transplant: a recipe derives its model one way; keep one")
+        if "trim" in sec:
+            out = self.run_dir / "trim"
+            config = self.config(TrimConfig, self.layers("trim", sec["trim"], corpus=True), {"out": out, "force": True})
+            plan.append(Step("trim", "trim", config, out))
+        elif "transplant" in sec:
+            out = self.run_dir / "transplant"
+            fixed = {"out": out, "force": True, **({"vocab": str(vocab_dir)} if "vocab" in sec else {})}
+            config = self.config(TransplantConfig, self.layers("transplant", sec["transplant"]), fixed)
+            plan.append(Step("transplant", "transplant", config, out, reads=["vocab"] if "vocab" in sec else []))
+        else:
+            return None
+        return plan[-1]
 
     def _check_suite(self, suite: str, config) -> None:
         """The suite exists and the recipe's `set:` names its settings (found now, not when the step starts)."""
@@ -288,6 +321,14 @@ def run_step(step: Step) -> None:
         from factory.pretrain import run_pretrain
 
         run_pretrain(step.config)
+    elif step.name == "trim":
+        from factory.derive.trim import trim
+
+        trim(step.config)
+    elif step.name == "transplant":
+        from factory.derive.transplant import transplant
+
+        transplant(step.config)
     elif step.name == "eval.retrieval":
         from factory.evaluate.retrieval import run
 
@@ -335,6 +376,11 @@ def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:
     pretrain = next((s for s in plan if s.name == "pretrain"), None)
     if pretrain is None:
         return lines
+    derived = next((s for s in plan if s.name in ("trim", "transplant")), None)
+    if derived is not None and not (derived.out / "config.json").is_file():
+        return [*lines, "", f"pre-training plan: after the {derived.name} step has written {derived.out} (the model's "
+                "shape and vocabulary come from it); run the recipe up to there, or `factory pretrain --init-from "
+                f"{derived.out} --dry-run`"]  # fmt: skip
     from factory.presets import VocabSize, count_parameters, shape_of
     from factory.pretrain import count_rtd_parameters, dry_run_lines
 

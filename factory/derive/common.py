@@ -1,0 +1,103 @@
+"""What trim and transplant share: opening the source model, the sizes before and after, writing the result."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from factory.derive.networks import ModelFiles, read_model_files, write_model_files
+from factory.manifest import MANIFEST, DerivedManifest, ModelSource, write_manifest
+from factory.source import ResolvedModel
+
+
+@dataclass
+class Source:
+    """The model a derivation starts from: where it came from (a folder, or a Hub id at a commit) and its files."""
+
+    resolved: ResolvedModel
+    files: ModelFiles
+
+    def provenance(self) -> dict[str, Any]:
+        """The manifest's `base` and `base_manifest` (the source's own factory.json, as it was)."""
+        base = read_json(self.files.root / self.files.model.folder / MANIFEST)
+        return {"base": ModelSource(**self.resolved.describe()), "base_manifest": base}
+
+    def config_keys(self) -> dict[str, Any]:
+        """config.json's `factory.base_model` for a Hub base (the card's model tree and a later --init-from read
+        it); a local base's own record, if it has one, stays in the config as it was."""
+        if not self.resolved.is_hub:
+            return {}
+        return {"base_model": {"repo_id": self.resolved.repo_id, "revision": self.resolved.revision}}
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file kept as provenance (a source's factory.json), or None when there is none or it is unreadable."""
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def open_source(name: str) -> Source:
+    """A model folder (any layout factory/derive/networks.py reads) or a Hub id `org/name[@revision]` (its files,
+    the published generator included, from the Hugging Face cache or the Hub: factory/source.py)."""
+    from factory.source import resolve_model
+
+    resolved = resolve_model(name, parts=("model", "generator"))
+    return Source(resolved, read_model_files(resolved.path))
+
+
+def layout_keys(pieces: int, rows: int) -> dict[str, Any]:
+    """config.json's `factory` keys for a model of `pieces` pieces ([MASK] = pieces) and `rows` embedding rows."""
+    from factory.presets import VocabSize
+
+    layout = "official" if VocabSize.from_pieces(pieces).rows == rows else "custom"
+    return {"vocab_pieces": pieces, "mask_token_id": pieces, "embedding_layout": layout}
+
+
+def sizes(files: ModelFiles, rows: int) -> dict[str, Any]:
+    """The model's parameters (bare encoder, as `factory presets` counts them) and rows, before and after."""
+    from factory.model.config import ModelConfig
+    from factory.presets import count_parameters
+
+    config = ModelConfig.from_hf(files.model.config)
+    return {
+        "rows_before": config.vocab_size,
+        "rows_after": rows,
+        "parameters_before": count_parameters(config),
+        "parameters_after": count_parameters(config.replace(vocab_size=rows)),
+    }
+
+
+def write_derived(
+    out: Path,
+    force: bool,
+    files: ModelFiles,
+    spm_model: bytes,
+    new_rows: Callable[[str, torch.Tensor], torch.Tensor],
+    rows: int,
+    keys: dict[str, Any],
+    manifest: DerivedManifest,
+    started: float,
+) -> None:
+    """Write the derived model into `out`, whole or not at all: every network at its place (new rows, new
+    config), the tokenizer (spm.model + the HF files) at the top and beside every network, and the manifest
+    (with the seconds it took) at the top and in every network's folder."""
+    from factory.outputs import staged_output
+    from factory.vocab import write_hf_files
+
+    with staged_output(out, force) as tmp:
+        folders = write_model_files(files, tmp, new_rows, rows, keys)
+        for folder in dict.fromkeys([tmp, *folders]):
+            (folder / "spm.model").write_bytes(spm_model)
+            write_hf_files(folder)
+        manifest.seconds = round(time.perf_counter() - started, 3)
+        for folder in dict.fromkeys([tmp, *folders]):
+            write_manifest(folder, manifest)
