@@ -366,8 +366,10 @@ def test_an_out_inside_the_corpus_folder(tiny_vocab, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "en.txt").write_text((DEMO / "corpus" / "en.txt").read_text())
+    model = model_folder(tmp_path / "m", tokenizer=tiny_vocab)
     for command in (["vocab", "--lang", "en", "--size", "1000", "--corpus", corpus, "--out", corpus / "v"],
-                    ["shards", "--vocab", tiny_vocab, "--corpus", f"en={corpus}", "--out", corpus / "s"]):  # fmt: skip
+                    ["shards", "--vocab", tiny_vocab, "--corpus", f"en={corpus}", "--out", corpus / "s"],
+                    ["trim", model, "--langs", "en", "--corpus", f"en={corpus}", "--out", corpus / "t"]):  # fmt: skip
         one_error_line(command, "is inside the corpus", out=corpus / command[-1].name)
     line = one_error_line(["vocab", "--lang", "en", "--size", "1000", "--corpus", corpus / "en.txt", "--out", corpus,
                            "--force"])  # fmt: skip

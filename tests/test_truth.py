@@ -64,6 +64,9 @@ def test_a_folder_being_written_is_refused_by_every_long_step(tiny_vocab, shards
         pretrain_args(tiny_vocab, shards, out, "--max-steps", "1"),
         ["shards", "--vocab", tiny_vocab, "--corpus", DEMO / "corpus" / "en.txt", "--out", out],
         ["vocab", "--lang", "en", "--size", "1000", "--corpus", DEMO / "corpus" / "en.txt", "--out", out],
+        ["trim", model_folder(tmp_path / "t", tokenizer=tiny_vocab), "--langs", "en", "--corpus",
+         DEMO / "corpus" / "en.txt", "--out", out],
+        ["transplant", tmp_path / "t", "--vocab", tiny_vocab, "--out", out],
     ]
     with output_lock(out):
         for command in commands:

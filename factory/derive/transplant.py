@@ -107,6 +107,15 @@ def new_rows_maker(plan: RowPlan, init: str, seed: int, std: float, hidden: int)
 
 
 def transplant(config: TransplantConfig) -> TransplantManifest:
+    """One transplant per --out at a time (its lock: a second process stops at once with one line)."""
+    from factory.outputs import check_target, output_lock
+
+    check_target(config.out)
+    with output_lock(config.out):
+        return _transplant(config)
+
+
+def _transplant(config: TransplantConfig) -> TransplantManifest:
     """Move `config.source` onto `config.vocab` into `config.out` (written whole or not at all)."""
     from factory.config import to_json
     from factory.derive.common import layout_keys, open_source, read_json, sizes, write_derived

@@ -214,11 +214,21 @@ def fertility(sp, texts: list[str]) -> float:
 
 # ---- the whole step -----------------------------------------------------------------------------
 def trim(config: TrimConfig) -> TrimManifest:
+    """One trim per --out at a time (its lock: a second process stops at once with one line)."""
+    from factory.outputs import check_target, output_lock
+
+    check_target(config.out)
+    with output_lock(config.out):
+        return _trim(config)
+
+
+def _trim(config: TrimConfig) -> TrimManifest:
     """Trim `config.source` to `config.langs` into `config.out` (written whole or not at all); returns the
     manifest written there, with the report's figures."""
     import sentencepiece as spm
 
     from factory.config import to_json
+    from factory.corpus import check_apart
     from factory.derive.common import layout_keys, open_source, sizes, write_derived
     from factory.outputs import check_output
     from factory.spm_model import SpmModel
@@ -227,6 +237,7 @@ def trim(config: TrimConfig) -> TrimManifest:
     started = time.perf_counter()
     check_output(config.out, config.force)
     sources = language_sources(config)  # a language without text is refused before anything slow
+    check_apart(config.out, [source for found in sources.values() for source in found])  # not inside the corpus
     source = open_source(config.source)
     files = source.files
     tokenizer = Tokenizer.from_folder(files.tokenizer)
