@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import model_folder, one_error_line, word_shards
-from test_pretrain import LOSSES, assert_same_weights, env, free_port, log
 from test_pretrain import args as pretrain_args
+from test_pretrain import assert_same_run, assert_same_weights, env, free_port, log
 
 from factory.cli import cli
 
@@ -124,13 +124,7 @@ def test_kills_inside_the_log_a_checkpoint_and_the_pruning_resume_to_the_straigh
     done = subprocess.run([sys.executable, "-m", "factory", *map(str, resume)], env=env(), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    a, b = log(straight), log(out)
-    assert [r["step"] for r in b] == list(range(1, 11))
-    for ra, rb in zip(a, b, strict=True):
-        for key in LOSSES:
-            assert abs(ra[key] - rb[key]) <= 1e-6, (ra["step"], key)
-    last = "checkpoints/step-00000010/model.safetensors"
-    assert_same_weights(straight / last, out / last, atol=1e-6)
+    assert_same_run(straight, out, 10)
     assert_same_weights(straight / "discriminator/model.safetensors", out / "discriminator/model.safetensors", 1e-6)
 
 

@@ -61,6 +61,17 @@ def assert_same_weights(a: Path, b: Path, atol: float) -> None:
         torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0, msg=name)
 
 
+def assert_same_run(straight: Path, other: Path, steps: int, atol: float = 1e-6) -> None:
+    """`other` logged every step of `straight` with its losses, and ended with its weights (last checkpoint)."""
+    a, b = log(straight), log(other)
+    assert [r["step"] for r in b] == list(range(1, steps + 1))
+    for ra, rb in zip(a, b, strict=True):
+        for key in LOSSES:
+            assert abs(ra[key] - rb[key]) <= atol, (ra["step"], key)
+    last = f"checkpoints/step-{steps:08d}/model.safetensors"
+    assert_same_weights(straight / last, other / last, atol=atol)
+
+
 def env():
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
@@ -145,13 +156,7 @@ def test_resume_after_sigkill_is_exact(tiny_vocab, shards, tmp_path):
     assert not (killed / "discriminator").exists()
     resumed = invoke(args(tiny_vocab, shards, killed, *steps, "--resume", "auto"))
     assert resumed.exit_code == 0, resumed.output
-    a, b = log(straight), log(killed)
-    assert [r["step"] for r in b] == list(range(1, 11))
-    for ra, rb in zip(a, b, strict=True):
-        for key in LOSSES:
-            assert abs(ra[key] - rb[key]) <= 1e-6, (ra["step"], key)
-    last = "checkpoints/step-00000010/model.safetensors"
-    assert_same_weights(straight / last, killed / last, atol=1e-6)
+    assert_same_run(straight, killed, 10)
     assert len(list((killed / "checkpoints").glob("step-*"))) == 2  # --keep 2
 
 
