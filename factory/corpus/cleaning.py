@@ -34,8 +34,13 @@ class Cleaning:
 
 def clean_text(text: str) -> str:
     """NFKC, every run of whitespace one space, none at the ends. `str.split()` splits on exactly the characters
-    `re`'s `\\s` matches (both use `str.isspace`), at a fifth of a regular expression's cost."""
-    return " ".join(unicodedata.normalize("NFKC", text).split())
+    `re`'s `\\s` matches (both use `str.isspace`), at a fifth of a regular expression's cost. Most text needs no
+    change after NFKC: a printable text (no whitespace but the ASCII space, `str.isprintable`) without two
+    spaces in a row or one at an end is returned as it is, which one C scan tells at a fifth of the split's cost."""
+    text = unicodedata.normalize("NFKC", text)
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return " ".join(text.split())
 
 
 def filter_keys(text: str, bits: int) -> tuple[int, int, int]:

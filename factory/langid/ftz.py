@@ -39,7 +39,22 @@ CACHE_TOKENS = 200_000
 HS, SOFTMAX, SUPERVISED = 1, 3, 3  # fastText's loss_name and model_name enums
 # fastText's readWord splits on these bytes and the space only; everything else (no-break space, U+2000..) is
 # part of a token
-_OTHER_SPACES = "\n\r\t\v\f\0"
+_OTHER_SPACES = "\n\r\t\v\f\0"  # (\0 last)
+_SEP = "\0"  # between two texts of a batch, as a token of its own
+_JOIN = f" {_SEP} "
+
+
+def _one_line(text: str) -> str:
+    """A text as fastText reads one line of it: its other whitespace as spaces (so no `\\0` is left), and
+    nothing from a written `</s>` token on (fastText's line ends there)."""
+    for space in _OTHER_SPACES:
+        if space in text:
+            text = text.replace(space, " ")
+    if EOS in text:
+        tokens = text.split(" ")
+        if EOS in tokens:
+            text = " ".join(tokens[: tokens.index(EOS)])
+    return text
 
 
 class _Reader:
@@ -165,7 +180,8 @@ class FastTextModel:
         """Empty the cache of each distinct token's row sum and row count (`_index[token]` is its row in
         `_sums` / `_rows`; "", the gap between two spaces, has none: fastText skips it)."""
         self._index = _Tokens()
-        self._index[""] = 0
+        self._index[""] = 0  # two spaces in a row: fastText skips the gap
+        self._index[_SEP] = 1  # a text's end in a batch (`hidden`): its row is never summed
         self._sums = np.zeros((1024, self.input.shape[1]), dtype=np.float32)
         self._rows = np.zeros(1024, dtype=np.float32)
 
@@ -231,66 +247,68 @@ class FastTextModel:
         return np.where(keys[at] == buckets, self.nwords + values[at], -1)
 
     def hidden(self, texts: list[str]) -> np.ndarray:
-        """(n, dim) float32: each text's mean input row, the text read as one line ending in `</s>`."""
+        """(n, dim) float32: each text's mean input row, the text read as one line ending in `</s>`.
+
+        The whole batch is one string, split and looked up by C loops: the texts joined by a `\\0` token (a
+        text's own `\\0` is a space to fastText, so is rewritten first) that becomes each text's `</s>`."""
+        if not texts:
+            return np.zeros((0, self.input.shape[1]), dtype=np.float32)
         if len(self._index) > CACHE_TOKENS:
             self._forget()  # bounded memory: the frequent tokens come back at once
         index = self._index
         row_of, first = index.__getitem__, len(index)  # a new token gets its row now, its sums in _fill
-        flat: list[int] = []
-        starts = np.empty(len(texts), dtype=np.int64)
         eos = row_of(EOS)
-        for i, text in enumerate(texts):
-            starts[i] = len(flat)
-            for space in _OTHER_SPACES:
-                if space in text:
-                    text = text.replace(space, " ")
-            tokens = text.split(" ")
-            if EOS in text and EOS in tokens:  # fastText's line ends at its end-of-line token, written or not
-                tokens = tokens[: tokens.index(EOS)]
-            flat.extend(map(row_of, tokens))
-            flat.append(eos)
+        joined = _JOIN.join(texts)
+        if joined.count(_SEP) != len(texts) - 1 or any(c in joined for c in _OTHER_SPACES[:-1]) or EOS in joined:
+            joined = _JOIN.join(map(_one_line, texts))
+        ids = np.fromiter(map(row_of, joined.split(" ")), dtype=np.int64)
         if index.new:
             self._fill(index.new, first)
             index.new = []
-        sums, rows = self._sums, self._rows
-        ids = np.fromiter(flat, dtype=np.int64, count=len(flat))
-        total = np.add.reduceat(sums[ids], starts, axis=0)
-        return total / np.add.reduceat(rows[ids], starts)[:, None]
+        ends = np.flatnonzero(ids == index[_SEP])  # each text's end-of-line token, but the last one's
+        ids[ends] = eos
+        ids = np.append(ids, eos)
+        starts = np.concatenate([[0], ends + 1])
+        total = np.add.reduceat(self._sums[ids], starts, axis=0)
+        return total / np.add.reduceat(self._rows[ids], starts)[:, None]
 
     # ---- the output side -----------------------------------------------------------------------------
     def _paths(self, counts: list[int]) -> None:
-        """For the hierarchical softmax: which inner-node scores each label's probability sums (root first)."""
+        """For the hierarchical softmax, the tree level by level from the root: (children, their parents, the
+        score each edge adds: row i of the scores is log(1 - s_i) of inner node i, row inner + i log(s_i))."""
         n = len(counts)
         left, right = _huffman(counts)
-        self._on = np.zeros((2 * (n - 1), n), dtype=np.float32)  # [log(1 - s) of inner i | log(s) of inner i]
-        stack = [(2 * n - 2, [])]
-        while stack:
-            node, path = stack.pop()
-            if left[node] < 0:
-                self._on[path, node] = 1.0
-                continue
-            inner = node - n
-            stack.append((int(left[node]), [*path, inner]))
-            stack.append((int(right[node]), [*path, n - 1 + inner]))
+        self._levels = []
+        frontier = [2 * n - 2]
+        while frontier := [node for node in frontier if left[node] >= 0]:
+            inner = np.array(frontier) - n
+            children = np.concatenate([left[frontier], right[frontier]])
+            parents = np.concatenate([frontier, frontier])
+            self._levels.append((children, parents, np.concatenate([inner, n - 1 + inner])))
+            frontier = children.tolist()
 
     def log_probabilities(self, hidden: np.ndarray) -> np.ndarray:
-        """(n, labels): log P(label | text) as fastText scores it (HierarchicalSoftmaxLoss::dfs or SoftmaxLoss)."""
+        """(n, labels): log P(label | text) as fastText scores it: HierarchicalSoftmaxLoss::dfs's sums of
+        log(sigmoid + 1e-5) from the root down, level by level for the whole batch (or SoftmaxLoss's)."""
         if not self.hs:
             logits = hidden @ self.output.T
             logits = logits - logits.max(axis=1, keepdims=True)
             p = np.exp(logits)
             return np.log(p / p.sum(axis=1, keepdims=True) + 1e-5, dtype=np.float32)
         inner = len(self.labels) - 1
-        s = hidden.astype(np.float32) @ self.output[:inner].T
+        s = self.output[:inner] @ hidden.T.astype(np.float32)  # (inner, n): a row per node, for the gathers
         np.negative(s, out=s)
         with np.errstate(over="ignore"):  # exp(88+) is inf in float32: its sigmoid is 0, as it should be
             np.exp(s, out=s)
         s += 1.0
         np.reciprocal(s, out=s)  # the sigmoid of each inner node's score
-        scores = np.empty((len(s), 2 * inner), dtype=np.float32)
-        np.log(1.0 - s + 1e-5, out=scores[:, :inner])
-        np.log(s + 1e-5, out=scores[:, inner:])
-        return scores @ self._on
+        edges = np.empty((2 * inner, s.shape[1]), dtype=np.float32)
+        np.log(1.0 - s + 1e-5, out=edges[:inner])
+        np.log(s + 1e-5, out=edges[inner:])
+        node = np.zeros((2 * inner + 1, s.shape[1]), dtype=np.float32)  # log P(node), the root's 0
+        for children, parents, edge in self._levels:
+            node[children] = node[parents] + edges[edge]
+        return node[: inner + 1].T
 
     def predict_batch(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """The best label of each text and its probability (fastText's `predict(text + "\\n", k=1)`)."""
