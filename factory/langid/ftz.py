@@ -34,6 +34,7 @@ MAGIC, VERSION = 793712314, 12
 EOS, BOW, EOW, LABEL = "</s>", "<", ">", "__label__"
 _ARGS = ("dim", "ws", "epoch", "min_count", "neg", "word_ngrams", "loss", "model", "bucket", "minn", "maxn",
          "lr_update_rate")  # fmt: skip
+BATCH = 256  # texts a `hidden` call reads at once: ~0.7 MB of token strings and rows for 256 paragraphs
 # the token cache's bound, per process: ~40 MB (a string, a dict slot and 17 floats a token)
 CACHE_TOKENS = 200_000
 HS, SOFTMAX, SUPERVISED = 1, 3, 3  # fastText's loss_name and model_name enums
@@ -167,8 +168,11 @@ class FastTextModel:
         self.words = {w: i for i, w in enumerate(words[: self.nwords])}
         self.labels = tuple(w.removeprefix(LABEL) for w in words[self.nwords :])
         pairs = r.array(np.int32, 2 * prune_size).reshape(-1, 2) if prune_size > 0 else np.zeros((0, 2), np.int32)
-        order = np.argsort(pairs[:, 0])  # the kept n-gram buckets, sorted, and their rows after the words
-        self._kept = None if prune_size < 0 else (pairs[order, 0].astype(np.int64), pairs[order, 1].astype(np.int64))
+        self._kept = None  # bucket -> its row after the words; the dtype's largest value where none is kept
+        if prune_size >= 0:  # one lookup a bucket: 4 MB for lid.176's 2M buckets, 43k of them kept
+            dtype = np.uint16 if prune_size < 2**16 - 1 else np.uint32
+            self._kept = np.full(args["bucket"], np.iinfo(dtype).max, dtype=dtype)
+            self._kept[pairs[:, 0]] = pairs[:, 1]
         self.input = _quantised(r) if r.take("B") else _dense(r)
         self.output = _quantised(r) if r.take("B") else _dense(r)
         self.hs = args["loss"] == HS
@@ -196,6 +200,16 @@ class FastTextModel:
             grow = max(end - len(self._sums), len(self._sums) // 2)
             self._sums = np.concatenate([self._sums, np.zeros((grow, self._sums.shape[1]), np.float32)])
             self._rows = np.concatenate([self._rows, np.zeros(grow, np.float32)])
+        for start in range(0, m, BATCH * 4):  # bounded transients: a part's n-gram rows, ~1.7 MB
+            part = tokens[start : start + BATCH * 4]
+            (
+                self._sums[first + start : first + start + len(part)],
+                self._rows[first + start : first + start + len(part)],
+            ) = self._token_sums(part)
+
+    def _token_sums(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(row sums, row counts) of tokens not in the cache."""
+        m = len(tokens)
         wid = np.fromiter((self.words.get(t, -1) for t in tokens), dtype=np.int64, count=m)
         owner, rows = self._ngram_rows(tokens)
         counted = np.fromiter((t != EOS and not t.startswith(LABEL) for t in tokens), dtype=bool, count=m)
@@ -207,7 +221,7 @@ class FastTextModel:
         count = np.bincount(owner, minlength=m).astype(np.float32)
         label = np.fromiter((t.startswith(LABEL) for t in tokens), dtype=bool, count=m)
         sums[label], count[label] = 0.0, 0.0
-        self._sums[first:end], self._rows[first:end] = sums, count
+        return sums, count
 
     def _ngram_rows(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(owner, row) of every character n-gram of `<token>` (n from minn to maxn, by UTF-8 character,
@@ -239,12 +253,10 @@ class FastTextModel:
 
     def _bucket_rows(self, buckets: np.ndarray) -> np.ndarray:
         """Input rows of n-gram buckets; -1 where the pruned model dropped the bucket."""
-        buckets = buckets.astype(np.int64)
         if self._kept is None:
-            return self.nwords + buckets
-        keys, values = self._kept
-        at = np.minimum(np.searchsorted(keys, buckets), len(keys) - 1)
-        return np.where(keys[at] == buckets, self.nwords + values[at], -1)
+            return self.nwords + buckets.astype(np.int64)
+        row = self._kept[buckets]
+        return np.where(row == np.iinfo(row.dtype).max, -1, self.nwords + row.astype(np.int64))
 
     def hidden(self, texts: list[str]) -> np.ndarray:
         """(n, dim) float32: each text's mean input row, the text read as one line ending in `</s>`.
@@ -311,10 +323,15 @@ class FastTextModel:
         return node[: inner + 1].T
 
     def predict_batch(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
-        """The best label of each text and its probability (fastText's `predict(text + "\\n", k=1)`)."""
+        """The best label of each text and its probability (fastText's `predict(text + "\\n", k=1)`), `BATCH`
+        texts at a time: the token strings, gathered rows and tree scores in memory are one batch's."""
+        best, probs = [], []
+        for i in range(0, len(texts), BATCH):
+            logp = self.log_probabilities(self.hidden(texts[i : i + BATCH]))
+            top = logp.argmax(axis=1)
+            best.append(top)
+            probs.append(np.exp(logp[np.arange(len(top)), top]))
         if not texts:
             return [], np.zeros(0, dtype=np.float32)
-        logp = self.log_probabilities(self.hidden(texts))
-        best = logp.argmax(axis=1)
         labels = self.labels
-        return [labels[i] for i in best.tolist()], np.exp(logp[np.arange(len(texts)), best])
+        return [labels[i] for i in np.concatenate(best).tolist()], np.concatenate(probs)
