@@ -130,6 +130,13 @@ def _huffman(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(left), np.array(right)
 
 
+class _WordIds(dict):
+    """word -> dictionary id, -1 for a word not in it."""
+
+    def __missing__(self, word: str) -> int:
+        return -1
+
+
 class _Tokens(dict):
     """token -> its row in the cache. A token not seen yet gets the next row at once and waits in `new` until
     `FastTextModel._fill` computes the rows of every such token of the batch together."""
@@ -166,6 +173,7 @@ class FastTextModel:
             words.append(word.decode("utf-8", "surrogateescape"))
             counts.append(count)
         self.words = {w: i for i, w in enumerate(words[: self.nwords])}
+        self._word_ids = _WordIds(self.words)
         self.labels = tuple(w.removeprefix(LABEL) for w in words[self.nwords :])
         pairs = r.array(np.int32, 2 * prune_size).reshape(-1, 2) if prune_size > 0 else np.zeros((0, 2), np.int32)
         self._kept = None  # bucket -> its row after the words; the dtype's largest value where none is kept
@@ -210,18 +218,24 @@ class FastTextModel:
     def _token_sums(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(row sums, row counts) of tokens not in the cache."""
         m = len(tokens)
-        wid = np.fromiter((self.words.get(t, -1) for t in tokens), dtype=np.int64, count=m)
+        wid = np.fromiter(map(self._word_ids.__getitem__, tokens), dtype=np.int64, count=m)
         owner, rows = self._ngram_rows(tokens)
-        counted = np.fromiter((t != EOS and not t.startswith(LABEL) for t in tokens), dtype=bool, count=m)
-        keep = counted[owner]
-        owner = np.concatenate([np.flatnonzero(wid >= 0), owner[keep]])
-        rows = np.concatenate([wid[wid >= 0], rows[keep]])
+        special = [i for i, t in enumerate(tokens) if t == EOS or t.startswith(LABEL)] if self._rare(tokens) else []
+        if special:  # `</s>` has no n-grams; a `__label__` token counts nothing at all
+            keep = ~np.isin(owner, special)
+            owner, rows = owner[keep], rows[keep]
+            wid[[i for i in special if tokens[i] != EOS]] = -1
+        owner = np.concatenate([np.flatnonzero(wid >= 0), owner])
+        rows = np.concatenate([wid[wid >= 0], rows])
         sums = np.zeros((m, self.input.shape[1]), dtype=np.float32)
         np.add.at(sums, owner, self.input[rows])
-        count = np.bincount(owner, minlength=m).astype(np.float32)
-        label = np.fromiter((t.startswith(LABEL) for t in tokens), dtype=bool, count=m)
-        sums[label], count[label] = 0.0, 0.0
-        return sums, count
+        return sums, np.bincount(owner, minlength=m).astype(np.float32)
+
+    @staticmethod
+    def _rare(tokens: list[str]) -> bool:
+        """Whether any token may be `</s>` or a label (one C scan of them all)."""
+        joined = " ".join(tokens)
+        return EOS in joined or LABEL in joined
 
     def _ngram_rows(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(owner, row) of every character n-gram of `<token>` (n from minn to maxn, by UTF-8 character,
@@ -242,10 +256,11 @@ class FastTextModel:
                 ok &= (chars != first_of) & (chars + 1 != end_of)
             at = chars[ok]
             begin, stop = starts[at], starts[at + n]
+            size = stop - begin  # bytes: n to 4n
             h = np.full(len(at), 2166136261, dtype=np.uint32)
-            for k in range(int((stop - begin).max(initial=0))):
-                live = np.flatnonzero(stop - begin > k)
-                h[live] = (h[live] ^ signed[begin[live] + k]) * np.uint32(16777619)
+            for k in range(int(size.max(initial=0))):  # FNV-1a, a byte position of every n-gram at a time
+                step = (h ^ signed[np.minimum(begin + k, len(buf) - 1)]) * np.uint32(16777619)
+                h = step if k < n else np.where(size > k, step, h)  # every n-gram has >= n bytes
             row = self._bucket_rows(h % np.uint32(self.bucket))
             owners.append(owner_of[at][row >= 0])
             rows.append(row[row >= 0])
