@@ -71,7 +71,8 @@ class Chunk:
     routed: object  # (k,) int32
     chars: object  # (k,) int32 characters of each routed document
     lengths: object = None  # (k,) int32 tokens of each routed document, its [SEP] included
-    ids: object = None  # (sum lengths,) uint32 each routed document's ids followed by [SEP]
+    ids: object = None  # (sum lengths,) each routed document's ids followed by [SEP]: uint16 for a vocabulary
+    # of at most 65,536 pieces (half the bytes through the workers' pipes), else uint32
     texts: list[str] | None = None
     raw_bytes: int = 0  # UTF-8 bytes of the raw documents (tokens per byte, for estimates)
     worker: int = 0  # the OS thread that did it, a worker process's pid (tests check that several work)
@@ -189,7 +190,7 @@ def _route_all(p: Pipeline, texts: list[str], keyed, declared: str | None, statu
 
 
 def _tokenise(sp, docs: list[str], sep_id: int):
-    """(lengths, flat ids): every document's ids followed by [SEP], one uint32 array for the chunk. One thread
+    """(lengths, flat ids): every document's ids followed by [SEP], one uint16 or uint32 array for the chunk. One thread
     per call (the callers are the parallel part); ids come back as buffers, not lists of ints, so little of
     the call holds the GIL, and one concatenate joins them."""
     import numpy as np
@@ -199,7 +200,8 @@ def _tokenise(sp, docs: list[str], sep_id: int):
     encoded = sp.encode(docs, num_threads=1, return_type="numpy")
     sep = np.array([sep_id], dtype=np.int32)
     lengths = np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded)) + 1
-    return lengths, np.concatenate([part for ids in encoded for part in (ids, sep)]).view(np.uint32)
+    flat = np.concatenate([part for ids in encoded for part in (ids, sep)])
+    return lengths, flat.astype(np.uint16) if sp.get_piece_size() <= 1 << 16 else flat.view(np.uint32)
 
 
 def tokenise_only(p: Pipeline) -> bool:

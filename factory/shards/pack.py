@@ -56,6 +56,7 @@ class Packer:
         np = _np()
         body = self.seq_len - 2
         self.documents += documents
+        flat = np.asarray(flat, dtype=np.uint32)  # the workers send uint16 for a small vocabulary
         stream = np.concatenate([self.leftover, flat]) if len(self.leftover) else flat
         n = len(stream) // body
         self.leftover = stream[n * body :].copy()
