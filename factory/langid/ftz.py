@@ -25,6 +25,7 @@ Only what the language filter needs: supervised models with hierarchical softmax
 
 from __future__ import annotations
 
+import itertools
 import struct
 from pathlib import Path
 
@@ -196,6 +197,22 @@ class FastTextModel:
         self._index[_SEP] = 1  # a text's end in a batch (`hidden`): its row is never summed
         self._sums = np.zeros((1024, self.input.shape[1]), dtype=np.float32)
         self._rows = np.zeros(1024, dtype=np.float32)
+        self._hits = np.zeros(1024, dtype=np.int64)  # how often each cached token was read, halved at each _keep
+
+    def _keep(self) -> None:
+        """The cache past CACHE_TOKENS: keep the half read most often (their counts halved, so that old use
+        fades), drop the rest. Rows are in the order tokens came, which is the dict's order, so the survivors'
+        new rows are their ranks among themselves ("" and the batch separator stay rows 0 and 1)."""
+        n = len(self._index)
+        hits = self._hits[:n].copy()
+        hits[:2] = hits.max(initial=0) + 1
+        keep = np.zeros(n, dtype=bool)
+        keep[np.argsort(-hits, kind="stable")[: CACHE_TOKENS // 2]] = True
+        kept = _Tokens()
+        kept.update(zip(itertools.compress(self._index, keep.tolist()), range(int(keep.sum())), strict=True))
+        self._index = kept
+        self._sums, self._rows = self._sums[:n][keep], self._rows[:n][keep]
+        self._hits = self._hits[:n][keep] // 2
 
     # ---- the input side: each token's rows -----------------------------------------------------------
     def _fill(self, tokens: list[str], first: int) -> None:
@@ -208,6 +225,7 @@ class FastTextModel:
             grow = max(end - len(self._sums), len(self._sums) // 2)
             self._sums = np.concatenate([self._sums, np.zeros((grow, self._sums.shape[1]), np.float32)])
             self._rows = np.concatenate([self._rows, np.zeros(grow, np.float32)])
+            self._hits = np.concatenate([self._hits, np.zeros(grow, np.int64)])
         for start in range(0, m, BATCH * 4):  # bounded transients: a part's n-gram rows, ~1.7 MB
             part = tokens[start : start + BATCH * 4]
             (
@@ -281,7 +299,7 @@ class FastTextModel:
         if not texts:
             return np.zeros((0, self.input.shape[1]), dtype=np.float32)
         if len(self._index) > CACHE_TOKENS:
-            self._forget()  # bounded memory: the frequent tokens come back at once
+            self._keep()  # bounded memory
         index = self._index
         row_of, first = index.__getitem__, len(index)  # a new token gets its row now, its sums in _fill
         eos = row_of(EOS)
@@ -295,6 +313,7 @@ class FastTextModel:
         ends = np.flatnonzero(ids == index[_SEP])  # each text's end-of-line token, but the last one's
         ids[ends] = eos
         ids = np.append(ids, eos)
+        np.add.at(self._hits, ids, 1)
         starts = np.concatenate([[0], ends + 1])
         total = np.add.reduceat(self._sums[ids], starts, axis=0)
         return total / np.add.reduceat(self._rows[ids], starts)[:, None]
