@@ -181,6 +181,37 @@ def test_tokenising_alone_runs_on_threads_and_writes_the_same_bytes(vocab, text,
     assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes() for f in files)
 
 
+def test_ids_cross_the_pipes_narrow_for_a_small_vocabulary_and_pack_the_same():
+    """A worker sends uint16 ids for a vocabulary of at most 65,536 pieces and uint32 above; the packer's rows
+    (uint32) are the same either way, also when a narrow chunk follows a wide leftover."""
+    import numpy as np
+
+    from factory.corpus.pipeline import _tokenise
+    from factory.shards.pack import Packer
+
+    class Pieces:  # sentencepiece's encode(return_type="numpy"), ids from each word, below the vocabulary size
+        def __init__(self, size):
+            self.size = size
+
+        def get_piece_size(self):
+            return self.size
+
+        def encode(self, docs, num_threads, return_type):
+            return [np.array([hash(w) % (self.size - 4) + 4 for w in d.split()], dtype=np.int32) for d in docs]
+
+    docs = [" ".join(f"w{i}x{j}" for j in range(i % 23 + 1)) for i in range(300)]
+    lengths, narrow = _tokenise(Pieces(65536), docs, 2)
+    big_lengths, big = _tokenise(Pieces(250_000), docs, 2)
+    assert narrow.dtype == np.uint16 and big.dtype == np.uint32 and np.array_equal(lengths, big_lengths)
+    assert big.max() >= 65536  # a large vocabulary's ids arrive whole
+    wide = narrow.astype(np.uint32)
+    rows = [Packer(16).add_flat(flat, len(docs)) for flat in (narrow, wide)]
+    assert rows[0].dtype == rows[1].dtype == np.uint32 and np.array_equal(*rows)
+    mixed = Packer(16)
+    halves = np.concatenate([mixed.add_flat(wide[:1001], 1), mixed.add_flat(narrow[1001:], len(docs) - 1)])
+    assert np.array_equal(halves, rows[0])
+
+
 def test_a_streamed_source_uses_several_workers(vocab, tmp_path, monkeypatch):
     """`datasets` streaming of local parquet (the stand-in for the Hub, offline): chunks go to several worker
     processes, and the rows are those of the same files read locally (each stream shard is a unit)."""

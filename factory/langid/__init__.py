@@ -69,7 +69,6 @@ def identifier(name: str):
     raise ValueError(f"unknown language filter {name!r}")
 
 
-
 def preload(name: str) -> None:
     """Read the filter's model and tables into this process (before forking workers, which then share them)."""
     from factory.langid.chinese import script_variants
