@@ -6,16 +6,16 @@ as much as SentencePiece's encode of the whole document, and the call holds the 
 paid for it with ~half its CPU. fastText's answer is a function of the words alone: the hidden vector is the
 mean of the input rows of every token (a word's own row if it is in the dictionary, plus the rows of its
 character n-grams), so each distinct token's row sum is computed once per process and cached; a batch of
-documents is then a gather, a segment sum, one matrix product for the output tree and an argmax.
+documents is then one split, one cache lookup per token, a segment sum, the output tree level by level and an
+argmax.
 
 What it reproduces (fastText 0.9.2, the version fasttext-predict packages; tests/test_langid.py checks the
 probabilities against fasttext-predict's on the project's text): the model file's layout (args, dictionary with
 its pruned n-gram index, the product-quantised input matrix with quantised norms, the dense output matrix);
 `readWord`'s whitespace (space, \\n, \\r, \\t, \\v, \\f, \\0 only: not Python's Unicode whitespace); a token that
 starts with `__label__` is a label and does not count; the end-of-line token `</s>` (a line ends at the first
-one, even one written in the text); character n-grams of
-`<token>` by UTF-8 character, hashed with 32-bit FNV-1a over signed bytes, modulo the bucket count, kept only
-when the pruned index has them; the hierarchical softmax's Huffman tree built from the label counts, and its
+one, even one written in the text); character n-grams of `<token>` by UTF-8 character, hashed with 32-bit
+FNV-1a over signed bytes, modulo the bucket count, kept only when the pruned index has them; the hierarchical softmax's Huffman tree built from the label counts, and its
 scores `log(sigmoid + 1e-5)` summed from the root. Probabilities agree with fastText's to float rounding
 (the sums run in another order); a label is the same unless two are tied to that rounding.
 
@@ -111,8 +111,8 @@ def _dense(r: _Reader) -> np.ndarray:
 
 def _huffman(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """The output tree fastText builds from the label counts (HierarchicalSoftmaxLoss::buildTree): labels are
-    leaves 0..n-1 sorted by count, inner nodes n..2n-2 joined two lightest first (a leaf on a tie with a
-    node), the second child the `1` branch. Returns (left, right) children of each inner node, -1 for leaves."""
+    leaves 0..n-1 sorted by count, inner nodes n..2n-2 joined two lightest first (on a tie the inner node),
+    the second child the `1` branch. Returns (left, right) children of each inner node, -1 for leaves."""
     n = len(counts)
     count = [float(c) for c in counts] + [1e15] * (n - 1)
     left, right = [-1] * (2 * n - 1), [-1] * (2 * n - 1)
