@@ -15,8 +15,9 @@ its pruned n-gram index, the product-quantised input matrix with quantised norms
 `readWord`'s whitespace (space, \\n, \\r, \\t, \\v, \\f, \\0 only: not Python's Unicode whitespace); a token that
 starts with `__label__` is a label and does not count; the end-of-line token `</s>` (a line ends at the first
 one, even one written in the text); character n-grams of `<token>` by UTF-8 character, hashed with 32-bit
-FNV-1a over signed bytes, modulo the bucket count, kept only when the pruned index has them; the hierarchical softmax's Huffman tree built from the label counts, and its
-scores `log(sigmoid + 1e-5)` summed from the root. Probabilities agree with fastText's to float rounding
+FNV-1a over signed bytes, modulo the bucket count, kept only when the pruned index has them; the
+hierarchical softmax's Huffman tree built from the label counts, and its scores `log(sigmoid + 1e-5)` summed
+from the root. Probabilities agree with fastText's to float rounding
 (the sums run in another order); a label is the same unless two are tied to that rounding.
 
 Only what the language filter needs: supervised models with hierarchical softmax or softmax loss,
