@@ -20,8 +20,8 @@ hierarchical softmax's Huffman tree built from the label counts, and its scores 
 from the root. Probabilities agree with fastText's to float rounding
 (the sums run in another order); a label is the same unless two are tied to that rounding.
 
-Only what the language filter needs: supervised models with hierarchical softmax or softmax loss,
-`wordNgrams` 1 (lid.176's). Anything else is refused when the file is read.
+Only what the language filter needs: supervised models with hierarchical softmax and `wordNgrams` 1
+(lid.176's). Anything else is refused when the file is read.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ _ARGS = ("dim", "ws", "epoch", "min_count", "neg", "word_ngrams", "loss", "model
 BATCH = 256  # texts a `hidden` call reads at once: ~0.7 MB of token strings and rows for 256 paragraphs
 # the token cache's bound, per process: ~40 MB (a string, a dict slot and 17 floats a token)
 CACHE_TOKENS = 200_000
-HS, SOFTMAX, SUPERVISED = 1, 3, 3  # fastText's loss_name and model_name enums
+HS, SUPERVISED = 1, 3  # fastText's loss_name and model_name enums
 # fastText's readWord splits on these bytes and the space only; everything else (no-break space, U+2000..) is
 # part of a token
 _OTHER_SPACES = "\n\r\t\v\f\0"  # (\0 last)
@@ -163,8 +163,8 @@ class FastTextModel:
             raise ValueError(f"{path} is not a fastText model of format {VERSION}")
         args = dict(zip(_ARGS, r.take("12i"), strict=True))
         r.take("d")  # the sampling threshold t: training only
-        if args["model"] != SUPERVISED or args["loss"] not in (HS, SOFTMAX) or args["word_ngrams"] != 1:
-            raise ValueError(f"{path}: only supervised models with hs or softmax loss and wordNgrams 1 are read")
+        if args["model"] != SUPERVISED or args["loss"] != HS or args["word_ngrams"] != 1:
+            raise ValueError(f"{path}: only supervised models with hs loss and wordNgrams 1 (lid.176's) are read")
         self.minn, self.maxn, self.bucket = args["minn"], args["maxn"], args["bucket"]
         size, self.nwords, nlabels = r.take("3i")
         _, prune_size = r.take("qq")
@@ -174,8 +174,7 @@ class FastTextModel:
             count, _kind = r.take("qb")
             words.append(word.decode("utf-8", "surrogateescape"))
             counts.append(count)
-        self.words = {w: i for i, w in enumerate(words[: self.nwords])}
-        self._word_ids = _WordIds(self.words)
+        self._word_ids = _WordIds((w, i) for i, w in enumerate(words[: self.nwords]))
         self.labels = tuple(w.removeprefix(LABEL) for w in words[self.nwords :])
         pairs = r.array(np.int32, 2 * prune_size).reshape(-1, 2) if prune_size > 0 else np.zeros((0, 2), np.int32)
         self._kept = None  # bucket -> its row after the words; the dtype's largest value where none is kept
@@ -185,9 +184,7 @@ class FastTextModel:
             self._kept[pairs[:, 0]] = pairs[:, 1]
         self.input = _quantised(r) if r.take("B") else _dense(r)
         self.output = _quantised(r) if r.take("B") else _dense(r)
-        self.hs = args["loss"] == HS
-        if self.hs:
-            self._paths(counts[self.nwords :])
+        self._paths(counts[self.nwords :])
         self._forget()
 
     def _forget(self) -> None:
@@ -336,12 +333,7 @@ class FastTextModel:
 
     def log_probabilities(self, hidden: np.ndarray) -> np.ndarray:
         """(n, labels): log P(label | text) as fastText scores it: HierarchicalSoftmaxLoss::dfs's sums of
-        log(sigmoid + 1e-5) from the root down, level by level for the whole batch (or SoftmaxLoss's)."""
-        if not self.hs:
-            logits = hidden @ self.output.T
-            logits = logits - logits.max(axis=1, keepdims=True)
-            p = np.exp(logits)
-            return np.log(p / p.sum(axis=1, keepdims=True) + 1e-5, dtype=np.float32)
+        log(sigmoid + 1e-5) from the root down, level by level for the whole batch."""
         inner = len(self.labels) - 1
         s = self.output[:inner] @ hidden.T.astype(np.float32)  # (inner, n): a row per node, for the gathers
         np.negative(s, out=s)
