@@ -59,9 +59,8 @@ def _read_one(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FactoryError(f"{path} is not valid JSON ({e}); run `factory eval` again") from None
-    body = data.get("tasks" if isinstance(data, dict) and data.get("benchmark") else "results") if isinstance(
-        data, dict) else None  # fmt: skip
-    if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA or not isinstance(body, dict):
+    if (not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA
+            or not isinstance(data.get("tasks" if data.get("benchmark") else "results"), dict)):  # fmt: skip
         raise FactoryError(f"{path} is not a {RESULTS_SCHEMA} results file; give the results.json `factory eval` wrote")
     return data
 

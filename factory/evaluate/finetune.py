@@ -20,18 +20,7 @@ from torch import nn
 
 from factory.configs import FinetuneSettings
 from factory.evaluate import sift
-from factory.evaluate.data import Example
 from factory.evaluate.tasks import Feature, TaskType
-from factory.tokenizer import Tokenizer
-
-
-def encode(tokenizer: Tokenizer, examples: list[Example], max_length: int) -> list[list[int]]:
-    """Examples -> `[CLS] A [SEP] B [SEP]` (or `[CLS] A [SEP]`) id lists, truncated to `max_length`."""
-    a = tokenizer.encode_batch(e.text_a for e in examples)
-    if examples and examples[0].text_b is None:
-        return [tokenizer.single(x, max_length) for x in a]
-    b = tokenizer.encode_batch(e.text_b or "" for e in examples)
-    return [tokenizer.pair(x, y, max_length) for x, y in zip(a, b, strict=True)]
 
 
 def collate(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,15 +158,14 @@ def _sift_loss(accelerator, model, perturbation, task: TaskType, logits, ids, ma
 
 
 @torch.no_grad()
-def predict(accelerator, model: nn.Module, ids: list[list[int]], batch_size: int, desc: str = "",
-            output=None) -> list:  # fmt: skip
-    """One output per row, in row order (`output(logits_row, length)`; default the argmax label); batches fixed
-    by length and dealt round-robin to processes."""
+def predict(accelerator, model: nn.Module, ids: list[list[int]], batch_size: int, desc: str = "", *,
+            output) -> list:  # fmt: skip
+    """One output per row, in row order (`output(logits_row, length)`, the task's); batches fixed by length and
+    dealt round-robin to processes."""
     from accelerate.utils import gather_object
 
     from factory.progress import progress
 
-    output = output or (lambda row, length: int(row.argmax(-1)))
     model = accelerator.unwrap_model(model).eval()
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))  # similar lengths together: less padding
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]

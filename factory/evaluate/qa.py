@@ -140,7 +140,6 @@ class QuestionAnswering(TaskType):
 
     def __init__(self, labels=(), metric_names=(), **options):
         super().__init__(labels, metric_names, **options)
-        self.metric_names = tuple(metric_names) or self.metrics
         self.settings = QASettings(**{k: v for k, v in options.items() if k in QASettings.__dataclass_fields__})
 
     @property

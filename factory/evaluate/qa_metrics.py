@@ -80,7 +80,7 @@ def squad_v1(golds: Mapping[str, Sequence[str]], predictions: Mapping[str, str])
         if qid not in predictions:
             continue
         prediction = predictions[qid]
-        em += max(float(normalize_answer(a) == normalize_answer(prediction)) for a in answers)
+        em += max(exact(a, prediction) for a in answers)
         f += max(_v1_f1(a, prediction) for a in answers)
     n = max(1, len(golds))
     return {"exact_match": 100.0 * em / n, "f1": 100.0 * f / n}

@@ -122,11 +122,8 @@ def _control_cells(report: dict[str, Any], lang: str, keys: tuple[str, ...], run
         return []
     entry = report["control_average"] if lang == "avg" else report["control"][lang]
     gain = report["gain"].get(lang, {})
-    metric = _main(report) if keys != DIRECTIONS else "accuracy"
+    metric = _main(report)
     return [_cell(entry.get(k), runs, metric) for k in keys] + [f"{gain[k]:+.1f}" if k in gain else "-" for k in keys]
-
-
-DIRECTIONS = ("to_pivot", "from_pivot")
 
 
 def _control_note(report: dict[str, Any]) -> list[str]:
@@ -205,7 +202,7 @@ def chart(report: dict[str, Any], path: Path, num_labels: int) -> None:
 
     metric = _main(report)
     langs = [*report["languages"], "avg"]
-    split = "validation" if "validation" in report["average"] else list(report["average"])[0]
+    split = headline_split(report)
     ours = [report["average"][split] if l == "avg" else report["results"][l][split] for l in langs]
     errors = [e["std"] for e in ours] if report["runs"] > 1 else None
     series = [(f"ours ({Path(report['model']).name})", [e[metric] for e in ours], errors)]

@@ -194,8 +194,8 @@ class Tokens(TaskType):
         return preds
 
     def score(self, examples, predictions, lang):
-        gold = [[self.labels[t] for t in e.tags] for e in examples]
-        pred = [[self.labels[t] for t in p] for p in predictions]
+        gold = [self.gold(e) for e in examples]
+        pred = [self.shown(p) for p in predictions]
         every = {
             "f1": lambda: metrics.span_f1(gold, pred)["f1"],
             "accuracy": lambda: metrics.token_accuracy(gold, pred),
