@@ -91,13 +91,15 @@ def write_derived(
     config), the tokenizer (spm.model + the HF files) at the top and beside every network, and the manifest
     (with the seconds it took) at the top and in every network's folder."""
     from factory.outputs import staged_output
-    from factory.vocab import write_hf_files
+    from factory.tokenizer import copy_tokenizer_files, write_hf_files
 
     with staged_output(out, force) as tmp:
         folders = write_model_files(files, tmp, new_rows, rows, keys)
-        for folder in dict.fromkeys([tmp, *folders]):
-            (folder / "spm.model").write_bytes(spm_model)
-            write_hf_files(folder)
+        (tmp / "spm.model").write_bytes(spm_model)
+        write_hf_files(tmp)  # built once (tokenizer.json of a 250k vocabulary is not free), copied beside each network
+        for folder in dict.fromkeys(folders):
+            if folder != tmp:
+                copy_tokenizer_files(tmp, folder)
         manifest.seconds = round(time.perf_counter() - started, 3)
         for folder in dict.fromkeys([tmp, *folders]):
             write_manifest(folder, manifest)

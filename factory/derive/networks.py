@@ -136,10 +136,8 @@ def _network(root: Path, role: str, folder: Path, config_name: str, weights_name
         raise ModelFolderError(f"{path} is not valid JSON ({e}); give a deberta-v2 model folder") from None
     ModelConfig.from_hf(config, where=str(path))  # refuses a model that is not deberta-v2 in one line
     weights_name = weights_name or _weights_name(root / folder)
-    if weights_name.endswith(".bin"):
-        state = torch.load(root / folder / weights_name, map_location="cpu", weights_only=True)
-    else:
-        state = read_weights(root / folder)  # model.safetensors, or its shards
+    # a .bin by its name (the generator's is pytorch_model.generator.bin); else model.safetensors or its shards
+    state = read_weights(root / folder, weights_name if weights_name.endswith(".bin") else None)
     if weights_name.endswith(".index.json"):
         weights_name = SAFETENSORS  # written back as one file
     return Network(role, folder, config_name, weights_name, config, dict(state))
