@@ -35,7 +35,7 @@ def evaluate(folder: Path, texts_by_lang: dict[str, list[str]]) -> dict[str, dic
 
     sp = load_spm(Path(folder) / "spm.model")
     chars_in_vocab = {ch for i in range(sp.get_piece_size()) for ch in sp.id_to_piece(i)}
-    unk = sp.unk_id()
+    unk, space = sp.unk_id(), sp.piece_to_id("▁")
     out, totals = {}, Counter()
     for lang, texts in texts_by_lang.items():
         c = Counter()
@@ -44,12 +44,16 @@ def evaluate(folder: Path, texts_by_lang: dict[str, list[str]]) -> dict[str, dic
             c["documents"] += 1
             c["words"] += len(words)
             c["bytes"] += len(text.encode("utf-8"))
-            for cut in sp.encode(words, out_type=str):  # an unknown span comes back as its own text
-                ids = [sp.piece_to_id(piece) for piece in cut]
-                hidden = [len(piece) for piece, i in zip(cut, ids, strict=True) if i == unk]  # one [UNK], n chars
+            for word, ids in zip(words, sp.encode(words), strict=True):
+                # one [UNK] hides n characters: an unknown span comes back as its own text from the string encode,
+                # needed only for the rare word that has one
+                hidden = []
+                if unk in ids:
+                    cut = sp.encode(word, out_type=str)
+                    hidden = [len(piece) for piece, i in zip(cut, ids, strict=True) if i == unk]
                 c["pieces"] += len(ids)
                 c["counted"] += len(ids) - len(hidden) + sum(hidden)
-                c["continued"] += len(ids) > 1 + (ids[:1] == [sp.piece_to_id("▁")])
+                c["continued"] += len(ids) > 1 + (ids[:1] == [space])
                 c["unk"] += len(hidden)
             letters = [ch for ch in unicodedata.normalize("NFC", text) if not ch.isspace()]
             c["chars"] += len(letters)
