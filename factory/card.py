@@ -90,7 +90,6 @@ class Facts:
     counts: dict[str, int]
     pretrain: PretrainManifest | None = None  # the model folder's, when pre-training exported it
     vocab: VocabManifest | None = None  # the tokenizer folder's, when `factory vocab` wrote it
-    results: dict[str, Any] | None = None  # the XNLI suite's results.json
     retrieval: dict[str, Any] | None = None  # `factory eval retrieval`'s results.json
     evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)  # every suite's results.json but retrieval
     languages: list[str] = field(default_factory=list)
@@ -151,11 +150,11 @@ def collect_facts(
     from factory.presets import count_parameters
 
     hf_config = json.loads((model_dir / "config.json").read_text())
+    suites = read_results(find_results(model_dir, list(results)))
     facts = Facts(
         repo_id=repo_id,
         hf_config=hf_config,
         counts=count_parameters(read_config(model_dir)),
-        results=(suites := read_results(find_results(model_dir, list(results)))).get("xnli"),
         retrieval=suites.get("retrieval"),
         evaluations={suite: r for suite, r in suites.items() if suite != "retrieval"},
         license=license,
@@ -240,7 +239,7 @@ def build_card(facts: Facts):
         _architecture(facts),
         _training_data(facts),
         _pretraining(facts),
-        results_section(facts.results, facts.name),
+        results_section(facts.evaluations.get("xnli"), facts.name),
         *(suite_section(suite, r) for suite, r in facts.evaluations.items() if suite != "xnli"),
         retrieval_section(facts.retrieval),
         _generator(facts),

@@ -169,12 +169,17 @@ _COUNT = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)
 _SCALE = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 
+def _count_value(text: str) -> float | None:
+    """A count's value ('1.5k' -> 1500.0), None when the text is not in the count grammar."""
+    match = _COUNT.fullmatch(text)
+    return float(match.group(1)) * _SCALE[match.group(2).lower()] if match else None
+
+
 def parse_count(text: str) -> int:
     """'1e9', '500M', '2B', '1.5k', '1000000' -> a whole number, at least 1 (ValueError otherwise)."""
-    match = _COUNT.fullmatch(str(text))
-    if not match:
+    value = _count_value(str(text))
+    if value is None:
         raise ValueError(f"{text!r} is not a count (e.g. 1e9, 500M, 2B)")
-    value = float(match.group(1)) * _SCALE[match.group(2).lower()]
     if not math.isfinite(value) or value < 1:
         raise ValueError(f"{text!r} must be at least 1")
     return int(round(value))
@@ -186,11 +191,10 @@ def _number(value: Any, base: type) -> int | float:
         if not isinstance(number, (int, float)):
             raise ValueError
     except ValueError:
-        match = _COUNT.fullmatch(value) if base is int and isinstance(value, str) else None
-        if match is None:  # a whole-number option takes the count grammar too: 10M, 2B, 1.5k
+        number = _count_value(value) if base is int and isinstance(value, str) else None
+        if number is None:  # a whole-number option takes the count grammar too: 10M, 2B, 1.5k
             counts = " (or a count: 10M, 2B, 1e9)" if base is int else ""
             raise Problem(f"{value!r} is not a number{counts}") from None
-        number = float(match.group(1)) * _SCALE[match.group(2).lower()]
     if not math.isfinite(number):
         raise Problem(f"{value!r} is not a finite number")
     if base is int:
