@@ -184,15 +184,15 @@ class _Planner:
             config = self.config(VocabConfig, layers, {"out": vocab_dir, "force": True})
             plan.append(Step("vocab", "vocab", config, vocab_dir))
         derived = self._derive(plan, vocab_dir)
-        if derived is not None and "pretrain" not in sec:  # the derived model is the one evaluated and published
-            model_dir = derived.out
-        derived_out = derived.out if derived is not None else None
-        if derived is not None and "vocab" not in sec:  # the derived model's tokenizer cuts the shards
-            vocab_dir = derived_out
+        tokenizer_step = "vocab"  # the step whose tokenizer cuts the shards
+        if derived is not None:
+            if "pretrain" not in sec:  # the derived model is the one evaluated and published
+                model_dir = derived.out
+            if "vocab" not in sec:  # the derived model's tokenizer cuts the shards
+                vocab_dir, tokenizer_step = derived.out, derived.name
         if "shards" in sec:
             fixed = {"vocab": vocab_dir or init_from, "out": shards_dir, "force": True}
             config = self.config(ShardsConfig, self.layers("shards", sec["shards"], corpus=True), fixed)
-            tokenizer_step = derived.name if derived is not None and vocab_dir == derived_out else "vocab"
             plan.append(Step("shards", "shards", config, shards_dir, reads=[tokenizer_step]))
         if "pretrain" in sec:
             fixed = {"vocab": vocab_dir, "shards": shards_dir, "out": pretrain_dir, "resume": "auto", "force": False,
