@@ -94,6 +94,12 @@ def test_eval_under_a_launch_it_does_not_join_writes_nothing(model, tmp_path, mo
     one_error_line(args, "started 2 processes but Accelerate joined 1", out=out)
     line = one_error_line(["eval", "retrieval", "--model", model, "--data", tmp_path, "--out", out], out=out)
     assert "retrieval runs in one process" in line
+    # a benchmark with retrieval tasks says so before it fine-tunes anything (its other tasks could have run)
+    monkeypatch.setattr(runner, "make_accelerator", lambda precision: pytest.fail("a benchmark task was prepared"))
+    (tmp_path / "bench" / "tatoeba").mkdir(parents=True)  # checked first: its files are not read
+    args = ["eval", "xtreme", "--model", model, "--tasks", "tatoeba", "--data", tmp_path / "bench", "--out", out]
+    line = one_error_line(args, "retrieval runs in one process", out=out)
+    assert "leave tatoeba out of --tasks" in line
 
 
 def test_only_the_main_process_prints_the_summary(tiny_vocab, shards, tmp_path, monkeypatch):

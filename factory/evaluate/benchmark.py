@@ -62,9 +62,12 @@ def run_benchmark(request: Request) -> dict[str, Any]:
     check_output(request.out, request.force)
     requests = task_requests(request)
     retrieval = [r for r in requests if r.suite.task == "retrieval"]
-    for r in retrieval:  # checked now: misaligned files, a missing pivot (one line, nothing written)
-        from factory.evaluate.parallel import read_parallel
+    for r in retrieval:  # checked now: a launch of several processes, misaligned files, a missing pivot (one
+        from factory.evaluate.parallel import read_parallel  # line, nothing written, nothing fine-tuned)
+        from factory.evaluate.retrieval import check_one_process
 
+        names = ", ".join(x.suite.name for x in retrieval)
+        check_one_process(f"run the benchmark without torchrun / accelerate launch, or leave {names} out of --tasks")
         read_parallel(r.data, "en", r.languages)
     prepared: list[Prepared] = [prepare(r, check_out=False) for r in requests if r not in retrieval]
     accelerator = make_accelerator(request.settings.precision) if prepared else None

@@ -175,17 +175,20 @@ def protocol_json(protocol: Protocol, depth: int, data: Parallel) -> dict[str, A
     }
 
 
+def check_one_process(hint: str = "run `factory eval retrieval` without torchrun / accelerate launch") -> None:
+    """Retrieval runs in one process: a launch of several is refused before anything runs."""
+    from factory.launch import launched_processes
+
+    if launched_processes() > 1:
+        raise ConfigError(f"retrieval runs in one process (it fine-tunes nothing: seconds on a CPU); {hint}")
+
+
 def run(config: RetrievalConfig) -> dict[str, Any]:
     """`factory eval retrieval`: check everything, measure the model (and its control), write the folder; one
     process at a time per --out (its lock)."""
-    from factory.launch import launched_processes
     from factory.outputs import check_target, output_lock
 
-    if launched_processes() > 1:
-        raise ConfigError(
-            "retrieval runs in one process (it fine-tunes nothing: seconds on a CPU); run `factory eval retrieval` "
-            "without torchrun / accelerate launch"
-        )
+    check_one_process()
     check_target(config.out)
     with output_lock(config.out):
         return _run(config)
