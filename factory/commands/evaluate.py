@@ -53,18 +53,13 @@ def _echo_summary(report: dict, out: Path) -> None:
         return _echo_benchmark(report, out)
     metric = report.get("main_metric", "accuracy")
     splits = list(report["average"])
-    if metric != "accuracy":
-        click.echo(f"{'lang':<6}" + "".join(f"{s[:14] + ' ' + metric:>24}" for s in splits))
-        for lang in [*report["languages"], "avg"]:
-            entry = report["average"] if lang == "avg" else report["results"][lang]
-            click.echo(f"{lang:<6}" + "".join(f"{entry[s][metric]:>24.1f}" for s in splits))
-        click.echo(f"wrote {out}: results.json, results.md, chart, predictions/ ({report['runs']} run(s))")
-        return None
-    click.echo(f"{'lang':<6}" + "".join(f"{s:>12}" for s in splits))
-    for lang in report["languages"]:
-        click.echo(f"{lang:<6}" + "".join(f"{report['results'][lang][s]['accuracy']:>12.1f}" for s in splits))
-    click.echo(f"{'avg':<6}" + "".join(f"{report['average'][s]['accuracy']:>12.1f}" for s in splits))
-    _echo_control(report, splits)
+    width, heads = (12, splits) if metric == "accuracy" else (24, [f"{s[:14]} {metric}" for s in splits])
+    click.echo(f"{'lang':<6}" + "".join(f"{h:>{width}}" for h in heads))
+    for lang in [*report["languages"], "avg"]:
+        entry = report["average"] if lang == "avg" else report["results"][lang]
+        click.echo(f"{lang:<6}" + "".join(f"{entry[s][metric]:>{width}.1f}" for s in splits))
+    if metric == "accuracy":
+        _echo_control(report, splits)
     click.echo(f"wrote {out}: results.json, results.md, chart, predictions/ ({report['runs']} run(s))")
 
 
