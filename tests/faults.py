@@ -9,6 +9,8 @@ WHERE is where the process kills itself, at the N-th time it gets there (1-based
            the rename have not happened
     prune  while an old checkpoint is removed: its trainer.json is gone, its other files are not
     write  inside the shard build's checkpoint: half of state.npz's new copy is written (np.savez)
+    worker a corpus worker process, at the N-th chunk it is given (each worker counts its own): what the
+           out-of-memory killer does to a worker
 Nothing else changes: the patched functions call the real ones first (save, prune) or write what they would
 have written, cut short (log, write).
 """
@@ -102,7 +104,20 @@ def patch_write(count: Countdown) -> None:
     np.savez = savez
 
 
-PATCHES = {"log": patch_log, "save": patch_save, "prune": patch_prune, "write": patch_write}
+def patch_worker(count: Countdown) -> None:
+    from factory.corpus import pipeline
+
+    real = pipeline._clean_all  # the first step of process_chunk, looked up when it runs
+
+    def clean_all(*args):
+        if count.due():  # the workers are forked from this process: each has its own countdown
+            die()
+        return real(*args)
+
+    pipeline._clean_all = clean_all
+
+
+PATCHES = {"log": patch_log, "save": patch_save, "prune": patch_prune, "write": patch_write, "worker": patch_worker}
 
 
 def main() -> None:

@@ -2,17 +2,20 @@
 
 import gzip
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from factory import corpus as C
-from factory.errors import FactoryError
+from factory.errors import FactoryError, RunFailure
 
 sys.path.insert(0, str(Path(__file__).parent))
 import textgen  # noqa: E402
@@ -218,3 +221,72 @@ def test_sampling_draws_from_its_own_seeded_rng(tmp_path):
         samples.append(out.read_text())
     assert samples[0] == samples[1]  # another global state, the same sample
     assert samples[0] != samples[2]  # another seed, another sample
+
+
+# ---- the worker processes (factory/corpus/pool.py) -------------------------------------------------
+def _square_with_pid(x: int) -> tuple[int, int]:
+    if x < 0:
+        raise ValueError(f"no square for {x} here")
+    if x == 99:
+        os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
+    return x * x, os.getpid()
+
+
+def _start(fail: bool) -> None:
+    if fail:
+        raise FactoryError("the worker could not start: bad settings")
+
+
+def _pool(fail: bool = False):
+    import multiprocessing as mp
+
+    from factory.corpus.pool import ProcessPool
+
+    return ProcessPool(2, _square_with_pid, _start, (fail,), mp.get_context("fork"))
+
+
+def test_the_pool_answers_in_order_from_both_workers():
+    pool = _pool()
+    try:
+        workers = [pool.submit((x,)) for x in range(10)]
+        answers = [pool.answer(w) for w in workers]
+    finally:
+        pool.close()
+    assert [square for square, _ in answers] == [x * x for x in range(10)]
+    assert len({pid for _, pid in answers}) == 2 and os.getpid() not in {pid for _, pid in answers}
+
+
+def test_a_workers_exception_is_raised_here_and_the_pool_goes_on():
+    pool = _pool()
+    try:
+        with pytest.raises(ValueError, match="no square for -3 here") as caught:
+            pool.answer(pool.submit((-3,)))
+        assert pool.answer(pool.submit((4,)))[0] == 16  # the worker is still there
+    finally:
+        pool.close()
+    if sys.version_info >= (3, 11):
+        assert "in a worker process" in caught.value.__notes__[0] and "_square_with_pid" in caught.value.__notes__[0]
+
+
+def test_a_failed_start_is_raised_at_the_first_answer():
+    pool = _pool(fail=True)
+    try:
+        with pytest.raises(FactoryError, match="could not start: bad settings"):
+            pool.answer(pool.submit((2,)))
+    finally:
+        pool.close()
+
+
+def test_a_killed_worker_is_one_line_not_a_hang():
+    """multiprocessing.Pool waits forever for the answer of a worker the OOM killer took; this pool says so."""
+    pool = _pool()
+    try:
+        first, dying = pool.submit((1,)), pool.submit((99,))
+        assert pool.answer(first)[0] == 1
+        started = time.monotonic()
+        with pytest.raises(RunFailure, match=r"a worker process was killed by SIGKILL \(out of memory\?\) before "
+                                             r"answering; .* run the same command again to resume"):  # fmt: skip
+            pool.answer(dying)
+        assert time.monotonic() - started < 30
+    finally:
+        pool.close()

@@ -172,9 +172,8 @@ def test_a_damaged_trainer_state_is_one_line(tiny_vocab, shards, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_kill_inside_a_shard_checkpoint_then_rerun_writes_the_same_bytes(tmp_path):
-    """SIGKILL while state.npz's new copy is half written: the rerun resumes from the last whole one and the
-    shards are byte-identical to a build that was never interrupted."""
+def _small_build(tmp_path) -> list:
+    """A 1,000-piece vocabulary and 6,000 English lines: the argv of a shard build that checkpoints often."""
     sys.path.insert(0, str(Path(__file__).parent))
     import textgen
 
@@ -188,11 +187,11 @@ def test_a_kill_inside_a_shard_checkpoint_then_rerun_writes_the_same_bytes(tmp_p
     write_hf_files(vocab)
     corpus = tmp_path / "en.txt"
     corpus.write_text("\n".join(textgen.generate("en", 6000, seed=2)) + "\n")
-    argv = ["shards", "--vocab", vocab, "--corpus", f"en={corpus}", "--seq-len", "64", "--rows-per-shard", "200",
-            "--no-langid", "--num-proc", "1"]  # fmt: skip
-    quick = {"FACTORY_SHARDS_CHECKPOINT_S": "0"}
-    done = run_with_fault("write:3", [*argv, "--out", tmp_path / "killed"], quick)
-    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    return ["shards", "--vocab", vocab, "--corpus", f"en={corpus}", "--seq-len", "64", "--rows-per-shard", "200",
+            "--no-langid"]  # fmt: skip
+
+
+def _rerun_equals_a_straight_build(argv: list, tmp_path, quick: dict) -> None:
     rerun = subprocess.run([sys.executable, "-m", "factory", *map(str, argv), "--out", str(tmp_path / "killed")],
                            env={**env(), **quick}, cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert rerun.returncode == 0 and "resuming" in rerun.stderr, rerun.stderr[-2000:]
@@ -202,6 +201,32 @@ def test_a_kill_inside_a_shard_checkpoint_then_rerun_writes_the_same_bytes(tmp_p
     assert len(names) > 2 and names == sorted(p.name for p in (tmp_path / "killed").glob("shard-*.arrow"))
     for name in names:
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+
+
+def test_a_kill_inside_a_shard_checkpoint_then_rerun_writes_the_same_bytes(tmp_path):
+    """SIGKILL while state.npz's new copy is half written: the rerun resumes from the last whole one and the
+    shards are byte-identical to a build that was never interrupted."""
+    argv = [*_small_build(tmp_path), "--num-proc", "1"]
+    quick = {"FACTORY_SHARDS_CHECKPOINT_S": "0"}
+    done = run_with_fault("write:3", [*argv, "--out", tmp_path / "killed"], quick)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    _rerun_equals_a_straight_build(argv, tmp_path, quick)
+
+
+def test_a_killed_worker_process_is_one_line_and_the_rerun_resumes(tmp_path):
+    """The out-of-memory killer takes a worker process mid-build: multiprocessing.Pool would wait for its answer
+    forever; the build stops with one line (exit 1), and the rerun resumes to the bytes of a straight build."""
+    argv = [*_small_build(tmp_path), "--num-proc", "2"]  # cleaning and de-duplication on: worker processes
+    quick = {"FACTORY_SHARDS_CHECKPOINT_S": "0"}
+    done = run_with_fault("worker:2", [*argv, "--out", tmp_path / "killed"], quick)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        "Error: a worker process was killed by SIGKILL (out of memory?) before answering; what was built up to the "
+        "last checkpoint is kept: run the same command again to resume"
+    ], done.stderr
+    _rerun_equals_a_straight_build(argv, tmp_path, quick)
 
 
 # ---- 3. labels ------------------------------------------------------------------------------------

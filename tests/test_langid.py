@@ -63,8 +63,10 @@ def test_serbo_croatian_counts_as_each_variety(monkeypatch):
     from factory.langid import lid176
 
     class SaysSh:
-        def predict_batch(self, texts):
-            return ["sh"] * len(texts), np.full(len(texts), 0.9)
+        labels = ("en", "sh")
+
+        def predict_ids(self, texts):
+            return np.ones(len(texts), dtype=np.int64), np.full(len(texts), 0.9, dtype=np.float32)
 
     monkeypatch.setattr(lid176, "_model", lambda: SaysSh())
     text = "Ovo je rečenica na srpskohrvatskom jeziku, latinicom."

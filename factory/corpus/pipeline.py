@@ -15,6 +15,7 @@ measured through the same code (bench/shards.py); with all of them off the worke
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import threading
 from collections import Counter
@@ -245,12 +246,14 @@ class Workers:
             return
         import multiprocessing as mp
 
+        from factory.corpus.pool import ProcessPool
+
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         if pipeline.langid and ctx.get_start_method() == "fork":
             from factory.langid import filter_name, preload
 
-            preload(filter_name(pipeline.langid))  # read once here; the forked workers share it
-        self.pool = ctx.Pool(self.workers, initializer=start_pool_worker, initargs=(pipeline,))
+            preload(filter_name(pipeline.langid), pipeline.langs)  # read once here; the forked workers share it
+        self.pool = ProcessPool(self.workers, process_chunk, start_pool_worker, (pipeline,), ctx)
 
     def map(self, jobs: Iterable[tuple[object, list[str], str | None]]) -> Iterator[tuple[object, Chunk]]:
         """(key, texts, declared language) -> (key, Chunk), in order."""
@@ -258,20 +261,28 @@ class Workers:
             for key, texts, declared in jobs:
                 yield key, process_chunk(texts, declared)
             return
-        pending: collections.deque = collections.deque()
+        pending: collections.deque = collections.deque()  # (key, the call that waits for its answer)
         for key, texts, declared in jobs:
-            pending.append((key, self.pool.apply_async(process_chunk, (texts, declared))))
+            pending.append((key, self._submit(texts, declared)))
             if len(pending) >= 4 * self.workers:
-                key, result = pending.popleft()
-                yield key, result.get()
+                key, answer = pending.popleft()
+                yield key, answer()
         while pending:
-            key, result = pending.popleft()
-            yield key, result.get()
+            key, answer = pending.popleft()
+            yield key, answer()
+
+    def _submit(self, texts: list[str], declared: str | None):
+        if hasattr(self.pool, "apply_async"):  # the threads
+            return self.pool.apply_async(process_chunk, (texts, declared)).get
+        return functools.partial(self.pool.answer, self.pool.submit((texts, declared)))
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+            if hasattr(self.pool, "apply_async"):  # the threads
+                self.pool.terminate()
+                self.pool.join()
+            else:
+                self.pool.close()
             self.pool = None
 
     def __enter__(self) -> Workers:

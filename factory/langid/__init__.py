@@ -69,11 +69,13 @@ def identifier(name: str):
     raise ValueError(f"unknown language filter {name!r}")
 
 
-def preload(name: str) -> None:
-    """Read the filter's model and tables into this process (before forking workers, which then share them)."""
-    from factory.langid.chinese import script_variants
+def preload(name: str, langs: Iterable[str] = _CHINESE) -> None:
+    """Read the filter's model into this process (before forking workers, which then share it), and the Chinese
+    script tables if `langs` has Chinese (a worker builds them at its first Chinese text otherwise)."""
+    if set(langs) & set(_CHINESE):
+        from factory.langid.chinese import script_variants
 
-    script_variants("")
+        script_variants("")
     if name == "fasttext":
         from factory.langid.lid176 import labels
 

@@ -318,24 +318,31 @@ class FastTextModel:
 
     # ---- the output side -----------------------------------------------------------------------------
     def _paths(self, counts: list[int]) -> None:
-        """For the hierarchical softmax, the tree level by level from the root: (children, their parents, the
-        score each edge adds: row i of the scores is log(1 - s_i) of inner node i, row inner + i log(s_i))."""
+        """For the hierarchical softmax, the tree's nodes renumbered level by level from the root (breadth
+        first), so that each level's children are one slice: `_levels` holds each level's slice, `_parent`
+        each node's parent (by the new numbers), `_edge` the row of the edge scores that leads to it (row i of
+        the scores is log(1 - s_i) of inner node i, row inner + i log(s_i)), `_leaf` each label's node."""
         n = len(counts)
         left, right = _huffman(counts)
-        self._levels = []
-        frontier = [2 * n - 2]
-        while frontier := [node for node in frontier if left[node] >= 0]:
-            inner = np.array(frontier) - n
-            children = np.concatenate([left[frontier], right[frontier]])
-            parents = np.concatenate([frontier, frontier])
-            self._levels.append((children, parents, np.concatenate([inner, n - 1 + inner])))
-            frontier = children.tolist()
+        order, parent, edge, levels = [2 * n - 2], [0], [0], []
+        frontier = [0]  # positions in `order` of the level's inner nodes
+        while frontier := [k for k in frontier if left[order[k]] >= 0]:
+            start = len(order)
+            for k in frontier:
+                node = order[k]
+                order += [left[node], right[node]]
+                parent += [k, k]
+                edge += [node - n, n - 1 + node - n]
+            levels.append(slice(start, len(order)))
+            frontier = list(range(start, len(order)))
+        self._levels, self._parent, self._edge = levels, np.array(parent), np.array(edge)
+        self._leaf = np.argsort(order)[:n]  # nodes 0..n-1 are the labels
 
     def log_probabilities(self, hidden: np.ndarray) -> np.ndarray:
         """(n, labels): log P(label | text) as fastText scores it: HierarchicalSoftmaxLoss::dfs's sums of
-        log(sigmoid + 1e-5) from the root down, level by level for the whole batch."""
+        log(sigmoid + 1e-5) from the root down, a level of the tree at a time for the whole batch."""
         inner = len(self.labels) - 1
-        s = self.output[:inner] @ hidden.T.astype(np.float32)  # (inner, n): a row per node, for the gathers
+        s = self.output[:inner] @ hidden.T  # (inner, n): a row per node, for the gathers
         np.negative(s, out=s)
         with np.errstate(over="ignore"):  # exp(88+) is inf in float32: its sigmoid is 0, as it should be
             np.exp(s, out=s)
@@ -344,21 +351,26 @@ class FastTextModel:
         edges = np.empty((2 * inner, s.shape[1]), dtype=np.float32)
         np.log(1.0 - s + 1e-5, out=edges[:inner])
         np.log(s + 1e-5, out=edges[inner:])
+        step = edges[self._edge]  # row k: the score of the edge into node k (breadth-first numbers)
         node = np.zeros((2 * inner + 1, s.shape[1]), dtype=np.float32)  # log P(node), the root's 0
-        for children, parents, edge in self._levels:
-            node[children] = node[parents] + edges[edge]
-        return node[: inner + 1].T
+        for level in self._levels:
+            node[level] = node[self._parent[level]] + step[level]
+        return node[self._leaf].T
 
     def predict_batch(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
-        """The best label of each text and its probability (fastText's `predict(text + "\\n", k=1)`), `BATCH`
-        texts at a time: the token strings, gathered rows and tree scores in memory are one batch's."""
-        best, probs = [], []
+        """The best label of each text and its probability (fastText's `predict(text + "\\n", k=1)`)."""
+        best, probs = self.predict_ids(texts)
+        labels = self.labels
+        return [labels[i] for i in best.tolist()], probs
+
+    def predict_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`predict_batch` with each label as its index in `labels`, `BATCH` texts at a time: the token strings,
+        gathered rows and tree scores in memory are one batch's."""
+        best = np.zeros(len(texts), dtype=np.int64)
+        probs = np.zeros(len(texts), dtype=np.float32)
         for i in range(0, len(texts), BATCH):
             logp = self.log_probabilities(self.hidden(texts[i : i + BATCH]))
             top = logp.argmax(axis=1)
-            best.append(top)
-            probs.append(np.exp(logp[np.arange(len(top)), top]))
-        if not texts:
-            return [], np.zeros(0, dtype=np.float32)
-        labels = self.labels
-        return [labels[i] for i in np.concatenate(best).tolist()], np.concatenate(probs)
+            best[i : i + len(top)] = top
+            probs[i : i + len(top)] = np.exp(logp[np.arange(len(top)), top])
+        return best, probs

@@ -23,6 +23,8 @@ import os
 import re
 from functools import cache
 
+import numpy as np
+
 from factory.errors import FactoryError
 from factory.langid.chinese import script_variants
 from factory.langid.filters import Guess
@@ -35,6 +37,7 @@ _LETTER = re.compile(r"[^\W\d_]")  # any letter, in any script
 # of CC100's hr, bs and sr, the standard varieties of that one language (on the handbook's translated Croatian,
 # lid.176 says sh for 9 of 81 paragraphs: bench/RESULTS.md).
 VARIANTS = {"sh": ("hr", "bs", "sr")}
+_NO_TEXT = Guess("", 0.0)  # no letter in the characters read
 
 
 def model_path() -> str:
@@ -75,17 +78,18 @@ class Lid176:
         return self.identify_batch([text])[0]
 
     def identify_batch(self, texts: list[str]) -> list[Guess]:
-        first, most, letter = self.first_chars, self.max_chars, _LETTER.search
-        texts = [text[:most] for text in texts]
-        wanted = [i for i, text in enumerate(texts) if letter(text)]
-        langs, probs = _model().predict_batch([texts[i][:first] for i in wanted])
-        again = [k for k, i in enumerate(wanted) if probs[k] < self.sure and len(texts[i]) > first]
-        if again:  # not sure enough on the first characters: the second look's answer stands
-            second, probs[again] = _model().predict_batch([texts[wanted[k]] for k in again])
-            for k, lang in zip(again, second, strict=True):
-                langs[k] = lang
-        out = [Guess("", 0.0)] * len(texts)
-        for i, lang, prob in zip(wanted, langs, probs.tolist(), strict=True):
-            variants = script_variants(texts[i]) if lang == "zh" else VARIANTS.get(lang, ())
-            out[i] = Guess(lang, min(prob, 1.0), variants)
+        first, most, model = self.first_chars, self.max_chars, _model()
+        letter = _LETTER.search
+        wanted = [i for i, text in enumerate(texts) if letter(text, 0, most)]
+        best, probs = model.predict_ids([texts[i][:first] for i in wanted])
+        longer = np.fromiter((len(texts[i]) > first for i in wanted), dtype=bool, count=len(wanted))
+        again = np.flatnonzero((probs < self.sure) & longer)
+        if len(again):  # not sure enough on the first characters: the second look's answer stands
+            best[again], probs[again] = model.predict_ids([texts[wanted[k]][:most] for k in again.tolist()])
+        out = [_NO_TEXT] * len(texts)
+        labels, make = model.labels, tuple.__new__  # a Guess without its Python-level __new__: one per document
+        for i, label, prob in zip(wanted, best.tolist(), np.minimum(probs, 1.0).tolist(), strict=True):
+            lang = labels[label]
+            variants = script_variants(texts[i][:most]) if lang == "zh" else VARIANTS.get(lang, ())
+            out[i] = make(Guess, (lang, prob, variants))
         return out
