@@ -97,27 +97,49 @@ class ProcessPool:
 
 
 def _serve(pipe, fn: Callable, initializer: Callable, initargs: tuple) -> None:
-    """A worker: answer each job as (True, fn(*job)) or (False, the exception), until the pipe closes."""
+    """A worker: answer each job as (True, fn(*job)) or (False, the exception), until the pipe closes.
+
+    Its pipe is read and written by two threads of its own, so that computing never waits on the pipe: an
+    answer the caller has not read yet (the caller reads in job order, and an answer is bigger than the pipe's
+    buffer) waits in the sending thread while the next job is computed, and the next job is already read."""
+    jobs: queue.SimpleQueue = queue.SimpleQueue()
+    answers: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_receive, args=(pipe, jobs), daemon=True).start()
+    sender = threading.Thread(target=_send, args=(pipe, answers), daemon=True)
+    sender.start()
     failure = None
     try:
         initializer(*initargs)
     except Exception as e:  # every job answers with it: the caller raises it at the first answer
         failure = _with_trace(e)
+    while (job := jobs.get()) is not None:
+        if failure is not None:
+            answers.put((False, failure))
+            continue
+        try:
+            answers.put((True, fn(*job)))
+        except Exception as e:
+            answers.put((False, _with_trace(e)))
+    answers.put(None)
+    sender.join()
+
+
+def _receive(pipe, jobs: queue.SimpleQueue) -> None:
     while True:
         try:
             job = pipe.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the caller closed the pool, or is gone
+            job = None
+        jobs.put(job)
+        if job is None:
             return
-        if failure is not None:
-            answer = (False, failure)
-        else:
-            try:
-                answer = (True, fn(*job))
-            except Exception as e:
-                answer = (False, _with_trace(e))
+
+
+def _send(pipe, answers: queue.SimpleQueue) -> None:
+    while (answer := answers.get()) is not None:
         try:
             pipe.send(answer)
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the caller is gone
             return
         except Exception as e:  # an exception that does not pickle: its text does
             pipe.send((False, RuntimeError(f"in a worker process: {e!r}\n{traceback.format_exc()}")))
