@@ -172,8 +172,8 @@ def test_a_damaged_trainer_state_is_one_line(tiny_vocab, shards, tmp_path):
 
 
 @pytest.mark.slow
-def _small_build(tmp_path) -> list:
-    """A 1,000-piece vocabulary and 6,000 English lines: the argv of a shard build that checkpoints often."""
+def _small_build(tmp_path, lines: int = 6000) -> list:
+    """A 1,000-piece vocabulary and `lines` English lines: the argv of a shard build that checkpoints often."""
     sys.path.insert(0, str(Path(__file__).parent))
     import textgen
 
@@ -186,7 +186,7 @@ def _small_build(tmp_path) -> list:
     train_spm(sample, 3000, vocab, SpmSettings(pieces=1000, threads=2))
     write_hf_files(vocab)
     corpus = tmp_path / "en.txt"
-    corpus.write_text("\n".join(textgen.generate("en", 6000, seed=2)) + "\n")
+    corpus.write_text("\n".join(textgen.generate("en", lines, seed=2)) + "\n")
     return ["shards", "--vocab", vocab, "--corpus", f"en={corpus}", "--seq-len", "64", "--rows-per-shard", "200",
             "--no-langid"]  # fmt: skip
 
@@ -216,9 +216,9 @@ def test_a_kill_inside_a_shard_checkpoint_then_rerun_writes_the_same_bytes(tmp_p
 def test_a_killed_worker_process_is_one_line_and_the_rerun_resumes(tmp_path):
     """The out-of-memory killer takes a worker process mid-build: multiprocessing.Pool would wait for its answer
     forever; the build stops with one line (exit 1), and the rerun resumes to the bytes of a straight build."""
-    argv = [*_small_build(tmp_path), "--num-proc", "2"]  # cleaning and de-duplication on: worker processes
+    argv = [*_small_build(tmp_path, 12000), "--num-proc", "2"]  # cleaning and de-duplication on: processes
     quick = {"FACTORY_SHARDS_CHECKPOINT_S": "0"}
-    done = run_with_fault("worker:2", [*argv, "--out", tmp_path / "killed"], quick)
+    done = run_with_fault("worker:3", [*argv, "--out", tmp_path / "killed"], quick)  # 6 chunks: dies at the 5th
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]

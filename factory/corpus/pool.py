@@ -9,9 +9,10 @@ workers), a third thread hands each answer to the caller, and a worker that dies
 killer) leaves `get()` waiting forever. Here the caller reads the answers itself, and a dead worker's pipe
 closes: one line, and the build's checkpoint stays for the rerun.
 
-The jobs go out through a sender thread, as in `multiprocessing.Pool`: a worker blocked writing an answer the
-caller has not read yet does not read its pipe either, so the caller writing the next job there itself could
-wait on a worker that waits on the caller.
+The jobs go out through a sender thread, as in `multiprocessing.Pool`, and each worker reads its jobs and
+writes its answers from threads of its own (`_serve`): computing never waits on the pipe, and nobody waits
+on a worker that waits on somebody. A worker killed mid-job loses the answers it had not sent yet; the
+checkpoint is older than them anyway.
 """
 
 from __future__ import annotations
