@@ -18,9 +18,12 @@ each build timed as the whole `factory shards` process (start-up included), by t
 seconds of its process tree (on a shared machine the wall clock also measures the neighbours; the CPU ratio
 is the overhead of the build itself). `x limit` is the limit's seconds over the build's for the same text,
 with the limit measured again right before each build (this machine's speed drifts by 30% within minutes);
-of `--repeats` pairs the best ratio is shown. Peak RSS: the build's process
-tree (parent + workers, summed, sampled every 20 ms) with the filters on, at `--mb` / 10 and at `--mb`, for both
-language filters.
+of `--repeats` pairs the best ratio is shown in the table, and every pair's worst / median / best below it.
+Peak RSS: the build's process tree (parent + workers, summed, sampled every 20 ms) with the filters on, at
+`--mb` / 10 and at `--mb`, for both language filters.
+factory's bytecode is compiled first (into factory/__pycache__, ignored by git), as installing a wheel does: with
+PYTHONDONTWRITEBYTECODE set (this sandbox sets it) every timed process would otherwise compile factory's
+sources again, ~0.05 CPU-s of its start-up that no installed copy pays.
 `steady` takes the start-up out (the imports, `datasets` resolving a stream, the pools): the `--mb` build's
 seconds less those of the `--mb` / 10 build, against the limit's seconds for that share of the text (the
 limit itself starts with the text in memory and its processes warm).
@@ -31,6 +34,7 @@ Goals: filters off >= 0.8 x the limit; peak RSS within +20% for 10x the corpus (
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import subprocess
@@ -172,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         if not folder.is_dir():
             make_parquet(text, folder)
     vocab = make_vocab(big, args.out / "vocab")
+    compileall.compile_dir(ROOT / "factory", quiet=1)  # bytecode, as a wheel install has it (see the docstring)
     print(f"{args.workers} workers on {os.cpu_count()} cores; {args.mb:g} MB of {', '.join(langs)} text")
     off = ["--no-clean", "--no-langid", "--no-dedupe"]
     runs = [("build, filters off, local .txt", local_corpus, big, small, off),
@@ -180,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             ("build, the same with --langid langdetect", local_corpus, big, small,
              ["--langid", "langdetect"])]  # fmt: skip
     measured: dict = {}
+    ratios: dict[str, list[float]] = {}  # every pair's x limit, for the spread beside the best
     for label, corpus, text, text_small, flags in runs:  # the limit again beside each build: the speed drifts
         for _ in range(args.repeats):
             tokens, seconds, cpu = limit(vocab, big, args.workers)
@@ -188,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
             ratio = seconds / run["seconds"]  # the same text both ways (the build's count adds a [SEP] a document)
             part = 1 - run_small["tokens"] / run["tokens"]  # the share of the text the bigger build adds
             marginal = part * seconds / (run["seconds"] - run_small["seconds"])
+            ratios.setdefault(label, []).append(ratio)
             if label not in measured or ratio > measured[label]["ratio"]:
                 measured[label] = {"run": run, "small": run_small, "ratio": ratio, "marginal": marginal,
                                    "cpu_ratio": cpu / run["cpu"], "limit": tokens / seconds}  # fmt: skip
@@ -198,6 +205,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{label:38} {n:>11,} {sec:>6.1f} {n / sec:>10,.0f} {m['limit']:>11,.0f} {m['ratio']:>7.2f} "
               f"{m['marginal']:>6.2f}  {m['run']['cpu']:>6.1f} {m['cpu_ratio']:>7.2f} "
               f"{m['run']['peak_rss_mib']:>5,.0f} MiB")  # fmt: skip
+    for label, values in ratios.items():
+        values.sort()
+        print(f"{label}: x limit over {len(values)} pairs: worst {values[0]:.2f}, median "
+              f"{values[len(values) // 2]:.2f}, best {values[-1]:.2f}")  # fmt: skip
     print(
         f"steady = x limit with the start-up taken out: the {args.mb:g} MB build's seconds less the "
         f"{args.mb / 10:g} MB build's, against the limit's for the same share of the text"
