@@ -1,4 +1,4 @@
-"""Worker processes for the corpus pipeline, each on a pipe of its own: job i goes to worker i % n, and the
+"""Worker processes for the corpus pipeline, each with pipes of its own: job i goes to worker i % n, and the
 answers are read back in job order, job i's from worker i % n (each worker answers its jobs in the order it
 got them, so the head of the queue is always the next answer on that worker's pipe).
 
@@ -9,10 +9,11 @@ workers), a third thread hands each answer to the caller, and a worker that dies
 killer) leaves `get()` waiting forever. Here the caller reads the answers itself, and a dead worker's pipe
 closes: one line, and the build's checkpoint stays for the rerun.
 
-The jobs go out through a sender thread, as in `multiprocessing.Pool`, and each worker reads its jobs and
-writes its answers from threads of its own (`_serve`): computing never waits on the pipe, and nobody waits
-on a worker that waits on somebody. A worker killed mid-job loses the answers it had not sent yet; the
-checkpoint is older than them anyway.
+Nobody waits on the pipes: a worker's answers go into a pipe of 1 MiB (Linux's largest for a user; the 64 KiB
+default holds less than one answer, and the caller reads in job order, so a worker done early would wait to
+send), and each worker's jobs are written by a thread of the caller's own (a worker busy with a job does not
+read its pipe, and one sender for all would wait there while the others run dry). The worker itself is one
+thread: its computing shares the GIL with nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Callable
 
 from factory.errors import RunFailure
 
+PIPE_BYTES = 1 << 20  # F_SETPIPE_SZ's ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
+
 
 class ProcessPool:
     """`workers` processes of `context` (a multiprocessing context) running `fn(*job)`, each started with
@@ -32,42 +35,40 @@ class ProcessPool:
     answer (its return value, or its exception raised here)."""
 
     def __init__(self, workers: int, fn: Callable, initializer: Callable, initargs: tuple, context) -> None:
-        self._procs, self._pipes = [], []
+        self._procs, self._answers, self._outboxes, self._senders = [], [], [], []
         for _ in range(workers):
-            mine, theirs = context.Pipe(duplex=True)
-            proc = context.Process(target=_serve, args=(theirs, fn, initializer, initargs), daemon=True,
-                                   name="factory-worker")  # fmt: skip
+            job_out, job_in = context.Pipe(duplex=False)  # (reader, writer)
+            answer_out, answer_in = context.Pipe(duplex=False)
+            _widen(job_in)
+            _widen(answer_in)
+            proc = context.Process(target=_serve, args=(job_out, answer_in, fn, initializer, initargs),
+                                   daemon=True, name="factory-worker")  # fmt: skip
             proc.start()
-            theirs.close()
+            job_out.close()
+            answer_in.close()
+            outbox: queue.SimpleQueue = queue.SimpleQueue()
+            sender = threading.Thread(target=_send_all, args=(job_in, outbox), name="factory-pool-sender", daemon=True)
+            sender.start()
             self._procs.append(proc)
-            self._pipes.append(mine)
+            self._answers.append(answer_out)
+            self._outboxes.append(outbox)
+            self._senders.append(sender)
         self._jobs = 0
-        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._sender = threading.Thread(target=self._send_all, name="factory-pool-sender", daemon=True)
-        self._sender.start()
 
     def submit(self, job: tuple) -> int:
-        worker = self._jobs % len(self._pipes)
+        worker = self._jobs % len(self._procs)
         self._jobs += 1
-        self._outbox.put((worker, job))
+        self._outboxes[worker].put(job)
         return worker
 
     def answer(self, worker: int):
         try:
-            ok, value = self._pipes[worker].recv()
+            ok, value = self._answers[worker].recv()
         except (EOFError, OSError):
             raise RunFailure(self._death(worker)) from None
         if not ok:
             raise value
         return value
-
-    def _send_all(self) -> None:
-        while (item := self._outbox.get()) is not None:
-            worker, job = item
-            try:
-                self._pipes[worker].send(job)
-            except OSError:  # the worker is gone: the caller learns it from `answer`
-                continue
 
     def _death(self, worker: int) -> str:
         proc = self._procs[worker]
@@ -82,7 +83,7 @@ class ProcessPool:
                 f"run the same command again to resume")  # fmt: skip
 
     def close(self) -> None:
-        """Stop the workers (any job still running is dropped) and the sender."""
+        """Stop the workers (any job still running is dropped) and the senders."""
         for proc in self._procs:
             if proc.is_alive():
                 proc.terminate()
@@ -91,59 +92,59 @@ class ProcessPool:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-        for pipe in self._pipes:
+        for pipe in self._answers:
             pipe.close()
-        self._outbox.put(None)
-        self._sender.join(5)
+        for outbox in self._outboxes:
+            outbox.put(None)
+        for sender in self._senders:
+            sender.join(5)
 
 
-def _serve(pipe, fn: Callable, initializer: Callable, initargs: tuple) -> None:
-    """A worker: answer each job as (True, fn(*job)) or (False, the exception), until the pipe closes.
+def _widen(connection) -> None:
+    """The pipe's buffer at PIPE_BYTES where the system allows it (Linux); else it stays as it is."""
+    try:
+        import fcntl
 
-    Its pipe is read and written by two threads of its own, so that computing never waits on the pipe: an
-    answer the caller has not read yet (the caller reads in job order, and an answer is bigger than the pipe's
-    buffer) waits in the sending thread while the next job is computed, and the next job is already read."""
-    jobs: queue.SimpleQueue = queue.SimpleQueue()
-    answers: queue.SimpleQueue = queue.SimpleQueue()
-    threading.Thread(target=_receive, args=(pipe, jobs), daemon=True).start()
-    sender = threading.Thread(target=_send, args=(pipe, answers), daemon=True)
-    sender.start()
+        fcntl.fcntl(connection.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except (ImportError, OSError):
+        pass
+
+
+def _send_all(pipe, outbox: queue.SimpleQueue) -> None:
+    """A worker's jobs, in order, until None (the pool closes) or the worker is gone."""
+    while (job := outbox.get()) is not None:
+        try:
+            pipe.send(job)
+        except OSError:  # the worker is gone: the caller learns it from `answer`
+            break
+    pipe.close()
+
+
+def _serve(jobs, answers, fn: Callable, initializer: Callable, initargs: tuple) -> None:
+    """A worker: answer each job as (True, fn(*job)) or (False, the exception), until the job pipe closes."""
     failure = None
     try:
         initializer(*initargs)
     except Exception as e:  # every job answers with it: the caller raises it at the first answer
         failure = _with_trace(e)
-    while (job := jobs.get()) is not None:
-        if failure is not None:
-            answers.put((False, failure))
-            continue
-        try:
-            answers.put((True, fn(*job)))
-        except Exception as e:
-            answers.put((False, _with_trace(e)))
-    answers.put(None)
-    sender.join()
-
-
-def _receive(pipe, jobs: queue.SimpleQueue) -> None:
     while True:
         try:
-            job = pipe.recv()
-        except (EOFError, OSError):  # the caller closed the pool, or is gone
-            job = None
-        jobs.put(job)
-        if job is None:
+            job = jobs.recv()
+        except (EOFError, OSError):
             return
-
-
-def _send(pipe, answers: queue.SimpleQueue) -> None:
-    while (answer := answers.get()) is not None:
+        if failure is not None:
+            answer = (False, failure)
+        else:
+            try:
+                answer = (True, fn(*job))
+            except Exception as e:
+                answer = (False, _with_trace(e))
         try:
-            pipe.send(answer)
-        except (EOFError, OSError):  # the caller is gone
+            answers.send(answer)
+        except (EOFError, OSError):
             return
         except Exception as e:  # an exception that does not pickle: its text does
-            pipe.send((False, RuntimeError(f"in a worker process: {e!r}\n{traceback.format_exc()}")))
+            answers.send((False, RuntimeError(f"in a worker process: {e!r}\n{traceback.format_exc()}")))
 
 
 def _with_trace(error: Exception) -> Exception:
