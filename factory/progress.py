@@ -34,15 +34,44 @@ def progress(
 ) -> Any:
     """A tqdm bar over `iterable` (or driven by `.update`), off where `progress_enabled(main)` is False.
 
-    A disabled bar is still a tqdm object (`update`, `set_postfix_str` and `close` do nothing), so callers
-    never branch on it.
+    A bar that is off is an `Off` (its `update`, `set_postfix`, `set_postfix_str` and `close` do nothing), so
+    callers never branch on it; tqdm is not even imported then (the package's import reads its version through
+    importlib.metadata: ~30 ms of a quiet command's start-up, and of every rank but the main one).
     """
+    if not progress_enabled(main):
+        return Off(iterable)
     if "ipykernel" in sys.modules:  # a notebook: its widget bar
         from tqdm.auto import tqdm
     else:  # a terminal: tqdm.auto's notebook check and asyncio add ~30 ms to every command's start
         from tqdm.std import tqdm
 
     options: dict[str, Any] = {"total": total, "desc": desc, "initial": initial, "leave": leave, "dynamic_ncols": True}
-    if not progress_enabled(main):
-        options["disable"] = True  # else left to tqdm, so that TQDM_DISABLE still works
-    return tqdm(iterable, **options)
+    return tqdm(iterable, **options)  # tqdm's own environment (TQDM_DISABLE=1, ...) still applies
+
+
+class Off:
+    """The bar of a quiet process: iterates as its iterable does, draws nothing."""
+
+    def __init__(self, iterable: Iterable | None = None):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable if self.iterable is not None else ())
+
+    def __enter__(self) -> Off:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

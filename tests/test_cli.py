@@ -2,6 +2,8 @@
 
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 import transformers
@@ -141,6 +143,24 @@ def test_init_with_a_vocabulary_folder(tiny_vocab, tmp_path):
     assert read_config(out).vocab_size == 1100  # 1000 pieces: [MASK] = 1000, rows as published (+100)
     check_model(out)  # the tokenizer fits the embedding
     assert "tokenizer from" in result.output
+
+
+def test_a_quiet_bar_draws_nothing_and_needs_no_tqdm():
+    """-q (or a rank but the main one): the bar takes every call a bar gets and iterates as its iterable, and
+    the process never imports tqdm (its import reads importlib.metadata: ~30 ms of start-up)."""
+    code = (
+        "import logging, sys\n"
+        "logging.getLogger('factory').setLevel(logging.WARNING)\n"
+        "from factory.progress import progress\n"
+        "with progress(total=3, desc='a') as bar:\n"
+        "    bar.update(1); bar.set_postfix(loss='1.0'); bar.set_postfix_str('x')\n"
+        "bar = progress(total=2, desc='b'); bar.update(2); bar.close()\n"
+        "assert list(progress([1, 2, 3], desc='c')) == [1, 2, 3]\n"
+        "assert 'tqdm' not in sys.modules, 'tqdm was imported'\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok" and not done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("flags, level", [(["-q"], logging.WARNING), (["-v"], logging.DEBUG), ([], logging.INFO)])
