@@ -157,11 +157,12 @@ class ShardBuild:
         doc_lang = chunk.lang[chunk.routed]
         token_mask = np.repeat(kept, chunk.lengths)
         token_lang = np.repeat(doc_lang, chunk.lengths)
-        for i in np.unique(doc_lang[kept]):
+        per_lang = np.bincount(doc_lang[kept], minlength=len(self.langs))  # kept documents per language
+        for i in np.flatnonzero(per_lang):
             lang = self.langs[i]
             mine = token_mask & (token_lang == i)
             count.tokens[lang] += int(mine.sum())
-            documents = int((kept & (doc_lang == i)).sum())
+            documents = int(per_lang[i])
             flat = chunk.ids if documents == len(doc_lang) else chunk.ids[mine]
             self.languages[lang].add(flat, documents)
 
