@@ -7,7 +7,7 @@ so it wakes for every answer and polls the workers until the result thread has r
 1.0 CPU-s in a filtered 40 MB shard build, bench/RESULTS.md: on 2 cores the parent's CPU is taken from the
 workers), a third thread hands each answer to the caller, and a worker that dies mid-job (the out-of-memory
 killer) leaves `get()` waiting forever. Here the caller reads the answers itself, and a dead worker's pipe
-closes: one line, and the build's checkpoint stays for the rerun.
+closes: `WorkerDied`, one line (the shard build adds that its checkpoint stays for the rerun).
 
 Nobody waits on the pipes: a worker's answers go into a pipe of 1 MiB (Linux's largest for a user; the 64 KiB
 default holds less than one answer, and the caller reads in job order, so a worker done early would wait to
@@ -25,6 +25,11 @@ import traceback
 from collections.abc import Callable
 
 from factory.errors import RunFailure
+
+
+class WorkerDied(RunFailure):
+    """A worker process ended without answering (what the caller can add: how to resume)."""
+
 
 PIPE_BYTES = 1 << 20  # F_SETPIPE_SZ's ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
 
@@ -65,7 +70,7 @@ class ProcessPool:
         try:
             ok, value = self._answers[worker].recv()
         except (EOFError, OSError):
-            raise RunFailure(self._death(worker)) from None
+            raise WorkerDied(self._death(worker)) from None
         if not ok:
             raise value
         return value
@@ -79,8 +84,7 @@ class ProcessPool:
             how = f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
         else:
             how = f"exited with code {code}" if code is not None else "closed its pipe"
-        return (f"a worker process {how} before answering; what was built up to the last checkpoint is kept: "
-                f"run the same command again to resume")  # fmt: skip
+        return f"a worker process {how} before answering"
 
     def close(self) -> None:
         """Stop the workers (any job still running is dropped) and the senders."""

@@ -23,7 +23,8 @@ from factory.corpus import (
     chunks,
     read_source,
 )
-from factory.errors import FactoryError, ManifestError, ShardError
+from factory.corpus.pool import WorkerDied
+from factory.errors import FactoryError, ManifestError, RunFailure, ShardError
 from factory.manifest import (
     LanguageFigures,
     ModelSource,
@@ -196,6 +197,10 @@ def _build(config: ShardsConfig, inputs: Inputs) -> dict:
         build.restore()
         try:
             build.run(workers, config.text_field)
+        except WorkerDied as e:  # the out-of-memory killer, most likely: the rerun resumes
+            build.abandon()
+            raise RunFailure(f"{e}; what was built up to the last checkpoint is kept: run the same command again "
+                             "to resume") from None  # fmt: skip
         except BaseException:
             build.abandon()  # the last checkpoint stands: the next run continues from it
             raise
