@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import sys
 
 import click
 
 from factory import __version__
-from factory.errors import FactoryError, RunFailure, disk_failure, os_failure
+from factory.errors import FactoryError, RunFailure, disk_failure, os_failure, short_value
 from factory.launch import is_main_process
 
 # name -> "module:function". Command modules import only click at the top, so `factory --help` stays
@@ -52,7 +53,7 @@ class FactoryGroup(click.Group):
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as e:
             hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
-            return self._fail(f"{e.format_message()}{hint}", 2, standalone_mode)
+            return self._fail(f"{_short_words(e.format_message())}{hint}", 2, standalone_mode)
         except FactoryError as e:
             return self._fail(str(e), 2, standalone_mode)
         except RunFailure as e:
@@ -80,6 +81,12 @@ class FactoryGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _short_words(message: str) -> str:
+    """Click's own usage messages quote what was typed (an unknown command or option, an extra argument) whole: a
+    word over 100 characters is cut as `short_value` cuts the values factory's own messages name."""
+    return re.sub(r"\S{101,}", lambda m: short_value(m.group(), quote=False), message)
 
 
 INTERRUPTED = (

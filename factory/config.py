@@ -28,7 +28,7 @@ from dataclasses import MISSING
 from pathlib import Path
 from typing import Any
 
-from factory.errors import ConfigError
+from factory.errors import ConfigError, short_value
 
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 NONE = {"none", "null", "~"}
@@ -122,7 +122,7 @@ def parse_value(value: Any, kind: Kind, meta: Mapping[str, Any]) -> Any:
         elif isinstance(value, (list, tuple)):
             items = list(value)
         else:
-            raise Problem(f"{value!r} is not a list")
+            raise Problem(f"{short_value(value)} is not a list")
         return kind.sequence(_scalar(item, kind.base, meta) for item in items)
     return _scalar(value, kind.base, meta)
 
@@ -131,13 +131,13 @@ def _scalar(value: Any, base: type, meta: Mapping[str, Any]) -> Any:
     parsed = _convert(value, base)
     choices = meta.get("choices")
     if choices is not None and parsed not in choices:
-        raise Problem(f"{value!r} is not one of {', '.join(map(str, choices))}")
+        raise Problem(f"{short_value(value)} is not one of {', '.join(map(str, choices))}")
     if base in (int, float):
         low, high = meta.get("low"), meta.get("high")
         if low is not None and (parsed < low or (meta.get("low_open") and parsed == low)):
-            raise Problem(f"{value} must be {'>' if meta.get('low_open') else '>='} {low:g}")
+            raise Problem(f"{short_value(value, quote=False)} must be {'>' if meta.get('low_open') else '>='} {low:g}")
         if high is not None and parsed > high:
-            raise Problem(f"{value} must be <= {high:g}")
+            raise Problem(f"{short_value(value, quote=False)} must be <= {high:g}")
     return parsed
 
 
@@ -147,18 +147,18 @@ def _convert(value: Any, base: type) -> Any:
             return value
         if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
             return value.strip().lower() in TRUE
-        raise Problem(f"{value!r} is not true or false")
+        raise Problem(f"{short_value(value)} is not true or false")
     if isinstance(value, bool):
         hint = "; YAML reads yes/no/on/off as booleans, so quote it (e.g. 'no')" if base is str else ""
-        raise Problem(f"{value!r} is a boolean, not a {base.__name__}{hint}")
+        raise Problem(f"{short_value(value)} is a boolean, not a {base.__name__}{hint}")
     if base is str:
         if isinstance(value, (str, int, float)):
             return str(value)
-        raise Problem(f"{value!r} is not text")
+        raise Problem(f"{short_value(value)} is not text")
     if base is Path:
         if isinstance(value, (str, Path)):
             return Path(value)
-        raise Problem(f"{value!r} is not a path")
+        raise Problem(f"{short_value(value)} is not a path")
     if base in (int, float):
         return _number(value, base)
     raise TypeError(f"config fields of type {base} are not supported")  # a programming error, not a user's
@@ -179,9 +179,9 @@ def parse_count(text: str) -> int:
     """'1e9', '500M', '2B', '1.5k', '1000000' -> a whole number, at least 1 (ValueError otherwise)."""
     value = _count_value(str(text))
     if value is None:
-        raise ValueError(f"{text!r} is not a count (e.g. 1e9, 500M, 2B)")
+        raise ValueError(f"{short_value(text)} is not a count (e.g. 1e9, 500M, 2B)")
     if not math.isfinite(value) or value < 1:
-        raise ValueError(f"{text!r} must be at least 1")
+        raise ValueError(f"{short_value(text)} must be at least 1")
     return int(round(value))
 
 
@@ -194,12 +194,12 @@ def _number(value: Any, base: type) -> int | float:
         number = _count_value(value) if base is int and isinstance(value, str) else None
         if number is None:  # a whole-number option takes the count grammar too: 10M, 2B, 1.5k
             counts = " (or a count: 10M, 2B, 1e9)" if base is int else ""
-            raise Problem(f"{value!r} is not a number{counts}") from None
+            raise Problem(f"{short_value(value)} is not a number{counts}") from None
     if not math.isfinite(number):
-        raise Problem(f"{value!r} is not a finite number")
+        raise Problem(f"{short_value(value)} is not a finite number")
     if base is int:
         if number != int(number):
-            raise Problem(f"{value!r} is not a whole number")
+            raise Problem(f"{short_value(value)} is not a whole number")
         return int(number)
     return float(number)
 
@@ -266,7 +266,7 @@ def check(cls: type, layers: Iterable[Layer], fixed: Mapping[str, Any] | None = 
 def _unknown(layer: Layer, key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key.replace("-", "_"), valid, n=1)
     hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(sorted(valid))}"
-    return f"{layer.name.rstrip('. :') or 'config'}: unknown key {key!r}{hint}"
+    return f"{layer.name.rstrip('. :') or 'config'}: unknown key {short_value(key)}{hint}"
 
 
 def override(config, layers: Iterable[Layer]):

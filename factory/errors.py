@@ -92,6 +92,17 @@ def short_path(path: object, longest: int = 40) -> str:
     return "/".join(p if len(p) <= longest else f"{p[:12]}...({len(p.encode())} bytes)" for p in parts)
 
 
+def short_value(value: object, longest: int = 60, *, quote: bool = True) -> str:
+    """A value the user gave, for a one-line message: as repr() writes it (str() with `quote=False`), cut after
+    `longest` characters with its length, so a 20 KB `--set` value does not make a 20 KB error line while the
+    line still shows what the value began with. Paths: `short_path`."""
+    text = repr(value) if quote else str(value)
+    if len(text) <= longest:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:longest]}...({size:,} characters)"
+
+
 # ---- the Hub ----------------------------------------------------------------------------------------
 _NETWORK = ("ConnectionError", "ConnectError", "ConnectTimeout", "ReadTimeout", "Timeout", "TimeoutError",
             "LocalEntryNotFoundError", "gaierror")  # fmt: skip

@@ -25,7 +25,7 @@ from typing import Any
 
 from factory.config import Layer, check, command_line, fail, to_json, to_values
 from factory.configs import DEFAULT_VOCAB_SIZE, VocabConfig
-from factory.errors import FactoryError, RecipeError
+from factory.errors import FactoryError, RecipeError, short_value
 from factory.manifest import find_manifest, manifest_fingerprint, schema_for
 from factory.outputs import check_target, output_lock
 from factory.resources import find
@@ -67,17 +67,19 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
         raise RecipeError(f"{path} must be a mapping with 'name' and 'steps' (see recipes/demo.yaml)")
     for item in overrides:
         key, sep, raw = item.partition("=")
+        shown = short_value(item)
         if not sep or not key:
-            raise RecipeError(f"--set {item!r} must look like key=value (e.g. steps.pretrain.max_steps=100)")
+            raise RecipeError(f"--set {shown} must look like key=value (e.g. steps.pretrain.max_steps=100)")
         if not raw.strip():  # YAML reads nothing as null, which would silently fall back to the default
+            name = short_value(key.strip(), 30, quote=False)
             raise RecipeError(
-                f"--set {item!r} has no value; give one ({key.strip()}=100), or {key.strip()}=null to drop the "
-                "recipe's value and use factory's default"
+                f"--set {shown} has no value; give one ({name}=100), or {name}=null to drop the recipe's value and "
+                "use factory's default"
             )
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
-            raise RecipeError(f"--set {item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+            raise RecipeError(f"--set {shown}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
         _assign(recipe, key.strip().split("."), value, item)
     problems = _shape_problems(recipe, path)
     if problems:
@@ -90,22 +92,26 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
 def _shape_problems(recipe: dict[str, Any], path: Path) -> list[str]:
     """The recipe's own keys: known, of the right kind, every step section a mapping (all reported at once)."""
     problems = [
-        f"{path}: unknown key {k!r}; a recipe has {', '.join(sorted(TOP_KEYS))}" for k in recipe if k not in TOP_KEYS
+        f"{path}: unknown key {short_value(k)}; a recipe has {', '.join(sorted(TOP_KEYS))}"
+        for k in recipe
+        if k not in TOP_KEYS
     ]
     for key in ("name", "description", "run_dir"):
         if recipe.get(key) is not None and not isinstance(recipe[key], str):
-            problems.append(f"{path}: {key} must be text, not {recipe[key]!r}")
+            problems.append(f"{path}: {key} must be text, not {short_value(recipe[key])}")
     steps = recipe.get("steps")
     if not isinstance(steps, dict) or not steps:
         return [*problems, f"{path} has no 'steps' mapping; a recipe names at least one of {', '.join(STEPS)}"]
     for name, section in steps.items():
         if name not in STEPS:
-            problems.append(f"{path}: unknown step {name!r}; steps are {', '.join(STEPS)}")
+            problems.append(f"{path}: unknown step {short_value(name)}; steps are {', '.join(STEPS)}")
         elif section is not None and not isinstance(section, dict):
-            problems.append(f"steps.{name} must be a mapping of settings, not {section!r}")
+            problems.append(f"steps.{name} must be a mapping of settings, not {short_value(section)}")
         elif name == "eval":
             bad = [s for s, v in (section or {}).items() if v is not None and not isinstance(v, dict)]
-            problems += [f"steps.eval.{s} must be a mapping of settings (e.g. data: DIR)" for s in bad]
+            problems += [
+                f"steps.eval.{short_value(s, quote=False)} must be a mapping of settings (e.g. data: DIR)" for s in bad
+            ]
     return problems
 
 
@@ -113,7 +119,7 @@ def _assign(tree: dict, keys: list[str], value: Any, item: str) -> None:
     for key in keys[:-1]:
         node = tree.setdefault(key, {})
         if not isinstance(node, dict):
-            raise RecipeError(f"--set {item!r}: {key!r} is not a section")
+            raise RecipeError(f"--set {short_value(item)}: {short_value(key)} is not a section")
         tree = node
     tree[keys[-1]] = value
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from factory.errors import ConfigError
+from factory.errors import ConfigError, short_value
 
 DEFAULT_VOCAB_SIZE = "128k"  # the v3 vocabulary, when a plan or a random model names none
 
@@ -33,7 +33,7 @@ class VocabSize:
         """'32k', '128k', '250k', '128000' or 128000 -> VocabSize."""
         match = re.fullmatch(r"\s*(\d+)\s*([kK]?)\s*", str(text))
         if not match:
-            raise ConfigError(f"vocab size {text!r} is not a size; write it like 32k, 128k, 250k or 128000")
+            raise ConfigError(f"vocab size {short_value(text)} is not a size; write it like 32k, 128k, 250k or 128000")
         pieces = int(match.group(1)) * (1000 if match.group(2) else 1)
         if pieces < MIN_PIECES:
             raise ConfigError(f"vocab size {pieces} is too small; use at least {MIN_PIECES} (e.g. 2k for tests)")

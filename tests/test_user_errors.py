@@ -98,3 +98,23 @@ def test_unknown_attention_path(tiny_vocab, tmp_path, monkeypatch):
     out = tmp_path / "e"
     line = one_error_line(["eval", "xnli", "--model", model, "--data", DEMO / "nli", "--out", out], out)
     assert "FACTORY_ATTENTION='fast'" in line and "sdpa" in line
+
+
+def test_a_huge_value_is_named_in_a_short_line(tmp_path):
+    """A 20 KB value (or key, or word Click quotes) is shown cut, with its length, in a line that still says which
+    setting it was given for: the messages used to echo it whole (an unknown key's line also lists the known ones)."""
+    huge = "x" * 20_000
+    recipe = DEMO.parent / "demo.yaml"
+    for args, key in (
+        (["run", recipe, "--dry-run", "--set", f"steps.pretrain.max_steps={huge}"], "steps.pretrain.max_steps"),
+        (["run", recipe, "--dry-run", "--set", f"steps.pretrain.preset={huge}"], "steps.pretrain.preset"),
+        (["run", recipe, "--dry-run", "--set", f"steps.pretrain.{huge}=1"], "steps.pretrain: unknown key"),
+        (["run", recipe, "--dry-run", "--set", f"steps.pretrain={huge}"], "steps.pretrain must be a mapping"),
+        (["pretrain", "--preset", huge, "--dry-run", "--out", tmp_path / "p"], "'--preset'"),
+        (["shards", "--tokens", huge, "--vocab", tmp_path, "--corpus", tmp_path, "--out", tmp_path / "s"], "--tokens"),
+        (["presets", "--vocab-size", huge], "--vocab-size"),
+        (["vocab", f"--{huge}", "1"], "No such option"),
+    ):
+        line = one_error_line(args)
+        shown = line.split("; known: ")[0]
+        assert len(shown) < 300 and "x" * 61 not in line and key in line and "...(20,0" in line, line[:400]
