@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import re
 
-from factory.config import parse_count  # the one count grammar (every whole-number option reads it)
+from factory.config import parse_count, whole_number  # the one count grammar (every whole-number option reads it)
 from factory.errors import short_value
 
 
 def parse_task(text: str) -> tuple[int, int]:
     """'3/64' -> (3, 64): part 3 of 64, 1-based."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+    part, parts = (whole_number(n) for n in match.groups()) if match else (None, None)
+    if part is None or parts is None or not 1 <= part <= parts:  # None: more digits than any I/N has
         raise ValueError(f"{short_value(text)} is not I/N with 1 <= I <= N (e.g. 3/64)")
-    return int(match.group(1)), int(match.group(2))
+    return part, parts
 
 
 def config_problems(config) -> list[str]:

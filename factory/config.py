@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
 import types
@@ -180,9 +181,29 @@ def parse_count(text: str) -> int:
     value = _count_value(str(text))
     if value is None:
         raise ValueError(f"{short_value(text)} is not a count (e.g. 1e9, 500M, 2B)")
-    if not math.isfinite(value) or value < 1:
+    if not math.isfinite(value):
+        raise ValueError(f"{short_value(text)} {_not_finite(text)}")
+    if value < 1:
         raise ValueError(f"{short_value(text)} must be at least 1")
     return int(round(value))
+
+
+MAX_DIGITS = 18  # the longest run of digits a grammar's whole number needs (no count factory takes nears 10**18)
+
+
+def whole_number(digits: str) -> int | None:
+    """A grammar's run of decimal digits as an int (a vocabulary size, a task's I/N), or None past MAX_DIGITS
+    (leading zeros aside): a number no bound lets through, which the caller refuses as too large in its own words.
+    int() itself raises ValueError past 4300 digits, which would be a traceback."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_DIGITS else None
+
+
+def _not_finite(value: Any) -> str:
+    """Why a value that parsed to infinity or NaN is refused: digits past a float's range (about 1.8e308) read as
+    infinity, and are simply too large."""
+    written = str(value).lower()
+    return "is not a finite number" if "inf" in written or "nan" in written else "is too large"
 
 
 def _number(value: Any, base: type) -> int | float:
@@ -196,12 +217,42 @@ def _number(value: Any, base: type) -> int | float:
             counts = " (or a count: 10M, 2B, 1e9)" if base is int else ""
             raise Problem(f"{short_value(value)} is not a number{counts}") from None
     if not math.isfinite(number):
-        raise Problem(f"{short_value(value)} is not a finite number")
+        raise Problem(f"{short_value(value)} {_not_finite(value)}")
     if base is int:
         if number != int(number):
             raise Problem(f"{short_value(value)} is not a whole number")
         return int(number)
     return float(number)
+
+
+# ---- YAML ----------------------------------------------------------------------------------------
+def load_yaml(text: str) -> Any:
+    """YAML as factory reads every file and value a user writes (a recipe and its `--set` values, a vocab spec, a
+    suite file): `yaml.safe_load`, except that an integer a float cannot hold (past about 1.8e308) stays the text
+    it was written as. The resolver then refuses it as too large, as it refuses the same digits given to a flag;
+    SafeLoader itself raises Python's ValueError for more than 4300 digits, which would be a traceback."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader: no Python objects
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader with `_integer` for YAML's integers."""
+
+    def _integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
+        try:
+            value = yaml.SafeLoader.construct_yaml_int(loader, node)
+            float(value)  # OverflowError past a float's range (0x/0o/0b digits convert to int at any length)
+        except (ValueError, OverflowError):  # ValueError: more digits than int() converts
+            return node.value
+        return value
+
+    Loader.add_constructor("tag:yaml.org,2002:int", _integer)
+    return Loader
 
 
 # ---- merging -------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.config import Layer, check, command_line, fail, to_json, to_values
+from factory.config import Layer, check, command_line, fail, load_yaml, to_json, to_values
 from factory.configs import DEFAULT_VOCAB_SIZE, VocabConfig
 from factory.errors import FactoryError, RecipeError, short_value
 from factory.manifest import find_manifest, manifest_fingerprint, schema_for
@@ -58,7 +58,7 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
 
     path = find("recipe", path)  # a bundled name (demo) or a file
     try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        recipe = load_yaml(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:
         raise RecipeError(f"{path} is not a text file; a recipe is YAML (see recipes/*.yaml)") from None
     except yaml.YAMLError as e:
@@ -77,7 +77,7 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
                 "use factory's default"
             )
         try:
-            value = yaml.safe_load(raw)
+            value = load_yaml(raw)
         except yaml.YAMLError as e:
             raise RecipeError(f"--set {shown}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
         _assign(recipe, key.strip().split("."), value, item)
@@ -138,9 +138,18 @@ def _resolve(value: Any, base: Path) -> Any:
     match = re.fullmatch(r"([a-z]{2,3}(?:[-_][A-Za-z]+)?=)(.+)", value)
     prefix, path = (match.group(1), match.group(2)) if match else ("", value)
     candidate = base / path
-    if not Path(path).is_absolute() and not path.startswith("hf:") and candidate.exists():
+    if not Path(path).is_absolute() and not path.startswith("hf:") and _exists(candidate):
         return f"{prefix}{candidate}"
     return value
+
+
+def _exists(path: Path) -> bool:
+    """Whether a recipe's value names a file beside it; a value no file system takes as a name (over 255 bytes)
+    is not one, and is left to its option's checks (exists() raises OSError for it)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def build_plan(recipe: dict[str, Any], run_dir: Path, publish: bool = False) -> list[Step]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from factory.config import whole_number
 from factory.errors import ConfigError, short_value
 
 DEFAULT_VOCAB_SIZE = "128k"  # the v3 vocabulary, when a plan or a random model names none
@@ -34,11 +35,13 @@ class VocabSize:
         match = re.fullmatch(r"\s*(\d+)\s*([kK]?)\s*", str(text))
         if not match:
             raise ConfigError(f"vocab size {short_value(text)} is not a size; write it like 32k, 128k, 250k or 128000")
-        pieces = int(match.group(1)) * (1000 if match.group(2) else 1)
-        if pieces < MIN_PIECES:
+        number = whole_number(match.group(1))
+        pieces = None if number is None else number * (1000 if match.group(2) else 1)
+        if pieces is not None and pieces < MIN_PIECES:
             raise ConfigError(f"vocab size {pieces} is too small; use at least {MIN_PIECES} (e.g. 2k for tests)")
-        if pieces > MAX_PIECES:
-            raise ConfigError(f"vocab size {pieces:,} is too large; use at most {MAX_PIECES:,} (mDeBERTa has 250k)")
+        if pieces is None or pieces > MAX_PIECES:
+            shown = short_value(str(text).strip(), quote=False) if pieces is None else f"{pieces:,}"
+            raise ConfigError(f"vocab size {shown} is too large; use at most {MAX_PIECES:,} (mDeBERTa has 250k)")
         return cls.from_pieces(pieces, layout)
 
     @classmethod

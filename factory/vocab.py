@@ -30,7 +30,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.config import Layer, to_json
+from factory.config import Layer, load_yaml, to_json
 from factory.configs import MAX_LANGID_WORKERS, VocabConfig
 from factory.errors import FactoryError, disk_failure
 from factory.resources import find
@@ -187,7 +187,7 @@ def spec_layer(name_or_path: str | Path) -> Layer:
 
     path = find("spec", name_or_path)  # a bundled name (cc100) or a file
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise FactoryError(f"--spec {path}: cannot read it as YAML ({first}); see vocab/*.yaml") from None

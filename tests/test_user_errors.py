@@ -118,3 +118,23 @@ def test_a_huge_value_is_named_in_a_short_line(tmp_path):
         line = one_error_line(args)
         shown = line.split("; known: ")[0]
         assert len(shown) < 300 and "x" * 61 not in line and key in line and "...(20,0" in line, line[:400]
+
+
+def test_a_number_with_thousands_of_digits_is_too_large(tmp_path):
+    """Python converts at most 4300 digits to an int: YAML's parser (a recipe, `--set`) and the size and task
+    grammars raised its ValueError as a traceback. Now each is one line that names the setting."""
+    digits = "9" * 20_000
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text((DEMO.parent / "demo.yaml").read_text().replace("max_steps:", f"max_steps: {digits} #"))
+    for args, key in (
+        (["run", DEMO.parent / "demo.yaml", "--dry-run", "--set", f"steps.pretrain.max_steps={digits}"], "max_steps"),
+        (["run", DEMO.parent / "demo.yaml", "--dry-run", "--set", f"steps.pretrain.lr=0x{'f' * 5000}"], "lr"),
+        (["run", recipe, "--dry-run", "--run-dir", tmp_path / "run"], "steps.pretrain.max_steps"),
+        (["pretrain", "--max-steps", digits, "--dry-run", "--out", tmp_path / "p"], "'--max-steps'"),
+        (["presets", "--vocab-size", digits], "--vocab-size"),
+        (["shards", "--task", f"1/{digits}", "--vocab", tmp_path, "--corpus", tmp_path, "--out", tmp_path / "s"],
+         "--task"),
+    ):  # fmt: skip
+        line = one_error_line(args)
+        assert key in line and ("too large" in line or "not" in line), line
+    assert "too large" in one_error_line(["vocab", "--size", digits, "--corpus", DEMO / "corpus", "--out", tmp_path])

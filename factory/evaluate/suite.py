@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from factory.config import Layer, resolve
+from factory.config import Layer, load_yaml, resolve
 from factory.configs import FinetuneSettings
 from factory.errors import FactoryError
 from factory.resources import find
@@ -69,7 +69,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
 
     path = find("suite", name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise FactoryError(f"suite file {path} is not readable YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
