@@ -34,6 +34,7 @@ from factory.config import Layer, load_yaml, to_json
 from factory.configs import MAX_LANGID_WORKERS, VocabConfig
 from factory.errors import FactoryError, disk_failure
 from factory.resources import find
+from factory.sizes import MIN_PIECES
 from factory.tokenizer import write_hf_files  # noqa: F401  (it lives with the tokenizer; callers import it here too)
 
 # Unicode White_Space: what Rust's regex \s and char::is_whitespace match (tokenizers' Replace and Strip)
@@ -166,8 +167,14 @@ def _spm_hint(message: str, settings: SpmSettings) -> FactoryError:
     """SentencePiece's errors are C++ check failures; say what they mean."""
     too_high = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", message)
     if too_high:
+        most = int(too_high.group(2))
+        if most < MIN_PIECES:  # no smaller --size is allowed: only more text helps
+            return FactoryError(
+                f"--size {settings.pieces}: this corpus has text for at most {most} pieces, fewer than the smallest "
+                f"--size ({MIN_PIECES}); give more text"
+            )
         return FactoryError(
-            f"--size {settings.pieces} is more than this corpus supports (at most {too_high.group(2)} pieces): "
+            f"--size {settings.pieces} is more than this corpus supports (at most {most} pieces): "
             "use a smaller --size or give more text"
         )
     if "vocab_size" in message and "smaller" in message.lower():

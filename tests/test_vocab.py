@@ -269,8 +269,16 @@ def test_bad_everything_filtered(tmp_path):
 
 
 def test_bad_size_the_corpus_cannot_support(tmp_path):
-    corpus = write(tmp_path / "c.txt", textgen.generate("pt", 100))
+    corpus = write(tmp_path / "c.txt", textgen.generate("pt", 1000))  # text for about 1050 pieces
     _bad(tmp_path, ["--corpus", str(corpus), "--lang", "pt", "--size", "50k"], "50000", "at most", "smaller --size")
+
+
+def test_a_corpus_too_small_for_the_smallest_size_asks_for_text(tmp_path):
+    """Every size under 1000 is refused, so a corpus with text for fewer pieces needs more text, not a smaller
+    --size (which the line used to advise)."""
+    corpus = write(tmp_path / "c.txt", textgen.generate("pt", 20))
+    line = _bad(tmp_path, ["--corpus", str(corpus), "--lang", "pt", "--size", "1000"], "at most", "give more text")
+    assert "smaller" not in line and "smallest --size (1000)" in line
 
 
 def test_bad_binary_or_unreadable(tmp_path):
