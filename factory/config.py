@@ -426,7 +426,7 @@ def command_line(config) -> list[str]:
     args: list[str] = []
     for f in dataclasses.fields(config):
         value, kind = getattr(config, f.name), kinds[f.name]
-        if not f.metadata.get("cli", True) or value == default_of(f):
+        if not f.metadata.get("cli", True) or value == _unset(config, f):
             continue
         if value is None and f.metadata.get("switch") is None:
             continue
@@ -442,6 +442,13 @@ def command_line(config) -> list[str]:
         else:
             args += [flag, str(value)]
     return args
+
+
+def _unset(config, f: dataclasses.Field) -> Any:
+    """What `config` holds for `f` when it is not given: its default, or what the config fills in itself then
+    (PretrainConfig's preset and layout for a run from scratch), which a command line need not say either."""
+    default = default_of(f)
+    return default if default is MISSING else getattr(dataclasses.replace(config, **{f.name: default}), f.name)
 
 
 def from_flags(values: Mapping[str, Any]) -> Layer:

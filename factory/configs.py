@@ -234,13 +234,19 @@ class PretrainConfig(ShapeOptions):
     """`factory pretrain`; the resolved copy is written into every checkpoint and the run's manifest."""
 
     SCHEMA: ClassVar[int] = 1
+    # Options that size the model from scratch, and their defaults there; with --init-from the model's config.json
+    # decides them, so they stay None (not given) and any that is given is refused (problems)
+    SCRATCH: ClassVar[dict[str, str]] = {"preset": "base", "layout": "official"}
 
+    preset: str | None = option(None, "Size preset [default: base] (with --layers/--hidden/--heads/--ffn: the shape "
+                                "to start from).", choices=PRESET_NAMES)  # fmt: skip
     vocab: Path | None = option(None, "Vocabulary folder (spm.model) of the shards [default with --init-from: the "
                                 "model's own].")  # fmt: skip
     shards: Path | None = option(None, "Shards from `factory shards`.")
     init_from: str | None = option(None, "Continue from this discriminator (a folder or a Hub id org/name[@revision], "
                                    "e.g. microsoft/deberta-v3-xsmall): its config, weights and RTD head; the "
-                                   "shape flags do not apply.", metavar="SRC")  # fmt: skip
+                                   "shape options (--preset, --layers, --layout, ...) are its own.",
+                                   metavar="SRC")  # fmt: skip
     init_generator: str | None = option(None, "The generator to continue with (a folder or Hub id) [default: the one "
                                         "published beside --init-from, else derived by --generator-rule].",
                                         metavar="SRC")  # fmt: skip
@@ -296,7 +302,7 @@ class PretrainConfig(ShapeOptions):
                                   choices=("auto", "bf16", "fp16", "no"))  # fmt: skip
     dropout: float | None = option(None, "Dropout [default: 0.1, the configs'].", low=0, high=1)
     seed: int = option(0, "Seed for weights, data order and masks.")
-    layout: str = option("official", _LAYOUT_HELP, choices=LAYOUTS)
+    layout: str | None = option(None, _LAYOUT_HELP + " [default: official]", choices=LAYOUTS)
     vocab_size: str | None = option(None, "Vocabulary size for --dry-run without --vocab (e.g. 128k).")
     save_every: int = option(1000, "Checkpoint every N steps.", low=1)
     keep: int = option(3, "Checkpoints to keep.", low=1)
@@ -323,16 +329,25 @@ class PretrainConfig(ShapeOptions):
     out: Path = option(help="Run folder (checkpoints, logs, exports).")
     force: bool = option(False, "Start over in an --out that holds an earlier run.", secondary=False)
 
+    def __post_init__(self) -> None:
+        """A run from scratch that names no preset or layout gets SCRATCH's; a continued one keeps None."""
+        for name, default in self.SCRATCH.items() if self.init_from is None else ():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+
     def problems(self) -> list[str]:
-        problems = super().problems() + size_problems("--vocab-size", self.vocab_size)
+        problems = size_problems("--vocab-size", self.vocab_size)
+        if self.init_from is None:  # the shape's own checks (with --init-from: none may be given, below)
+            problems = super().problems() + problems
         if self.max_steps is not None and self.tokens is not None:
             problems.append("give --max-steps or --tokens, not both")
         if self.corpus and self.vocab is None and self.init_from is None:
             problems.append("--corpus needs --vocab to tokenise with")
         if self.init_from is not None:
-            shape = [f"--{k}" for k in ("layers", "hidden", "heads", "ffn") if getattr(self, k) is not None]
+            shape = [k for k in (*self.SCRATCH, "layers", "hidden", "heads", "ffn") if getattr(self, k) is not None]
             if shape:
-                problems.append(f"{', '.join(shape)}: the shape comes from --init-from's config.json")
+                flags = ", ".join(f"--{k}" for k in shape)
+                problems.append(f"{flags}: the shape comes from --init-from's config.json; remove {flags}")
             if self.vocab_size is not None:
                 problems.append("--vocab-size: the vocabulary comes from --init-from")
         elif self.init_generator is not None:

@@ -266,6 +266,20 @@ def test_a_bad_start_is_one_line(data, tmp_path, tiny_vocab):
     one_error_line(no_init, "--init-generator needs --init-from")
 
 
+def test_shape_options_beside_init_from_are_refused(data, tmp_path):
+    """--init-from's config.json is the model's shape: a --preset or --layout beside it used to be ignored without a
+    word (the model stayed the source's shape), while --layers was refused; now each is refused the same way, in
+    a recipe too, and a run that names none still plans."""
+    out = tmp_path / "out"
+    for extra in (["--preset", "large"], ["--preset", "base"], ["--layout", "pad128"]):
+        line = one_error_line(pretrain(data["fp16"], data["shards"], out, *extra, "--dry-run"), out=out)
+        assert f"{extra[0]}: the shape comes from --init-from's config.json" in line
+    assert pretrain(data["fp16"], data["shards"], out, "--dry-run").exit_code == 0
+    recipe = tmp_path / "continue.yaml"
+    recipe.write_text(f"name: c\nsteps:\n  pretrain: {{init_from: {data['fp16']}, preset: large}}\n")
+    one_error_line(["run", recipe, "--dry-run", "--run-dir", tmp_path / "r"], "--preset: the shape comes from")
+
+
 @pytest.mark.slow  # two torchrun processes (gloo): ~30 s on 2 shared cores
 def test_official_order_and_the_generator_warmup_on_two_processes_match_one(data, tmp_path):
     """DDP with each forward using one network (find_unused_parameters): the same losses and weights as one

@@ -84,7 +84,7 @@ def check_resume(
     """Refuse a checkpoint whose run does not match this one (another format, preset, vocabulary, sizes, mix)."""
     check_format(state, path)
     mine = {
-        "preset": args.preset,
+        "preset": args.preset or state.get("preset"),  # --init-from: None, the model's own (compared as `shape`)
         "shape": plan.shape.sizes(),
         "sharing": args.sharing,
         "seq_len": plan.seq_len,

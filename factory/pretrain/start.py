@@ -3,8 +3,8 @@ discriminator instead of random weights (docs/derive.md#continued-pre-training).
 
 Where each part comes from:
 - the discriminator: SRC, a folder or a Hub id (factory/source.py). Its config.json is the model's config (the
-  shape and embedding rows; --preset and the shape flags do not apply), its weights every encoder tensor and the
-  trained RTD head `mask_predictions` (a fresh head when SRC has none, e.g. a classification model);
+  shape and embedding rows; --preset, --layout and the shape flags are refused), its weights every encoder tensor
+  and the trained RTD head `mask_predictions` (a fresh head when SRC has none, e.g. a classification model);
 - the tokenizer: SRC's spm.model (or --vocab, which must be that same file: another vocabulary needs
   `factory transplant` first);
 - the generator, the first that exists: --init-generator SRC2; the published generator beside SRC
