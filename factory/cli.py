@@ -16,7 +16,7 @@ import sys
 import click
 
 from factory import __version__
-from factory.errors import FactoryError, RunFailure, disk_failure, os_failure, short_value
+from factory.errors import DiskFull, FactoryError, RunFailure, disk_failure, os_failure, short_value
 from factory.launch import is_main_process
 
 # name -> "module:function". Command modules import only click at the top, so `factory --help` stays
@@ -49,6 +49,7 @@ class FactoryGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        command = command_of(sys.argv[1:] if args is None else args)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as e:
@@ -57,19 +58,20 @@ class FactoryGroup(click.Group):
         except FactoryError as e:
             return self._fail(str(e), 2, standalone_mode)
         except RunFailure as e:
-            return self._fail(str(e), 1, standalone_mode)
+            return self._fail(failure_line(e, command), 1, standalone_mode)
         except click.ClickException as e:
             return self._fail(e.format_message(), e.exit_code, standalone_mode)
         except click.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort): 128 + SIGINT, as shells expect
-            return self._fail(INTERRUPTED, 130, standalone_mode)
+            return self._fail(f"interrupted; {rerun(command)}", 130, standalone_mode)
         except OSError as e:  # a path the user gave, or a full disk: one line, never a traceback (errors.os_failure)
             failure = disk_failure(e) or os_failure(e)
-            return self._fail(str(failure), 2 if isinstance(failure, FactoryError) else 1, standalone_mode)
+            code = 2 if isinstance(failure, FactoryError) else 1
+            return self._fail(failure_line(failure, command), code, standalone_mode)
         except Exception as e:  # a library's own error for a full disk (safetensors, torch.save): one line, exit 1
             failure = disk_failure(e)
             if failure is None:
                 raise  # anything else is a bug: its traceback is what a report needs
-            return self._fail(str(failure), 1, standalone_mode)
+            return self._fail(failure_line(failure, command), 1, standalone_mode)
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -89,10 +91,37 @@ def _short_words(message: str) -> str:
     return re.sub(r"\S{101,}", lambda m: short_value(m.group(), quote=False), message)
 
 
-INTERRUPTED = (
-    "interrupted; outputs are whole or absent, and `shards` and `pretrain --resume auto` continue from their last "
-    "checkpoint when run again"
-)
+# What running the command again does with what an interrupted (Ctrl-C) or failed (a full disk) run of it left,
+# said after `interrupted; ` and after a full disk's line. Every command writes its folders whole or not at all
+# (outputs.staged_output); only these keep work to continue from (docs/promises.md#resume).
+RERUN = {
+    "pretrain": "outputs are whole or absent, and `pretrain --resume auto` continues from the last checkpoint",
+    "shards": "outputs are whole or absent, and the same command run again resumes the build from its last state",
+    "run": "outputs are whole or absent, and the same `factory run` again skips the finished steps and resumes "
+    "the shard build and the pre-training where they stopped",
+    "eval": "outputs are whole or absent; run it again",
+    "publish": "the staging folder is whole or absent and the Hub repository gets the whole commit or none; run it "
+    "again",
+}
+START_OVER = "outputs are whole or absent, and there is nothing to resume: run it again to start over"
+
+
+def command_of(args: list[str] | tuple[str, ...]) -> str | None:
+    """The command a `factory` command line runs: its first word that is not an option (factory's own options
+    take no value)."""
+    return next((str(a) for a in args if not str(a).startswith("-")), None)
+
+
+def rerun(command: str | None) -> str:
+    """What running `command` again keeps of an interrupted or failed run (RERUN)."""
+    return RERUN.get(command or "", START_OVER)
+
+
+def failure_line(failure: RunFailure | FactoryError, command: str | None) -> str:
+    """A failure's line; a full disk's says what a rerun of the command keeps (the library cannot know it)."""
+    return f"{failure}; {rerun(command)}" if isinstance(failure, DiskFull) else str(failure)
+
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 

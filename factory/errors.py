@@ -56,6 +56,11 @@ class UploadFailed(RunFailure):
     """The upload failed for a reason that is not the user's input (5xx, connection): retrying may work."""
 
 
+class DiskFull(RunFailure):
+    """A write failed for lack of space. The message says so and to free some; the CLI adds what a rerun of the
+    command that failed keeps (factory.cli.RERUN), which only it knows."""
+
+
 # ---- the operating system's errors ---------------------------------------------------------------
 # A path the user gave that cannot be used (a name too long, no permission, a file where a folder should be):
 # their mistake, exit 2. Anything else the OS reports (a full disk, an I/O error) is a failure of the run: exit 1.
@@ -134,8 +139,8 @@ def hub_failure(error: BaseException, what: str, fix: str = "pass a local path i
 _FULL_TEXT = ("No space left on device", "os error 28", "errno 28", "file write failed", "output->WriteLine")
 
 
-def disk_failure(error: BaseException, folder: object = None) -> RunFailure | None:
-    """A RunFailure line (exit 1) when `error` is a write that failed for lack of space, else None. `folder`:
+def disk_failure(error: BaseException, folder: object = None) -> DiskFull | None:
+    """A DiskFull line (exit 1) when `error` is a write that failed for lack of space, else None. `folder`:
     where the step was writing, to say how much space is left there."""
     import errno
 
@@ -151,8 +156,6 @@ def disk_failure(error: BaseException, folder: object = None) -> RunFailure | No
             left = f" ({shutil.disk_usage(folder).free / 2**20:,.1f} MiB free in {short_path(folder)})"
         except OSError:
             left = ""
-    return RunFailure(
-        f"the disk is full{left}: a write failed ({type(error).__name__}); free some space (or pick another disk) and "
-        "run the step again: outputs are whole or absent, and `shards` and `pretrain --resume auto` continue from "
-        "their last checkpoint"
+    return DiskFull(
+        f"the disk is full{left}: a write failed ({type(error).__name__}); free some space (or pick another disk)"
     )

@@ -175,3 +175,31 @@ def test_logging_is_configured_once_by_the_cli(flags, level, monkeypatch):
     monkeypatch.setenv("RANK", "1")  # another process of a torchrun/accelerate launch: errors only
     assert CliRunner().invoke(cli, [*flags, "presets", "--json"]).exit_code == 0
     assert logging.getLogger("factory").level == logging.ERROR and not progress_enabled()
+
+
+# What each command's Ctrl-C line says its rerun keeps: only shards, pretrain and run continue anything
+INTERRUPT_LINES = {
+    "pretrain": ("`pretrain --resume auto` continues from the last checkpoint",),
+    "shards": ("the same command run again resumes the build",),
+    "run": ("skips the finished steps", "resumes the shard build and the pre-training"),
+    "eval": ("outputs are whole or absent; run it again",),
+    "publish": ("the Hub repository gets the whole commit or none",),
+    **{name: ("nothing to resume", "start over") for name in ("vocab", "trim", "transplant", "init", "presets")},
+}
+
+
+@pytest.mark.parametrize("command", sorted(INTERRUPT_LINES))
+def test_the_interrupt_line_says_what_the_command_keeps(command, monkeypatch):
+    """Ctrl-C while a command runs: exit 130 and one line saying what running it again keeps. The line used to
+    promise checkpoints of `shards` and `pretrain --resume auto` after any command."""
+    from factory.cli import COMMANDS, FactoryGroup
+
+    def interrupted(self, ctx):
+        raise KeyboardInterrupt  # inside the command (the group invokes it): Click turns it into Abort
+
+    monkeypatch.setattr(FactoryGroup, "invoke", interrupted)
+    assert command in COMMANDS
+    line = one_error_line(CliRunner().invoke(cli, ["-q", command, "ARG"]), *INTERRUPT_LINES[command], code=130)
+    assert line.startswith("Error: interrupted; outputs are whole or absent" if command != "publish" else "Error: ")
+    if command not in ("pretrain", "shards", "run"):
+        assert "checkpoint" not in line and "resumes" not in line, line
