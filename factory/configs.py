@@ -607,7 +607,10 @@ class RunConfig:
                             repeat=True, metavar="KEY=VALUE")  # fmt: skip
     run_dir: Path | None = option(None, "Where the steps write [default: the recipe's run_dir, else runs/NAME].")
     dry_run: bool = option(False, "Print the plan (commands, parameters, tokens, FLOPs, time, disk).", secondary=False)
-    resume: bool = option(False, "Continue an interrupted pre-training from its last checkpoint.", secondary=False)
+    resume: bool = option(False, "Continue the pre-training in the run folder although the recipe's settings or "
+                          "its inputs changed since it started (pretrain refuses what a checkpoint cannot continue, "
+                          "e.g. another batch). Without it such a run is refused; an interrupted one whose settings "
+                          "did not change always continues, and none is deleted.", secondary=False)  # fmt: skip
     publish: bool = option(False, "Upload to the Hub at the end (otherwise the card and folder are only staged).",
                            secondary=False)  # fmt: skip
 

@@ -9,7 +9,9 @@ that connect the steps (vocab -> shards -> pretrain -> eval -> publish) under on
 
 A step is skipped when its output folder holds a manifest and neither its config nor the manifests of
 the steps it reads have changed since it ran; so deleting one step's output re-runs that step and the ones
-after it, and nothing else.
+after it, and nothing else. Pre-training is the exception, as its checkpoints are days of work: its folder's
+run is continued (`--resume auto`) when the recipe started it with the same settings and inputs, and is
+otherwise refused, never deleted (`check_pretrain_folder`; `factory run --resume` continues it anyway).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from factory.config import Layer, check, command_line, fail, load_yaml, to_json, to_values
 from factory.configs import DEFAULT_VOCAB_SIZE, VocabConfig
-from factory.errors import FactoryError, RecipeError, short_value
+from factory.errors import FactoryError, RecipeError, short_path, short_value
 from factory.manifest import find_manifest, manifest_fingerprint, schema_for
 from factory.outputs import check_target, output_lock
 from factory.resources import find
@@ -360,29 +362,78 @@ def run_step(step: Step) -> None:
 
 def run_plan(plan: list[Step], run_dir: Path, resume: bool) -> list[str]:
     """Run the steps in order, skipping those whose output is up to date; returns the names that ran. One
-    `factory run` per run folder at a time (its lock; each step locks its own folder too)."""
+    `factory run` per run folder at a time (its lock; each step locks its own folder too). `resume`: continue
+    the pre-training in the run folder even though its settings or inputs changed (`check_pretrain_folder`)."""
     with output_lock(run_dir, "--run-dir"):
         return _run_steps(plan, run_dir, resume)
+
+
+STARTED = "started"  # run-state.json: what each step was last started with (its state), finished or not
 
 
 def _run_steps(plan: list[Step], run_dir: Path, resume: bool) -> list[str]:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / STATE_FILE
     saved = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    started = saved.setdefault(STARTED, {})
+    pretrain = next((s for s in plan if s.name == "pretrain"), None)
+    if pretrain is not None and not resume:  # before any step runs, on the inputs there now
+        check_pretrain_folder(pretrain, step_state(pretrain, plan), saved)
     ran: list[str] = []
     for i, step in enumerate(plan, 1):
-        state = step_state(step, plan)
+        state = step_state(step, plan)  # computed after the steps before it ran: the inputs it actually reads
         if is_done(step, state, saved):
             log.info("[%d/%d] %s: up to date, skipped (%s)", i, len(plan), step.name, step.out)
             continue
-        if step.name == "pretrain" and not resume:
-            step = dataclasses.replace(step, config=dataclasses.replace(step.config, resume=None, force=True))
+        if step.name == "pretrain" and not resume:  # again: a step before it may have rewritten its inputs
+            check_pretrain_folder(step, state, saved)
         log.info("[%d/%d] %s: %s", i, len(plan), step.name, step.command_line())
+        started[step.name] = state
+        state_path.write_text(json.dumps(saved, indent=2) + "\n")
         run_step(step)
-        saved[step.name] = state  # computed after the steps before it ran: the inputs it actually read
+        saved[step.name] = state
         state_path.write_text(json.dumps(saved, indent=2) + "\n")
         ran.append(step.name)
     return ran
+
+
+def check_pretrain_folder(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> None:
+    """`factory run` never starts a pre-training over the run in its folder: the step always runs with `--resume
+    auto` (as the planner fixes it) and never `--force`. Continuing is right when this recipe started that run with
+    the same settings and inputs: an interrupted step. When they changed, continuing would mix two runs and
+    starting over would delete the checkpoints, so it is refused, saying how to go on (`factory run --resume`
+    continues it anyway: pretrain then refuses what a checkpoint cannot continue, such as another batch)."""
+    from factory.pretrain.checkpoint import checkpoint_dirs, holds_run
+
+    started = saved[STARTED].get(step.name, saved.get(step.name))  # (run-state.json before STARTED: the finished)
+    if is_done(step, state, saved) or started == state or not holds_run(step.out):
+        return
+    found = checkpoint_dirs(step.out)
+    last = f" (last checkpoint: step {int(found[-1].name.split('-')[1])})" if found else ""
+    why = "this recipe did not start"
+    if started is not None:
+        why = f"started with other settings or inputs ({_changes(started, state)})"
+    raise RecipeError(
+        f"{short_path(step.out)} holds a pre-training run{last} {why}, which `factory run` does not delete: pass "
+        "--resume to continue it with the recipe's settings, or move that folder away (or use another --run-dir) to "
+        "start over"
+    )
+
+
+def _changes(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """What differs between two states of the pre-training step, for a message: the settings (with their values),
+    the steps whose outputs it reads, the files it reads."""
+    was, config = before.get("config", {}), now["config"]
+    changes = [f"steps.pretrain.{k} {short_value(was.get(k), 20)} -> {short_value(config.get(k), 20)}"
+               for k in _differ(was, config)]  # fmt: skip
+    changes += [f"the {name} step's output" for name in _differ(before.get("inputs", {}), now["inputs"])]
+    changes += ["the files it reads"] if _differ(before.get("files", {}), now["files"]) else []
+    return ", ".join(changes[:3]) + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
+
+
+def _differ(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between two mappings (a key only one has differs)."""
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
 def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@ re-runs nothing when nothing changed, and re-runs exactly the steps downstream o
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 import transformers
 from click.testing import CliRunner
+from conftest import one_error_line, word_shards
 
 from factory.cli import cli
 from factory.model import load_model
@@ -156,16 +158,63 @@ def test_demo_pipeline_small(tmp_path):
     assert time.perf_counter() - start < 10
 
     # one output deleted: that step and those after it run again, nothing else
-    import shutil
-
     shutil.rmtree(run_dir / "eval" / "xnli")
     third = run(DEMO, "--run-dir", run_dir, *SMALL)
     assert third.exit_code == 0, third.output[-2000:]
     assert _ran(third.output) == ["eval.xnli", "publish"]
-    shutil.rmtree(run_dir / "shards")  # further up: everything downstream of the shards, but not the vocabulary
+    shutil.rmtree(run_dir / "shards")  # further up: the pre-training run downstream is not started over by itself
+    line = one_error_line(run(DEMO, "--run-dir", run_dir, *SMALL), "the shards step's output", "--resume", alone=False)
+    assert "pretrain holds a pre-training run (last checkpoint: step 12)" in line and not (run_dir / "shards").exists()
+    shutil.rmtree(run_dir / "pretrain")  # moved away: everything downstream of the shards runs, not the vocabulary
     fourth = run(DEMO, "--run-dir", run_dir, *SMALL)
     assert fourth.exit_code == 0, fourth.output[-2000:]
     assert _ran(fourth.output) == ["shards", "pretrain", "eval.xnli", "publish"]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_an_interrupted_pretraining_continues_and_is_never_deleted(tiny_vocab, tmp_path, monkeypatch):
+    """Ctrl-C after the step-4 checkpoint, then `factory run` again: it used to re-run pretrain with --force from
+    step 0, deleting the checkpoints. Now the same settings continue from step 4; other settings are refused in one
+    line with the checkpoints untouched, and --resume continues the run under them."""
+    import factory.pretrain.loop as loop
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_vocab, run_dir / "vocab")  # the recipe's steps before pretrain, already done
+    shutil.move(word_shards(tiny_vocab, tmp_path, lines=200, words=300), run_dir / "shards")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nsteps:\n  pretrain: {preset: debug, layers: 1, batch: 4, max_steps: 6, save_every: 2, "
+                      "warmup: 1, mixed_precision: 'no'}\n")  # fmt: skip
+    save = loop.save_checkpoint
+
+    def save_then_interrupt(accelerator, out, step, state, keep):
+        saved = save(accelerator, out, step, state, keep)
+        if step == 4:
+            raise KeyboardInterrupt
+        return saved
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_interrupt)
+    assert run(recipe, "--run-dir", run_dir).exit_code == 130
+    monkeypatch.undo()
+    checkpoint = run_dir / "pretrain" / "checkpoints" / "step-00000004" / "trainer.json"
+    written = checkpoint.stat().st_mtime_ns
+
+    line = one_error_line(run(recipe, "--run-dir", run_dir, "--set", "steps.pretrain.max_steps=8"), alone=False)
+    assert "pretrain holds a pre-training run (last checkpoint: step 4)" in line and "max_steps 6 -> 8" in line, line
+    assert "--resume" in line and checkpoint.stat().st_mtime_ns == written
+
+    again = run(recipe, "--run-dir", run_dir)
+    assert again.exit_code == 0 and _ran(again.output) == ["pretrain"], again.output
+    manifest = json.loads((run_dir / "pretrain" / "factory.json").read_text())
+    assert [s["from_step"] for s in manifest["sessions"]] == [0, 4]
+    assert checkpoint.stat().st_mtime_ns == written  # continued from it, not written again
+    assert "ran nothing" in run(recipe, "--run-dir", run_dir).output
+
+    longer = run(recipe, "--run-dir", run_dir, "--set", "steps.pretrain.max_steps=8", "--resume")
+    assert longer.exit_code == 0, longer.output
+    manifest = json.loads((run_dir / "pretrain" / "factory.json").read_text())
+    assert [s["from_step"] for s in manifest["sessions"]] == [0, 4, 6] and manifest["sessions"][2]["changed"] == {
+        "max_steps": 8
+    }
 
 
 def test_a_recipe_can_evaluate_retrieval(tmp_path):

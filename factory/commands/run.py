@@ -18,7 +18,9 @@ def run(**flags) -> None:
 
     Each step writes one folder under the run folder. A step whose output is already there and whose
     arguments and inputs have not changed is skipped, so running a finished recipe again is instant,
-    and deleting one step's folder re-runs that step and the ones after it.
+    and deleting one step's folder re-runs that step and the ones after it. An interrupted pre-training
+    continues from its last checkpoint; one whose settings or inputs changed is refused, never deleted
+    (--resume continues it with the new settings).
 
     \b
     Examples:

@@ -220,8 +220,7 @@ def prepare_out(args: PretrainConfig) -> Path | None:
     out = Path(args.out)
     check_target(out)
     resume = find_resume(out, args.resume)
-    earlier = [p for p in out.iterdir() if not _kept(p)] if out.is_dir() else []
-    if resume is not None or not earlier or args.force:
+    if resume is not None or not holds_run(out) or args.force:
         return resume
     finished = (out / MANIFEST).is_file()  # the run's manifest is written last
     if args.resume == "auto" and not finished:
@@ -230,6 +229,11 @@ def prepare_out(args: PretrainConfig) -> Path | None:
     if args.resume == "auto":
         raise ConfigError(f"--out {out} holds a finished run and no checkpoint to resume; pass --force to restart")
     raise ConfigError(f"--out {out} holds an earlier run; pass --resume auto to continue it or --force to restart")
+
+
+def holds_run(out: Path) -> bool:
+    """Whether `out` holds anything of a run: checkpoints, logs, exports (not shards --corpus built into it)."""
+    return out.is_dir() and any(not _kept(p) for p in out.iterdir())
 
 
 def _kept(path: Path) -> bool:
