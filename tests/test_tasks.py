@@ -286,6 +286,36 @@ def test_bad_answer_start_is_one_line_exit_2(model, tmp_path):
     one_error_line(result, "answer_start 0 does not point at the answer 'dois'", out=out)
 
 
+def _qa_rows(n: int) -> list[dict]:
+    """`n` answerable SQuAD rows with distinct ids."""
+    return [{"id": f"q{k}", "question": "q", "context": f"um dois {k}", "answers": {"text": ["dois"],
+             "answer_start": [3]}} for k in range(n)]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, content", [("train.jsonl", ""), ("validation.jsonl", "\n  \n"),
+                                           ("validation.tsv", "id\tquestion\tcontext\tanswers\n"),
+                                           ("validation.parquet", None)])  # fmt: skip
+def test_an_empty_split_file_is_named_as_empty_not_missing(model, tmp_path, name, content):
+    """An empty file (0 bytes, blank lines, a tsv header alone, a table of 0 rows) is one line saying that file is
+    empty; before, it read as no rows and was reported as a missing split ("has no train split; add train.jsonl")."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data, split = tmp_path / "d", name.split(".")[0]
+    for other in {"train", "validation"} - {split}:
+        _write(data, f"{other}.jsonl", _qa_rows(2))
+    if content is None:
+        pq.write_table(pa.Table.from_pylist([], schema=pa.schema([("id", pa.string())])), data / name)
+    else:
+        (data / name).write_text(content)
+    out = tmp_path / "out"
+    args = ["eval", "squad", "--model", model, "--data", data, "--out", out]
+    line = one_error_line(args, f"{data / name} is empty (no rows)", out=out)
+    assert "has no" not in line, line
+    (data / name).unlink()  # and a split with no file at all is still the missing split
+    one_error_line(args, f"has no {split} split; add {split}.jsonl", out=out)
+
+
 def test_sift_off_is_the_plain_step_bit_for_bit(model):
     """sift=false trains exactly as a plain loop over the same batches, seeds and dropout masks."""
     from factory.config import Layer, resolve

@@ -46,15 +46,20 @@ def read_rows(path: Path) -> list[dict]:
 
 def read_numbered(path: Path) -> tuple[list[dict], list[str]]:
     """The rows of one file and where each is ("line 7" in a jsonl or tsv file, "row 7" in a parquet table),
-    so a message can point at the row; an unreadable file is one clear error."""
+    so a message can point at the row; an unreadable file is one clear error. A file with no rows (0 bytes, blank
+    lines, a tsv header alone, an empty table) is one too, here where every evaluation file is read: read on, it
+    would look like a split or a language the data does not have, and be reported as missing."""
     import pyarrow as pa
 
     try:
-        return _read_rows(path)
+        rows, places = _read_rows(path)
     except UnicodeDecodeError:
         raise FactoryError(f"{path} is not UTF-8 text (a binary file?); give jsonl, tsv or parquet") from None
     except (OSError, pa.ArrowException) as e:
         raise FactoryError(f"cannot read {path} ({str(e).splitlines()[0][:120]}); check the file") from None
+    if not rows:
+        raise FactoryError(f"{path} is empty (no rows); put one example per row in it")
+    return rows, places
 
 
 def _read_rows(path: Path) -> tuple[list[dict], list[str]]:
