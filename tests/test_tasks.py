@@ -316,6 +316,40 @@ def test_an_empty_split_file_is_named_as_empty_not_missing(model, tmp_path, name
     one_error_line(args, f"has no {split} split; add {split}.jsonl", out=out)
 
 
+@pytest.mark.parametrize("suite", ["squad", "squad2"])
+def test_qa_ids_shared_in_a_scored_split_are_one_line(model, tmp_path, suite):
+    """SQuAD's and MLQA's scores match predictions to questions by id: two validation rows with one id were
+    accepted, fine-tuned on and scored as one question, the other's prediction against its answers. Now one line
+    naming the file, the id and both lines, before any compute."""
+    data = tmp_path / "d"
+    rows = _qa_rows(4)
+    rows[3]["id"] = rows[1]["id"]
+    _write(data, "train.jsonl", _qa_rows(8))  # a batch (FAST's 8): the unfixed code fine-tuned and scored
+    _write(data, "validation.jsonl", rows)
+    out = tmp_path / "out"
+    one_error_line(["eval", suite, "--model", model, "--data", data, *FAST, "--out", out],
+                   f"{data / 'validation.jsonl'}: line 2 and line 4 have the same id 'q1'", out=out)  # fmt: skip
+
+
+def test_ids_are_checked_where_the_score_keys_on_them():
+    """Only the evaluated splits of a type that scores by id: train rows, and classification, may share ids;
+    rows of two files are both named whole."""
+    from factory.evaluate.data import check_data
+    from factory.evaluate.examples import Example
+
+    def qa(where, qid="x"):
+        return QAExample(qid, "q", "um dois", ("dois",), (3,), where)
+
+    data = {"train": {"en": [qa("t.jsonl line 1"), qa("t.jsonl line 2")]},
+            "validation": {"en": [qa("v.en.jsonl line 1"), qa("v.en.jsonl line 2", "y")]}}  # fmt: skip
+    check_data(data, "en", ["en"], "d", ("validation",), unique_ids=True)
+    data["validation"]["en"].append(qa("v.jsonl line 7", "y"))
+    with pytest.raises(FactoryError, match="^v.en.jsonl line 2 and v.jsonl line 7 have the same id 'y';"):
+        check_data(data, "en", ["en"], "d", ("validation",), unique_ids=True)
+    pairs = [Example("a", None, 0, "x", "f line 1"), Example("b", None, 1, "x", "f line 2")]
+    check_data({"train": {"en": pairs}, "validation": {"en": pairs}}, "en", ["en"], "d", ("validation",), ("0", "1"))
+
+
 def test_sift_off_is_the_plain_step_bit_for_bit(model):
     """sift=false trains exactly as a plain loop over the same batches, seeds and dropout masks."""
     from factory.config import Layer, resolve

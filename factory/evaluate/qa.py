@@ -126,7 +126,7 @@ def best_answer(example: QAExample, features: list[Feature], outputs: list[Any],
 class QuestionAnswering(TaskType):
     """Options: `qa_metric` squad (v1.1), squad_v2 or mlqa; the QASettings knobs."""
 
-    name, head = "qa", "qa"
+    name, head, scored_by_id = "qa", "qa", True
 
     @property
     def scorer(self) -> str:

@@ -172,7 +172,7 @@ def prepare(request: Request, check_out: bool = True) -> Prepared:
         languages = resolve_languages(suite, request.languages, request.train_language, present)
     assert languages is not None
     labels = suite.labels if suite.task == "classification" else ()  # main's unseen-label check: classes only
-    check_data(data, request.train_language, languages, request.data, request.splits, labels)
+    check_data(data, request.train_language, languages, request.data, request.splits, labels, task.scored_by_id)
     return Prepared(request, task, data, languages)
 
 

@@ -44,6 +44,7 @@ class TaskType:
     name: ClassVar[str]
     head: ClassVar[str]  # the model head (factory.model.heads.HEADS)
     metrics: ClassVar[tuple[str, ...]]  # default metrics, the first is the one averaged and charted
+    scored_by_id: ClassVar[bool] = False  # `score` matches predictions to gold by example id: ids must be unique
 
     def __init__(self, labels: Sequence[str] = (), metric_names: Sequence[str] = (), **options: Any):
         self.labels = tuple(labels)
