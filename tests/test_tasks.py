@@ -350,6 +350,39 @@ def test_ids_are_checked_where_the_score_keys_on_them():
     check_data({"train": {"en": pairs}, "validation": {"en": pairs}}, "en", ["en"], "d", ("validation",), ("0", "1"))
 
 
+@pytest.mark.parametrize(
+    "suite, files, unanswered, scoring",
+    [
+        (["squad"], ("train.jsonl", "validation.jsonl"), "validation.jsonl", "SQuAD v1.1"),
+        (["squad"], ("train.jsonl", "validation.jsonl"), "train.jsonl", "SQuAD v1.1"),
+        (["xtreme", "--tasks", "xquad"], ("xquad/train.en.jsonl", "xquad/test.en.jsonl"), "xquad/test.en.jsonl",
+         "SQuAD v1.1"),
+        (["xtreme", "--tasks", "mlqa"], ("mlqa/train.en.jsonl", "mlqa/validation.en.jsonl", "mlqa/test.en.jsonl"),
+         "mlqa/test.en.jsonl", "MLQA"),
+    ],
+)  # fmt: skip
+def test_a_question_without_an_answer_under_v1_scoring_is_one_line(model, tmp_path, suite, files, unanswered,
+                                                                   scoring):  # fmt: skip
+    """SQuAD v1.1's and MLQA's scores need an answer for every question: an unanswerable row in a split scored
+    that way was fine-tuned on, then `ValueError: max() arg is an empty sequence`. Now one line naming the file and
+    the row, pointing at squad2, before any compute; train rows too (v1.1 data has no unanswerable question)."""
+    data = tmp_path / "d"
+    for name in files:
+        rows = _qa_rows(8)
+        if name == unanswered:
+            rows[2]["answers"] = {"text": [], "answer_start": []}
+        _write((data / name).parent, (data / name).name, rows)
+    out = tmp_path / "out"
+    args = ["eval", *suite, "--model", model, "--data", data, "--langs", "en", *FAST, "--out", out]
+    line = one_error_line(args, f"{data / unanswered} line 3: no answer", f"scored as {scoring}", out=out)
+    assert "use squad2 (v2 scoring) if unanswerable questions are intended" in line, line
+    from factory.evaluate.runner import make_task
+    from factory.evaluate.suite import load_suite
+
+    squad2 = load_suite("squad2")
+    make_task(squad2, squad2.settings).check_examples([QAExample("q", "q", "um", (), (), "f line 1")])  # v2: fine
+
+
 def test_sift_off_is_the_plain_step_bit_for_bit(model):
     """sift=false trains exactly as a plain loop over the same batches, seeds and dropout masks."""
     from factory.config import Layer, resolve

@@ -57,6 +57,10 @@ class TaskType:
 
     problem_type: ClassVar[str | None] = None
 
+    def check_examples(self, examples: list) -> None:
+        """Refuse, in one line naming its row, an example this type cannot train on or score with its options; run on
+        every split used, before any compute (what the rows alone say was checked when they were read)."""
+
     def features(self, tokenizer, examples: list, max_length: int, train: bool) -> list[Feature]:
         raise NotImplementedError
 
