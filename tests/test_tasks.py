@@ -276,6 +276,19 @@ def test_suite_folders_check_labels_as_classify_does(model, tmp_path, train, tes
     one_error_line(CliRunner().invoke(cli, args), *needles, out=out)
 
 
+@pytest.mark.parametrize("unlabelled", ["train", "validation"])
+def test_a_split_whose_rows_are_all_left_out_is_one_line(model, tmp_path, unlabelled):
+    """GLUE leaves out rows labelled -1 (its test splits'): a split whose rows were all -1 was scored on no
+    example (CoLA's MCC 0.0, exit 0). Now one line naming the split and the language, before any compute."""
+    data = tmp_path / "d"
+    for split in ("train", "validation"):
+        _write(data / "cola", f"{split}.jsonl", [{"sentence": f"a{i} b", "label": -1 if split == unlabelled else i % 2}
+                                                 for i in range(8)])  # fmt: skip
+    out = tmp_path / "out"
+    args = ["eval", "glue", "--tasks", "cola", "--model", model, "--data", data, *FAST, "--out", out]
+    one_error_line(args, f"{data / 'cola'}: the {unlabelled} split holds no en examples", "such as -1", out=out)
+
+
 def test_bad_answer_start_is_one_line_exit_2(model, tmp_path):
     data = tmp_path / "d"
     row = {"id": "a", "question": "q", "context": "um dois", "answers": {"text": ["dois"], "answer_start": [0]}}

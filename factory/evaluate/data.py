@@ -250,10 +250,11 @@ def check_data(
     labels: Sequence[str] = (),
     unique_ids: bool = False,
 ) -> None:
-    """Train and every evaluated split present; train has the train language; eval splits have every language;
-    with `unique_ids` (a task type whose score keys on ids) no two examples of an evaluated split and language
-    share an id; every evaluated label occurs in the training examples (a class the model never saw cannot be
-    predicted: a typo in a test file, or a name the train file spells another way)."""
+    """Train and every evaluated split present; train has the train language; eval splits have every language,
+    each with examples (a split scored on none reads 0.0, not a mistake); with `unique_ids` (a task type whose
+    score keys on ids) no two examples of an evaluated split and language share an id; every evaluated label
+    occurs in the training examples (a class the model never saw cannot be predicted: a typo in a test file, or a
+    name the train file spells another way)."""
     for split in ("train", *splits):
         if split not in data:
             raise FactoryError(f"{where} has no {split} split; add {split}.jsonl (or .tsv/.parquet) to it")
@@ -268,6 +269,13 @@ def check_data(
             raise FactoryError(
                 f"{where}: the {split} split has no examples for {', '.join(lacking)}; drop them from --langs"
             )
+    for split in ("train", *splits):  # rows, but no example: each one left out as unlabelled (GLUE's test rows, -1)
+        for lang in [train_language] if split == "train" else languages:
+            if not data[split][lang]:
+                raise FactoryError(
+                    f"{where}: the {split} split holds no {lang} examples (every {lang} row, if any, has a label the "
+                    "suite leaves out as unlabelled, such as -1); give it labelled rows"
+                )
     for split in splits if unique_ids else ():
         for lang in languages:
             check_unique_ids(data[split][lang])
