@@ -258,6 +258,14 @@ def test_labels_that_cannot_be_used_are_one_line(model, tmp_path, train, test, n
     one_error_line(_classify(model, tmp_path, train, test), *needles, out=out)
 
 
+@pytest.mark.parametrize("labels", [(), ("--labels", "neg,pos")])
+def test_an_empty_classify_file_is_named(model, tmp_path, labels):
+    """An empty --train is one line naming it as empty, with or without --labels; before, it read as no rows and
+    was reported as a train split without the train language ("pick another --train-lang")."""
+    line = one_error_line(_classify(model, tmp_path, [], [0, 1], *labels), out=tmp_path / "out")
+    assert line == f"Error: {tmp_path / 'train.jsonl'} is empty (no rows); put one example per row in it", line
+
+
 def test_given_labels_are_checked_the_same_way(model, tmp_path):
     args = _classify(model, tmp_path, ["neg", 1, "neg"], ["neg"], "--labels", "neg,pos")
     one_error_line(args, "train.jsonl line 2", "is an id", out=tmp_path / "out")

@@ -276,6 +276,19 @@ def test_suite_folders_check_labels_as_classify_does(model, tmp_path, train, tes
     one_error_line(CliRunner().invoke(cli, args), *needles, out=out)
 
 
+@pytest.mark.parametrize("unlabelled", ["train", "validation"])
+def test_a_split_whose_rows_are_all_left_out_is_one_line(model, tmp_path, unlabelled):
+    """GLUE leaves out rows labelled -1 (its test splits'): a split whose rows were all -1 was scored on no
+    example (CoLA's MCC 0.0, exit 0). Now one line naming the split and the language, before any compute."""
+    data = tmp_path / "d"
+    for split in ("train", "validation"):
+        _write(data / "cola", f"{split}.jsonl", [{"sentence": f"a{i} b", "label": -1 if split == unlabelled else i % 2}
+                                                 for i in range(8)])  # fmt: skip
+    out = tmp_path / "out"
+    args = ["eval", "glue", "--tasks", "cola", "--model", model, "--data", data, *FAST, "--out", out]
+    one_error_line(args, f"{data / 'cola'}: the {unlabelled} split holds no en examples", "such as -1", out=out)
+
+
 def test_bad_answer_start_is_one_line_exit_2(model, tmp_path):
     data = tmp_path / "d"
     row = {"id": "a", "question": "q", "context": "um dois", "answers": {"text": ["dois"], "answer_start": [0]}}
@@ -284,6 +297,103 @@ def test_bad_answer_start_is_one_line_exit_2(model, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["eval", "squad", "--model", str(model), "--data", str(data), "--out", str(out)])
     one_error_line(result, "answer_start 0 does not point at the answer 'dois'", out=out)
+
+
+def _qa_rows(n: int) -> list[dict]:
+    """`n` answerable SQuAD rows with distinct ids."""
+    return [{"id": f"q{k}", "question": "q", "context": f"um dois {k}", "answers": {"text": ["dois"],
+             "answer_start": [3]}} for k in range(n)]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, content", [("train.jsonl", ""), ("validation.jsonl", "\n  \n"),
+                                           ("validation.tsv", "id\tquestion\tcontext\tanswers\n"),
+                                           ("validation.parquet", None)])  # fmt: skip
+def test_an_empty_split_file_is_named_as_empty_not_missing(model, tmp_path, name, content):
+    """An empty file (0 bytes, blank lines, a tsv header alone, a table of 0 rows) is one line saying that file is
+    empty; before, it read as no rows and was reported as a missing split ("has no train split; add train.jsonl")."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data, split = tmp_path / "d", name.split(".")[0]
+    for other in {"train", "validation"} - {split}:
+        _write(data, f"{other}.jsonl", _qa_rows(2))
+    if content is None:
+        pq.write_table(pa.Table.from_pylist([], schema=pa.schema([("id", pa.string())])), data / name)
+    else:
+        (data / name).write_text(content)
+    out = tmp_path / "out"
+    args = ["eval", "squad", "--model", model, "--data", data, "--out", out]
+    line = one_error_line(args, f"{data / name} is empty (no rows)", out=out)
+    assert "has no" not in line, line
+    (data / name).unlink()  # and a split with no file at all is still the missing split
+    one_error_line(args, f"has no {split} split; add {split}.jsonl", out=out)
+
+
+@pytest.mark.parametrize("suite", ["squad", "squad2"])
+def test_qa_ids_shared_in_a_scored_split_are_one_line(model, tmp_path, suite):
+    """SQuAD's and MLQA's scores match predictions to questions by id: two validation rows with one id were
+    accepted, fine-tuned on and scored as one question, the other's prediction against its answers. Now one line
+    naming the file, the id and both lines, before any compute."""
+    data = tmp_path / "d"
+    rows = _qa_rows(4)
+    rows[3]["id"] = rows[1]["id"]
+    _write(data, "train.jsonl", _qa_rows(8))  # a batch (FAST's 8): the unfixed code fine-tuned and scored
+    _write(data, "validation.jsonl", rows)
+    out = tmp_path / "out"
+    one_error_line(["eval", suite, "--model", model, "--data", data, *FAST, "--out", out],
+                   f"{data / 'validation.jsonl'}: line 2 and line 4 have the same id 'q1'", out=out)  # fmt: skip
+
+
+def test_ids_are_checked_where_the_score_keys_on_them():
+    """Only the evaluated splits of a type that scores by id: train rows, and classification, may share ids;
+    rows of two files are both named whole."""
+    from factory.evaluate.data import check_data
+    from factory.evaluate.examples import Example
+
+    def qa(where, qid="x"):
+        return QAExample(qid, "q", "um dois", ("dois",), (3,), where)
+
+    data = {"train": {"en": [qa("t.jsonl line 1"), qa("t.jsonl line 2")]},
+            "validation": {"en": [qa("v.en.jsonl line 1"), qa("v.en.jsonl line 2", "y")]}}  # fmt: skip
+    check_data(data, "en", ["en"], "d", ("validation",), unique_ids=True)
+    data["validation"]["en"].append(qa("v.jsonl line 7", "y"))
+    with pytest.raises(FactoryError, match="^v.en.jsonl line 2 and v.jsonl line 7 have the same id 'y';"):
+        check_data(data, "en", ["en"], "d", ("validation",), unique_ids=True)
+    pairs = [Example("a", None, 0, "x", "f line 1"), Example("b", None, 1, "x", "f line 2")]
+    check_data({"train": {"en": pairs}, "validation": {"en": pairs}}, "en", ["en"], "d", ("validation",), ("0", "1"))
+
+
+@pytest.mark.parametrize(
+    "suite, files, unanswered, scoring",
+    [
+        (["squad"], ("train.jsonl", "validation.jsonl"), "validation.jsonl", "SQuAD v1.1"),
+        (["squad"], ("train.jsonl", "validation.jsonl"), "train.jsonl", "SQuAD v1.1"),
+        (["xtreme", "--tasks", "xquad"], ("xquad/train.en.jsonl", "xquad/test.en.jsonl"), "xquad/test.en.jsonl",
+         "SQuAD v1.1"),
+        (["xtreme", "--tasks", "mlqa"], ("mlqa/train.en.jsonl", "mlqa/validation.en.jsonl", "mlqa/test.en.jsonl"),
+         "mlqa/test.en.jsonl", "MLQA"),
+    ],
+)  # fmt: skip
+def test_a_question_without_an_answer_under_v1_scoring_is_one_line(model, tmp_path, suite, files, unanswered,
+                                                                   scoring):  # fmt: skip
+    """SQuAD v1.1's and MLQA's scores need an answer for every question: an unanswerable row in a split scored
+    that way was fine-tuned on, then `ValueError: max() arg is an empty sequence`. Now one line naming the file and
+    the row, pointing at squad2, before any compute; train rows too (v1.1 data has no unanswerable question)."""
+    data = tmp_path / "d"
+    for name in files:
+        rows = _qa_rows(8)
+        if name == unanswered:
+            rows[2]["answers"] = {"text": [], "answer_start": []}
+        _write((data / name).parent, (data / name).name, rows)
+    out = tmp_path / "out"
+    args = ["eval", *suite, "--model", model, "--data", data, "--langs", "en", *FAST, "--out", out]
+    line = one_error_line(args, f"{data / unanswered} line 3: no answer", f"scored as {scoring}", out=out)
+    assert "use squad2 (v2 scoring) if unanswerable questions are intended" in line, line
+    from factory.evaluate.runner import make_task
+    from factory.evaluate.suite import load_suite
+
+    squad2 = load_suite("squad2")
+    make_task(squad2, squad2.settings).check_examples([QAExample("q", "q", "um", (), (), "f line 1")])  # v2: fine
 
 
 def test_sift_off_is_the_plain_step_bit_for_bit(model):

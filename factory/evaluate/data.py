@@ -46,15 +46,20 @@ def read_rows(path: Path) -> list[dict]:
 
 def read_numbered(path: Path) -> tuple[list[dict], list[str]]:
     """The rows of one file and where each is ("line 7" in a jsonl or tsv file, "row 7" in a parquet table),
-    so a message can point at the row; an unreadable file is one clear error."""
+    so a message can point at the row; an unreadable file is one clear error. A file with no rows (0 bytes, blank
+    lines, a tsv header alone, an empty table) is one too, here where every evaluation file is read: read on, it
+    would look like a split or a language the data does not have, and be reported as missing."""
     import pyarrow as pa
 
     try:
-        return _read_rows(path)
+        rows, places = _read_rows(path)
     except UnicodeDecodeError:
         raise FactoryError(f"{path} is not UTF-8 text (a binary file?); give jsonl, tsv or parquet") from None
     except (OSError, pa.ArrowException) as e:
         raise FactoryError(f"cannot read {path} ({str(e).splitlines()[0][:120]}); check the file") from None
+    if not rows:
+        raise FactoryError(f"{path} is empty (no rows); put one example per row in it")
+    return rows, places
 
 
 def _read_rows(path: Path) -> tuple[list[dict], list[str]]:
@@ -243,10 +248,13 @@ def check_data(
     where: str,
     splits: tuple[str, ...] = SPLITS[1:],
     labels: Sequence[str] = (),
+    unique_ids: bool = False,
 ) -> None:
-    """Train and every evaluated split present; train has the train language; eval splits have every language;
-    every evaluated label occurs in the training examples (a class the model never saw cannot be predicted:
-    a typo in a test file, or a name the train file spells another way)."""
+    """Train and every evaluated split present; train has the train language; eval splits have every language,
+    each with examples (a split scored on none reads 0.0, not a mistake); with `unique_ids` (a task type whose
+    score keys on ids) no two examples of an evaluated split and language share an id; every evaluated label
+    occurs in the training examples (a class the model never saw cannot be predicted: a typo in a test file, or a
+    name the train file spells another way)."""
     for split in ("train", *splits):
         if split not in data:
             raise FactoryError(f"{where} has no {split} split; add {split}.jsonl (or .tsv/.parquet) to it")
@@ -261,6 +269,16 @@ def check_data(
             raise FactoryError(
                 f"{where}: the {split} split has no examples for {', '.join(lacking)}; drop them from --langs"
             )
+    for split in ("train", *splits):  # rows, but no example: each one left out as unlabelled (GLUE's test rows, -1)
+        for lang in [train_language] if split == "train" else languages:
+            if not data[split][lang]:
+                raise FactoryError(
+                    f"{where}: the {split} split holds no {lang} examples (every {lang} row, if any, has a label the "
+                    "suite leaves out as unlabelled, such as -1); give it labelled rows"
+                )
+    for split in splits if unique_ids else ():
+        for lang in languages:
+            check_unique_ids(data[split][lang])
     if not labels:  # a classification task's labels: the other task types have no class to be unseen
         return
     trained = {e.label for e in data["train"][train_language]}
@@ -274,6 +292,28 @@ def check_data(
                     f"{unseen.where or where}: label {name!r} never occurs in the {train_language} train examples "
                     f"({known}); fix the label, or add train examples of it"
                 )
+
+
+def check_unique_ids(examples: Sequence[Example | QAExample]) -> None:
+    """No two examples share an id. A score that matches each prediction to its gold answers by id (SQuAD's and
+    MLQA's scripts, `QuestionAnswering.score`) keeps one question per id, so a shared id silently scores one
+    question's prediction against another's answers and counts the rest as one question. The line names both rows."""
+    seen: dict[str, str] = {}
+    for example in examples:
+        if example.id in seen:
+            raise FactoryError(
+                f"{_both(seen[example.id], example.where)} have the same id {example.id!r}; give each question its "
+                "own id (the scores match each prediction to its question by id)"
+            )
+        seen[example.id] = example.where
+
+
+def _both(first: str, second: str) -> str:
+    """Two places of rows, the file named once where they share it: "F line 3", "F line 9" -> "F: line 3 and line 9"."""
+    (file_a, *place_a), (file_b, *place_b) = first.rsplit(" ", 2), second.rsplit(" ", 2)
+    if file_a == file_b and place_a and place_b:
+        return f"{file_a}: {' '.join(place_a)} and {' '.join(place_b)}"
+    return f"{first} and {second}"
 
 
 # ---- every task type: rows from a folder or a Hub dataset, then examples ------------------------------------
@@ -407,4 +447,4 @@ def _answered(where, row, columns, labels):
                 f"(it points at {found!r})"
             )
     qid = str(row.get(columns.get("id") or "id", "")) or where
-    return QAExample(qid, str(row[columns["question"]]), context, tuple(map(str, texts)), tuple(starts))
+    return QAExample(qid, str(row[columns["question"]]), context, tuple(map(str, texts)), tuple(starts), where)

@@ -36,3 +36,4 @@ class QAExample:
     context: str
     answers: tuple[str, ...]  # empty: unanswerable (SQuAD 2.0)
     starts: tuple[int, ...]  # character offset of each answer in the context
+    where: str = dataclasses.field(default="", compare=False)  # "FILE line N": for messages about this example

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from factory.errors import FactoryError
 from factory.evaluate import qa_metrics
 from factory.evaluate.examples import QAExample
 from factory.evaluate.tasks import Feature, TaskType
@@ -126,7 +127,7 @@ def best_answer(example: QAExample, features: list[Feature], outputs: list[Any],
 class QuestionAnswering(TaskType):
     """Options: `qa_metric` squad (v1.1), squad_v2 or mlqa; the QASettings knobs."""
 
-    name, head = "qa", "qa"
+    name, head, scored_by_id = "qa", "qa", True
 
     @property
     def scorer(self) -> str:
@@ -145,6 +146,21 @@ class QuestionAnswering(TaskType):
     @property
     def model_labels(self):
         return ("LABEL_0", "LABEL_1")  # HF sizes qa_outputs by num_labels: 2
+
+    def check_examples(self, examples: list[QAExample]) -> None:
+        """SQuAD v1.1's and MLQA's scripts take the best score over a question's gold answers, so every question
+        needs one (with none, `max()` of nothing failed after the fine-tuning). Train rows too: v1.1 data has no
+        unanswerable question, and its decoding never answers "", so such a row is SQuAD 2.0 data, whose scoring
+        is qa_metric squad_v2 (`factory eval squad2`)."""
+        if self.scorer == "squad_v2":
+            return
+        unanswered = next((e for e in examples if not e.answers), None)
+        if unanswered is not None:
+            scoring = {"mlqa": "MLQA"}.get(self.scorer, "SQuAD v1.1")
+            raise FactoryError(
+                f"{unanswered.where}: no answer, but this task is scored as {scoring}, where every question has one; "
+                "give it its answer, or use squad2 (v2 scoring) if unanswerable questions are intended"
+            )
 
     def features(self, tokenizer, examples, max_length, train):
         return qa_features(tokenizer, examples, max_length, self.settings)

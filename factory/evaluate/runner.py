@@ -172,7 +172,10 @@ def prepare(request: Request, check_out: bool = True) -> Prepared:
         languages = resolve_languages(suite, request.languages, request.train_language, present)
     assert languages is not None
     labels = suite.labels if suite.task == "classification" else ()  # main's unseen-label check: classes only
-    check_data(data, request.train_language, languages, request.data, request.splits, labels)
+    check_data(data, request.train_language, languages, request.data, request.splits, labels, task.scored_by_id)
+    for split in ("train", *request.splits):  # what the task's options ask of its examples (QA v1.1: answers)
+        for lang in [request.train_language] if split == "train" else languages:
+            task.check_examples(data[split][lang])
     return Prepared(request, task, data, languages)
 
 

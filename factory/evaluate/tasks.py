@@ -44,6 +44,7 @@ class TaskType:
     name: ClassVar[str]
     head: ClassVar[str]  # the model head (factory.model.heads.HEADS)
     metrics: ClassVar[tuple[str, ...]]  # default metrics, the first is the one averaged and charted
+    scored_by_id: ClassVar[bool] = False  # `score` matches predictions to gold by example id: ids must be unique
 
     def __init__(self, labels: Sequence[str] = (), metric_names: Sequence[str] = (), **options: Any):
         self.labels = tuple(labels)
@@ -55,6 +56,10 @@ class TaskType:
         return self.labels
 
     problem_type: ClassVar[str | None] = None
+
+    def check_examples(self, examples: list) -> None:
+        """Refuse, in one line naming its row, an example this type cannot train on or score with its options; run on
+        every split used, before any compute (what the rows alone say was checked when they were read)."""
 
     def features(self, tokenizer, examples: list, max_length: int, train: bool) -> list[Feature]:
         raise NotImplementedError
