@@ -452,3 +452,47 @@ tasks:
     assert {(r.dataset_type, r.dataset_config, r.dataset_split) for r in index} == {
         (str(hub_repo), "PAN-X.en", "validation"), (str(hub_repo), "PAN-X.de", "validation"),
         (str(hub_repo), "tydiqa", "validation")}  # fmt: skip
+
+
+# ---- an option a suite cannot honour: one line before any work ------------------------------------------------
+@pytest.mark.parametrize(
+    "suite, options, needles",
+    [
+        ("glue", ["--train-lang", "de"], ["--train-lang de", "rte can fine-tune only on en", "accept en"]),
+        ("xtreme", ["--tasks", "pawsx,xquad,mlqa", "--train-lang", "de"],
+         ["--train-lang de", "xquad, mlqa can fine-tune only on en", "accept en"]),
+        ("xtreme", ["--tasks", "pawsx,panx", "--langs", "de,xx"], ["unknown language xx in --langs"]),
+        ("xtreme", ["--tasks", "pawsx,tydiqa", "--langs", "de"], ["--langs de", "tydiqa tests none of them"]),
+        ("assin2", ["--langs", "en"], ["unknown language en in --langs", "test pt"]),
+        ("assin2", ["--train-lang", "en"], ["--train-lang en", "sts, rte can fine-tune only on pt"]),
+    ],
+)  # fmt: skip
+def test_an_option_a_suite_cannot_honour_is_one_line(model, tmp_path, suite, options, needles):
+    """--train-lang and --langs hold for every task of a suite: a task that cannot honour one is named, where
+    the option used to be dropped for it (every language tested, or the suite's train language used)."""
+    out = tmp_path / "out"
+    one_error_line(["eval", suite, "--model", model, *options, "--out", out], *needles, out=out)
+
+
+def test_a_train_language_the_tasks_have_is_honoured_and_reported(model, tmp_path):
+    """xtreme's pawsx has training data in German: --train-lang de fine-tunes on it, and results.json, the
+    task's results.md and the summary say so."""
+    from conftest import pseudo_text
+
+    lines = pseudo_text(48, seed=5)
+    rows = [{"sentence1": lines[i], "sentence2": lines[i + 1], "label": i % 2} for i in range(47)]
+    data = tmp_path / "data"
+    _write(data / "pawsx", "train.de.jsonl", rows[:24])
+    for split, part in (("validation", rows[24:36]), ("test", rows[36:])):
+        _write(data / "pawsx", f"{split}.de.jsonl", part)
+        _write(data / "pawsx", f"{split}.fr.jsonl", part)
+    out = tmp_path / "out"
+    args = ["eval", "xtreme", "--model", str(model), "--data", str(data), "--tasks", "pawsx", "--train-lang", "de",
+            "--langs", "de,fr", *FAST, "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "pawsx" / "results.json").read_text())
+    assert report["train_language"] == "de" and report["languages"] == ["de", "fr"]
+    assert report["settings"]["train_examples"] == 24
+    assert "fine-tuned on `de`" in (out / "pawsx" / "results.md").read_text()
+    assert "Fine-tuned on `de`: pawsx." in (out / "results.md").read_text()

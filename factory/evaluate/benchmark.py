@@ -14,7 +14,7 @@ from typing import Any
 
 from factory.errors import FactoryError
 from factory.evaluate.runner import Prepared, Request, execute, make_accelerator, prepare
-from factory.evaluate.suite import select_tasks
+from factory.evaluate.suite import Suite, select_tasks
 from factory.launch import check_launch
 
 KEEP = ("task", "metrics", "main_metric", "languages", "train_language", "runs", "seeds", "results", "average",
@@ -22,7 +22,8 @@ KEEP = ("task", "metrics", "main_metric", "languages", "train_language", "runs",
 
 
 def task_requests(request: Request) -> list[Request]:
-    """One Request per selected task: its own suite, settings (the suite's, then --set), data and output."""
+    """One Request per selected task: its own suite, settings (the suite's, then --set), languages, data and
+    output. --train-lang and --langs are checked against every selected task first."""
     from factory.config import override
     from factory.evaluate.suite import setting_layer
 
@@ -31,9 +32,10 @@ def task_requests(request: Request) -> list[Request]:
     if data.startswith("hf:"):
         raise FactoryError(f"--data {data}: {suite.name} reads each task's own dataset; give a local DIR with "
                            "one folder per task, or leave --data out")  # fmt: skip
+    names = select_tasks(suite, request.tasks)
+    languages = task_languages(suite, names, request.arguments.get("train_lang"), request.languages)
     out = []
-    wanted = [x.strip() for x in request.languages.split(",") if x.strip()] if request.languages != "all" else None
-    for name in select_tasks(suite, request.tasks):
+    for name in names:
         task = suite.tasks[name]
         if task.task == "retrieval" and not data:
             raise FactoryError(
@@ -47,13 +49,69 @@ def task_requests(request: Request) -> list[Request]:
             source = str(folder)
         else:
             source = task.dataset or ""
-        langs = "all" if wanted is None else ",".join(x for x in wanted if x in task.languages) or "all"
+        train_language, langs = languages[name]
         settings = override(task.settings, [setting_layer(request.arguments.get("set") or [])])
         out.append(dataclasses.replace(
-            request, suite=task, data=source, train_language=task.train_language, languages=langs,
+            request, suite=task, data=source, train_language=train_language, languages=langs,
             settings=settings, out=request.out / name, force=True, splits=task.splits,
         ))  # fmt: skip
     return out
+
+
+def task_languages(suite: Suite, names: list[str], train_lang: str | None, langs: str) -> dict[str, tuple[str, str]]:
+    """Each selected task's train language and `--langs` value. The options hold for the whole suite, so each is
+    checked against every selected task, as `eval xnli` checks them against its one task (runner.resolve_languages):
+    an option some task cannot honour is one line naming it and what the tasks accept, never dropped for that task.
+    --langs: every language is one some selected task tests, and every task tests one of them."""
+    tasks = {name: suite.tasks[name] for name in names}
+    if train_lang is not None:
+        _check_train_language(suite, tasks, train_lang)
+    wanted = None if langs.strip() == "all" else list(dict.fromkeys(x.strip() for x in langs.split(",") if x.strip()))
+    if wanted is not None:
+        known = list(dict.fromkeys(lang for t in tasks.values() for lang in t.languages))
+        open_ended = any(not t.languages for t in tasks.values())  # no `languages`: it tests what its data holds
+        unknown = [lang for lang in wanted if lang not in known and not open_ended]
+        if unknown or not wanted:
+            raise FactoryError(f"unknown language {', '.join(unknown) or '(none)'} in --langs; {suite.name}'s tasks "
+                               f"({', '.join(tasks)}) test {', '.join(known)}")  # fmt: skip
+        missing = [name for name, t in tasks.items() if t.languages and not set(wanted) & set(t.languages)]
+        if missing:
+            raise FactoryError(f"--langs {','.join(wanted)}: " + "; ".join(
+                f"{name} tests none of them ({', '.join(tasks[name].languages)})" for name in missing)
+                + "; add one of its languages, or leave it out of --tasks")  # fmt: skip
+    return {
+        name: (train_lang or t.train_language,
+               "all" if wanted is None else ",".join(x for x in wanted if x in t.languages or not t.languages))
+        for name, t in tasks.items()
+    }  # fmt: skip
+
+
+def trainable_languages(task: Suite) -> set[str] | None:
+    """The languages a task can fine-tune in (None: any, its data decides): its train language alone when it trains
+    on a set of its own in another dataset (`train:`, e.g. XQuAD on SQuAD, English only), else any it has."""
+    if task.train:
+        return {task.train_language}
+    return {*task.languages, task.train_language} if task.languages else None
+
+
+def _check_train_language(suite: Suite, tasks: dict[str, Suite], train_lang: str) -> None:
+    """--train-lang: every selected task that fine-tunes can train in it (retrieval fine-tunes nothing)."""
+    tuned = {name: trainable_languages(t) for name, t in tasks.items() if t.task != "retrieval"}
+    if not tuned:
+        raise FactoryError(f"--train-lang {train_lang}: {', '.join(tasks)} fine-tune(s) nothing (retrieval); leave "
+                           "--train-lang out")  # fmt: skip
+    cannot: dict[str, list[str]] = {}  # the languages a task can train in -> the tasks that cannot train in train_lang
+    for name, ok in tuned.items():
+        if ok is not None and train_lang not in ok:
+            cannot.setdefault(", ".join(sorted(ok)), []).append(name)
+    if cannot:
+        shared = set.intersection(*(ok for ok in tuned.values() if ok is not None))
+        raise FactoryError(
+            f"--train-lang {train_lang}: {suite.name}'s "
+            + "; ".join(f"{', '.join(names)} can fine-tune only on {langs}" for langs, names in cannot.items())
+            + f"; the selected tasks accept {', '.join(sorted(shared)) or 'no language in common'} (leave "
+            "--train-lang out for each task's own, or leave those tasks out of --tasks)"
+        )
 
 
 def run_benchmark(request: Request) -> dict[str, Any]:
