@@ -83,8 +83,8 @@ class FactoryGroup(click.Group):
 
 
 INTERRUPTED = (
-    "interrupted; outputs are whole or absent, and `shards` and `pretrain --resume auto` continue from their last "
-    "checkpoint when run again"
+    "interrupted; outputs are whole or absent, and when run again `shards` and `pretrain --resume auto` continue "
+    "from their last checkpoint, a multi-task `eval` from its finished tasks"
 )
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

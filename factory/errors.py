@@ -143,5 +143,5 @@ def disk_failure(error: BaseException, folder: object = None) -> RunFailure | No
     return RunFailure(
         f"the disk is full{left}: a write failed ({type(error).__name__}); free some space (or pick another disk) and "
         "run the step again: outputs are whole or absent, and `shards` and `pretrain --resume auto` continue from "
-        "their last checkpoint"
+        "their last checkpoint, a multi-task `eval` from its finished tasks"
     )

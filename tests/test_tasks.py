@@ -454,6 +454,88 @@ tasks:
         (str(hub_repo), "tydiqa", "validation")}  # fmt: skip
 
 
+# ---- a multi-task suite is whole or absent, and resumable ------------------------------------------------------
+TWO_TASKS = """
+suite: two
+tasks:
+  sts: {task: regression, languages: [en], splits: [validation]}
+  ner: {task: tokens, languages: [en, de], labels: [O, B-PER, I-PER], splits: [validation]}
+"""
+
+
+def _counted_suite(monkeypatch, tmp_path, fail: dict):
+    """TWO_TASKS as `eval glue`'s suite; returns the tasks fine-tuned, in order. `fail[task]`: an exception the
+    task raises at its start (taken out of `fail` once raised)."""
+    from factory.evaluate import benchmark
+    from factory.evaluate.suite import load_suite
+
+    suite = _suite(tmp_path, TWO_TASKS)
+    monkeypatch.setattr("factory.evaluate.suite.load_suite", lambda name: load_suite(suite))
+    ran, execute = [], benchmark.execute
+
+    def counted(prepared, accelerator):
+        name = prepared.request.suite.name
+        ran.append(name)
+        if name in fail:
+            raise fail.pop(name)
+        return execute(prepared, accelerator)
+
+    monkeypatch.setattr(benchmark, "execute", counted)
+    return ran
+
+
+def _files(folder):
+    """Every file's bytes, but the manifests' (they hold the time and --out)."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.name != "factory.json" else b"" for p in
+            sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), RuntimeError("a crash in the second task")])
+def test_a_suite_stopped_in_its_second_task_leaves_no_out_and_the_rerun_keeps_the_first(
+    model, tmp_path, monkeypatch, stop
+):
+    """Ctrl-C or a crash in the second task: no --out at all (not a half folder of the first task); the same
+    command again fine-tunes only the second task, and writes what a straight run writes, byte for byte."""
+    data, _ = _mini_data(tmp_path)
+    ran = _counted_suite(monkeypatch, tmp_path, {"ner": stop})
+    out = tmp_path / "out"
+    args = ["eval", "glue", "--model", str(model), "--data", str(data), *FAST, "--set", "epochs=1", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    if isinstance(stop, KeyboardInterrupt):
+        one_error_line(result, "interrupted", code=130, alone=False)
+    else:
+        assert isinstance(result.exception, RuntimeError), result.output
+    assert ran == ["sts", "ner"] and not out.exists()
+    work = tmp_path / ".out.eval-work"
+    assert (work / "sts" / "results.json").is_file()  # the finished task, kept for the rerun
+    (work / ".ner.tmp-killed").mkdir()  # what a kill -9 inside the task's own staged write would leave
+    (work / ".ner.tmp-killed" / "results.json").write_text("{")
+    result = CliRunner().invoke(cli, args)  # the same command: resumes
+    assert result.exit_code == 0, result.output
+    assert ran == ["sts", "ner", "ner"]  # sts was kept, not fine-tuned again
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []  # no work folder left
+    straight = tmp_path / "straight"
+    result = CliRunner().invoke(cli, [*args[:-1], str(straight)])
+    assert result.exit_code == 0, result.output
+    assert ran[3:] == ["sts", "ner"]
+    assert _files(out) == _files(straight)
+    summary = json.loads((out / "results.json").read_text())
+    assert list(summary["tasks"]) == ["sts", "ner"] and "| sts | pearson" in (out / "results.md").read_text()
+
+
+def test_a_finished_task_with_other_settings_runs_again(model, tmp_path, monkeypatch):
+    """The rerun keeps a finished task only for the same inputs: a changed --set fine-tunes it again."""
+    data, _ = _mini_data(tmp_path)
+    ran = _counted_suite(monkeypatch, tmp_path, {"ner": RuntimeError("stop")})
+    out = tmp_path / "out"
+    args = ["eval", "glue", "--model", str(model), "--data", str(data), *FAST, "--set", "epochs=1", "--out", str(out)]
+    assert isinstance(CliRunner().invoke(cli, args).exception, RuntimeError) and not out.exists()
+    result = CliRunner().invoke(cli, [*args, "--set", "seed=7"])
+    assert result.exit_code == 0, result.output
+    assert ran == ["sts", "ner", "sts", "ner"]
+    assert json.loads((out / "sts" / "results.json").read_text())["seeds"] == [7]
+
+
 # ---- an option a suite cannot honour: one line before any work ------------------------------------------------
 @pytest.mark.parametrize(
     "suite, options, needles",

@@ -3,27 +3,40 @@ runs as its own evaluation into OUT/<task>/, and OUT gets the summary across tas
 XTREME leaderboard shows it: results.json (every task's results, so the model card reads one file),
 results.md (one row per task: the main metric per language and averaged, the control and the references) and
 a chart of the averages.
+
+OUT is whole or absent, and a suite that stops part-way keeps its finished tasks: the suite is written into a
+hidden work folder beside OUT (`.OUT.eval-work`, outputs.work_folder), each task into its own sub-folder as it
+finishes (staged itself, so whole), and the work folder is renamed to OUT only once every task and the summary
+are in it. Ctrl-C, a crash or a kill leaves no OUT; the same command run again keeps each finished task whose
+inputs are unchanged (`resume.json` holds a key per task: `task_key`) and runs the others. A task whose inputs
+changed (a `--set`, the model's files, its data files, the suite file) runs again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
 from factory.evaluate.runner import Prepared, Request, execute, make_accelerator, prepare
 from factory.evaluate.suite import Suite, select_tasks
-from factory.launch import check_launch
+from factory.launch import check_launch, is_main_process
+
+log = logging.getLogger(__name__)
+RESUME_FILE = "resume.json"  # in the work folder: task -> the key of the inputs its finished folder was made from
 
 KEEP = ("task", "metrics", "main_metric", "languages", "train_language", "runs", "seeds", "results", "average",
         "references", "dataset", "control", "control_average", "gain")  # fmt: skip
 
 
-def task_requests(request: Request) -> list[Request]:
+def task_requests(request: Request, work: Path) -> list[Request]:
     """One Request per selected task: its own suite, settings (the suite's, then --set), languages, data and
-    output. --train-lang and --langs are checked against every selected task first."""
+    output folder (`work`/<task>). --train-lang and --langs are checked against every selected task first."""
     from factory.config import override
     from factory.evaluate.suite import setting_layer
 
@@ -53,7 +66,7 @@ def task_requests(request: Request) -> list[Request]:
         settings = override(task.settings, [setting_layer(request.arguments.get("set") or [])])
         out.append(dataclasses.replace(
             request, suite=task, data=source, train_language=train_language, languages=langs,
-            settings=settings, out=request.out / name, force=True, splits=task.splits,
+            settings=settings, out=work / name, force=True, splits=task.splits,
         ))  # fmt: skip
     return out
 
@@ -114,12 +127,82 @@ def _check_train_language(suite: Suite, tasks: dict[str, Suite], train_lang: str
         )
 
 
+def task_key(request: Request) -> str:
+    """What a task's results depend on: the task as the suite file defines it, its settings, languages, runs and
+    control, the model's files and the local data's files (size and time: outputs.file_stats). A finished task is
+    kept by a rerun only when its key is the same."""
+    from factory.outputs import file_stats
+
+    model = Path(request.model)
+    what = {
+        "task": repr(request.suite),
+        "settings": repr(request.settings),
+        "options": [request.data, request.train_language, request.languages, request.runs, request.control],
+        "splits": list(request.splits),
+        "model": file_stats(sorted(p for p in model.iterdir() if p.is_file())) if model.is_dir() else str(model),
+        "revision": request.source.revision if request.source else None,
+        "data": {} if request.data.startswith("hf:") or not request.data else file_stats([Path(request.data)]),
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def finished_tasks(work: Path, requests: list[Request]) -> dict[str, dict[str, Any]]:
+    """The reports of the tasks an earlier run of this suite finished in `work` with the same inputs (task_key):
+    only read, so every process of a launch sees the same before the main one changes anything."""
+    saved = _saved_keys(work)
+    done = {}
+    for r in requests:
+        name = r.suite.name
+        if saved.get(name) != task_key(r):
+            if name in saved:
+                log.info("%s: finished by an earlier run with other inputs; it runs again", name)
+            continue
+        try:
+            done[name] = _as_task(json.loads((r.out / "results.json").read_text()), r.suite)
+        except (OSError, ValueError):
+            continue
+    return done
+
+
+def open_work(work: Path, done: dict[str, Any]) -> None:
+    """The work folder with only the finished tasks kept in it: what a stopped run staged and tasks whose inputs
+    changed or that are no longer selected are removed, so the folder that becomes OUT holds this run's alone."""
+    work.mkdir(parents=True, exist_ok=True)
+    for path in work.iterdir():
+        if path.name in done or path.name == RESUME_FILE:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    _save_keys(work, {name: key for name, key in _saved_keys(work).items() if name in done})
+
+
+def _saved_keys(work: Path) -> dict[str, str]:
+    """resume.json's keys; none when it is missing or unreadable (every task then runs)."""
+    try:
+        keys = json.loads((work / RESUME_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return keys if isinstance(keys, dict) else {}
+
+
+def _save_keys(work: Path, keys: dict[str, str]) -> None:
+    """resume.json, replaced whole (a kill mid-write leaves the old one)."""
+    tmp = work / f".{RESUME_FILE}.tmp"
+    tmp.write_text(json.dumps(keys, indent=1) + "\n")
+    tmp.replace(work / RESUME_FILE)
+
+
 def run_benchmark(request: Request) -> dict[str, Any]:
-    from factory.outputs import check_output
+    from factory.outputs import check_output, replace_folder, work_folder
 
     check_output(request.out, request.force)
-    requests = task_requests(request)
-    retrieval = [r for r in requests if r.suite.task == "retrieval"]
+    work = work_folder(request.out, "eval")
+    requests = task_requests(request, work)
+    done = finished_tasks(work, requests)
+    todo = [r for r in requests if r.suite.name not in done]
+    retrieval = [r for r in todo if r.suite.task == "retrieval"]
     for r in retrieval:  # checked now: a launch of several processes, misaligned files, a missing pivot (one
         from factory.evaluate.parallel import read_parallel  # line, nothing written, nothing fine-tuned)
         from factory.evaluate.retrieval import check_one_process
@@ -127,13 +210,25 @@ def run_benchmark(request: Request) -> dict[str, Any]:
         names = ", ".join(x.suite.name for x in retrieval)
         check_one_process(f"run the benchmark without torchrun / accelerate launch, or leave {names} out of --tasks")
         read_parallel(r.data, "en", r.languages)
-    prepared: list[Prepared] = [prepare(r, check_out=False) for r in requests if r not in retrieval]
+    prepared: dict[str, Prepared] = {r.suite.name: prepare(r, check_out=False) for r in todo if r not in retrieval}
     accelerator = make_accelerator(request.settings.precision) if prepared else None
     if accelerator is not None:
         check_launch(accelerator.num_processes, f"the {request.suite.name} benchmark")
-    reports = {p.request.suite.name: execute(p, accelerator) for p in prepared}
-    for r in retrieval:
-        reports[r.suite.name] = _retrieval(r)
+    main = accelerator.is_main_process if accelerator is not None else is_main_process()
+    if main:
+        open_work(work, done)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()  # every process has read what was finished before the work folder changes
+    reports = {}
+    for r in sorted(requests, key=lambda r: r.suite.task == "retrieval"):  # fine-tuned tasks first
+        name = r.suite.name
+        if name in done:
+            log.info("%s: kept, finished by an earlier run of this suite with the same inputs", name)
+            reports[name] = done[name]
+            continue
+        reports[name] = execute(prepared[name], accelerator) if name in prepared else _retrieval(r)
+        if main:
+            _save_keys(work, {**_saved_keys(work), name: task_key(r)})
     summary = {
         "schema": "factory.eval/v1",
         "suite": request.suite.name,
@@ -146,12 +241,14 @@ def run_benchmark(request: Request) -> dict[str, Any]:
         },  # fmt: skip
         "references": request.suite.references,
     }
-    if accelerator is None or accelerator.is_main_process:
+    if main:
         from factory.evaluate.report import benchmark_chart, benchmark_markdown
 
-        (request.out / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-        (request.out / "results.md").write_text(benchmark_markdown(summary))
-        benchmark_chart(summary, request.out / f"{request.suite.name}_summary.png")
+        (work / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        (work / "results.md").write_text(benchmark_markdown(summary))
+        benchmark_chart(summary, work / f"{request.suite.name}_summary.png")
+        (work / RESUME_FILE).unlink()
+        replace_folder(work, request.out)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return summary
@@ -166,5 +263,11 @@ def _retrieval(request: Request) -> dict[str, Any]:
 
     values = {"model": request.model, "data": request.data, "langs": request.languages, "out": request.out,
               "force": True, "control": request.control}  # fmt: skip
-    report = run(resolve(RetrievalConfig, [Layer(values, "")]))
+    return _as_task(run(resolve(RetrievalConfig, [Layer(values, "")])), request.suite)
+
+
+def _as_task(report: dict[str, Any], task: Suite) -> dict[str, Any]:
+    """A task's results.json as the summary reads it: retrieval's two directions stand where a task's splits do."""
+    if task.task != "retrieval":
+        return report
     return {**report, "task": "retrieval", "main_metric": "accuracy", "metrics": ["accuracy"]}
