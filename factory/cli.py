@@ -99,7 +99,7 @@ RERUN = {
     "shards": "outputs are whole or absent, and the same command run again resumes the build from its last state",
     "run": "outputs are whole or absent, and the same `factory run` again skips the finished steps and resumes "
     "the shard build and the pre-training where they stopped",
-    "eval": "outputs are whole or absent; run it again",
+    "eval": "outputs are whole or absent, and the same command run again keeps the tasks of a suite that finished",
     "publish": "the staging folder is whole or absent and the Hub repository gets the whole commit or none; run it "
     "again",
 }

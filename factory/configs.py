@@ -536,6 +536,10 @@ class BenchmarkConfig(EvalConfig):
 
     data: str | None = option(None, "A local DIR with one folder per task (DIR/stsb/train.jsonl, DIR/panx/"
                               "test.de.jsonl) [default: each task's Hub dataset].")  # fmt: skip
+    train_lang: str | None = option(None, "Language every task fine-tunes on, where each has training data in it "
+                                    "[default: each task's own, from the suite file].")  # fmt: skip
+    langs: str = option("all", "Languages to test: all, or a list like en,fr,de (each task tests those it has; "
+                        "every task must have one).")  # fmt: skip
     tasks: str = option("all", "Tasks to run: all, or a list like cola,stsb.")
 
 

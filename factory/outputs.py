@@ -12,7 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from factory.errors import OutputExistsError, short_path
@@ -136,6 +136,27 @@ def replace_folder(new: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(new, path)
+
+
+def work_folder(out: Path, step: str) -> Path:
+    """Where a resumable step keeps its unfinished work: a hidden folder beside `out` (`.OUT.STEP-work`), found
+    again by the same name when the command is run again, and renamed into `out` (or its files moved there)
+    only when the whole output is done. The name fits in STAGING_ROOM."""
+    out = Path(out)
+    return out.parent / f".{out.name}.{step}-work"
+
+
+def file_stats(paths: Iterable[Path]) -> dict[str, list[int]]:
+    """Size and modification time of each file, and of every file under each folder (staged `.tmp-` copies left
+    out): cheap evidence that inputs were not edited between two runs, where a hash would read every byte."""
+    found: dict[str, list[int]] = {}
+    for path in paths:
+        path = Path(path)
+        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if f.is_file() and ".tmp-" not in str(f):
+                stat = f.stat()
+                found[str(f)] = [stat.st_size, stat.st_mtime_ns]
+    return found
 
 
 def fingerprint_file(path: Path, chunk: int = 1 << 20) -> str:

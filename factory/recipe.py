@@ -296,7 +296,9 @@ def _local_files(step: Step, produced: list[Path]) -> dict[str, list[int]]:
     """Size and modification time of every local file a step's config names (a folder: its files), so an
     edited corpus re-runs its step even though the config is the same. Folders the plan itself writes are
     left out: their manifests stand for them."""
-    found: dict[str, list[int]] = {}
+    from factory.outputs import file_stats
+
+    paths = []
     for value in to_values(step.config).values():
         for item in value if isinstance(value, (list, tuple)) else [value]:
             if not isinstance(item, (str, Path)):
@@ -304,11 +306,8 @@ def _local_files(step: Step, produced: list[Path]) -> dict[str, list[int]]:
             path = Path(str(item).split("=", 1)[-1] if isinstance(item, str) else item)
             if not path.exists() or any(path == out or out in path.parents for out in produced):
                 continue
-            for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
-                if f.is_file() and ".tmp-" not in str(f):
-                    stat = f.stat()
-                    found[str(f)] = [stat.st_size, stat.st_mtime_ns]
-    return found
+            paths.append(path)
+    return file_stats(paths)
 
 
 def is_done(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> bool:

@@ -562,3 +562,129 @@ tasks:
     assert {(r.dataset_type, r.dataset_config, r.dataset_split) for r in index} == {
         (str(hub_repo), "PAN-X.en", "validation"), (str(hub_repo), "PAN-X.de", "validation"),
         (str(hub_repo), "tydiqa", "validation")}  # fmt: skip
+
+
+# ---- a multi-task suite is whole or absent, and resumable ------------------------------------------------------
+TWO_TASKS = """
+suite: two
+tasks:
+  sts: {task: regression, languages: [en], splits: [validation]}
+  ner: {task: tokens, languages: [en, de], labels: [O, B-PER, I-PER], splits: [validation]}
+"""
+
+
+def _counted_suite(monkeypatch, tmp_path, fail: dict):
+    """TWO_TASKS as `eval glue`'s suite; returns the tasks fine-tuned, in order. `fail[task]`: an exception the
+    task raises at its start (taken out of `fail` once raised)."""
+    from factory.evaluate import benchmark
+    from factory.evaluate.suite import load_suite
+
+    suite = _suite(tmp_path, TWO_TASKS)
+    monkeypatch.setattr("factory.evaluate.suite.load_suite", lambda name: load_suite(suite))
+    ran, execute = [], benchmark.execute
+
+    def counted(prepared, accelerator):
+        name = prepared.request.suite.name
+        ran.append(name)
+        if name in fail:
+            raise fail.pop(name)
+        return execute(prepared, accelerator)
+
+    monkeypatch.setattr(benchmark, "execute", counted)
+    return ran
+
+
+def _files(folder):
+    """Every file's bytes, but the manifests' (they hold the time and --out)."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.name != "factory.json" else b"" for p in
+            sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), RuntimeError("a crash in the second task")])
+def test_a_suite_stopped_in_its_second_task_leaves_no_out_and_the_rerun_keeps_the_first(
+    model, tmp_path, monkeypatch, stop
+):
+    """Ctrl-C or a crash in the second task: no --out at all (not a half folder of the first task); the same
+    command again fine-tunes only the second task, and writes what a straight run writes, byte for byte."""
+    data, _ = _mini_data(tmp_path)
+    ran = _counted_suite(monkeypatch, tmp_path, {"ner": stop})
+    out = tmp_path / "out"
+    args = ["eval", "glue", "--model", str(model), "--data", str(data), *FAST, "--set", "epochs=1", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    if isinstance(stop, KeyboardInterrupt):
+        one_error_line(result, "interrupted", code=130, alone=False)
+    else:
+        assert isinstance(result.exception, RuntimeError), result.output
+    assert ran == ["sts", "ner"] and not out.exists()
+    work = tmp_path / ".out.eval-work"
+    assert (work / "sts" / "results.json").is_file()  # the finished task, kept for the rerun
+    (work / ".ner.tmp-killed").mkdir()  # what a kill -9 inside the task's own staged write would leave
+    (work / ".ner.tmp-killed" / "results.json").write_text("{")
+    result = CliRunner().invoke(cli, args)  # the same command: resumes
+    assert result.exit_code == 0, result.output
+    assert ran == ["sts", "ner", "ner"]  # sts was kept, not fine-tuned again
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []  # no work folder left
+    straight = tmp_path / "straight"
+    result = CliRunner().invoke(cli, [*args[:-1], str(straight)])
+    assert result.exit_code == 0, result.output
+    assert ran[3:] == ["sts", "ner"]
+    assert _files(out) == _files(straight)
+    summary = json.loads((out / "results.json").read_text())
+    assert list(summary["tasks"]) == ["sts", "ner"] and "| sts | pearson" in (out / "results.md").read_text()
+
+
+def test_a_finished_task_with_other_settings_runs_again(model, tmp_path, monkeypatch):
+    """The rerun keeps a finished task only for the same inputs: a changed --set fine-tunes it again."""
+    data, _ = _mini_data(tmp_path)
+    ran = _counted_suite(monkeypatch, tmp_path, {"ner": RuntimeError("stop")})
+    out = tmp_path / "out"
+    args = ["eval", "glue", "--model", str(model), "--data", str(data), *FAST, "--set", "epochs=1", "--out", str(out)]
+    assert isinstance(CliRunner().invoke(cli, args).exception, RuntimeError) and not out.exists()
+    result = CliRunner().invoke(cli, [*args, "--set", "seed=7"])
+    assert result.exit_code == 0, result.output
+    assert ran == ["sts", "ner", "sts", "ner"]
+    assert json.loads((out / "sts" / "results.json").read_text())["seeds"] == [7]
+
+
+# ---- an option a suite cannot honour: one line before any work ------------------------------------------------
+@pytest.mark.parametrize(
+    "suite, options, needles",
+    [
+        ("glue", ["--train-lang", "de"], ["--train-lang de", "rte can fine-tune only on en", "accept en"]),
+        ("xtreme", ["--tasks", "pawsx,xquad,mlqa", "--train-lang", "de"],
+         ["--train-lang de", "xquad, mlqa can fine-tune only on en", "accept en"]),
+        ("xtreme", ["--tasks", "pawsx,panx", "--langs", "de,xx"], ["unknown language xx in --langs"]),
+        ("xtreme", ["--tasks", "pawsx,tydiqa", "--langs", "de"], ["--langs de", "tydiqa tests none of them"]),
+        ("assin2", ["--langs", "en"], ["unknown language en in --langs", "test pt"]),
+        ("assin2", ["--train-lang", "en"], ["--train-lang en", "sts, rte can fine-tune only on pt"]),
+    ],
+)  # fmt: skip
+def test_an_option_a_suite_cannot_honour_is_one_line(model, tmp_path, suite, options, needles):
+    """--train-lang and --langs hold for every task of a suite: a task that cannot honour one is named, where
+    the option used to be dropped for it (every language tested, or the suite's train language used)."""
+    out = tmp_path / "out"
+    one_error_line(["eval", suite, "--model", model, *options, "--out", out], *needles, out=out)
+
+
+def test_a_train_language_the_tasks_have_is_honoured_and_reported(model, tmp_path):
+    """xtreme's pawsx has training data in German: --train-lang de fine-tunes on it, and results.json, the
+    task's results.md and the summary say so."""
+    from conftest import pseudo_text
+
+    lines = pseudo_text(48, seed=5)
+    rows = [{"sentence1": lines[i], "sentence2": lines[i + 1], "label": i % 2} for i in range(47)]
+    data = tmp_path / "data"
+    _write(data / "pawsx", "train.de.jsonl", rows[:24])
+    for split, part in (("validation", rows[24:36]), ("test", rows[36:])):
+        _write(data / "pawsx", f"{split}.de.jsonl", part)
+        _write(data / "pawsx", f"{split}.fr.jsonl", part)
+    out = tmp_path / "out"
+    args = ["eval", "xtreme", "--model", str(model), "--data", str(data), "--tasks", "pawsx", "--train-lang", "de",
+            "--langs", "de,fr", *FAST, "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "pawsx" / "results.json").read_text())
+    assert report["train_language"] == "de" and report["languages"] == ["de", "fr"]
+    assert report["settings"]["train_examples"] == 24
+    assert "fine-tuned on `de`" in (out / "pawsx" / "results.md").read_text()
+    assert "Fine-tuned on `de`: pawsx." in (out / "results.md").read_text()

@@ -343,6 +343,7 @@ def benchmark_markdown(summary: dict[str, Any]) -> str:
         "Each task's main metric in % (mean over runs), per language and averaged over the languages evaluated; "
         "details in <task>/results.md. References: published numbers from the suite file (their average covers "
         "all of their languages).",
+        *_trained_on(tasks),
         "",
         *benchmark_table(tasks),
     ]
@@ -350,6 +351,19 @@ def benchmark_markdown(summary: dict[str, Any]) -> str:
         lines += ["", "Control: the same config and tokenizer, randomly initialised, fine-tuned with the same seeds "
                   "and settings; gain = ours - control, in points."]  # fmt: skip
     return "\n".join([*lines, ""])
+
+
+def _trained_on(tasks: dict[str, dict[str, Any]]) -> list[str]:
+    """The language each task fine-tuned on (--train-lang or the suite's), as each task's own results.md says it;
+    retrieval fine-tunes nothing."""
+    by_language: dict[str, list[str]] = {}
+    for name, t in tasks.items():
+        if t.get("train_language"):
+            by_language.setdefault(t["train_language"], []).append(name)
+    if not by_language:
+        return []
+    return ["Fine-tuned on " + "; on ".join(f"`{lang}`: {', '.join(names)}" for lang, names in by_language.items())
+            + "."]  # fmt: skip
 
 
 def benchmark_table(tasks: dict[str, dict[str, Any]]) -> list[str]:

@@ -3,7 +3,8 @@
 Every task type (factory/evaluate/tasks.py) goes through the same two phases: `prepare` checks the model, the
 output folder and every row of the data (a mistake is one line before any compute), `execute` fine-tunes and
 scores. A benchmark (glue, xtreme, assin2) prepares all its tasks first, then executes them one by one into
-OUT/<task>/, and writes the summary across tasks and languages into OUT (factory/evaluate/benchmark.py).
+OUT/<task>/, and writes the summary across tasks and languages into OUT (factory/evaluate/benchmark.py: OUT is
+staged whole, and a rerun keeps the tasks a stopped run finished).
 """
 
 from __future__ import annotations

@@ -226,5 +226,6 @@ def _disk(rows: int | None, seq_len: int) -> str:
 
 def work_folder(out: Path) -> Path:
     """Where a build keeps its unfinished state: beside --out, found again by the same name."""
-    out = Path(out)
-    return out.parent / f".{out.name}.shards-work"
+    from factory.outputs import work_folder
+
+    return work_folder(out, "shards")
