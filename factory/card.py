@@ -34,6 +34,7 @@ from factory.manifest import (
     find_manifest,
     parse_manifest,
 )
+from factory.source import ResolvedModel
 
 GENERATOR_DIR = "generator"
 # what a model folder's factory.json can be
@@ -144,13 +145,16 @@ def collect_facts(
     license: str = "mit",
     revision: str | None = None,
     generator_dir: Path | None = None,
+    source: ResolvedModel | None = None,
 ) -> Facts:
-    """Read config.json, the manifests (model folder, tokenizer folder) and the results files."""
+    """Read config.json, the manifests (model folder, tokenizer folder) and the results files. `source`: the model
+    as the user named it (publish's DIR, before a published layout is rewritten): every results file must be an
+    evaluation of its weights (card_results.check_evaluated)."""
     from factory.export import read_config
     from factory.presets import count_parameters
 
     hf_config = json.loads((model_dir / "config.json").read_text())
-    suites = read_results(find_results(model_dir, list(results)))
+    suites = read_results(find_results(model_dir, list(results)), source)
     facts = Facts(
         repo_id=repo_id,
         hf_config=hf_config,
