@@ -261,9 +261,41 @@ def resolve_inputs(config: PublishConfig, work: Path) -> tuple[ResolvedModel, Pa
         generator_dir = as_factory_folder(generator_dir, work, generator=True)
     elif generator_dir is not None:
         check_model_folder(generator_dir)
+    if generator_dir is not None:
+        check_generator_vocabulary(model_dir, generator_dir, str(config.generator or generator_dir))
     if published_layout(model_dir):
         model_dir = as_factory_folder(model_dir, work)
     return source, model_dir, generator_dir, tokenizer_dir
+
+
+def check_generator_vocabulary(model_dir: Path, generator_dir: Path, shown: str) -> None:
+    """The generator is of the model's vocabulary: one pre-training run trains both on one embedding, and
+    generator/ is staged with the model's tokenizer files. A generator of another run would fail the tokenizer
+    check with "pass --tokenizer", which cannot help: said here, before staging, naming both vocabularies."""
+    from factory.export import read_config
+    from factory.outputs import fingerprint_file
+    from factory.tokenizer import SPM_FILE
+
+    model, generator = read_config(model_dir), read_config(generator_dir)
+    mask, gen_mask = model.factory.get("mask_token_id"), generator.factory.get("mask_token_id")
+    if model.vocab_size != generator.vocab_size or (None not in (mask, gen_mask) and mask != gen_mask):
+        how = f"{_vocabulary(generator, generator_dir)} against the model's {_vocabulary(model, model_dir)}"
+    else:  # the same sizes: the same SentencePiece model too, where both folders hold one
+        spms = model_dir / SPM_FILE, generator_dir / SPM_FILE
+        if not all(p.is_file() for p in spms) or fingerprint_file(spms[0]) == fingerprint_file(spms[1]):
+            return
+        how = f"its {spms[1]} is not the model's {spms[0]}"
+    raise FactoryError(
+        f"the generator {shown} has another vocabulary than the model: {how}; a generator must come from the same "
+        "pre-training run (the same vocabulary) as the model: give the generator/ folder exported beside it"
+    )
+
+
+def _vocabulary(config, folder: Path) -> str:
+    """ "1,100 embedding rows, [MASK]=1000 (DIR/config.json)": what a config.json says of its vocabulary."""
+    mask = config.factory.get("mask_token_id")
+    masked = f", [MASK]={mask}" if mask is not None else ""
+    return f"{config.vocab_size:,} embedding rows{masked} ({folder / 'config.json'})"
 
 
 def publish(config: PublishConfig) -> dict[str, Any]:

@@ -334,6 +334,23 @@ def dry_run(model, staging, *args):
     return run(model, "--repo-id", "me/x", "--dry-run", "--staging", staging, *args)
 
 
+def test_a_generator_of_another_vocabulary_is_named_as_such(family, tmp_path, tiny_vocab):
+    """It used to fail the tokenizer check with "pass --tokenizer", which cannot help: the generator and the
+    model must share one vocabulary (one pre-training run), and the line names both."""
+    model, staging = family[1], tmp_path / "s"
+    other_size = model_folder(tmp_path / "g2000", 2000, head="mlm", layers=1)
+    line = _one_error_line(dry_run(model, staging, "--generator", other_size))
+    assert f"the generator {other_size} has another vocabulary than the model" in line
+    assert f"2,100 embedding rows, [MASK]=2000 ({other_size / 'config.json'})" in line
+    assert f"the model's 1,100 embedding rows, [MASK]=1000 ({model / 'config.json'})" in line
+    assert "from the same pre-training run" in line and "--tokenizer" not in line
+    same_size = make_model_folder(tmp_path / "g1000", tiny_vocab, head="mlm", layers=1)
+    (same_size / "spm.model").write_bytes(b"the spm.model of another run")  # only its bytes are compared
+    line = _one_error_line(dry_run(model, staging, "--generator", same_size))
+    assert f"its {same_size / 'spm.model'} is not the model's {model / 'spm.model'}" in line
+    assert not staging.exists()
+
+
 def _aligned(folder):
     """Parallel en/de text for `factory eval retrieval` (the same 20 sentences: every item is found)."""
     from conftest import pseudo_text
