@@ -351,6 +351,31 @@ def test_a_generator_of_another_vocabulary_is_named_as_such(family, tmp_path, ti
     assert not staging.exists()
 
 
+def test_language_codes_are_checked_on_every_way_into_the_card(family, tmp_path, tiny_vocab):
+    """`publish --language portuguese` wrote `portuguese` into the card's YAML: --language is checked against the
+    table vocab uses (factory/languages.py), and so is every code the card writer is given."""
+    from factory.card import build_card, collect_facts
+    from factory.errors import FactoryError
+
+    model, staging = family[1], tmp_path / "s"
+    line = _one_error_line(dry_run(model, staging, "--language", "portuguese"))
+    assert "--language: unknown language code 'portuguese'" in line and " pt " in line  # the codes it knows
+    line = one_error_line(["run", "demo", "--set", "steps.publish.language=portuguese", "--dry-run", "--run-dir",
+                           tmp_path / "run"])  # fmt: skip
+    assert "unknown language code 'portuguese'" in line and not (tmp_path / "run").exists()
+    # codes from config.json (written by a step that did not check them) are named with their file
+    unchecked = make_model_folder(tmp_path / "unchecked", tiny_vocab, languages=["en", "portuguese"])
+    line = _one_error_line(dry_run(unchecked, staging))
+    assert f"{unchecked / 'config.json'} languages (give the card's with --language)" in line and "portuguese" in line
+    assert not staging.exists()
+    assert dry_run(unchecked, staging, "--language", "pt").exit_code == 0
+    # the card writer itself refuses, whoever built the facts
+    facts = collect_facts(model, "me/x")
+    facts.languages = ["en", "portuguese"]
+    with pytest.raises(FactoryError, match="the card's languages: unknown language code 'portuguese'"):
+        build_card(facts)
+
+
 def _aligned(folder):
     """Parallel en/de text for `factory eval retrieval` (the same 20 sentences: every item is found)."""
     from conftest import pseudo_text
