@@ -309,14 +309,23 @@ def publish(config: PublishConfig) -> dict[str, Any]:
 
 
 def _publish(config: PublishConfig, repo_id: str, work: Path) -> dict[str, Any]:
+    """Under the staging folder's lock, as every step holds its output's (factory.outputs.output_lock): a second
+    publish of the same folder stops at once instead of rewriting it under the first one's upload."""
+    from factory.outputs import check_target, output_lock
     from factory.source import parse_hub_id
 
     given = Path(config.model_dir)
-    source, model_dir, generator_dir, tokenizer_dir = resolve_inputs(config, work)
-    token = None if config.dry_run else resolve_token()
     if not given.exists() and parse_hub_id(str(given)):  # a Hub id: stage beside the current folder
         given = Path(parse_hub_id(str(given))[0].split("/")[1])
     staging = config.staging or default_staging(given)
+    check_target(staging, "--staging")
+    with output_lock(staging, "--staging"):
+        return _stage_and_upload(config, repo_id, work, staging)
+
+
+def _stage_and_upload(config: PublishConfig, repo_id: str, work: Path, staging: Path) -> dict[str, Any]:
+    source, model_dir, generator_dir, tokenizer_dir = resolve_inputs(config, work)
+    token = None if config.dry_run else resolve_token()
     tokenizer_dir = tokenizer_dir or model_dir
     facts = collect_facts(
         model_dir,

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import shutil
 
 import pytest
@@ -332,6 +333,20 @@ def test_bad_results_file(family, tmp_path):
 def dry_run(model, staging, *args):
     """`factory publish MODEL --repo-id me/x --dry-run --staging STAGING ARGS` in-process."""
     return run(model, "--repo-id", "me/x", "--dry-run", "--staging", staging, *args)
+
+
+def test_a_staging_folder_being_written_is_refused(family, tmp_path):
+    """publish took no lock: two at once on one staging folder both exited 0, each rewriting it under the other's
+    upload. It holds the staging folder's lock, as every step holds its output's."""
+    from factory.outputs import output_lock
+
+    staging = tmp_path / "s"
+    with output_lock(staging, "--staging"):
+        line = _one_error_line(dry_run(family[1], staging))
+    assert f"--staging {staging} is being written by another factory process (pid {os.getpid()})" in line
+    assert not staging.exists()
+    assert dry_run(family[1], staging).exit_code == 0  # released
+    assert not list(tmp_path.glob(".*.lock"))  # and removed on a normal exit
 
 
 def test_a_generator_of_another_vocabulary_is_named_as_such(family, tmp_path, tiny_vocab):
