@@ -23,7 +23,9 @@ from factory.card_results import (
     retrieval_section,
     suite_section,
 )
+from factory.languages import check_languages
 from factory.manifest import (
+    MANIFEST,
     DerivedManifest,
     InitManifest,
     PretrainManifest,
@@ -34,6 +36,7 @@ from factory.manifest import (
     find_manifest,
     parse_manifest,
 )
+from factory.source import ResolvedModel
 
 GENERATOR_DIR = "generator"
 # what a model folder's factory.json can be
@@ -144,13 +147,16 @@ def collect_facts(
     license: str = "mit",
     revision: str | None = None,
     generator_dir: Path | None = None,
+    source: ResolvedModel | None = None,
 ) -> Facts:
-    """Read config.json, the manifests (model folder, tokenizer folder) and the results files."""
+    """Read config.json, the manifests (model folder, tokenizer folder) and the results files. `source`: the model
+    as the user named it (publish's DIR, before a published layout is rewritten): every results file must be an
+    evaluation of its weights (card_results.check_evaluated)."""
     from factory.export import read_config
     from factory.presets import count_parameters
 
     hf_config = json.loads((model_dir / "config.json").read_text())
-    suites = read_results(find_results(model_dir, list(results)))
+    suites = read_results(find_results(model_dir, list(results)), source)
     facts = Facts(
         repo_id=repo_id,
         hf_config=hf_config,
@@ -161,7 +167,7 @@ def collect_facts(
         revision=revision,
     )
     facts.pretrain, facts.vocab, facts.derived = _manifests(model_dir, tokenizer_dir or model_dir)
-    facts.languages = list(languages) or _languages(facts)
+    facts.languages = list(languages) or _languages(facts, model_dir, tokenizer_dir or model_dir)
     facts.datasets = list(datasets) or _datasets(facts)
     if generator_dir is not None:
         facts.generator = GeneratorFacts(
@@ -189,14 +195,15 @@ def _manifests(
     )
 
 
-def _languages(facts: Facts) -> list[str]:
-    """config.json's `factory.languages` (pre-training copies them from the vocabulary), else the vocabulary's."""
-    value = (facts.hf_config.get("factory") or {}).get("languages")
+def _languages(facts: Facts, model_dir: Path, tokenizer_dir: Path) -> list[str]:
+    """config.json's `factory.languages` (pre-training copies them from the vocabulary), else the vocabulary's;
+    checked here, so that an unknown code is named with the file it came from."""
+    value, where = (facts.hf_config.get("factory") or {}).get("languages"), f"{model_dir / 'config.json'} languages"
     if not value and facts.vocab is not None:
-        value = facts.vocab.languages
+        value, where = facts.vocab.languages, f"{tokenizer_dir / MANIFEST} languages"
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",")]
-    return [str(v) for v in value or [] if v]
+    return check_languages([v for v in value or [] if v], f"{where} (give the card's with --language)")
 
 
 def _datasets(facts: Facts) -> list[str]:
@@ -212,8 +219,10 @@ def _datasets(facts: Facts) -> list[str]:
 
 # ---- the card -----------------------------------------------------------------------------------
 def card_languages(languages: list[str]) -> list[str]:
-    """Hub `language` metadata: `multilingual` first when there are several (as the mDeBERTa card)."""
-    languages = list(dict.fromkeys(languages))
+    """Hub `language` metadata: `multilingual` first when there are several (as the mDeBERTa card). Every code is
+    one factory knows (factory/languages.py, the table vocab checks `--langs` against), whichever way it came
+    (--language, config.json, a manifest, a Facts built by hand): no card is written with an unknown one."""
+    languages = list(dict.fromkeys(check_languages(languages, "the card's languages")))
     return ["multilingual", *languages] if len(languages) > 1 else languages
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.source import ResolvedModel
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,18 @@ def find_results(model_dir: Path, given: list[Path]) -> list[Path]:
     return found
 
 
-def read_results(paths: list[Path]) -> dict[str, dict[str, Any]]:
+def read_results(paths: list[Path], model: ResolvedModel | None = None) -> dict[str, dict[str, Any]]:
     """{suite: the first results file (schema factory.eval/v1) of it}, each file read once; every file given must
-    be a results file; a second file of the same suite is skipped with a log line."""
+    be a results file, and with `model` (the model a card is for) a file of that model (`check_evaluated`); a
+    second file of the same suite is skipped with a log line."""
+    from factory.export import weights_fingerprint
+
+    weights = weights_fingerprint(model.path) if model is not None else None
     found: dict[str, dict[str, Any]] = {}
     for path in paths:
         data = _read_one(path)
+        if model is not None:
+            check_evaluated(path, data, model, weights)
         suite = str(data.get("suite"))
         if suite in found:
             logger.info("skipping %s: the card already shows a %s results file", path, suite)
@@ -63,6 +70,30 @@ def _read_one(path: Path) -> dict[str, Any]:
             or not isinstance(data.get("tasks" if data.get("benchmark") else "results"), dict)):  # fmt: skip
         raise FactoryError(f"{path} is not a {RESULTS_SCHEMA} results file; give the results.json `factory eval` wrote")
     return data
+
+
+def check_evaluated(path: Path, data: dict[str, Any], model: ResolvedModel, weights: str | None) -> None:
+    """Refuse the results of another model, so that no card shows another model's scores as its own.
+
+    results.json records the fingerprint of the weights evaluated (`model_fingerprint`, factory.export's
+    `weights_fingerprint`): it must be `weights`, the published model's, so the same folder, a copy of it and a
+    Hub id's snapshot all pass, and so does no other model, whatever it is called. A file written before eval
+    recorded it must name the model published (the same text, or a path to the same folder)."""
+    evaluated, recorded = str(data.get("model")), data.get("model_fingerprint")
+    if recorded is not None and recorded == weights:
+        return
+    if recorded is None and (evaluated == model.given or Path(evaluated).resolve() == model.path.resolve()):
+        return
+    fix = f"give the results.json of an evaluation of {model.given} (`factory eval SUITE --model {model.given}`)"
+    if recorded is None:
+        raise FactoryError(
+            f"{path} names the model {evaluated}, not {model.given}, the model being published, and records no "
+            f"fingerprint of the weights it evaluated; {fix}"
+        )
+    raise FactoryError(
+        f"{path} holds the results of {evaluated} (weights {recorded}), not of {model.given} (weights {weights}), "
+        f"the model being published; {fix}"
+    )
 
 
 def results_split(results: dict[str, Any]) -> str:

@@ -643,10 +643,16 @@ class PublishConfig:
 
     def problems(self) -> list[str]:
         from factory.errors import FactoryError
+        from factory.languages import check_languages
         from factory.repo_ids import parse_repo_id
 
+        problems = []
         try:
             parse_repo_id(self.repo_id)
         except FactoryError as e:
-            return [str(e)]
-        return []
+            problems.append(str(e))
+        try:
+            check_languages(self.language, "--language")  # the card's `language:` metadata: codes vocab knows
+        except FactoryError as e:
+            problems.append(str(e))
+        return problems

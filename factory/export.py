@@ -12,6 +12,7 @@ enhanced mask decoder is switched on when its weights carry the absolute positio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -104,6 +105,34 @@ def read_weights(folder: Path, name: str | None = None) -> dict[str, torch.Tenso
         f"{folder} has no weights (model.safetensors or pytorch_model.bin); "
         "export the model again or point at the folder that holds them"
     )
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The files that hold the folder's weights, as `read_weights` chooses them: model.safetensors, else the shard
+    index and its shards, else pytorch_model.bin (listed even when absent: the caller checks or copies)."""
+    folder = Path(folder)
+    if (folder / WEIGHTS).is_file():
+        return [folder / WEIGHTS]
+    index = folder / f"{WEIGHTS}.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [index, *(folder / s for s in shards)]
+    return [folder / PYTORCH_WEIGHTS]
+
+
+def weights_fingerprint(folder: Path) -> str | None:
+    """The identity of a model's weights: sha256 prefix of its weight files' bytes (model.safetensors alone: that
+    file's `fingerprint_file`, as eval manifests record it), None without weights. The same bytes give the same
+    fingerprint however the folder is named, copied or fetched (a Hub id's snapshot), so `factory eval` records it
+    in results.json and `factory publish` takes only results whose fingerprint is its model's."""
+    from factory.outputs import fingerprint_file
+
+    files = weight_files(folder)
+    if not all(f.is_file() for f in files):
+        return None
+    if len(files) == 1:
+        return fingerprint_file(files[0])
+    return hashlib.sha256(" ".join(fingerprint_file(f) for f in files).encode()).hexdigest()[:16]
 
 
 def check_weights(folder: Path) -> None:

@@ -26,6 +26,7 @@ from factory.configs import PublishConfig
 from factory.errors import FactoryError, HubAccessError, RunFailure, UploadFailed
 from factory.outputs import staged_output
 from factory.repo_ids import REPO_ID, parse_repo_id  # noqa: F401  (hub.parse_repo_id, as before)
+from factory.source import ResolvedModel
 from factory.tokenizer import TOKENIZER_FILES
 
 CARD = "README.md"
@@ -59,17 +60,6 @@ def check_model_folder(folder: Path) -> None:
 
 
 # ---- staging ------------------------------------------------------------------------------------
-def _weight_files(folder: Path) -> list[Path]:
-    """The weight files to copy: safetensors (single or sharded) or, only if there is none, pytorch_model.bin."""
-    if (folder / "model.safetensors").is_file():
-        return [folder / "model.safetensors"]
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return [index, *(folder / s for s in shards)]
-    return [folder / "pytorch_model.bin"]
-
-
 def _tokenizer_files(folder: Path) -> list[Path]:
     missing = [name for name in TOKENIZER_REQUIRED if not (folder / name).is_file()]
     if missing:
@@ -97,15 +87,17 @@ def _check_staging(path: Path) -> None:
 
 def stage_folder(facts: Facts, model_dir: Path, staging: Path, tokenizer_dir: Path, generator_dir: Path | None):
     """Write the exact repository contents into `staging`, validate them, and only then put the folder in place."""
+    from factory.export import weight_files
+
     _check_staging(staging)
-    files = [model_dir / "config.json", *_weight_files(model_dir), *_tokenizer_files(tokenizer_dir)]
+    files = [model_dir / "config.json", *weight_files(model_dir), *_tokenizer_files(tokenizer_dir)]
     card = build_card(facts)
     with staged_output(staging, force=True) as tmp:
         for src in files:
             shutil.copy2(src, tmp / src.name)
         if generator_dir is not None:
             (tmp / GENERATOR_DIR).mkdir()
-            gen_files = [generator_dir / "config.json", *_weight_files(generator_dir), *_tokenizer_files(tokenizer_dir)]
+            gen_files = [generator_dir / "config.json", *weight_files(generator_dir), *_tokenizer_files(tokenizer_dir)]
             for src in gen_files:
                 shutil.copy2(src, tmp / GENERATOR_DIR / src.name)
         card.save(tmp / CARD)
@@ -249,14 +241,15 @@ def as_factory_folder(model_dir: Path, work: Path, generator: bool = False) -> P
     return out
 
 
-def resolve_inputs(config: PublishConfig, work: Path) -> tuple[Path, Path | None, Path | None]:
-    """DIR, --generator and --tokenizer as folders (each may be a Hub id, factory/source.py); without --generator,
-    DIR's `generator/` is the generator; a published layout is rewritten into `work` (its generator files become
-    --generator when none is given)."""
+def resolve_inputs(config: PublishConfig, work: Path) -> tuple[ResolvedModel, Path, Path | None, Path | None]:
+    """DIR as found (its results must be of its weights), then DIR, --generator and --tokenizer as folders (each
+    may be a Hub id, factory/source.py); without --generator, DIR's `generator/` is the generator; a published
+    layout is rewritten into `work` (its generator files become --generator when none is given)."""
     from factory.export import has_published_generator
     from factory.source import resolve_model
 
-    model_dir = resolve_model(config.model_dir, parts=("model", "generator")).path
+    source = resolve_model(config.model_dir, parts=("model", "generator"))
+    model_dir = source.path
     check_model_folder(model_dir)
     generator_dir = resolve_model(config.generator, parts=("model", "generator")).path if config.generator else None
     tokenizer_dir = resolve_model(config.tokenizer, parts=("tokenizer",)).path if config.tokenizer else None
@@ -268,9 +261,41 @@ def resolve_inputs(config: PublishConfig, work: Path) -> tuple[Path, Path | None
         generator_dir = as_factory_folder(generator_dir, work, generator=True)
     elif generator_dir is not None:
         check_model_folder(generator_dir)
+    if generator_dir is not None:
+        check_generator_vocabulary(model_dir, generator_dir, str(config.generator or generator_dir))
     if published_layout(model_dir):
         model_dir = as_factory_folder(model_dir, work)
-    return model_dir, generator_dir, tokenizer_dir
+    return source, model_dir, generator_dir, tokenizer_dir
+
+
+def check_generator_vocabulary(model_dir: Path, generator_dir: Path, shown: str) -> None:
+    """The generator is of the model's vocabulary: one pre-training run trains both on one embedding, and
+    generator/ is staged with the model's tokenizer files. A generator of another run would fail the tokenizer
+    check with "pass --tokenizer", which cannot help: said here, before staging, naming both vocabularies."""
+    from factory.export import read_config
+    from factory.outputs import fingerprint_file
+    from factory.tokenizer import SPM_FILE
+
+    model, generator = read_config(model_dir), read_config(generator_dir)
+    mask, gen_mask = model.factory.get("mask_token_id"), generator.factory.get("mask_token_id")
+    if model.vocab_size != generator.vocab_size or (None not in (mask, gen_mask) and mask != gen_mask):
+        how = f"{_vocabulary(generator, generator_dir)} against the model's {_vocabulary(model, model_dir)}"
+    else:  # the same sizes: the same SentencePiece model too, where both folders hold one
+        spms = model_dir / SPM_FILE, generator_dir / SPM_FILE
+        if not all(p.is_file() for p in spms) or fingerprint_file(spms[0]) == fingerprint_file(spms[1]):
+            return
+        how = f"its {spms[1]} is not the model's {spms[0]}"
+    raise FactoryError(
+        f"the generator {shown} has another vocabulary than the model: {how}; a generator must come from the same "
+        "pre-training run (the same vocabulary) as the model: give the generator/ folder exported beside it"
+    )
+
+
+def _vocabulary(config, folder: Path) -> str:
+    """ "1,100 embedding rows, [MASK]=1000 (DIR/config.json)": what a config.json says of its vocabulary."""
+    mask = config.factory.get("mask_token_id")
+    masked = f", [MASK]={mask}" if mask is not None else ""
+    return f"{config.vocab_size:,} embedding rows{masked} ({folder / 'config.json'})"
 
 
 def publish(config: PublishConfig) -> dict[str, Any]:
@@ -284,14 +309,23 @@ def publish(config: PublishConfig) -> dict[str, Any]:
 
 
 def _publish(config: PublishConfig, repo_id: str, work: Path) -> dict[str, Any]:
+    """Under the staging folder's lock, as every step holds its output's (factory.outputs.output_lock): a second
+    publish of the same folder stops at once instead of rewriting it under the first one's upload."""
+    from factory.outputs import check_target, output_lock
     from factory.source import parse_hub_id
 
     given = Path(config.model_dir)
-    model_dir, generator_dir, tokenizer_dir = resolve_inputs(config, work)
-    token = None if config.dry_run else resolve_token()
     if not given.exists() and parse_hub_id(str(given)):  # a Hub id: stage beside the current folder
         given = Path(parse_hub_id(str(given))[0].split("/")[1])
     staging = config.staging or default_staging(given)
+    check_target(staging, "--staging")
+    with output_lock(staging, "--staging"):
+        return _stage_and_upload(config, repo_id, work, staging)
+
+
+def _stage_and_upload(config: PublishConfig, repo_id: str, work: Path, staging: Path) -> dict[str, Any]:
+    source, model_dir, generator_dir, tokenizer_dir = resolve_inputs(config, work)
+    token = None if config.dry_run else resolve_token()
     tokenizer_dir = tokenizer_dir or model_dir
     facts = collect_facts(
         model_dir,
@@ -303,6 +337,7 @@ def _publish(config: PublishConfig, repo_id: str, work: Path) -> dict[str, Any]:
         license=config.license,
         revision=config.revision,
         generator_dir=generator_dir,
+        source=source,
     )
     stage_folder(facts, model_dir, staging, tokenizer_dir, generator_dir)
     summary = {

@@ -182,7 +182,7 @@ INTERRUPT_LINES = {
     "pretrain": ("`pretrain --resume auto` continues from the last checkpoint",),
     "shards": ("the same command run again resumes the build",),
     "run": ("skips the finished steps", "resumes the shard build and the pre-training"),
-    "eval": ("outputs are whole or absent; run it again",),
+    "eval": ("outputs are whole or absent", "keeps the tasks of a suite that finished"),
     "publish": ("the Hub repository gets the whole commit or none",),
     **{name: ("nothing to resume", "start over") for name in ("vocab", "trim", "transplant", "init", "presets")},
 }

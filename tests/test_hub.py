@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import shutil
 
 import pytest
@@ -83,6 +84,13 @@ def xnli_results():
     }
 
 
+def of_model(results, model):
+    """`results` as `factory eval` writes them for the model folder `model`: with its weights' fingerprint."""
+    from factory.export import weights_fingerprint
+
+    return {**results, "model_fingerprint": weights_fingerprint(model)}
+
+
 @pytest.fixture(scope="module")
 def family(tmp_path_factory, tiny_vocab):
     """A pre-trained-looking family: discriminator (+ manifest, + eval results) and generator folders."""
@@ -90,7 +98,7 @@ def family(tmp_path_factory, tiny_vocab):
     model = make_model_folder(root / "model", tiny_vocab, languages=TRAIN_LANGS)
     write_manifest(model, pretrain_manifest())
     (model / "eval" / "xnli").mkdir(parents=True)
-    (model / "eval" / "xnli" / "results.json").write_text(json.dumps(xnli_results()))
+    (model / "eval" / "xnli" / "results.json").write_text(json.dumps(of_model(xnli_results(), model)))
     generator = make_model_folder(root / "generator", tiny_vocab, head="mlm", layers=1, seed=1, emd=False)
     return root, model, generator
 
@@ -322,6 +330,129 @@ def test_bad_results_file(family, tmp_path):
     assert "is not a factory.eval/v1 results file" in line
 
 
+def dry_run(model, staging, *args):
+    """`factory publish MODEL --repo-id me/x --dry-run --staging STAGING ARGS` in-process."""
+    return run(model, "--repo-id", "me/x", "--dry-run", "--staging", staging, *args)
+
+
+def test_a_staging_folder_being_written_is_refused(family, tmp_path):
+    """publish took no lock: two at once on one staging folder both exited 0, each rewriting it under the other's
+    upload. It holds the staging folder's lock, as every step holds its output's."""
+    from factory.outputs import output_lock
+
+    staging = tmp_path / "s"
+    with output_lock(staging, "--staging"):
+        line = _one_error_line(dry_run(family[1], staging))
+    assert f"--staging {staging} is being written by another factory process (pid {os.getpid()})" in line
+    assert not staging.exists()
+    assert dry_run(family[1], staging).exit_code == 0  # released
+    assert not list(tmp_path.glob(".*.lock"))  # and removed on a normal exit
+
+
+def test_a_generator_of_another_vocabulary_is_named_as_such(family, tmp_path, tiny_vocab):
+    """It used to fail the tokenizer check with "pass --tokenizer", which cannot help: the generator and the
+    model must share one vocabulary (one pre-training run), and the line names both."""
+    model, staging = family[1], tmp_path / "s"
+    other_size = model_folder(tmp_path / "g2000", 2000, head="mlm", layers=1)
+    line = _one_error_line(dry_run(model, staging, "--generator", other_size))
+    assert f"the generator {other_size} has another vocabulary than the model" in line
+    assert f"2,100 embedding rows, [MASK]=2000 ({other_size / 'config.json'})" in line
+    assert f"the model's 1,100 embedding rows, [MASK]=1000 ({model / 'config.json'})" in line
+    assert "from the same pre-training run" in line and "--tokenizer" not in line
+    same_size = make_model_folder(tmp_path / "g1000", tiny_vocab, head="mlm", layers=1)
+    (same_size / "spm.model").write_bytes(b"the spm.model of another run")  # only its bytes are compared
+    line = _one_error_line(dry_run(model, staging, "--generator", same_size))
+    assert f"its {same_size / 'spm.model'} is not the model's {model / 'spm.model'}" in line
+    assert not staging.exists()
+
+
+def test_language_codes_are_checked_on_every_way_into_the_card(family, tmp_path, tiny_vocab):
+    """`publish --language portuguese` wrote `portuguese` into the card's YAML: --language is checked against the
+    table vocab uses (factory/languages.py), and so is every code the card writer is given."""
+    from factory.card import build_card, collect_facts
+    from factory.errors import FactoryError
+
+    model, staging = family[1], tmp_path / "s"
+    line = _one_error_line(dry_run(model, staging, "--language", "portuguese"))
+    assert "--language: unknown language code 'portuguese'" in line and " pt " in line  # the codes it knows
+    line = one_error_line(["run", "demo", "--set", "steps.publish.language=portuguese", "--dry-run", "--run-dir",
+                           tmp_path / "run"])  # fmt: skip
+    assert "unknown language code 'portuguese'" in line and not (tmp_path / "run").exists()
+    # codes from config.json (written by a step that did not check them) are named with their file
+    unchecked = make_model_folder(tmp_path / "unchecked", tiny_vocab, languages=["en", "portuguese"])
+    line = _one_error_line(dry_run(unchecked, staging))
+    assert f"{unchecked / 'config.json'} languages (give the card's with --language)" in line and "portuguese" in line
+    assert not staging.exists()
+    assert dry_run(unchecked, staging, "--language", "pt").exit_code == 0
+    # the card writer itself refuses, whoever built the facts
+    facts = collect_facts(model, "me/x")
+    facts.languages = ["en", "portuguese"]
+    with pytest.raises(FactoryError, match="the card's languages: unknown language code 'portuguese'"):
+        build_card(facts)
+
+
+def _aligned(folder):
+    """Parallel en/de text for `factory eval retrieval` (the same 20 sentences: every item is found)."""
+    from conftest import pseudo_text
+
+    folder.mkdir()
+    texts = list(dict.fromkeys(pseudo_text(30, seed=3)))[:20]
+    for lang in ("en", "de"):
+        (folder / f"{lang}.txt").write_text("\n".join(texts) + "\n")
+    return folder
+
+
+def _evaluate(model, data, out):
+    """`factory eval retrieval` (no fine-tuning: the cheapest real results.json); returns the file."""
+    argv = ["eval", "retrieval", "--model", model, "--data", data, "--out", out]
+    result = CliRunner().invoke(cli, [str(a) for a in argv])
+    assert result.exit_code == 0, result.output
+    return out / "results.json"
+
+
+def test_results_of_another_model_are_refused(family, tmp_path, tiny_vocab):
+    """`publish A --results <B's results.json>` put B's scores into A's card. results.json records the fingerprint
+    of the weights evaluated: publish takes the results of its model's weights (the folder evaluated, a copy of it)
+    and refuses any other, naming the file and both models."""
+    model, staging = family[1], tmp_path / "s"
+    other = make_model_folder(tmp_path / "other", tiny_vocab, seed=1)
+    results = _evaluate(other, _aligned(tmp_path / "aligned"), tmp_path / "eval-other")
+    line = _one_error_line(dry_run(model, staging, "--results", results))
+    assert line.startswith(f"Error: {results} holds the results of {other} (weights ") and f"not of {model}" in line
+    assert "the model being published" in line and f"--model {model}" in line
+    assert not staging.exists()
+    for same in (other, shutil.copytree(other, tmp_path / "copy")):
+        result = dry_run(same, staging, "--results", results)
+        assert result.exit_code == 0, result.output
+        assert "## Results: parallel retrieval" in (staging / "README.md").read_text()
+    # a results.json from before eval recorded the fingerprint must name the model published
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text(json.dumps({**xnli_results(), "model": str(other)}))
+    line = _one_error_line(dry_run(model, staging, "--results", legacy))
+    assert f"{legacy} names the model {other}, not {model}" in line and "records no fingerprint" in line
+    assert dry_run(other, staging, "--results", legacy).exit_code == 0
+
+
+def test_results_of_a_hub_id_are_of_its_snapshot_and_its_copies(tmp_path, hf_cache, tiny_vocab):
+    """A published-layout model evaluated by Hub id: publishing the Hub id or a folder of the same files takes its
+    results (publish rewrites the layout, but compares the weights evaluated); another model does not."""
+    from published import hub_cache, published_folder
+
+    from factory.presets import PRESETS, VocabSize
+
+    config = PRESETS["debug"].config(VocabSize.from_pieces(1000), num_hidden_layers=2)
+    folder = published_folder(tmp_path / "m", config, dtype="fp16", tokenizer=tiny_vocab)
+    hub_cache(hf_cache, "microsoft/mdeberta-v3-base", folder)
+    results = _evaluate("microsoft/mdeberta-v3-base", _aligned(tmp_path / "aligned"), tmp_path / "eval")
+    staging = tmp_path / "s"
+    for same in ("microsoft/mdeberta-v3-base", folder):
+        result = dry_run(same, staging, "--results", results)
+        assert result.exit_code == 0, result.output
+    other = published_folder(tmp_path / "n", config, dtype="fp16", tokenizer=tiny_vocab, seed=1)
+    line = _one_error_line(dry_run(other, staging, "--results", results))
+    assert "holds the results of microsoft/mdeberta-v3-base (weights " in line and f"not of {other}" in line
+
+
 def test_unreachable_hub_is_one_line_and_retryable(family, tmp_path, hub_env, monkeypatch):
     from huggingface_hub import constants
 
@@ -345,7 +476,7 @@ def test_card_shows_the_control_and_the_retrieval_results(tmp_path, tiny_vocab):
     results["control_average"] = {s: {**v, "accuracy": v["accuracy"] - 10} for s, v in results["average"].items()}
     results["gain"] = {lang: {"validation": 10.0, "test": 10.0} for lang in [*EVAL_LANGS, "avg"]}
     (model / "eval" / "xnli").mkdir(parents=True)
-    (model / "eval" / "xnli" / "results.json").write_text(json.dumps(results))
+    (model / "eval" / "xnli" / "results.json").write_text(json.dumps(of_model(results, model)))
     texts = list(dict.fromkeys(pseudo_text(30, seed=3)))[:20]
     aligned = tmp_path / "aligned"
     aligned.mkdir()
@@ -401,7 +532,7 @@ def test_model_index_holds_every_task_with_its_dataset_config_split_and_metrics(
         {"id": "rajpurkar/squad_v2", "config": None, "splits": {}})}  # fmt: skip
     for name, results in (("glue", glue), ("xtreme", xtreme), ("squad2", squad2)):
         (model / "eval" / name).mkdir(parents=True)
-        (model / "eval" / name / "results.json").write_text(json.dumps(results))
+        (model / "eval" / name / "results.json").write_text(json.dumps(of_model(results, model)))
     result = run(model, "--repo-id", "me/m", "--dry-run")
     assert result.exit_code == 0, result.output
     card = ModelCard.load(tmp_path / "model-hub" / "README.md")

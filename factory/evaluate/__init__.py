@@ -16,6 +16,7 @@ An output folder holds:
 
 results.json (schema "factory.eval/v1"; the model card of the publishing step reads it):
     {"schema": "factory.eval/v1", "suite": "xnli", "model": "<path>", "train_language": "en",
+     "model_fingerprint": "<sha256 prefix of the weights evaluated>",  # publish takes only its model's results
      "languages": ["en", ...],                       # evaluated, in the suite's order
      "runs": N, "seeds": [42, 43, ...],              # run k uses seed settings.seed + k
      "settings": {"learning_rate", "epochs", "batch_size", "max_length", "warmup" (steps used),

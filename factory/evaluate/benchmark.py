@@ -195,6 +195,7 @@ def _save_keys(work: Path, keys: dict[str, str]) -> None:
 
 
 def run_benchmark(request: Request) -> dict[str, Any]:
+    from factory.export import weights_fingerprint
     from factory.outputs import check_output, replace_folder, work_folder
 
     check_output(request.out, request.force)
@@ -234,6 +235,7 @@ def run_benchmark(request: Request) -> dict[str, Any]:
         "suite": request.suite.name,
         "benchmark": True,
         "model": request.model_name,
+        "model_fingerprint": weights_fingerprint(request.model),  # the weights evaluated: publish checks them
         **({"revision": request.source.revision} if request.source and request.source.revision else {}),
         "tasks": {
             name: {k: r[k] for k in KEEP if k in r} | {"task": r.get("task", "classification")}

@@ -198,7 +198,7 @@ def _run(config: RetrievalConfig) -> dict[str, Any]:
     from factory.evaluate.control import CONTROL, PRETRAINED, arms, with_control
     from factory.evaluate.parallel import read_parallel
     from factory.evaluate.runner import check_model
-    from factory.export import read_config
+    from factory.export import read_config, weights_fingerprint
     from factory.outputs import check_output
     from factory.source import resolve_model
 
@@ -221,6 +221,7 @@ def _run(config: RetrievalConfig) -> dict[str, Any]:
         "schema": "factory.eval/v1",
         "suite": "retrieval",
         "model": source.given,
+        "model_fingerprint": weights_fingerprint(config.model),  # the weights evaluated: publish checks them
         **({"revision": source.revision} if source.is_hub else {}),
         "pivot": data.pivot,
         "languages": list(data.pairs),

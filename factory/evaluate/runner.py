@@ -266,6 +266,8 @@ def _set_dropout(model, p: float | None) -> None:
 
 
 def _report(prepared: Prepared, results, average, schedule, accelerator, losses) -> dict[str, Any]:
+    from factory.export import weights_fingerprint
+
     request, data, task = prepared.request, prepared.data, prepared.task
     s = request.settings
     settings = {
@@ -285,6 +287,7 @@ def _report(prepared: Prepared, results, average, schedule, accelerator, losses)
         "schema": "factory.eval/v1",
         "suite": request.suite.name,
         "model": request.model_name,
+        "model_fingerprint": weights_fingerprint(request.model),  # the weights evaluated: publish checks them
         **({"revision": request.source.revision} if request.source and request.source.revision else {}),
         "train_language": request.train_language,
         "languages": prepared.languages,
