@@ -296,6 +296,30 @@ def test_trim_published_layout_fp16(vocab, pt_corpus, tmp_path, hf_cache):
                                                  gen_b(b).logits[..., : len(kept) + 1])  # fmt: skip
 
 
+def test_trim_of_a_runs_discriminator_takes_its_generator(factory_layout, trimmed, pt_corpus, pt_vocab, tmp_path):
+    """SRC = OUT/discriminator of `factory pretrain`: the trained generator beside it (the one `pretrain --init-from`
+    would take) is trimmed with it, by the same index, as when SRC is the run folder; transplant takes it along too.
+    `pretrain --init-from` of the result continues RTD with that generator, on the new vocabulary. (Trim used to
+    write the discriminator alone, and --init-from then derived a fresh generator.)"""
+    from factory.configs import PretrainConfig
+    from factory.pretrain.start import open_start
+
+    out = tmp_path / "from-disc"
+    run(["trim", factory_layout / "discriminator", "--langs", "pt", "--corpus", f"pt={pt_corpus}", "--out", out])
+    got, want = read_model_files(out), read_model_files(trimmed)  # `trimmed`: the run folder's trim
+    assert [n.role for n in got.networks] == ["model", "generator"]
+    for a, b in zip(got.networks, want.networks, strict=True):
+        assert a.state.keys() == b.state.keys() and all(torch.equal(a.state[k], b.state[k]) for k in a.state)
+    start = open_start(PretrainConfig(init_from=str(out), shards=tmp_path, out=tmp_path / "continued"))
+    assert start.generator.kind == "folder" and start.generator.folder == out / "generator"
+    assert start.generator_config.vocab_size == start.config.vocab_size == want.model.vocab_rows
+    moved = tmp_path / "moved"
+    run(["transplant", factory_layout / "discriminator", "--vocab", pt_vocab, "--out", moved])
+    generator, old = read_model_files(moved).networks[1], read_model_files(factory_layout).networks[1]
+    assert generator.role == "generator" and generator.vocab_rows == 800  # 700 pieces + [MASK] + 99 spare rows
+    assert all(torch.equal(t, old.state[k]) for k, t in generator.state.items() if k not in generator.row_names())
+
+
 # ---- transplant ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pt_vocab(tmp_path_factory) -> Path:

@@ -92,10 +92,30 @@ class ModelFiles:
 
 def read_model_files(root: Path) -> ModelFiles:
     """The networks of the model at `root`: a model folder (with a generator inside it or in `generator/`, if
-    there is one) or a `factory pretrain` run folder (`discriminator/` + `generator/`). Checks that each is a
-    deberta-v2 network whose per-vocabulary tensors have `vocab_size` rows, and that the networks share their
-    vocabulary and width (GDES shares the table)."""
-    root = Path(root)
+    there is one), a `factory pretrain` run folder (`discriminator/` + `generator/`), or such a run's
+    `discriminator/` (its generator beside it: read as the run folder, so the trained generator is not left
+    behind). Checks that each is a deberta-v2 network whose per-vocabulary tensors have `vocab_size` rows, and
+    that the networks share their vocabulary and width (GDES shares the table)."""
+    root, base, generator = locate(Path(root))
+    networks = [_network(root, "model", base, "config.json")]
+    if generator == base:
+        networks.append(_network(root, "generator", base, *PUBLISHED_GENERATOR))
+    elif generator is not None:
+        networks.append(_network(root, "generator", generator, "config.json"))
+    _check_networks(root, networks)
+    tokenizer = root / base
+    if not (tokenizer / "spm.model").is_file():
+        raise ModelFolderError(f"{tokenizer} has no spm.model; a DeBERTa-v3 model folder carries its tokenizer")
+    return ModelFiles(root, networks, tokenizer)
+
+
+def locate(root: Path) -> tuple[Path, Path, Path | None]:
+    """(the folder the networks are read from, the model's folder in it, the generator's folder in it or None):
+    files are not read, only looked for. The generator is the published files beside the model (its folder is
+    then the model's) or a `generator/` folder as `pretrain --init-from` finds it (export.generator_folder); one
+    beside a `discriminator/` makes the run folder above it the root."""
+    from factory.export import generator_folder
+
     if not root.is_dir():
         raise ModelFolderError(f"{root} does not exist; give a model folder (or a Hub id)")
     base = Path(".") if (root / "config.json").is_file() else Path("discriminator")
@@ -104,16 +124,12 @@ def read_model_files(root: Path) -> ModelFiles:
             f"{root} has no config.json (nor discriminator/config.json), so it is not a deberta-v2 model folder; "
             "give the folder `factory pretrain` exported or one with the published files"
         )
-    networks = [_network(root, "model", base, "config.json")]
     if all((root / base / name).is_file() for name in PUBLISHED_GENERATOR):
-        networks.append(_network(root, "generator", base, *PUBLISHED_GENERATOR))
-    elif (root / "generator" / "config.json").is_file():  # beside discriminator/, or inside a published repo
-        networks.append(_network(root, "generator", Path("generator"), "config.json"))
-    _check_networks(root, networks)
-    tokenizer = root / base
-    if not (tokenizer / "spm.model").is_file():
-        raise ModelFolderError(f"{tokenizer} has no spm.model; a DeBERTa-v3 model folder carries its tokenizer")
-    return ModelFiles(root, networks, tokenizer)
+        return root, base, base
+    generator = generator_folder(root / base)
+    if generator is not None and base == Path(".") and generator.parent != root:  # OUT/discriminator was given
+        root, base = root.parent, Path(root.name)
+    return root, base, None if generator is None else generator.relative_to(root)
 
 
 def _weights_name(folder: Path) -> str:
