@@ -396,8 +396,37 @@ def test_bad_input_is_one_line_and_writes_nothing(factory_layout, pt_corpus, pt_
     (not_deberta / "config.json").write_text('{"model_type": "bert", "vocab_size": 10}')
     one_error_line(["trim", not_deberta, "--langs", "pt", "--corpus", pt_corpus, "--out", out], "deberta-v2", out=out)
     one_error_line(["transplant", not_deberta, "--vocab", pt_vocab, "--out", out], "deberta-v2", out=out)
-    one_error_line(["transplant", factory_layout, "--vocab", tmp_path, "--out", out], "spm.model", out=out)
+    one_error_line(["transplant", factory_layout, "--vocab", not_deberta, "--out", out], "spm.model", out=out)
     one_error_line(["trim", tmp_path / "nope", "--langs", "pt", "--corpus", pt_corpus, "--out", out], "nope", out=out)
+
+
+def test_out_is_never_a_folder_the_step_reads(factory_layout, pt_corpus, pt_vocab, tmp_path):
+    """--out that is SRC (or a symlink to it), inside it, the generator beside it, --vocab, or a folder holding one
+    of them: refused whatever --force says, and without advising --force; nothing is touched. (`trim SRC --out SRC
+    --force` used to replace SRC by its trim, after a refusal without --force that advised --force.)"""
+    import shutil
+
+    run_dir = tmp_path / "runs" / "a"
+    shutil.copytree(factory_layout, run_dir)
+    src, vocab = run_dir / "discriminator", tmp_path / "vocab"
+    shutil.copytree(pt_vocab, vocab)
+    (tmp_path / "link").symlink_to(src)
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    trim = ["trim", src, "--langs", "pt", "--corpus", f"pt={pt_corpus}", "--out"]
+    transplant = ["transplant", src, "--vocab", vocab, "--out"]
+    cases = [
+        ([*trim, src], "is SRC"), ([*trim, src, "--force"], "is SRC"),
+        ([*trim, tmp_path / "link", "--force"], "is SRC"),
+        ([*trim, src / "pt"], "is inside SRC"), ([*trim, run_dir / "generator", "--force"], "SRC's generator"),
+        ([*trim, tmp_path / "runs", "--force"], "holds SRC"), ([*trim, run_dir], "holds SRC"),
+        ([*transplant, src, "--force"], "is SRC"), ([*transplant, vocab, "--force"], "is --vocab"),
+        ([*transplant, run_dir / "generator"], "SRC's generator"),
+    ]  # fmt: skip
+    for args, needle in cases:
+        line = one_error_line(args, needle, "give --out a folder of its own")
+        assert "pass --force" not in line, line
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+    assert not list(tmp_path.rglob(".*.lock"))
 
 
 # ---- the card -----------------------------------------------------------------------------------------

@@ -51,17 +51,16 @@ class Source:
 def check_apart(out: Path, sources: list[Source]) -> None:
     """--out must be neither inside a local corpus folder (the next run would read the step's own files, .arrow
     shards or spm.vocab, as text) nor hold a corpus (--force replaces --out, corpus and all)."""
-    target = Path(out).resolve()
+    from factory.outputs import overlap
+
     for source in sources:
-        if source.is_hub:
-            continue
-        corpus = Path(source.spec).resolve()
-        if target == corpus or corpus in target.parents:
+        where = None if source.is_hub else overlap(out, Path(source.spec))
+        if where in ("same", "inside"):
             raise FactoryError(
                 f"--out {out} is inside the corpus {source.spec}: a later run would read this step's files as text; "
                 "put --out outside the corpus folder"
             )
-        if target in corpus.parents:
+        if where == "holds":
             raise FactoryError(f"--out {out} holds the corpus {source.spec}, which --force would replace; put --out "
                                "elsewhere")  # fmt: skip
 

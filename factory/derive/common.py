@@ -54,6 +54,36 @@ def open_source(name: str) -> Source:
     return Source(resolved, read_model_files(resolved.path))
 
 
+def check_out_apart(out: Path, source: str, vocab: str | None = None) -> None:
+    """--out is not a folder the step reads (SRC, the generator `pretrain --init-from` would take with it, --vocab),
+    not inside one and does not hold one, whatever --force says: the output replaces --out whole
+    (outputs.replace_folder), so `trim SRC --out SRC --force` would leave the trimmed model and no SRC. Checked
+    before --out's own checks, so that no refusal advises --force there. Local folders only: a Hub id's files are
+    in the Hugging Face cache."""
+    from factory.derive.networks import model_folders
+    from factory.errors import ModelFolderError, OutputExistsError
+    from factory.outputs import overlap
+
+    inputs: list[tuple[str, Path]] = []
+    if Path(source).expanduser().is_dir():
+        try:
+            folders = model_folders(Path(source).expanduser())
+        except ModelFolderError:  # not a model folder: said in one line when it is opened
+            folders = [Path(source).expanduser()]
+        inputs += [(f"SRC {source}", folders[0]), *((f"SRC's generator {f}", f) for f in folders[1:])]
+    if vocab is not None and Path(vocab).expanduser().is_dir():
+        inputs.append((f"--vocab {vocab}", Path(vocab).expanduser()))
+    problems = {
+        "same": "is {what} itself: writing --out would replace what this step reads",
+        "inside": "is inside {what}, which this step reads",
+        "holds": "holds {what}, which this step reads and --force would replace",
+    }
+    for what, folder in inputs:
+        where = overlap(out, folder)
+        if where is not None:
+            raise OutputExistsError(f"--out {out} {problems[where].format(what=what)}; give --out a folder of its own")
+
+
 def layout_keys(pieces: int, rows: int) -> dict[str, Any]:
     """config.json's `factory` keys for a model of `pieces` pieces ([MASK] = pieces) and `rows` embedding rows."""
     from factory.presets import VocabSize

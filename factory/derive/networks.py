@@ -132,6 +132,12 @@ def locate(root: Path) -> tuple[Path, Path, Path | None]:
     return root, base, None if generator is None else generator.relative_to(root)
 
 
+def model_folders(root: Path) -> list[Path]:
+    """Every folder `read_model_files(root)` reads: `root` itself and the generator's, wherever it is."""
+    top, base, generator = locate(root)
+    return [root, *([top / generator] if generator is not None else [])]
+
+
 def _weights_name(folder: Path) -> str:
     for name in (SAFETENSORS, f"{SAFETENSORS}.index.json", TORCH_BIN):
         if (folder / name).is_file():

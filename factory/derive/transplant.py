@@ -108,8 +108,10 @@ def new_rows_maker(plan: RowPlan, init: str, seed: int, std: float, hidden: int)
 
 def transplant(config: TransplantConfig) -> TransplantManifest:
     """One transplant per --out at a time (its lock: a second process stops at once with one line)."""
+    from factory.derive.common import check_out_apart
     from factory.outputs import check_target, output_lock
 
+    check_out_apart(config.out, config.source, config.vocab)  # before --out's own checks: no advice to --force it
     check_target(config.out)
     with output_lock(config.out):
         return _transplant(config)

@@ -215,8 +215,10 @@ def fertility(sp, texts: list[str]) -> float:
 # ---- the whole step -----------------------------------------------------------------------------
 def trim(config: TrimConfig) -> TrimManifest:
     """One trim per --out at a time (its lock: a second process stops at once with one line)."""
+    from factory.derive.common import check_out_apart
     from factory.outputs import check_target, output_lock
 
+    check_out_apart(config.out, config.source)  # before --out's own checks: no advice to --force it
     check_target(config.out)
     with output_lock(config.out):
         return _trim(config)
