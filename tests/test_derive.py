@@ -382,6 +382,42 @@ def test_transplant_random_published_layout_keeps_gdes_consistent(vocab, pt_voca
     assert 0.01 < float(table[:700][new_rows[:700]].std()) < 0.03  # N(0, initializer_range)
 
 
+def test_transplant_onto_a_vocabulary_with_no_new_piece(factory_layout, trimmed, tmp_path, monkeypatch):
+    """A vocabulary within the model's (its own, a trimmed subset): every piece keeps its row, the command says "0
+    new" and the card says every row was copied (both used to format the missing pieces-per-new figure: a
+    TypeError traceback, exit 1, with --out written). A failure after the model is written leaves no --out."""
+    from huggingface_hub import ModelCard
+
+    import factory.derive.transplant as T
+
+    for vocab in (factory_layout / "discriminator", trimmed):
+        out = tmp_path / vocab.name
+        result = run(["transplant", factory_layout, "--vocab", vocab, "--out", out])
+        m = manifest(out)
+        assert m["new"] == 0 and m["shared"] == m["pieces_after"] and m["pieces_per_new"] is None
+        assert f"{m['shared']:,} shared (rows copied), 0 new; parameters" in result.output
+        old, new = read_model_files(factory_layout), read_model_files(out)
+        kept = kept_ids(factory_layout / "discriminator", vocab)
+        index = torch.tensor([*kept, 1000, *range(1001, 1001 + new.model.vocab_rows - len(kept) - 1)])
+        for a, b in zip(old.networks, new.networks, strict=True):
+            assert all(torch.equal(b.state[k], a.state[k].index_select(0, index)) for k in a.row_names())
+    run(["publish", out, "--repo-id", "me/moved", "--dry-run", "--staging", tmp_path / "hub"])
+    card = ModelCard.load(tmp_path / "hub" / "README.md").text
+    assert f"The {m['shared']:,} pieces of the new vocabulary are all pieces of the base's" in card
+
+    def broken(out, m):
+        raise RuntimeError("a summary that fails")
+
+    monkeypatch.setattr(T, "summary", broken)
+    out = tmp_path / "failed"
+    from click.testing import CliRunner
+
+    from factory.cli import cli
+
+    result = CliRunner().invoke(cli, ["transplant", str(factory_layout), "--vocab", str(trimmed), "--out", str(out)])
+    assert result.exit_code != 0 and not out.exists() and not list(tmp_path.glob(".failed*"))
+
+
 # ---- user mistakes ------------------------------------------------------------------------------------
 def test_bad_input_is_one_line_and_writes_nothing(factory_layout, pt_corpus, pt_vocab, tmp_path):
     out = tmp_path / "out"

@@ -106,6 +106,14 @@ def sizes(files: ModelFiles, rows: int) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Derived:
+    """What trim and transplant return: the manifest written, and the lines the command prints."""
+
+    manifest: DerivedManifest
+    summary: list[str]
+
+
 def write_derived(
     out: Path,
     force: bool,
@@ -116,10 +124,13 @@ def write_derived(
     keys: dict[str, Any],
     manifest: DerivedManifest,
     started: float,
-) -> None:
+    summary: Callable[[DerivedManifest], list[str]],
+) -> Derived:
     """Write the derived model into `out`, whole or not at all: every network at its place (new rows, new
     config), the tokenizer (spm.model + the HF files) at the top and beside every network, and the manifest
-    (with the seconds it took) at the top and in every network's folder."""
+    (with the seconds it took) at the top and in every network's folder. The `summary` lines are made before the
+    folder is renamed into place, so that nothing can fail after `out` is there (a transplant whose printout
+    formatted a missing figure used to leave a whole --out behind a traceback, and its rerun was refused)."""
     from factory.outputs import staged_output
     from factory.tokenizer import copy_tokenizer_files, write_hf_files
 
@@ -133,3 +144,5 @@ def write_derived(
         manifest.seconds = round(time.perf_counter() - started, 3)
         for folder in dict.fromkeys([tmp, *folders]):
             write_manifest(folder, manifest)
+        lines = summary(manifest)
+    return Derived(manifest, lines)

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from factory.errors import FactoryError
 from factory.manifest import TrimLanguage, TrimManifest
 from factory.model.config import ModelConfig
 from factory.spm_model import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, Piece
+
+if TYPE_CHECKING:
+    from factory.derive.common import Derived
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +217,7 @@ def fertility(sp, texts: list[str]) -> float:
 
 
 # ---- the whole step -----------------------------------------------------------------------------
-def trim(config: TrimConfig) -> TrimManifest:
+def trim(config: TrimConfig) -> Derived:
     """One trim per --out at a time (its lock: a second process stops at once with one line)."""
     from factory.derive.common import check_out_apart
     from factory.outputs import check_target, output_lock
@@ -224,9 +228,9 @@ def trim(config: TrimConfig) -> TrimManifest:
         return _trim(config)
 
 
-def _trim(config: TrimConfig) -> TrimManifest:
+def _trim(config: TrimConfig) -> Derived:
     """Trim `config.source` to `config.langs` into `config.out` (written whole or not at all); returns the
-    manifest written there, with the report's figures."""
+    manifest written there, with the report's figures, and the lines the command prints."""
     import sentencepiece as spm
 
     from factory.config import to_json
@@ -264,9 +268,18 @@ def _trim(config: TrimConfig) -> TrimManifest:
         per_language={lang: language_report(tokenizer.sp, new_sp, texts) for lang, texts in samples.items()},
     )
     keys = {**layout_keys(len(selection.ids), len(index)), "languages": list(config.langs), **source.config_keys()}
-    write_derived(config.out, config.force, files, trimmed, lambda name, t: t.index_select(0, index), len(index),
-                  keys, manifest, started)  # fmt: skip
-    return manifest
+    return write_derived(config.out, config.force, files, trimmed, lambda name, t: t.index_select(0, index),
+                         len(index), keys, manifest, started, lambda m: summary(config.out, m))  # fmt: skip
+
+
+def summary(out: Path, m: TrimManifest) -> list[str]:
+    """What `factory trim` prints: the sizes before and after, and per language the words cut as before."""
+    return [
+        f"wrote {out}: {m.pieces_before:,} -> {m.pieces_after:,} pieces ({m.always_kept:,} always kept), "
+        f"parameters {m.parameters_before['total']:,} -> {m.parameters_after['total']:,}, {m.seconds:.1f} s",
+        *(f"  {lang:>5}: words cut as before {100 * r.unchanged:.2f}% of {r.words:,}; fertility "
+          f"{r.fertility_before:.3f} -> {r.fertility_after:.3f}" for lang, r in m.per_language.items()),
+    ]  # fmt: skip
 
 
 def count_corpus(sp, sources: dict[str, list], config: TrimConfig) -> tuple[np.ndarray, dict[str, list[str]]]:
