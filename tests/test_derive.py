@@ -434,6 +434,11 @@ def test_bad_input_is_one_line_and_writes_nothing(factory_layout, pt_corpus, pt_
     one_error_line(["transplant", not_deberta, "--vocab", pt_vocab, "--out", out], "deberta-v2", out=out)
     one_error_line(["transplant", factory_layout, "--vocab", not_deberta, "--out", out], "spm.model", out=out)
     one_error_line(["trim", tmp_path / "nope", "--langs", "pt", "--corpus", pt_corpus, "--out", out], "nope", out=out)
+    # a language code that is not one (it used to go into config.json and the card; `portuguese=` read as part of a
+    # path: "no such file or folder")
+    one_error_line([*base, "--langs", "xx", "--corpus", pt_corpus], "--langs", "unknown language code 'xx'", out=out)
+    one_error_line([*base, "--langs", "pt", "--corpus", f"portuguese={pt_corpus}"],
+                   "unknown language code 'portuguese' (did you mean pt?)", out=out)  # fmt: skip
 
 
 def test_out_is_never_a_folder_the_step_reads(factory_layout, pt_corpus, pt_vocab, tmp_path):

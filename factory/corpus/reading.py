@@ -39,9 +39,18 @@ class Source:
 
     @classmethod
     def parse(cls, value: str) -> Source:
-        """`PATH`, `hf:REPO:CONFIG`, `pt=PATH` or `pt=hf:REPO:CONFIG`."""
-        match = re.fullmatch(r"([a-z]{2,3}(?:[-_][A-Za-z]+)?)=(.+)", value)
-        return cls(match.group(2), match.group(1)) if match else cls(value)
+        """`PATH`, `hf:REPO:CONFIG`, `pt=PATH` or `pt=hf:REPO:CONFIG`. A `WORD=` prefix that is no language code
+        (`portuguese=pt.txt`) is one line saying so, with the code to give; read as part of a path it only
+        became "no such file" (unless a path of that whole name exists: then it is that path)."""
+        from factory.languages import NAMES, check_languages
+
+        match = re.fullmatch(r"([A-Za-z][\w-]*)=(.+)", value)
+        if match is None:
+            return cls(value)
+        lang, spec = match.groups()
+        if lang not in NAMES and Path(value).exists():
+            return cls(value)
+        return cls(spec, check_languages([lang], f"--corpus {value}")[0])
 
     @property
     def is_hub(self) -> bool:

@@ -126,9 +126,12 @@ def select_pieces(pieces: list[Piece], counts: np.ndarray, size: int | None, min
 
 # ---- the corpus ---------------------------------------------------------------------------------
 def language_sources(config: TrimConfig) -> dict[str, list]:
-    """--corpus per language; a source without `LANG=` belongs to the one language of --langs."""
+    """--corpus per language; a source without `LANG=` belongs to the one language of --langs. The codes are
+    checked as `factory vocab` checks them (factory/languages.py): they go into config.json and the card."""
     from factory import corpus as C
+    from factory.languages import check_languages
 
+    check_languages(config.langs, "--langs")
     sources: dict[str, list] = {lang: [] for lang in config.langs}
     for value in config.corpus:
         source = C.Source.parse(value)
