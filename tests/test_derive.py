@@ -470,6 +470,24 @@ def test_out_is_never_a_folder_the_step_reads(factory_layout, pt_corpus, pt_voca
     assert not list(tmp_path.rglob(".*.lock"))
 
 
+def test_a_corpus_in_another_language_is_refused(factory_layout, pt_corpus, tmp_path):
+    """--corpus pt=ENGLISH: checked by the language filter vocab and shards use, refused in one line naming the file,
+    its share of Portuguese and what it mostly is (it used to trim to English pieces and report "words cut as before
+    100.00%"); --no-langid trims unchecked, --langid-skip pt lets pt through."""
+    english = write_lines(tmp_path / "en.txt", textgen.generate("en", 300))
+    out = tmp_path / "out"
+    args = ["trim", factory_layout, "--langs", "pt", "--corpus", f"pt={english}", "--out", out]
+    one_error_line(args, f"--corpus pt={english}: 0% of its first 300 documents are Portuguese (pt)",
+                   "100% English (en)", "--no-langid", out=out)  # fmt: skip
+    mixed = write_lines(tmp_path / "mixed.txt", textgen.generate("pt", 100) + textgen.generate("en", 200))
+    one_error_line([*args[:5], f"pt={mixed}", *args[6:]], "33% of its first 300", "67% English", out=out)
+    one_error_line([*args, "--langid", "langdetect"], "by the langdetect language filter", out=out)
+    run([*args, "--no-langid"])
+    run([*args, "--langid-skip", "pt", "--force"])
+    mostly = write_lines(tmp_path / "mostly.txt", textgen.generate("pt", 200) + textgen.generate("en", 100))
+    run(["trim", factory_layout, "--langs", "pt", "--corpus", f"pt={mostly}", "--out", tmp_path / "mostly"])
+
+
 # ---- the card -----------------------------------------------------------------------------------------
 def test_card_of_a_trimmed_hub_model_says_what_it_came_from(vocab, pt_corpus, tmp_path, hf_cache):
     """publish --dry-run of a trim of a Hub model: base_model + base_model_relation in the metadata (the Hub's model

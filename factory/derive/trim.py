@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 SCRIPT_SHARE = 0.005  # a script whose letters are at least 0.5% of the corpus' letters is one of its scripts
 REPORT_DOCS = 2000  # documents per language on which the report cuts words with both tokenizers
 BATCH = 1000  # documents per sentencepiece call
+LANGID_DOCS = 1000  # documents of each --corpus source the language check reads (its first ones)
+LANGUAGE_SHARE = 0.5  # the share of them that must be in the source's language
 
 
 # ---- scripts ------------------------------------------------------------------------------------
@@ -127,11 +129,16 @@ def select_pieces(pieces: list[Piece], counts: np.ndarray, size: int | None, min
 # ---- the corpus ---------------------------------------------------------------------------------
 def language_sources(config: TrimConfig) -> dict[str, list]:
     """--corpus per language; a source without `LANG=` belongs to the one language of --langs. The codes are
-    checked as `factory vocab` checks them (factory/languages.py): they go into config.json and the card."""
+    checked as `factory vocab` checks them (factory/languages.py; known to the language filter, unless it is off):
+    they go into config.json and the card."""
     from factory import corpus as C
+    from factory.langid import check_codes, filter_name
     from factory.languages import check_languages
 
     check_languages(config.langs, "--langs")
+    check_languages(config.langid_skip, "--langid-skip")
+    if config.langid:
+        check_codes(config.langs, filter_name(config.langid), "--langs", config.langid_skip)
     sources: dict[str, list] = {lang: [] for lang in config.langs}
     for value in config.corpus:
         source = C.Source.parse(value)
@@ -150,6 +157,35 @@ def language_sources(config: TrimConfig) -> dict[str, list]:
             f"{missing[0]}=FILE (or a folder, or hf:NAME)"
         )
     return sources
+
+
+def check_corpus_languages(sources: dict[str, list], config: TrimConfig) -> None:
+    """Each source's first `LANGID_DOCS` documents must be mostly (`LANGUAGE_SHARE`) in the language it is given
+    for, by the language filter `factory vocab` and `factory shards` keep documents with (same identifier and
+    threshold): trimmed to another language's pieces, the model would lose its own language's, while the report,
+    measured on that same text, says "words cut as before 100%". One line naming the source, the share in its
+    language and what it mostly is."""
+    from factory.langid import filter_name, identifier, threshold_of
+    from factory.languages import name
+
+    which = filter_name(config.langid)
+    checked = [(lang, source) for lang, found in sources.items() if lang not in config.langid_skip for source in found]
+    if which is None or not checked:
+        return
+    lid, threshold = identifier(which), threshold_of(which, config.langid_threshold)
+    for lang, source in checked:
+        texts = list(documents([source], config.text_field, LANGID_DOCS))
+        guesses = [g for g in lid.identify_batch(texts) if g.lang]  # a text without letters tells nothing
+        share = sum(lang in g.codes and g.prob >= threshold for g in guesses) / max(len(guesses), 1)
+        if not guesses or share >= LANGUAGE_SHARE:
+            continue
+        top, n = Counter(lang if lang in g.codes else g.codes[0] for g in guesses).most_common(1)[0]
+        low = f" with a probability under {threshold} (or lower --langid-threshold)" if top == lang else ""
+        raise FactoryError(
+            f"--corpus {lang}={source.spec}: {share:.0%} of its first {len(guesses):,} documents are {name(lang)} "
+            f"({lang}) by the {which} language filter, {n / len(guesses):.0%} {name(top)} ({top}){low}; give "
+            f"{name(lang)} text for {lang}, or pass --no-langid to trim with it unchecked"
+        )
 
 
 def documents(sources: list, text_field: str, limit: int) -> Iterator[str]:
@@ -247,6 +283,7 @@ def _trim(config: TrimConfig) -> Derived:
     check_output(config.out, config.force)
     sources = language_sources(config)  # a language without text is refused before anything slow
     check_apart(config.out, [source for found in sources.values() for source in found])  # not inside the corpus
+    check_corpus_languages(sources, config)
     source = open_source(config.source)
     files = source.files
     tokenizer = Tokenizer.from_folder(files.tokenizer)
