@@ -261,9 +261,10 @@ def test_trim_size_keeps_the_most_used_pieces(trimmed, factory_layout, pt_corpus
 
 
 def test_trim_published_layout_fp16(vocab, pt_corpus, tmp_path, hf_cache):
-    """A Hub id in the published layout: the files go out as they came (the same names, keys and dtypes), every
-    per-vocabulary tensor sliced (the `_weight` delta, both MLM biases, the generator's table), the rest bit for
-    bit; the discriminator's hidden states and the generator's (EMD) MLM logits are identical on kept text."""
+    """A Hub id in the published layout: the files go out as they came (the same names and keys; fp16 tensors
+    widened to fp32, exactly), every per-vocabulary tensor sliced (the `_weight` delta, both MLM biases, the
+    generator's table), the rest value for value; the discriminator's hidden states and the generator's (EMD) MLM
+    logits are identical on kept text."""
     from factory.export import load_model
     from factory.tokenizer import Tokenizer
 
@@ -278,11 +279,11 @@ def test_trim_published_layout_fp16(vocab, pt_corpus, tmp_path, hf_cache):
     index = torch.tensor([*kept, 1000, *range(1001, 1001 + 99)])
     for name in ("pytorch_model.bin", "pytorch_model.generator.bin"):
         a, b = (torch.load(f / name, weights_only=True) for f in (src, out))
-        assert set(a) == set(b) and {t.dtype for t in b.values()} == {torch.float16, torch.float32}
+        assert set(a) == set(b) and {t.dtype for t in a.values()} == {torch.float16, torch.float32}
         for key, tensor in a.items():
             sliced = any(key.endswith(r) for r in ROW_TENSORS)
-            assert b[key].dtype == tensor.dtype
-            assert torch.equal(b[key], tensor.index_select(0, index) if sliced else tensor), key
+            assert b[key].dtype == torch.float32
+            assert torch.equal(b[key], (tensor.index_select(0, index) if sliced else tensor).float()), key
     assert "architectures" not in json.loads((out / "config.json").read_text())
     assert json.loads((out / "generator_config.json").read_text())["vocab_size"] == len(index)
     old, new = Tokenizer.from_folder(src), Tokenizer.from_folder(out)
@@ -318,6 +319,30 @@ def test_trim_of_a_runs_discriminator_takes_its_generator(factory_layout, trimme
     generator, old = read_model_files(moved).networks[1], read_model_files(factory_layout).networks[1]
     assert generator.role == "generator" and generator.vocab_rows == 800  # 700 pieces + [MASK] + 99 spare rows
     assert all(torch.equal(t, old.state[k]) for k, t in generator.state.items() if k not in generator.row_names())
+
+
+def test_a_model_derived_from_fp16_files_gives_factorys_numbers_in_transformers(vocab, pt_corpus, pt_vocab, tmp_path):
+    """The README's promise for what factory writes: `AutoModel.from_pretrained(folder)`, with no dtype argument,
+    gives factory's numbers. transformers 5 loads a checkpoint in the dtype its config.json names, else in its
+    weights' dtype: derived from fp16 files, the weights used to stay fp16 and AutoModel ran in fp16 (6.9e-3 off
+    factory's fp32); they are written in fp32 now (exactly the same values) and config.json says `float32`."""
+    import transformers
+
+    from factory.export import load_model
+    from factory.tokenizer import Tokenizer
+
+    src = published_layout(tmp_path / "pub", vocab, "fp16")
+    outs = {"trim": tmp_path / "trimmed", "transplant": tmp_path / "moved"}
+    run(["trim", src, "--langs", "pt", "--corpus", f"pt={pt_corpus}", "--out", outs["trim"]])
+    run(["transplant", src, "--vocab", pt_vocab, "--out", outs["transplant"]])
+    for out in outs.values():
+        tokenizer = Tokenizer.from_folder(out)
+        ids = torch.tensor([tokenizer.single(tokenizer.encode(t), 64) for t in textgen.generate("pt", 4, seed=5)])
+        theirs = transformers.AutoModel.from_pretrained(out).eval()
+        with torch.no_grad():
+            a, b = load_model(out)(ids).last_hidden_state, theirs(ids).last_hidden_state
+        assert (a - b.float()).abs().max() <= 1e-5 and theirs.dtype == torch.float32
+        assert json.loads((out / "config.json").read_text())["dtype"] == "float32"
 
 
 # ---- transplant ---------------------------------------------------------------------------------------

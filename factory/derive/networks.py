@@ -1,9 +1,9 @@
 """The networks of a model on disk and their per-vocabulary tensors, in whichever layout they were saved.
 
 `trim` and `transplant` change a model's vocabulary, so they must change every tensor with one row (or entry)
-per vocabulary id, in every network the model has, and leave everything else byte for byte as it was. They
-work on state dicts, not on modules, so that whatever layout came in goes out with the same files, names and
-dtypes (docs/architecture.md#parameter-names has the sources):
+per vocabulary id, in every network the model has, and leave everything else value for value as it was. They
+work on state dicts, not on modules, so that whatever layout came in goes out with the same files and names, in
+fp32 (`write_model_files` says why; docs/architecture.md#parameter-names has the sources):
 
 - factory's export: `discriminator/` and `generator/` folders (model.safetensors), or a published factory
   repository (the model at the top, the generator in `generator/`);
@@ -193,9 +193,14 @@ RowMaker = Callable[[str, torch.Tensor], torch.Tensor]  # (tensor name, old tens
 def write_model_files(
     files: ModelFiles, out: Path, new_rows: RowMaker, vocab_rows: int, factory_keys: dict
 ) -> list[Path]:
-    """Write every network of `files` into `out` at its `out_folder`, with the same file and tensor names and
-    dtypes: per-vocabulary tensors replaced by `new_rows(name, tensor)`, everything else as it was, config
-    `vocab_size` = `vocab_rows` and `factory_keys` merged into its `factory` section. Returns the folders written."""
+    """Write every network of `files` into `out` at its `out_folder`, with the same file and tensor names:
+    per-vocabulary tensors replaced by `new_rows(name, tensor)`, everything else as it was, every floating-point
+    tensor in fp32 (see below), config `vocab_size` = `vocab_rows`, `dtype` float32 and `factory_keys` merged into
+    its `factory` section. Returns the folders written.
+
+    Why fp32, when the published files are fp16 (or both): factory computes in fp32, and transformers 5 loads a
+    checkpoint in the dtype its config.json names, else its weights' (`dtype="auto"`), so fp16 files would run in
+    fp16 there, 5e-3 off factory's numbers. fp16 -> fp32 is exact: the values are the source's, bit for bit."""
     folders = []
     for net in files.networks:
         folder = out / net.out_folder
@@ -205,8 +210,10 @@ def write_model_files(
             new = new_rows(name, tensor) if is_row_tensor(name) else tensor
             if new.shape[0] != (vocab_rows if is_row_tensor(name) else tensor.shape[0]) or new.dtype != tensor.dtype:
                 raise AssertionError(f"{name}: new rows of the wrong shape or dtype")  # a bug, not user input
-            state[name] = new.contiguous()
-        config = {**net.config, "vocab_size": vocab_rows}
+            state[name] = (new.float() if new.is_floating_point() else new).contiguous()
+        config = {**net.config, "vocab_size": vocab_rows, "dtype": "float32"}
+        if "torch_dtype" in config:  # transformers 4's name for it (5 reads `dtype` first)
+            config["torch_dtype"] = "float32"
         config["factory"] = {**(net.config.get("factory") or {}), **factory_keys}
         (folder / net.config_name).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         save_weights(state, folder / net.weights_name)
