@@ -71,7 +71,8 @@ def check_languages(codes: Iterable[object], option: str = "--langs") -> list[st
     bad = list(dict.fromkeys(str(c) for c in codes if c not in NAMES))  # a code given twice is named once
     if not bad:
         return [str(c) for c in codes]
-    hint = f" (did you mean {suggest(bad[0])}?)" if suggest(bad[0]) else ""
+    meant = suggest(bad[0])
+    hint = f" (did you mean {meant}?)" if meant else ""
     raise FactoryError(
         f"{option}: unknown language code {', '.join(map(repr, bad))}{hint}; factory knows: "
         f"{' '.join(sorted(NAMES))} (factory/languages.py)"

@@ -134,7 +134,7 @@ def locate(root: Path) -> tuple[Path, Path, Path | None]:
 
 def model_folders(root: Path) -> list[Path]:
     """Every folder `read_model_files(root)` reads: `root` itself and the generator's, wherever it is."""
-    top, base, generator = locate(root)
+    top, _, generator = locate(root)
     return [root, *([top / generator] if generator is not None else [])]
 
 
