@@ -58,18 +58,24 @@ def derivation_section(derived: DerivedManifest | None, language_names: dict[str
             f"|---|---|---|---|---|\n{rows}"
         )
     assert isinstance(derived, TransplantManifest)
+    intro = f"## Derivation\n\nThis model is {base_name(derived)} moved onto another vocabulary ({sizes}). The "
+    if not derived.new:  # a vocabulary within the base's (a trimmed one, the base's own): nothing to make
+        return (
+            f"{intro}{derived.shared:,} pieces of the new vocabulary are all pieces of the base's and kept their "
+            "embedding rows, in the discriminator's table, the generator's and the MLM bias alike; the rest of the "
+            "network is the base model's."
+        )
     how = (
         f"the mean of the rows of the {derived.pieces_per_new:.2f} pieces (on average) the base tokenizer cuts it "
         "into (FVT)"
-        if derived.init == "mean"
+        if derived.pieces_per_new is not None
         else "a random row (the baseline)"
     )
     return (
-        f"## Derivation\n\nThis model is {base_name(derived)} moved onto another vocabulary ({sizes}). The "
-        f"{derived.shared:,} pieces both vocabularies share kept their embedding rows; each of the {derived.new:,} new "
-        f"pieces got {how}, in the discriminator's table, the generator's and the MLM bias alike. The rest of the "
-        "network is the base model's. Until it is pre-trained further on text of the new vocabulary, its new rows "
-        "are only an initialisation."
+        f"{intro}{derived.shared:,} pieces both vocabularies share kept their embedding rows; each of the "
+        f"{derived.new:,} new pieces got {how}, in the discriminator's table, the generator's and the MLM bias alike. "
+        "The rest of the network is the base model's. Until it is pre-trained further on text of the new vocabulary, "
+        "its new rows are only an initialisation."
     )
 
 

@@ -427,6 +427,13 @@ class TrimConfig:
                                    "without --size].", low=1)  # fmt: skip
     max_docs: int = option(100_000, "Documents read per language.", low=1)
     text_field: str = option("text", "Field/column of .jsonl/.parquet/hf: sources.")
+    langid: str | None = option("fasttext", "Language check of each --corpus source (its first documents): fasttext "
+                                "(lid.176) or langdetect, the filters of vocab and shards; a source mostly not in "
+                                "its language is refused; --no-langid: none.", choices=LANGID_FILTERS,
+                                switch=True)  # fmt: skip
+    langid_threshold: float | None = option(None, _THRESHOLD_HELP, low=0, high=1)
+    langid_skip: list[str] = option([], "Languages whose sources are not checked (e.g. those lid.176 does not "
+                                    "know: ha, zu, *_rom, ...).", metavar="LANG,...")  # fmt: skip
     out: Path = option(help="Folder to write (the same files as the source, with fewer pieces).")
     force: bool = option(False, _FORCE_HELP, secondary=False)
 

@@ -29,6 +29,7 @@ PYTORCH_WEIGHTS = "pytorch_model.bin"
 CONFIG = "config.json"
 GENERATOR_CONFIG = "generator_config.json"  # the published layout's generator, beside the discriminator
 GENERATOR_WEIGHTS = "pytorch_model.generator.bin"
+GENERATOR_DIR = "generator"  # factory's generator: a folder of its own inside the model's, or beside a discriminator/
 PREFIX = "deberta."
 POSITIONS = "deberta.embeddings.position_embeddings.weight"  # absolute positions: v2 input, or the EMD's P
 # The official trainer's GDES deltas (DeBERTa/apps/tasks/rtd_task.py registers them as `_weight`); the `weight`
@@ -216,6 +217,16 @@ def infer_head(state: dict[str, torch.Tensor]) -> str:
 def has_published_generator(folder: Path | str) -> bool:
     """Whether `folder` holds a generator in the published layout (generator_config.json + its weights)."""
     return (Path(folder) / GENERATOR_CONFIG).is_file() and (Path(folder) / GENERATOR_WEIGHTS).is_file()
+
+
+def generator_folder(folder: Path | str) -> Path | None:
+    """The `generator/` folder that comes with the model folder `folder`: inside it (a repository `factory publish`
+    wrote, a trimmed or transplanted model) or beside it (SRC = OUT/discriminator of `factory pretrain`, whose
+    generator is OUT/generator); None when there is none. One rule, so that `pretrain --init-from`, `trim` and
+    `transplant` find the same generator (a trim that missed it would leave the trained generator behind)."""
+    folder = Path(folder)
+    beside = folder.parent / GENERATOR_DIR if folder.name == "discriminator" else None
+    return next((c for c in (folder / GENERATOR_DIR, beside) if c is not None and (c / CONFIG).is_file()), None)
 
 
 def with_emd(config: ModelConfig, state: dict[str, torch.Tensor]) -> ModelConfig:

@@ -71,9 +71,23 @@ def check_languages(codes: Iterable[object], option: str = "--langs") -> list[st
     bad = list(dict.fromkeys(str(c) for c in codes if c not in NAMES))  # a code given twice is named once
     if not bad:
         return [str(c) for c in codes]
-    close = difflib.get_close_matches(bad[0].lower().replace("-", "_"), list(NAMES), n=1, cutoff=0.5)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    meant = suggest(bad[0])
+    hint = f" (did you mean {meant}?)" if meant else ""
     raise FactoryError(
         f"{option}: unknown language code {', '.join(map(repr, bad))}{hint}; factory knows: "
         f"{' '.join(sorted(NAMES))} (factory/languages.py)"
     )
+
+
+def suggest(text: str) -> str | None:
+    """The code meant by an unknown one: a language's English name (`portuguese`: pt), else the closest code, else
+    the code of the closest name (`portugese`: pt); None when nothing is close."""
+    key = text.lower().replace("-", "_")
+    by_name = {n.lower(): code for code, n in reversed(NAMES.items())}  # a name given twice: its first code
+    if key in by_name:
+        return by_name[key]
+    close = difflib.get_close_matches(key, list(NAMES), n=1, cutoff=0.5)
+    if close:
+        return close[0]
+    close = difflib.get_close_matches(key, list(by_name), n=1, cutoff=0.8)
+    return by_name[close[0]] if close else None

@@ -407,7 +407,7 @@ class TransplantManifest(DerivedManifest):
     init: str  # mean (FVT) or random: how the new pieces' rows were made
     shared: int  # pieces of both vocabularies: rows copied
     new: int  # pieces only the new vocabulary has: rows made by `init`
-    pieces_per_new: float | None = None  # mean: old pieces averaged per new piece
+    pieces_per_new: float | None = None  # mean: old pieces averaged per new piece (None: random, or no new piece)
     unknown_in_new: int | None = None  # mean: new pieces whose old segmentation holds [UNK]
 
 

@@ -57,6 +57,18 @@ def check_target(path: Path, flag: str = "--out") -> None:
         raise OutputExistsError(f"{flag} {path}: this user may not write in {writable}; pick a folder you can write")
 
 
+def overlap(out: Path, folder: Path) -> str | None:
+    """How an output folder and a folder a step reads share ground: "same", "inside" (`out` is in `folder`),
+    "holds" (`folder` is in `out`: replacing `out` removes it) or None. Both resolved, so a symlink or a relative
+    path is seen through."""
+    target, read = Path(out).resolve(), Path(folder).resolve()
+    if target == read:
+        return "same"
+    if read in target.parents:
+        return "inside"
+    return "holds" if target in read.parents else None
+
+
 def _name_max(folder: Path) -> int:
     try:
         return os.pathconf(folder, "PC_NAME_MAX")

@@ -80,10 +80,20 @@ def test_hub_source_offline_is_one_clear_line(monkeypatch):
     assert "\n" not in str(err.value)
 
 
-def test_source_parse():
+def test_source_parse(tmp_path, monkeypatch):
+    from factory.errors import FactoryError
+
     assert C.Source.parse("pt=data/x.txt") == C.Source("data/x.txt", "pt")
     assert C.Source.parse("hf:wikimedia/wikipedia:20231101.pt") == C.Source("hf:wikimedia/wikipedia:20231101.pt")
     assert C.Source.parse("zh=hf:a/b:c").is_hub
+    assert C.Source.parse("zh_hans=x.txt") == C.Source("x.txt", "zh_hans")
+    # a word that is no language code before `=` is told so (it used to be read as a path: "no such file")
+    with pytest.raises(FactoryError, match=r"--corpus portuguese=x.txt: unknown language code 'portuguese' \(did you "
+                       r"mean pt\?\)"):  # fmt: skip
+        C.Source.parse("portuguese=x.txt")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run=2.txt").write_text("a\n")
+    assert C.Source.parse("run=2.txt") == C.Source("run=2.txt")  # a path of that whole name is that path
 
 
 # ---- cleaning ----------------------------------------------------------------------------------------

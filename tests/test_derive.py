@@ -261,9 +261,10 @@ def test_trim_size_keeps_the_most_used_pieces(trimmed, factory_layout, pt_corpus
 
 
 def test_trim_published_layout_fp16(vocab, pt_corpus, tmp_path, hf_cache):
-    """A Hub id in the published layout: the files go out as they came (the same names, keys and dtypes), every
-    per-vocabulary tensor sliced (the `_weight` delta, both MLM biases, the generator's table), the rest bit for
-    bit; the discriminator's hidden states and the generator's (EMD) MLM logits are identical on kept text."""
+    """A Hub id in the published layout: the files go out as they came (the same names and keys; fp16 tensors
+    widened to fp32, exactly), every per-vocabulary tensor sliced (the `_weight` delta, both MLM biases, the
+    generator's table), the rest value for value; the discriminator's hidden states and the generator's (EMD) MLM
+    logits are identical on kept text."""
     from factory.export import load_model
     from factory.tokenizer import Tokenizer
 
@@ -278,11 +279,11 @@ def test_trim_published_layout_fp16(vocab, pt_corpus, tmp_path, hf_cache):
     index = torch.tensor([*kept, 1000, *range(1001, 1001 + 99)])
     for name in ("pytorch_model.bin", "pytorch_model.generator.bin"):
         a, b = (torch.load(f / name, weights_only=True) for f in (src, out))
-        assert set(a) == set(b) and {t.dtype for t in b.values()} == {torch.float16, torch.float32}
+        assert set(a) == set(b) and {t.dtype for t in a.values()} == {torch.float16, torch.float32}
         for key, tensor in a.items():
             sliced = any(key.endswith(r) for r in ROW_TENSORS)
-            assert b[key].dtype == tensor.dtype
-            assert torch.equal(b[key], tensor.index_select(0, index) if sliced else tensor), key
+            assert b[key].dtype == torch.float32
+            assert torch.equal(b[key], (tensor.index_select(0, index) if sliced else tensor).float()), key
     assert "architectures" not in json.loads((out / "config.json").read_text())
     assert json.loads((out / "generator_config.json").read_text())["vocab_size"] == len(index)
     old, new = Tokenizer.from_folder(src), Tokenizer.from_folder(out)
@@ -294,6 +295,54 @@ def test_trim_published_layout_fp16(vocab, pt_corpus, tmp_path, hf_cache):
         gen_a, gen_b = load_model(src, generator=True), load_model(out, generator=True)
         assert gen_a.config.emd and torch.equal(gen_a(a).logits[..., index[: len(kept) + 1]],
                                                  gen_b(b).logits[..., : len(kept) + 1])  # fmt: skip
+
+
+def test_trim_of_a_runs_discriminator_takes_its_generator(factory_layout, trimmed, pt_corpus, pt_vocab, tmp_path):
+    """SRC = OUT/discriminator of `factory pretrain`: the trained generator beside it (the one `pretrain --init-from`
+    would take) is trimmed with it, by the same index, as when SRC is the run folder; transplant takes it along too.
+    `pretrain --init-from` of the result continues RTD with that generator, on the new vocabulary. (Trim used to
+    write the discriminator alone, and --init-from then derived a fresh generator.)"""
+    from factory.configs import PretrainConfig
+    from factory.pretrain.start import open_start
+
+    out = tmp_path / "from-disc"
+    run(["trim", factory_layout / "discriminator", "--langs", "pt", "--corpus", f"pt={pt_corpus}", "--out", out])
+    got, want = read_model_files(out), read_model_files(trimmed)  # `trimmed`: the run folder's trim
+    assert [n.role for n in got.networks] == ["model", "generator"]
+    for a, b in zip(got.networks, want.networks, strict=True):
+        assert a.state.keys() == b.state.keys() and all(torch.equal(a.state[k], b.state[k]) for k in a.state)
+    start = open_start(PretrainConfig(init_from=str(out), shards=tmp_path, out=tmp_path / "continued"))
+    assert start.generator.kind == "folder" and start.generator.folder == out / "generator"
+    assert start.generator_config.vocab_size == start.config.vocab_size == want.model.vocab_rows
+    moved = tmp_path / "moved"
+    run(["transplant", factory_layout / "discriminator", "--vocab", pt_vocab, "--out", moved])
+    generator, old = read_model_files(moved).networks[1], read_model_files(factory_layout).networks[1]
+    assert generator.role == "generator" and generator.vocab_rows == 800  # 700 pieces + [MASK] + 99 spare rows
+    assert all(torch.equal(t, old.state[k]) for k, t in generator.state.items() if k not in generator.row_names())
+
+
+def test_a_model_derived_from_fp16_files_gives_factorys_numbers_in_transformers(vocab, pt_corpus, pt_vocab, tmp_path):
+    """The README's promise for what factory writes: `AutoModel.from_pretrained(folder)`, with no dtype argument,
+    gives factory's numbers. transformers 5 loads a checkpoint in the dtype its config.json names, else in its
+    weights' dtype: derived from fp16 files, the weights used to stay fp16 and AutoModel ran in fp16 (6.9e-3 off
+    factory's fp32); they are written in fp32 now (exactly the same values) and config.json says `float32`."""
+    import transformers
+
+    from factory.export import load_model
+    from factory.tokenizer import Tokenizer
+
+    src = published_layout(tmp_path / "pub", vocab, "fp16")
+    outs = {"trim": tmp_path / "trimmed", "transplant": tmp_path / "moved"}
+    run(["trim", src, "--langs", "pt", "--corpus", f"pt={pt_corpus}", "--out", outs["trim"]])
+    run(["transplant", src, "--vocab", pt_vocab, "--out", outs["transplant"]])
+    for out in outs.values():
+        tokenizer = Tokenizer.from_folder(out)
+        ids = torch.tensor([tokenizer.single(tokenizer.encode(t), 64) for t in textgen.generate("pt", 4, seed=5)])
+        theirs = transformers.AutoModel.from_pretrained(out).eval()
+        with torch.no_grad():
+            a, b = load_model(out)(ids).last_hidden_state, theirs(ids).last_hidden_state
+        assert (a - b.float()).abs().max() <= 1e-5 and theirs.dtype == torch.float32
+        assert json.loads((out / "config.json").read_text())["dtype"] == "float32"
 
 
 # ---- transplant ---------------------------------------------------------------------------------------
@@ -358,6 +407,42 @@ def test_transplant_random_published_layout_keeps_gdes_consistent(vocab, pt_voca
     assert 0.01 < float(table[:700][new_rows[:700]].std()) < 0.03  # N(0, initializer_range)
 
 
+def test_transplant_onto_a_vocabulary_with_no_new_piece(factory_layout, trimmed, tmp_path, monkeypatch):
+    """A vocabulary within the model's (its own, a trimmed subset): every piece keeps its row, the command says "0
+    new" and the card says every row was copied (both used to format the missing pieces-per-new figure: a
+    TypeError traceback, exit 1, with --out written). A failure after the model is written leaves no --out."""
+    from huggingface_hub import ModelCard
+
+    import factory.derive.transplant as T
+
+    for vocab in (factory_layout / "discriminator", trimmed):
+        out = tmp_path / vocab.name
+        result = run(["transplant", factory_layout, "--vocab", vocab, "--out", out])
+        m = manifest(out)
+        assert m["new"] == 0 and m["shared"] == m["pieces_after"] and m["pieces_per_new"] is None
+        assert f"{m['shared']:,} shared (rows copied), 0 new; parameters" in result.output
+        old, new = read_model_files(factory_layout), read_model_files(out)
+        kept = kept_ids(factory_layout / "discriminator", vocab)
+        index = torch.tensor([*kept, 1000, *range(1001, 1001 + new.model.vocab_rows - len(kept) - 1)])
+        for a, b in zip(old.networks, new.networks, strict=True):
+            assert all(torch.equal(b.state[k], a.state[k].index_select(0, index)) for k in a.row_names())
+    run(["publish", out, "--repo-id", "me/moved", "--dry-run", "--staging", tmp_path / "hub"])
+    card = ModelCard.load(tmp_path / "hub" / "README.md").text
+    assert f"The {m['shared']:,} pieces of the new vocabulary are all pieces of the base's" in card
+
+    def broken(out, m):
+        raise RuntimeError("a summary that fails")
+
+    monkeypatch.setattr(T, "summary", broken)
+    out = tmp_path / "failed"
+    from click.testing import CliRunner
+
+    from factory.cli import cli
+
+    result = CliRunner().invoke(cli, ["transplant", str(factory_layout), "--vocab", str(trimmed), "--out", str(out)])
+    assert result.exit_code != 0 and not out.exists() and not list(tmp_path.glob(".failed*"))
+
+
 # ---- user mistakes ------------------------------------------------------------------------------------
 def test_bad_input_is_one_line_and_writes_nothing(factory_layout, pt_corpus, pt_vocab, tmp_path):
     out = tmp_path / "out"
@@ -372,8 +457,60 @@ def test_bad_input_is_one_line_and_writes_nothing(factory_layout, pt_corpus, pt_
     (not_deberta / "config.json").write_text('{"model_type": "bert", "vocab_size": 10}')
     one_error_line(["trim", not_deberta, "--langs", "pt", "--corpus", pt_corpus, "--out", out], "deberta-v2", out=out)
     one_error_line(["transplant", not_deberta, "--vocab", pt_vocab, "--out", out], "deberta-v2", out=out)
-    one_error_line(["transplant", factory_layout, "--vocab", tmp_path, "--out", out], "spm.model", out=out)
+    one_error_line(["transplant", factory_layout, "--vocab", not_deberta, "--out", out], "spm.model", out=out)
     one_error_line(["trim", tmp_path / "nope", "--langs", "pt", "--corpus", pt_corpus, "--out", out], "nope", out=out)
+    # a language code that is not one (it used to go into config.json and the card; `portuguese=` read as part of a
+    # path: "no such file or folder")
+    one_error_line([*base, "--langs", "xx", "--corpus", pt_corpus], "--langs", "unknown language code 'xx'", out=out)
+    one_error_line([*base, "--langs", "pt", "--corpus", f"portuguese={pt_corpus}"],
+                   "unknown language code 'portuguese' (did you mean pt?)", out=out)  # fmt: skip
+
+
+def test_out_is_never_a_folder_the_step_reads(factory_layout, pt_corpus, pt_vocab, tmp_path):
+    """--out that is SRC (or a symlink to it), inside it, the generator beside it, --vocab, or a folder holding one
+    of them: refused whatever --force says, and without advising --force; nothing is touched. (`trim SRC --out SRC
+    --force` used to replace SRC by its trim, after a refusal without --force that advised --force.)"""
+    import shutil
+
+    run_dir = tmp_path / "runs" / "a"
+    shutil.copytree(factory_layout, run_dir)
+    src, vocab = run_dir / "discriminator", tmp_path / "vocab"
+    shutil.copytree(pt_vocab, vocab)
+    (tmp_path / "link").symlink_to(src)
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    trim = ["trim", src, "--langs", "pt", "--corpus", f"pt={pt_corpus}", "--out"]
+    transplant = ["transplant", src, "--vocab", vocab, "--out"]
+    cases = [
+        ([*trim, src], "is SRC"), ([*trim, src, "--force"], "is SRC"),
+        ([*trim, tmp_path / "link", "--force"], "is SRC"),
+        ([*trim, src / "pt"], "is inside SRC"), ([*trim, run_dir / "generator", "--force"], "SRC's generator"),
+        ([*trim, tmp_path / "runs", "--force"], "holds SRC"), ([*trim, run_dir], "holds SRC"),
+        ([*transplant, src, "--force"], "is SRC"), ([*transplant, vocab, "--force"], "is --vocab"),
+        ([*transplant, run_dir / "generator"], "SRC's generator"),
+    ]  # fmt: skip
+    for args, needle in cases:
+        line = one_error_line(args, needle, "give --out a folder of its own")
+        assert "pass --force" not in line, line
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+    assert not list(tmp_path.rglob(".*.lock"))
+
+
+def test_a_corpus_in_another_language_is_refused(factory_layout, pt_corpus, tmp_path):
+    """--corpus pt=ENGLISH: checked by the language filter vocab and shards use, refused in one line naming the file,
+    its share of Portuguese and what it mostly is (it used to trim to English pieces and report "words cut as before
+    100.00%"); --no-langid trims unchecked, --langid-skip pt lets pt through."""
+    english = write_lines(tmp_path / "en.txt", textgen.generate("en", 300))
+    out = tmp_path / "out"
+    args = ["trim", factory_layout, "--langs", "pt", "--corpus", f"pt={english}", "--out", out]
+    one_error_line(args, f"--corpus pt={english}: 0% of its first 300 documents are Portuguese (pt)",
+                   "100% English (en)", "--no-langid", out=out)  # fmt: skip
+    mixed = write_lines(tmp_path / "mixed.txt", textgen.generate("pt", 100) + textgen.generate("en", 200))
+    one_error_line([*args[:5], f"pt={mixed}", *args[6:]], "33% of its first 300", "67% English", out=out)
+    one_error_line([*args, "--langid", "langdetect"], "by the langdetect language filter", out=out)
+    run([*args, "--no-langid"])
+    run([*args, "--langid-skip", "pt", "--force"])
+    mostly = write_lines(tmp_path / "mostly.txt", textgen.generate("pt", 200) + textgen.generate("en", 100))
+    run(["trim", factory_layout, "--langs", "pt", "--corpus", f"pt={mostly}", "--out", tmp_path / "mostly"])
 
 
 # ---- the card -----------------------------------------------------------------------------------------

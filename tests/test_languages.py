@@ -68,6 +68,9 @@ def test_unknown_codes_are_one_line_with_a_suggestion():
         check_languages(["pt", "zh-hans"], "--langs")
     message = str(caught.value)
     assert "'zh-hans'" in message and "did you mean zh_hans?" in message and "\n" not in message
+    for given, meant in (("portuguese", "pt"), ("Portugese", "pt"), ("chinese", "zh"), ("ruu", "ru")):  # names too
+        with pytest.raises(FactoryError, match=rf"did you mean {meant}\?"):
+            check_languages([given])
     with pytest.raises(FactoryError, match="boolean.*quote 'no'"):
         check_languages([False])
 

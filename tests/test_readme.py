@@ -96,7 +96,7 @@ def at_test_size(command: str, previous: list[str]) -> list[str]:
     if "..." in words:  # `factory pretrain ... --out X --resume auto`: the arguments of the run before, but --out
         at, out = words.index("..."), previous.index("--out")
         words = [*words[:at], *previous[1:out], *previous[out + 2 :], *words[at + 1 :]]
-    if words[0] in ("vocab", "shards") and words[1] != "report" and "--spec" not in words:
+    if words[0] in ("vocab", "shards", "trim") and words[1] != "report" and "--spec" not in words:
         words.append("--no-langid")
     return words
 

@@ -31,16 +31,8 @@ def trim(source: str, **flags) -> None:
     from factory.derive.trim import trim as run
 
     config = resolve(TrimConfig, [from_flags(flags)], fixed={"source": source}, wired_by="the SRC argument")
-    m = run(config)
-    click.echo(
-        f"wrote {config.out}: {m.pieces_before:,} -> {m.pieces_after:,} pieces ({m.always_kept:,} always kept), "
-        f"parameters {m.parameters_before['total']:,} -> {m.parameters_after['total']:,}, {m.seconds:.1f} s"
-    )
-    for lang, r in m.per_language.items():
-        click.echo(
-            f"  {lang:>5}: words cut as before {100 * r.unchanged:.2f}% of {r.words:,}; fertility "
-            f"{r.fertility_before:.3f} -> {r.fertility_after:.3f}"
-        )
+    for line in run(config).summary:
+        click.echo(line)
 
 
 @click.command()
@@ -65,9 +57,5 @@ def transplant(source: str, **flags) -> None:
     from factory.derive.transplant import transplant as run
 
     config = resolve(TransplantConfig, [from_flags(flags)], fixed={"source": source}, wired_by="the SRC argument")
-    m = run(config)
-    how = f"mean of {m.pieces_per_new:.2f} old pieces each" if m.init == "mean" else "random rows"
-    click.echo(
-        f"wrote {config.out}: {m.pieces_before:,} -> {m.pieces_after:,} pieces; {m.shared:,} shared (rows copied), "
-        f"{m.new:,} new ({how}); parameters {m.parameters_before['total']:,} -> {m.parameters_after['total']:,}"
-    )
+    for line in run(config).summary:
+        click.echo(line)

@@ -39,9 +39,18 @@ class Source:
 
     @classmethod
     def parse(cls, value: str) -> Source:
-        """`PATH`, `hf:REPO:CONFIG`, `pt=PATH` or `pt=hf:REPO:CONFIG`."""
-        match = re.fullmatch(r"([a-z]{2,3}(?:[-_][A-Za-z]+)?)=(.+)", value)
-        return cls(match.group(2), match.group(1)) if match else cls(value)
+        """`PATH`, `hf:REPO:CONFIG`, `pt=PATH` or `pt=hf:REPO:CONFIG`. A `WORD=` prefix that is no language code
+        (`portuguese=pt.txt`) is one line saying so, with the code to give; read as part of a path it only
+        became "no such file" (unless a path of that whole name exists: then it is that path)."""
+        from factory.languages import NAMES, check_languages
+
+        match = re.fullmatch(r"([A-Za-z][\w-]*)=(.+)", value)
+        if match is None:
+            return cls(value)
+        lang, spec = match.groups()
+        if lang not in NAMES and Path(value).exists():
+            return cls(value)
+        return cls(spec, check_languages([lang], f"--corpus {value}")[0])
 
     @property
     def is_hub(self) -> bool:
@@ -51,17 +60,16 @@ class Source:
 def check_apart(out: Path, sources: list[Source]) -> None:
     """--out must be neither inside a local corpus folder (the next run would read the step's own files, .arrow
     shards or spm.vocab, as text) nor hold a corpus (--force replaces --out, corpus and all)."""
-    target = Path(out).resolve()
+    from factory.outputs import overlap
+
     for source in sources:
-        if source.is_hub:
-            continue
-        corpus = Path(source.spec).resolve()
-        if target == corpus or corpus in target.parents:
+        where = None if source.is_hub else overlap(out, Path(source.spec))
+        if where in ("same", "inside"):
             raise FactoryError(
                 f"--out {out} is inside the corpus {source.spec}: a later run would read this step's files as text; "
                 "put --out outside the corpus folder"
             )
-        if target in corpus.parents:
+        if where == "holds":
             raise FactoryError(f"--out {out} holds the corpus {source.spec}, which --force would replace; put --out "
                                "elsewhere")  # fmt: skip
 

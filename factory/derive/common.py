@@ -54,6 +54,36 @@ def open_source(name: str) -> Source:
     return Source(resolved, read_model_files(resolved.path))
 
 
+def check_out_apart(out: Path, source: str, vocab: str | None = None) -> None:
+    """--out is not a folder the step reads (SRC, the generator `pretrain --init-from` would take with it, --vocab),
+    not inside one and does not hold one, whatever --force says: the output replaces --out whole
+    (outputs.replace_folder), so `trim SRC --out SRC --force` would leave the trimmed model and no SRC. Checked
+    before --out's own checks, so that no refusal advises --force there. Local folders only: a Hub id's files are
+    in the Hugging Face cache."""
+    from factory.derive.networks import model_folders
+    from factory.errors import ModelFolderError, OutputExistsError
+    from factory.outputs import overlap
+
+    inputs: list[tuple[str, Path]] = []
+    if Path(source).expanduser().is_dir():
+        try:
+            folders = model_folders(Path(source).expanduser())
+        except ModelFolderError:  # not a model folder: said in one line when it is opened
+            folders = [Path(source).expanduser()]
+        inputs += [(f"SRC {source}", folders[0]), *((f"SRC's generator {f}", f) for f in folders[1:])]
+    if vocab is not None and Path(vocab).expanduser().is_dir():
+        inputs.append((f"--vocab {vocab}", Path(vocab).expanduser()))
+    problems = {
+        "same": "is {what} itself: writing --out would replace what this step reads",
+        "inside": "is inside {what}, which this step reads",
+        "holds": "holds {what}, which this step reads and --force would replace",
+    }
+    for what, folder in inputs:
+        where = overlap(out, folder)
+        if where is not None:
+            raise OutputExistsError(f"--out {out} {problems[where].format(what=what)}; give --out a folder of its own")
+
+
 def layout_keys(pieces: int, rows: int) -> dict[str, Any]:
     """config.json's `factory` keys for a model of `pieces` pieces ([MASK] = pieces) and `rows` embedding rows."""
     from factory.presets import VocabSize
@@ -76,6 +106,14 @@ def sizes(files: ModelFiles, rows: int) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Derived:
+    """What trim and transplant return: the manifest written, and the lines the command prints."""
+
+    manifest: DerivedManifest
+    summary: list[str]
+
+
 def write_derived(
     out: Path,
     force: bool,
@@ -86,10 +124,13 @@ def write_derived(
     keys: dict[str, Any],
     manifest: DerivedManifest,
     started: float,
-) -> None:
+    summary: Callable[[DerivedManifest], list[str]],
+) -> Derived:
     """Write the derived model into `out`, whole or not at all: every network at its place (new rows, new
     config), the tokenizer (spm.model + the HF files) at the top and beside every network, and the manifest
-    (with the seconds it took) at the top and in every network's folder."""
+    (with the seconds it took) at the top and in every network's folder. The `summary` lines are made before the
+    folder is renamed into place, so that nothing can fail after `out` is there (a transplant whose printout
+    formatted a missing figure used to leave a whole --out behind a traceback, and its rerun was refused)."""
     from factory.outputs import staged_output
     from factory.tokenizer import copy_tokenizer_files, write_hf_files
 
@@ -103,3 +144,5 @@ def write_derived(
         manifest.seconds = round(time.perf_counter() - started, 3)
         for folder in dict.fromkeys([tmp, *folders]):
             write_manifest(folder, manifest)
+        lines = summary(manifest)
+    return Derived(manifest, lines)

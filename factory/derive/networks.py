@@ -1,9 +1,9 @@
 """The networks of a model on disk and their per-vocabulary tensors, in whichever layout they were saved.
 
 `trim` and `transplant` change a model's vocabulary, so they must change every tensor with one row (or entry)
-per vocabulary id, in every network the model has, and leave everything else byte for byte as it was. They
-work on state dicts, not on modules, so that whatever layout came in goes out with the same files, names and
-dtypes (docs/architecture.md#parameter-names has the sources):
+per vocabulary id, in every network the model has, and leave everything else value for value as it was. They
+work on state dicts, not on modules, so that whatever layout came in goes out with the same files and names, in
+fp32 (`write_model_files` says why; docs/architecture.md#parameter-names has the sources):
 
 - factory's export: `discriminator/` and `generator/` folders (model.safetensors), or a published factory
   repository (the model at the top, the generator in `generator/`);
@@ -92,10 +92,30 @@ class ModelFiles:
 
 def read_model_files(root: Path) -> ModelFiles:
     """The networks of the model at `root`: a model folder (with a generator inside it or in `generator/`, if
-    there is one) or a `factory pretrain` run folder (`discriminator/` + `generator/`). Checks that each is a
-    deberta-v2 network whose per-vocabulary tensors have `vocab_size` rows, and that the networks share their
-    vocabulary and width (GDES shares the table)."""
-    root = Path(root)
+    there is one), a `factory pretrain` run folder (`discriminator/` + `generator/`), or such a run's
+    `discriminator/` (its generator beside it: read as the run folder, so the trained generator is not left
+    behind). Checks that each is a deberta-v2 network whose per-vocabulary tensors have `vocab_size` rows, and
+    that the networks share their vocabulary and width (GDES shares the table)."""
+    root, base, generator = locate(Path(root))
+    networks = [_network(root, "model", base, "config.json")]
+    if generator == base:
+        networks.append(_network(root, "generator", base, *PUBLISHED_GENERATOR))
+    elif generator is not None:
+        networks.append(_network(root, "generator", generator, "config.json"))
+    _check_networks(root, networks)
+    tokenizer = root / base
+    if not (tokenizer / "spm.model").is_file():
+        raise ModelFolderError(f"{tokenizer} has no spm.model; a DeBERTa-v3 model folder carries its tokenizer")
+    return ModelFiles(root, networks, tokenizer)
+
+
+def locate(root: Path) -> tuple[Path, Path, Path | None]:
+    """(the folder the networks are read from, the model's folder in it, the generator's folder in it or None):
+    files are not read, only looked for. The generator is the published files beside the model (its folder is
+    then the model's) or a `generator/` folder as `pretrain --init-from` finds it (export.generator_folder); one
+    beside a `discriminator/` makes the run folder above it the root."""
+    from factory.export import generator_folder
+
     if not root.is_dir():
         raise ModelFolderError(f"{root} does not exist; give a model folder (or a Hub id)")
     base = Path(".") if (root / "config.json").is_file() else Path("discriminator")
@@ -104,16 +124,18 @@ def read_model_files(root: Path) -> ModelFiles:
             f"{root} has no config.json (nor discriminator/config.json), so it is not a deberta-v2 model folder; "
             "give the folder `factory pretrain` exported or one with the published files"
         )
-    networks = [_network(root, "model", base, "config.json")]
     if all((root / base / name).is_file() for name in PUBLISHED_GENERATOR):
-        networks.append(_network(root, "generator", base, *PUBLISHED_GENERATOR))
-    elif (root / "generator" / "config.json").is_file():  # beside discriminator/, or inside a published repo
-        networks.append(_network(root, "generator", Path("generator"), "config.json"))
-    _check_networks(root, networks)
-    tokenizer = root / base
-    if not (tokenizer / "spm.model").is_file():
-        raise ModelFolderError(f"{tokenizer} has no spm.model; a DeBERTa-v3 model folder carries its tokenizer")
-    return ModelFiles(root, networks, tokenizer)
+        return root, base, base
+    generator = generator_folder(root / base)
+    if generator is not None and base == Path(".") and generator.parent != root:  # OUT/discriminator was given
+        root, base = root.parent, Path(root.name)
+    return root, base, None if generator is None else generator.relative_to(root)
+
+
+def model_folders(root: Path) -> list[Path]:
+    """Every folder `read_model_files(root)` reads: `root` itself and the generator's, wherever it is."""
+    top, _, generator = locate(root)
+    return [root, *([top / generator] if generator is not None else [])]
 
 
 def _weights_name(folder: Path) -> str:
@@ -171,9 +193,14 @@ RowMaker = Callable[[str, torch.Tensor], torch.Tensor]  # (tensor name, old tens
 def write_model_files(
     files: ModelFiles, out: Path, new_rows: RowMaker, vocab_rows: int, factory_keys: dict
 ) -> list[Path]:
-    """Write every network of `files` into `out` at its `out_folder`, with the same file and tensor names and
-    dtypes: per-vocabulary tensors replaced by `new_rows(name, tensor)`, everything else as it was, config
-    `vocab_size` = `vocab_rows` and `factory_keys` merged into its `factory` section. Returns the folders written."""
+    """Write every network of `files` into `out` at its `out_folder`, with the same file and tensor names:
+    per-vocabulary tensors replaced by `new_rows(name, tensor)`, everything else as it was, every floating-point
+    tensor in fp32 (see below), config `vocab_size` = `vocab_rows`, `dtype` float32 and `factory_keys` merged into
+    its `factory` section. Returns the folders written.
+
+    Why fp32, when the published files are fp16 (or both): factory computes in fp32, and transformers 5 loads a
+    checkpoint in the dtype its config.json names, else its weights' (`dtype="auto"`), so fp16 files would run in
+    fp16 there, 5e-3 off factory's numbers. fp16 -> fp32 is exact: the values are the source's, bit for bit."""
     folders = []
     for net in files.networks:
         folder = out / net.out_folder
@@ -183,8 +210,10 @@ def write_model_files(
             new = new_rows(name, tensor) if is_row_tensor(name) else tensor
             if new.shape[0] != (vocab_rows if is_row_tensor(name) else tensor.shape[0]) or new.dtype != tensor.dtype:
                 raise AssertionError(f"{name}: new rows of the wrong shape or dtype")  # a bug, not user input
-            state[name] = new.contiguous()
-        config = {**net.config, "vocab_size": vocab_rows}
+            state[name] = (new.float() if new.is_floating_point() else new).contiguous()
+        config = {**net.config, "vocab_size": vocab_rows, "dtype": "float32"}
+        if "torch_dtype" in config:  # transformers 4's name for it (5 reads `dtype` first)
+            config["torch_dtype"] = "float32"
         config["factory"] = {**(net.config.get("factory") or {}), **factory_keys}
         (folder / net.config_name).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         save_weights(state, folder / net.weights_name)

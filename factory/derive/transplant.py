@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +31,9 @@ from factory.configs import TransplantConfig
 from factory.derive.networks import DELTA
 from factory.manifest import TransplantManifest
 from factory.spm_model import BYTE, SpmModel
+
+if TYPE_CHECKING:
+    from factory.derive.common import Derived
 
 
 @dataclass
@@ -106,17 +111,20 @@ def new_rows_maker(plan: RowPlan, init: str, seed: int, std: float, hidden: int)
     return make
 
 
-def transplant(config: TransplantConfig) -> TransplantManifest:
+def transplant(config: TransplantConfig) -> Derived:
     """One transplant per --out at a time (its lock: a second process stops at once with one line)."""
+    from factory.derive.common import check_out_apart
     from factory.outputs import check_target, output_lock
 
+    check_out_apart(config.out, config.source, config.vocab)  # before --out's own checks: no advice to --force it
     check_target(config.out)
     with output_lock(config.out):
         return _transplant(config)
 
 
-def _transplant(config: TransplantConfig) -> TransplantManifest:
-    """Move `config.source` onto `config.vocab` into `config.out` (written whole or not at all)."""
+def _transplant(config: TransplantConfig) -> Derived:
+    """Move `config.source` onto `config.vocab` into `config.out` (written whole or not at all); returns the
+    manifest written there and the lines the command prints."""
     from factory.config import to_json
     from factory.derive.common import layout_keys, open_source, read_json, sizes, write_derived
     from factory.manifest import MANIFEST, ModelSource
@@ -156,5 +164,16 @@ def _transplant(config: TransplantConfig) -> TransplantManifest:
     languages = (manifest.vocab_manifest or {}).get("languages")
     keys = layout_keys(len(new.pieces), rows) | ({"languages": languages} if languages else {}) | source.config_keys()
     make = new_rows_maker(plan, config.init, config.seed, model_config.initializer_range, model_config.hidden_size)
-    write_derived(config.out, config.force, files, new.data, make, rows, keys, manifest, started)
-    return manifest
+    return write_derived(config.out, config.force, files, new.data, make, rows, keys, manifest, started,
+                         lambda m: summary(config.out, m))  # fmt: skip
+
+
+def summary(out: Path, m: TransplantManifest) -> list[str]:
+    """What `factory transplant` prints: the pieces shared and new, how the new ones were made (none: a vocabulary
+    within the old one, every row copied), and the parameters before and after."""
+    how = f"mean of {m.pieces_per_new:.2f} old pieces each" if m.pieces_per_new is not None else "random rows"
+    new = f"{m.new:,} new ({how})" if m.new else "0 new"
+    return [
+        f"wrote {out}: {m.pieces_before:,} -> {m.pieces_after:,} pieces; {m.shared:,} shared (rows copied), {new}; "
+        f"parameters {m.parameters_before['total']:,} -> {m.parameters_after['total']:,}"
+    ]

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,11 +38,16 @@ from factory.manifest import TrimLanguage, TrimManifest
 from factory.model.config import ModelConfig
 from factory.spm_model import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, Piece
 
+if TYPE_CHECKING:
+    from factory.derive.common import Derived
+
 log = logging.getLogger(__name__)
 
 SCRIPT_SHARE = 0.005  # a script whose letters are at least 0.5% of the corpus' letters is one of its scripts
 REPORT_DOCS = 2000  # documents per language on which the report cuts words with both tokenizers
 BATCH = 1000  # documents per sentencepiece call
+LANGID_DOCS = 1000  # documents of each --corpus source the language check reads (its first ones)
+LANGUAGE_SHARE = 0.5  # the share of them that must be in the source's language
 
 
 # ---- scripts ------------------------------------------------------------------------------------
@@ -122,9 +128,17 @@ def select_pieces(pieces: list[Piece], counts: np.ndarray, size: int | None, min
 
 # ---- the corpus ---------------------------------------------------------------------------------
 def language_sources(config: TrimConfig) -> dict[str, list]:
-    """--corpus per language; a source without `LANG=` belongs to the one language of --langs."""
+    """--corpus per language; a source without `LANG=` belongs to the one language of --langs. The codes are
+    checked as `factory vocab` checks them (factory/languages.py; known to the language filter, unless it is off):
+    they go into config.json and the card."""
     from factory import corpus as C
+    from factory.langid import check_codes, filter_name
+    from factory.languages import check_languages
 
+    check_languages(config.langs, "--langs")
+    check_languages(config.langid_skip, "--langid-skip")
+    if config.langid:
+        check_codes(config.langs, filter_name(config.langid), "--langs", config.langid_skip)
     sources: dict[str, list] = {lang: [] for lang in config.langs}
     for value in config.corpus:
         source = C.Source.parse(value)
@@ -143,6 +157,35 @@ def language_sources(config: TrimConfig) -> dict[str, list]:
             f"{missing[0]}=FILE (or a folder, or hf:NAME)"
         )
     return sources
+
+
+def check_corpus_languages(sources: dict[str, list], config: TrimConfig) -> None:
+    """Each source's first `LANGID_DOCS` documents must be mostly (`LANGUAGE_SHARE`) in the language it is given
+    for, by the language filter `factory vocab` and `factory shards` keep documents with (same identifier and
+    threshold): trimmed to another language's pieces, the model would lose its own language's, while the report,
+    measured on that same text, says "words cut as before 100%". One line naming the source, the share in its
+    language and what it mostly is."""
+    from factory.langid import filter_name, identifier, threshold_of
+    from factory.languages import name
+
+    which = filter_name(config.langid)
+    checked = [(lang, source) for lang, found in sources.items() if lang not in config.langid_skip for source in found]
+    if which is None or not checked:
+        return
+    lid, threshold = identifier(which), threshold_of(which, config.langid_threshold)
+    for lang, source in checked:
+        texts = list(documents([source], config.text_field, LANGID_DOCS))
+        guesses = [g for g in lid.identify_batch(texts) if g.lang]  # a text without letters tells nothing
+        share = sum(lang in g.codes and g.prob >= threshold for g in guesses) / max(len(guesses), 1)
+        if not guesses or share >= LANGUAGE_SHARE:
+            continue
+        top, n = Counter(lang if lang in g.codes else g.codes[0] for g in guesses).most_common(1)[0]
+        low = f" with a probability under {threshold} (or lower --langid-threshold)" if top == lang else ""
+        raise FactoryError(
+            f"--corpus {lang}={source.spec}: {share:.0%} of its first {len(guesses):,} documents are {name(lang)} "
+            f"({lang}) by the {which} language filter, {n / len(guesses):.0%} {name(top)} ({top}){low}; give "
+            f"{name(lang)} text for {lang}, or pass --no-langid to trim with it unchecked"
+        )
 
 
 def documents(sources: list, text_field: str, limit: int) -> Iterator[str]:
@@ -213,18 +256,20 @@ def fertility(sp, texts: list[str]) -> float:
 
 
 # ---- the whole step -----------------------------------------------------------------------------
-def trim(config: TrimConfig) -> TrimManifest:
+def trim(config: TrimConfig) -> Derived:
     """One trim per --out at a time (its lock: a second process stops at once with one line)."""
+    from factory.derive.common import check_out_apart
     from factory.outputs import check_target, output_lock
 
+    check_out_apart(config.out, config.source)  # before --out's own checks: no advice to --force it
     check_target(config.out)
     with output_lock(config.out):
         return _trim(config)
 
 
-def _trim(config: TrimConfig) -> TrimManifest:
+def _trim(config: TrimConfig) -> Derived:
     """Trim `config.source` to `config.langs` into `config.out` (written whole or not at all); returns the
-    manifest written there, with the report's figures."""
+    manifest written there, with the report's figures, and the lines the command prints."""
     import sentencepiece as spm
 
     from factory.config import to_json
@@ -238,6 +283,7 @@ def _trim(config: TrimConfig) -> TrimManifest:
     check_output(config.out, config.force)
     sources = language_sources(config)  # a language without text is refused before anything slow
     check_apart(config.out, [source for found in sources.values() for source in found])  # not inside the corpus
+    check_corpus_languages(sources, config)
     source = open_source(config.source)
     files = source.files
     tokenizer = Tokenizer.from_folder(files.tokenizer)
@@ -262,9 +308,18 @@ def _trim(config: TrimConfig) -> TrimManifest:
         per_language={lang: language_report(tokenizer.sp, new_sp, texts) for lang, texts in samples.items()},
     )
     keys = {**layout_keys(len(selection.ids), len(index)), "languages": list(config.langs), **source.config_keys()}
-    write_derived(config.out, config.force, files, trimmed, lambda name, t: t.index_select(0, index), len(index),
-                  keys, manifest, started)  # fmt: skip
-    return manifest
+    return write_derived(config.out, config.force, files, trimmed, lambda name, t: t.index_select(0, index),
+                         len(index), keys, manifest, started, lambda m: summary(config.out, m))  # fmt: skip
+
+
+def summary(out: Path, m: TrimManifest) -> list[str]:
+    """What `factory trim` prints: the sizes before and after, and per language the words cut as before."""
+    return [
+        f"wrote {out}: {m.pieces_before:,} -> {m.pieces_after:,} pieces ({m.always_kept:,} always kept), "
+        f"parameters {m.parameters_before['total']:,} -> {m.parameters_after['total']:,}, {m.seconds:.1f} s",
+        *(f"  {lang:>5}: words cut as before {100 * r.unchanged:.2f}% of {r.words:,}; fertility "
+          f"{r.fertility_before:.3f} -> {r.fertility_after:.3f}" for lang, r in m.per_language.items()),
+    ]  # fmt: skip
 
 
 def count_corpus(sp, sources: dict[str, list], config: TrimConfig) -> tuple[np.ndarray, dict[str, list[str]]]:

@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 #               fresh MLM head (no EMD: there is no trained position table for it)
 GENERATOR_RULES = ("fresh", "lower-half")
 EMD_CHOICES = ("auto", "on", "off")
-GENERATOR_DIR = "generator"
 # Keys a generator must share with the discriminator to be trained beside it (the GDES table is shared)
 FIT_KEYS = ("vocab_size", "hidden_size")
 
@@ -164,15 +163,14 @@ def has_config(folder: Path, name: str) -> bool:
 
 def _beside(source: ResolvedModel, config: ModelConfig, rule: str) -> tuple[GeneratorSource, ModelConfig]:
     """The generator that comes with SRC (published files, or a generator/ folder in or beside it), else the rule's."""
-    from factory.export import GENERATOR_CONFIG, read_config
+    from factory.export import GENERATOR_CONFIG, generator_folder, read_config
 
     folder = source.path
     if has_config(folder, GENERATOR_CONFIG):
         return GeneratorSource("published", folder, True), read_config(folder, GENERATOR_CONFIG)
-    beside = folder.parent / GENERATOR_DIR if folder.name == "discriminator" else None  # OUT/discriminator
-    for candidate in (folder / GENERATOR_DIR, beside):
-        if candidate is not None and has_config(candidate, "config.json"):
-            return GeneratorSource("folder", candidate), read_config(candidate)
+    candidate = generator_folder(folder)  # in SRC, or beside it (SRC = OUT/discriminator)
+    if candidate is not None:
+        return GeneratorSource("folder", candidate), read_config(candidate)
     derived = config.replace(num_hidden_layers=generator_depth(config.num_hidden_layers))
     return GeneratorSource("derived", rule=rule), derived
 
