@@ -102,7 +102,7 @@ def test_results_files_and_references(one_process):
     suite = yaml.safe_load((ROOT / "eval" / "xnli.yaml").read_text())
     assert set(report) == {
         "schema", "suite", "model", "train_language", "languages", "runs", "seeds", "settings", "results",
-        "average", "references", "main_metric",
+        "average", "references", "main_metric", "model_fingerprint",
     }  # fmt: skip
     assert report["main_metric"] == "accuracy"
     assert report["schema"] == "factory.eval/v1" and report["suite"] == "xnli" and report["train_language"] == "en"

@@ -83,9 +83,10 @@ def test_no_import_cycle_in_factory():
 
 def test_configs_import_no_step():
     """configs describe and validate; the steps import them, never the other way round: the configs reach only
-    the grammars below them (and factory.presets' shape check, which imports no config)."""
+    the grammars below them (and factory.presets' shape check, which imports no config, and factory.languages'
+    code check)."""
     graph = import_graph()
     below = {"factory.config", "factory.errors", "factory.sizes", "factory.budgets", "factory.schedules",
-             "factory.repo_ids", "factory.presets"}  # fmt: skip
+             "factory.repo_ids", "factory.presets", "factory.languages"}  # fmt: skip
     assert graph["factory.configs"] <= below, graph["factory.configs"] - below
     assert "factory.configs" not in graph["factory.presets"]
