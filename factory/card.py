@@ -36,6 +36,7 @@ from factory.manifest import (
     find_manifest,
     parse_manifest,
 )
+from factory.markdown import markdown_table
 from factory.source import ResolvedModel
 
 GENERATOR_DIR = "generator"
@@ -371,8 +372,8 @@ def _architecture(facts: Facts) -> str:
         ("Vocabulary", f"{vocab}{cfg['vocab_size']:,} embedding rows"),
         ("Relative positions", f"{cfg.get('position_buckets')} log buckets, {cfg.get('max_position_embeddings')} max"),
     ]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    return f"## Architecture\n\n| | |\n|---|---|\n{table}\n\nParameter counts are computed from config.json."
+    table = "\n".join(markdown_table(["", ""], rows))
+    return f"## Architecture\n\n{table}\n\nParameter counts are computed from config.json."
 
 
 def _training_data(facts: Facts) -> str:
@@ -407,8 +408,9 @@ def _tokens_per_language(pretrain: PretrainManifest | None) -> str:
     if not seen or len(seen) < 2:
         return ""
     total = sum(seen.values()) or 1
-    rows = "\n".join(f"| {lang} | {n:,} | {100 * n / total:.2f}% |" for lang, n in seen.items())
-    return f"\n\nTokens seen in pre-training, per language:\n\n| Language | Tokens | Share |\n|---|---|---|\n{rows}"
+    rows = [[lang, f"{n:,}", f"{100 * n / total:.2f}%"] for lang, n in seen.items()]
+    table = "\n".join(markdown_table(["Language", "Tokens", "Share"], rows))
+    return f"\n\nTokens seen in pre-training, per language:\n\n{table}"
 
 
 # (label, the figure in pre-training's manifest (None: not recorded, the row is left out), format)
@@ -444,9 +446,9 @@ def _pretraining(facts: Facts) -> str:
     for label, figure, fmt in PRETRAIN_ROWS:
         value = figure(facts.pretrain)
         if value is not None:
-            rows.append(f"| {label} | {_duration(value) if fmt == 'time' else fmt.format(value)} |")
+            rows.append([label, _duration(value) if fmt == "time" else fmt.format(value)])
     note = base_pretraining_note(facts.derived)  # a trimmed or transplanted model: the base's run
-    return f"## Pre-training\n\n{note}| Setting | Value |\n|---|---|\n" + "\n".join(rows)
+    return f"## Pre-training\n\n{note}" + "\n".join(markdown_table(["Setting", "Value"], rows))
 
 
 def _duration(seconds: float) -> str:

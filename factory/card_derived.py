@@ -8,6 +8,7 @@ which trim and transplant write for a Hub base (factory.card.base_model).
 from __future__ import annotations
 
 from factory.manifest import DerivedManifest, TransplantManifest, TrimManifest
+from factory.markdown import markdown_table
 
 
 def base_name(derived: DerivedManifest) -> str:
@@ -43,19 +44,17 @@ def derivation_section(derived: DerivedManifest | None, language_names: dict[str
     )
     if isinstance(derived, TrimManifest):
         names = ", ".join(language_names.get(code, code) for code in derived.languages)
-        rows = "\n".join(
-            f"| {language_names.get(lang, lang)} | {r.words:,} | {100 * r.unchanged:.2f}% | {r.fertility_before:.3f} | "
-            f"{r.fertility_after:.3f} |"
-            for lang, r in derived.per_language.items()
-        )
+        table = markdown_table(
+            ["Language", "Words (first documents)", "Cut as before", "Pieces per word before", "After"],
+            [[language_names.get(lang, lang), f"{r.words:,}", f"{100 * r.unchanged:.2f}%", f"{r.fertility_before:.3f}",
+              f"{r.fertility_after:.3f}"] for lang, r in derived.per_language.items()],
+        )  # fmt: skip
         return (
             f"## Derivation\n\nThis model is {base_name(derived)} trimmed to the pieces {names} uses ({sizes}). "
             "`factory trim` kept the pieces the language's text uses, the special, byte and user-defined pieces, and "
             "the single characters of its scripts, and removed the rest from the tokenizer and from every embedding "
             "table (the generator's too) with the same index. A text whose pieces were all kept is cut into the "
-            "same pieces and gets the same hidden states as in the base model.\n\n"
-            "| Language | Words (first documents) | Cut as before | Pieces per word before | After |\n"
-            f"|---|---|---|---|---|\n{rows}"
+            "same pieces and gets the same hidden states as in the base model.\n\n" + "\n".join(table)
         )
     assert isinstance(derived, TransplantManifest)
     intro = f"## Derivation\n\nThis model is {base_name(derived)} moved onto another vocabulary ({sizes}). The "

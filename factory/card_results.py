@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.markdown import markdown_table
 from factory.source import ResolvedModel
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def results_section(res: dict[str, Any] | None, name: str) -> str:
         return ""
     split = results_split(res)
     langs = list(res["results"])
-    header = "| Model | avg | " + " | ".join(langs) + " |\n|---|---|" + "---|" * len(langs)
+    header = ["Model", "avg", *langs]
 
     ours = [(res["results"][lang].get(split) or {}) for lang in langs]
     avg = (res.get("average") or {}).get(split) or {}
@@ -217,19 +218,16 @@ def results_section(res: dict[str, Any] | None, name: str) -> str:
     several = isinstance(runs, int) and runs > 1  # a standard deviation over one run says nothing
     std = avg.get("std")
     avg_text = _pct(avg.get("accuracy")) + (f" ± {std:.1f}" if several and isinstance(std, (int, float)) else "")
-    rows = [f"| **{name}** | {avg_text} | " + " | ".join(_pct(r.get("accuracy")) for r in ours) + " |"]
+    rows = [[f"**{name}**", avg_text, *(_pct(r.get("accuracy")) for r in ours)]]
     for model, ref in (res.get("references") or {}).items():
-        rows.append(
-            f"| {model} (published) | {_pct(ref.get('avg'))} | " + " | ".join(_pct(ref.get(x)) for x in langs) + " |"
-        )
+        rows.append([f"{model} (published)", _pct(ref.get("avg")), *(_pct(ref.get(x)) for x in langs)])
     if "control" in res:  # --control random: the same network untrained, then what pre-training added
         control = [((res["control"].get(lang) or {}).get(split) or {}) for lang in langs]
         control_avg = ((res.get("control_average") or {}).get(split) or {}).get("accuracy")
-        rows.append("| random-init control | " + _pct(control_avg) + " | "
-                    + " | ".join(_pct(c.get("accuracy")) for c in control) + " |")  # fmt: skip
+        rows.append(["random-init control", _pct(control_avg), *(_pct(c.get("accuracy")) for c in control)])
         gain = res.get("gain") or {}
-        rows.append("| gain over the control (points) | " + signed((gain.get("avg") or {}).get(split)) + " | "
-                    + " | ".join(signed((gain.get(lang) or {}).get(split)) for lang in langs) + " |")  # fmt: skip
+        rows.append(["gain over the control (points)", signed((gain.get("avg") or {}).get(split)),
+                     *(signed((gain.get(lang) or {}).get(split)) for lang in langs)])  # fmt: skip
     seeds = res.get("seeds") or []
     how = (
         f"Zero-shot cross-lingual transfer: fine-tuned on {res.get('train_language', 'en')} only and evaluated on the "
@@ -239,7 +237,7 @@ def results_section(res: dict[str, Any] | None, name: str) -> str:
         + ". Published rows are the numbers reported by their authors (the avg column is theirs, over all 15 "
         "languages)." + (control_note(fine_tuned=True) if "control" in res else "")
     )
-    return "## Results: XNLI\n\n" + how + "\n\n" + header + "\n" + "\n".join(rows)
+    return "## Results: XNLI\n\n" + how + "\n\n" + "\n".join(markdown_table(header, rows))
 
 
 def suite_section(suite: str, results: dict[str, Any]) -> str:
@@ -275,18 +273,17 @@ def retrieval_section(res: dict[str, Any] | None) -> str:
         return ""
     pivot, langs = res.get("pivot", "en"), list(res["results"])
     has_control = "control" in res
-    head = f"| Language | x → {pivot} | {pivot} → x |" + (" control → / ← | gain → / ← |" if has_control else "")
-    rule = "|---|---|---|" + ("---|---|" if has_control else "")
+    header = ["Language", f"x → {pivot}", f"{pivot} → x", *(["control → / ←", "gain → / ←"] if has_control else [])]
 
     def acc(block: dict[str, Any] | None, direction: str) -> Any:
         return ((block or {}).get(direction) or {}).get("accuracy")
 
-    def row(label: str, ours: dict | None, control: dict | None, gain: dict | None) -> str:
-        text = f"| {label} | {_pct(acc(ours, 'to_pivot'))} | {_pct(acc(ours, 'from_pivot'))} |"
+    def row(label: str, ours: dict | None, control: dict | None, gain: dict | None) -> list[str]:
+        cells = [label, _pct(acc(ours, "to_pivot")), _pct(acc(ours, "from_pivot"))]
         if has_control:
-            text += f" {_pct(acc(control, 'to_pivot'))} / {_pct(acc(control, 'from_pivot'))} |"
-            text += f" {signed((gain or {}).get('to_pivot'))} / {signed((gain or {}).get('from_pivot'))} |"
-        return text
+            cells.append(f"{_pct(acc(control, 'to_pivot'))} / {_pct(acc(control, 'from_pivot'))}")
+            cells.append(f"{signed((gain or {}).get('to_pivot'))} / {signed((gain or {}).get('from_pivot'))}")
+        return cells
 
     control, gain = res.get("control") or {}, res.get("gain") or {}
     rows = [row(lang, res["results"][lang], control.get(lang), gain.get(lang)) for lang in langs]
@@ -302,7 +299,7 @@ def retrieval_section(res: dict[str, Any] | None) -> str:
         + f", in both directions against {pivot}."
         + (control_note(fine_tuned=False) if has_control else "")
     )
-    return "## Results: parallel retrieval\n\n" + how + "\n\n" + head + "\n" + rule + "\n" + "\n".join(rows)
+    return "## Results: parallel retrieval\n\n" + how + "\n\n" + "\n".join(markdown_table(header, rows))
 
 
 def _pct(value: Any) -> str:

@@ -61,6 +61,23 @@ class DiskFull(RunFailure):
     command that failed keeps (factory.cli.RERUN), which only it knows."""
 
 
+class WorkerDied(RunFailure):
+    """A worker process ended without answering (what the caller can add: how to resume). Raised by both corpus
+    worker pools (factory/corpus/pool.py, factory/corpus/executor_pool.py) with `worker_death`'s line."""
+
+
+def worker_death(code: int | None) -> str:
+    """The one line for a worker process that ended with exit code `code` (None: not known) before answering."""
+    import signal
+
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        how = f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+    else:
+        how = f"exited with code {code}" if code is not None else "closed its pipe"
+    return f"a worker process {how} before answering"
+
+
 # ---- the operating system's errors ---------------------------------------------------------------
 # A path the user gave that cannot be used (a name too long, no permission, a file where a folder should be):
 # their mistake, exit 2. Anything else the OS reports (a full disk, an I/O error) is a failure of the run: exit 1.

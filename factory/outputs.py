@@ -77,47 +77,60 @@ def _name_max(folder: Path) -> int:
 
 
 LOCK_SUFFIX = ".lock"
+PID_SUFFIX = ".lock.pid"  # beside the lock: who holds it (filelock 3.x truncates the lock file as it opens it)
+
+
+def is_lock_file(name: str) -> bool:
+    """The name of an output's lock or of its holder's pid file (`.NAME.lock`, `.NAME.lock.pid`)."""
+    return name.endswith((LOCK_SUFFIX, PID_SUFFIX))
 
 
 @contextlib.contextmanager
 def output_lock(path: Path, flag: str = "--out") -> Iterator[None]:
     """Hold an exclusive lock on the output `path` while a step writes it: a second factory process that wants to
     write the same folder stops at once with one line, instead of both writing it (two pre-trainings appending to
-    one train.jsonl, two shard builds sharing one work folder). The lock is `flock` on `.NAME.lock` beside the
-    folder: the kernel drops it when the process ends, even by SIGKILL, so a stale file never blocks; it is
-    removed on a normal exit. Where `fcntl` does not exist (Windows) there is no lock."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on Linux/macOS
-        yield
-        return
+    one train.jsonl, two shard builds sharing one work folder). The lock is filelock's (`flock` on `.NAME.lock`
+    beside the folder: the kernel drops it when the process ends, even by SIGKILL, so a stale file never blocks),
+    the holder's pid in `.NAME.lock.pid` for the line; both are removed on a normal exit."""
+    from filelock import FileLock, Timeout
+
     path = Path(path)
-    lock = path.parent / f".{path.name}{LOCK_SUFFIX}"
+    lock_path = path.parent / f".{path.name}{LOCK_SUFFIX}"
+    pid_path = path.parent / f".{path.name}{PID_SUFFIX}"
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        f = open(lock, "a+")
+        lock = FileLock(lock_path, thread_local=False)
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
+            lock.acquire(timeout=0)
+        except Timeout:
+            try:
+                holder = pid_path.read_text().strip() or "another process"
+            except OSError:
+                holder = "another process"
             raise OutputExistsError(
                 f"{flag} {path} is being written by another factory process ({holder}); wait for it to finish or "
                 "pick another folder"
             ) from None
-        if lock.exists() and os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
+        if _still_the_lock(lock, lock_path):
             break  # the file we locked is still the lock (not one its last holder removed as we opened it)
-        f.close()
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()}")
-    f.flush()
+        lock.release()
     try:
+        pid_path.write_text(f"pid {os.getpid()}")
         yield
     finally:
-        lock.unlink(missing_ok=True)
-        f.close()
+        pid_path.unlink(missing_ok=True)
+        lock_path.unlink(missing_ok=True)  # while held: a process that opened it now finds it gone, and retries
+        lock.release()
+
+
+def _still_the_lock(lock, lock_path: Path) -> bool:
+    """Whether the file `lock` holds is still at `lock_path` (filelock 3.x does not check; 4.x does, and then
+    this is true)."""
+    fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+    try:
+        return fd is None or os.path.samestat(os.stat(lock_path), os.fstat(fd))
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -373,7 +373,7 @@ STARTED = "started"  # run-state.json: what each step was last started with (its
 def _run_steps(plan: list[Step], run_dir: Path, resume: bool) -> list[str]:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / STATE_FILE
-    saved = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    saved = read_state(state_path)
     started = saved.setdefault(STARTED, {})
     pretrain = next((s for s in plan if s.name == "pretrain"), None)
     if pretrain is not None and not resume:  # before any step runs, on the inputs there now
@@ -388,12 +388,38 @@ def _run_steps(plan: list[Step], run_dir: Path, resume: bool) -> list[str]:
             check_pretrain_folder(step, state, saved)
         log.info("[%d/%d] %s: %s", i, len(plan), step.name, step.command_line())
         started[step.name] = state
-        state_path.write_text(json.dumps(saved, indent=2) + "\n")
+        write_state(state_path, saved)
         run_step(step)
         saved[step.name] = state
-        state_path.write_text(json.dumps(saved, indent=2) + "\n")
+        write_state(state_path, saved)
         ran.append(step.name)
     return ran
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """run-state.json ({} where there is none); a damaged one is one line saying what to do."""
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        why = "" if isinstance(saved, dict) and isinstance(saved.get(STARTED, {}), dict) else "it is not a mapping"
+    except (OSError, ValueError) as e:  # ValueError: invalid JSON, or bytes that are not UTF-8
+        saved, why = None, f"not readable JSON: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    if why:
+        raise RecipeError(
+            f"{short_path(path)} is damaged ({why}): fix it, or delete it, and `factory run` runs every step again "
+            "(a pre-training it finds in the run folder then needs --resume to continue)"
+        )
+    return saved
+
+
+def write_state(path: Path, saved: dict[str, Any]) -> None:
+    """run-state.json written whole: a temporary file beside it, renamed over it (a kill mid-write keeps the old)."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def check_pretrain_folder(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> None:

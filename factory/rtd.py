@@ -29,7 +29,6 @@ the loss and the sampler read.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -339,8 +338,3 @@ def export_generator(model: RTDModel) -> DebertaForMaskedLM:
     gen = DebertaForMaskedLM(model.generator.config)
     gen.load_state_dict({k: v.detach().clone() for k, v in model.generator.state_dict().items()})
     return gen.eval()
-
-
-def rtd_baseline_accuracy(replaced: float, tokens: float) -> float:
-    """Accuracy of always answering 'original': the bar a useful discriminator must clear."""
-    return 1.0 - replaced / tokens if tokens else math.nan

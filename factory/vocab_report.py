@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from factory.errors import FactoryError
+from factory.markdown import markdown_table
 
 
 @dataclass
@@ -95,16 +96,12 @@ def report_markdown(title: str, reports: dict[str, dict[str, dict]], corpus: dic
     lines.append("of pieces that are [UNK].")
     lines.append("")
     for figure in FIGURES:
-        lines += [f"## {figure}", "", "| language | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-        for lang in langs:
-            row = [f"{reports[n].get(lang, {}).get(figure, float('nan')):.4f}" for n in names]
-            lines.append(f"| {lang} | " + " | ".join(row) + " |")
-        lines.append("")
+        rows = [[lang, *(f"{reports[n].get(lang, {}).get(figure, float('nan')):.4f}" for n in names)] for lang in langs]
+        lines += [f"## {figure}", "", *markdown_table(["language", *names], rows), ""]
     if corpus:
-        lines += ["## documents", "", "| | count |", "|---|---|", f"| read | {corpus['read']} |"]
-        lines += [f"| kept {k} | {v} |" for k, v in corpus["kept_per_language"].items()]
-        lines += [f"| dropped: {k} | {v} |" for k, v in corpus["dropped"].items()]
-        lines.append("")
+        rows = [["read", corpus["read"]], *([f"kept {k}", v] for k, v in corpus["kept_per_language"].items()),
+                *([f"dropped: {k}", v] for k, v in corpus["dropped"].items())]  # fmt: skip
+        lines += ["## documents", "", *markdown_table(["", "count"], rows), ""]
     return "\n".join(lines)
 
 

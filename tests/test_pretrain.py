@@ -199,6 +199,39 @@ def test_two_processes_match_one(tiny_vocab, shards, tmp_path):
     assert_same_weights(one / last, two / last, atol=1e-5)
 
 
+# ---- 6. one learning-rate schedule --------------------------------------------------------------------
+def test_one_lr_schedule_gives_pretrainings_and_finetunings_factors_bitwise():
+    """factory/schedules.py's schedule for both: pre-training's (step + 1) / W (or step / W from zero), then
+    (T - s) / (T - W); fine-tuning's step / max(1, W), then the same decay, as each computed it on its own."""
+    import torch
+
+    from factory.evaluate.finetune import Schedule, linear_schedule
+    from factory.pretrain.optim import make_schedule
+
+    def pretraining(step, warmup, steps, from_zero):  # pretrain/optim.py's factor before the one module
+        if step < warmup:
+            return (step + (0 if from_zero else 1)) / warmup
+        return max(0.0, (steps - step) / max(1, steps - warmup))
+
+    def finetuning(step, warmup, total):  # evaluate/finetune.py's
+        if step < warmup:
+            return step / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    for warmup, total in [(0, 1), (0, 7), (1, 1), (3, 10), (10, 10), (7, 3), (10_000, 125_000)]:
+        for from_zero in (False, True):
+            optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+            lambdas = make_schedule(optimizer, warmup, total, from_zero).lr_lambdas[0]
+            for step in {*range(min(total, 30) + 2), warmup - 1, warmup, warmup + 1, total - 1, total, total + 5}:
+                if step >= 0:
+                    assert lambdas(step) == pretraining(step, warmup, total, from_zero), (warmup, total, step)
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+        lambdas = linear_schedule(optimizer, Schedule(1, total, warmup)).lr_lambdas[0]
+        for step in {*range(min(total, 30) + 2), warmup - 1, warmup, warmup + 1, total - 1, total, total + 5}:
+            if step >= 0:
+                assert lambdas(step) == finetuning(step, warmup, total), (warmup, total, step)
+
+
 # ---- 7. bad input: one line, exit 2, nothing lost ------------------------------------------------
 def one_line_error(result, *needles, code: int = 2):
     one_error_line(result, *needles, code=code, alone=False)  # a run that fails part-way has printed progress first

@@ -217,6 +217,38 @@ def test_an_interrupted_pretraining_continues_and_is_never_deleted(tiny_vocab, t
     }
 
 
+@pytest.mark.parametrize("text", ['{"started": {"vocab"', "[1, 2]", '{"started": [1]}', "\udcff"])
+def test_a_damaged_run_state_is_one_line(tmp_path, text):
+    """A run-state.json that is not JSON (a kill mid-write used to leave one), not a mapping, or not UTF-8: one line
+    naming it and what to do, before any step runs (it was a traceback)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    state = run_dir / "run-state.json"
+    state.write_bytes(text.encode("utf-8", "surrogateescape"))
+    line = one_error_line(run(DEMO, "--run-dir", run_dir, *SMALL), f"{state} is damaged", "delete it", alone=False)
+    assert "not a mapping" in line if text.startswith(("[", '{"started": [')) else "not readable JSON" in line
+    assert sorted(p.name for p in run_dir.iterdir()) == ["run-state.json"]  # nothing ran
+
+
+def test_run_state_is_written_whole(tmp_path, monkeypatch):
+    """Written to a temporary file and renamed: a write cut short leaves the last whole run-state.json."""
+    from factory.recipe import read_state, write_state
+
+    state = tmp_path / "run-state.json"
+    write_state(state, {"started": {"vocab": {"config": 1}}})
+    real = Path.write_text
+
+    def cut_short(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        write_state(state, {"started": {"vocab": {"config": 2}}, "vocab": {"config": 2}})
+    monkeypatch.undo()
+    assert read_state(state) == {"started": {"vocab": {"config": 1}}}
+
+
 def test_a_recipe_can_evaluate_retrieval(tmp_path):
     """An `eval: retrieval:` section is resolved by the retrieval config (no suite file, no fine-tuning)."""
     from factory.configs import RetrievalConfig

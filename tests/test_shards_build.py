@@ -181,6 +181,33 @@ def test_tokenising_alone_runs_on_threads_and_writes_the_same_bytes(vocab, text,
     assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes() for f in files)
 
 
+def test_either_worker_pool_writes_the_same_bytes(vocab, text, tmp_path, monkeypatch):
+    """FACTORY_POOL=own (factory/corpus/pool.py) and =executor (concurrent.futures, factory/corpus/executor_pool.py),
+    two worker processes with every filter on, many chunks: every file of the folder is the same bytes, and those
+    of one worker (no pool)."""
+    from factory.corpus import pipeline
+
+    monkeypatch.setattr(pipeline.chunks, "__defaults__", (64, pipeline.CHUNK_CHARS))  # many chunks
+    for pool in ("own", "executor"):
+        monkeypatch.setenv("FACTORY_POOL", pool)
+        build_shards(config(vocab, text, tmp_path / pool, num_proc=2, langid=True, rows_per_shard=300))
+    build_shards(config(vocab, text, tmp_path / "one", num_proc=1, langid=True, rows_per_shard=300))
+
+    def manifest(folder):  # less what names the run: when, where, how many workers
+        m = json.loads((folder / "factory.json").read_text())
+        del m["created"], m["arguments"]["out"], m["arguments"]["num_proc"]
+        return m
+
+    files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert len([f for f in files if f.startswith("shard-")]) > 3
+    for pool in ("own", "executor"):
+        assert files == sorted(p.name for p in (tmp_path / pool).iterdir())
+        assert manifest(tmp_path / pool) == manifest(tmp_path / "one")
+        for f in files:
+            if f != "factory.json":
+                assert (tmp_path / pool / f).read_bytes() == (tmp_path / "one" / f).read_bytes(), (pool, f)
+
+
 def test_ids_cross_the_pipes_narrow_for_a_small_vocabulary_and_pack_the_same():
     """A worker sends uint16 ids for a vocabulary of at most 65,536 pieces and uint32 above; the packer's rows
     (uint32) are the same either way, also when a narrow chunk follows a wide leftover."""

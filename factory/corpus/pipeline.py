@@ -246,14 +246,14 @@ class Workers:
             return
         import multiprocessing as mp
 
-        from factory.corpus.pool import ProcessPool
+        from factory.corpus.pool import start_pool
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         if pipeline.langid and ctx.get_start_method() == "fork":
             from factory.langid import filter_name, preload
 
             preload(filter_name(pipeline.langid), pipeline.langs)  # read once here; the forked workers share it
-        self.pool = ProcessPool(self.workers, process_chunk, start_pool_worker, (pipeline,), ctx)
+        self.pool = start_pool(self.workers, process_chunk, start_pool_worker, (pipeline,), ctx)
 
     def map(self, jobs: Iterable[tuple[object, list[str], str | None]]) -> Iterator[tuple[object, Chunk]]:
         """(key, texts, declared language) -> (key, Chunk), in order."""

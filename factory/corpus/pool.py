@@ -19,17 +19,11 @@ thread: its computing shares the GIL with nothing.
 from __future__ import annotations
 
 import queue
-import signal
 import threading
 import traceback
 from collections.abc import Callable
 
-from factory.errors import RunFailure
-
-
-class WorkerDied(RunFailure):
-    """A worker process ended without answering (what the caller can add: how to resume)."""
-
+from factory.errors import WorkerDied, worker_death
 
 PIPE_BYTES = 1 << 20  # F_SETPIPE_SZ's ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
 
@@ -78,13 +72,7 @@ class ProcessPool:
     def _death(self, worker: int) -> str:
         proc = self._procs[worker]
         proc.join(5)
-        code = proc.exitcode
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            how = f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
-        else:
-            how = f"exited with code {code}" if code is not None else "closed its pipe"
-        return f"a worker process {how} before answering"
+        return worker_death(proc.exitcode)
 
     def close(self) -> None:
         """Stop the workers (any job still running is dropped) and the senders."""
@@ -102,6 +90,27 @@ class ProcessPool:
             outbox.put(None)
         for sender in self._senders:
             sender.join(5)
+
+
+DEFAULT_POOL = "own"  # FACTORY_POOL unset; bench/shards_ab.py times two trees: flip this line in one of them
+
+
+def start_pool(workers: int, fn: Callable, initializer: Callable, initargs: tuple, context):
+    """The worker pool, chosen by FACTORY_POOL (read here alone): `own` (ProcessPool above) or `executor`
+    (factory/corpus/executor_pool.py, on concurrent.futures.ProcessPoolExecutor); unset, DEFAULT_POOL. The two are
+    kept side by side until bench/shards_ab.py has timed them on a quiet machine; the shards are the same bytes."""
+    import os
+
+    from factory.errors import ConfigError
+
+    choice = os.environ.get("FACTORY_POOL", "").strip() or DEFAULT_POOL
+    if choice == "own":
+        return ProcessPool(workers, fn, initializer, initargs, context)
+    if choice == "executor":
+        from factory.corpus.executor_pool import ExecutorPool
+
+        return ExecutorPool(workers, fn, initializer, initargs, context)
+    raise ConfigError(f"FACTORY_POOL={choice!r}: use 'own' or 'executor'")
 
 
 def _widen(connection) -> None:

@@ -57,14 +57,11 @@ def plan(n_train: int, settings: FinetuneSettings) -> Schedule:
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, schedule: Schedule) -> torch.optim.lr_scheduler.LambdaLR:
-    """HF's get_linear_schedule_with_warmup: 0 -> lr over the warm-up, then linearly down to 0."""
+    """HF's get_linear_schedule_with_warmup: 0 -> lr over the warm-up, then linearly down to 0 (pre-training's
+    schedule with its first step at 0: factory/schedules.py)."""
+    from factory.schedules import linear_warmup_decay
 
-    def factor(step: int) -> float:
-        if step < schedule.warmup_steps:
-            return step / max(1, schedule.warmup_steps)
-        return max(0.0, (schedule.total_steps - step) / max(1, schedule.total_steps - schedule.warmup_steps))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return linear_warmup_decay(optimizer, schedule.warmup_steps, schedule.total_steps, from_zero=True)
 
 
 def _step_seed(seed: int, step: int, micro: int) -> int:

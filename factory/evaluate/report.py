@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.evaluate.data import Example
+from factory.markdown import markdown_table
 
 SCHEMA = "factory.eval/v1"
 
@@ -168,15 +169,15 @@ def markdown(report: dict[str, Any]) -> str:
         + (f"; {', '.join(metrics)} where several" if len(metrics) > 1 else "")
         + ").",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
     ]
+    rows = []
     for lang, entry, name in _language_rows(report):
         cells = [_cell(entry.get(s), runs, m) for s in splits for m in (metrics if len(ours) > len(splits) else
                                                                           [metrics[0]])]  # fmt: skip
         row = [name, *cells, *_control_cells(report, lang, tuple(splits), runs)]
         row += [_reference_cell(table, lang, metrics) for table in refs.values()]
-        lines.append("| " + " | ".join(row) + " |")
+        rows.append(row)
+    lines += markdown_table(header, rows)
     lines += _control_note(report)
     if refs and len(langs) > 1 and len(langs) != len(next(iter(refs.values()))) - 1:
         lines += ["", "Our average covers only the languages above; the references' average covers all of theirs."]
@@ -263,14 +264,14 @@ def retrieval_markdown(report: dict[str, Any]) -> str:
         f"{p['pooling_note']}, {'each language centred' if p['centre'] else 'not centred'}, "
         f"max length {p['max_length']}. No fine-tuning.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
     ]
+    rows = []
     for lang, entry, name in _language_rows(report):
         n = "-" if lang == "avg" else str(entry["to_pivot"]["n"])
         row = [name, n, *(f"{entry[d]['accuracy']:.1f}" for d in ("to_pivot", "from_pivot"))]
         row += _control_cells(report, lang, ("to_pivot", "from_pivot"))
-        lines.append("| " + " | ".join(row) + " |")
+        rows.append(row)
+    lines += markdown_table(header, rows)
     return "\n".join([*lines, *_control_note(report), ""])
 
 
@@ -373,7 +374,7 @@ def benchmark_table(tasks: dict[str, dict[str, Any]]) -> list[str]:
     control = any("control" in t for t in tasks.values())
     header = ["task", "metric", "split", "avg", *(["control avg", "gain"] if control else []), *languages,
               *(f"{r} (published)" for r in references)]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for name, t in tasks.items():
         split, metric = headline_split(t), t["main_metric"]
         row = [name, metric, split, f"{t['average'][split][metric]:.1f}"]
@@ -385,8 +386,8 @@ def benchmark_table(tasks: dict[str, dict[str, Any]]) -> list[str]:
         for r in references:
             value = _reference_average(t.get("references", {}).get(r, {}), metric)
             row.append(f"{value:.1f}" if value is not None else "-")
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
+        rows.append(row)
+    return markdown_table(header, rows)
 
 
 def benchmark_chart(summary: dict[str, Any], path: Path) -> None:

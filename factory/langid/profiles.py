@@ -199,15 +199,19 @@ def _drop_latin_if_minor(text: str) -> str:
 _WORKER: LanguageId | None = None
 
 
-def _worker_identify(texts: list[str]) -> list[Guess]:
+def _start_identify() -> None:
+    """A worker process's initializer: its language identifier, built once."""
     global _WORKER
-    if _WORKER is None:
-        _WORKER = LanguageId()
+    _WORKER = LanguageId()
+
+
+def _worker_identify(texts: list[str]) -> list[Guess]:
     return [_WORKER.identify(t) for t in texts]
 
 
 def identify_many(texts: Iterable[str], workers: int = 1, chunk: int = 256) -> Iterator[tuple[str, Guess]]:
-    """(text, guess) pairs in input order, streaming; `workers` > 1 spreads chunks over processes.
+    """(text, guess) pairs in input order, streaming; `workers` > 1 spreads chunks over processes (the corpus
+    pipeline's pool, factory/corpus/pool.py: a worker that dies is one line, not a wait forever).
 
     At most `2 * workers` chunks are in flight, so memory stays flat however long the input is.
     """
@@ -219,17 +223,22 @@ def identify_many(texts: Iterable[str], workers: int = 1, chunk: int = 256) -> I
     import collections
     import multiprocessing as mp
 
+    from factory.corpus.pool import start_pool
+
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with ctx.Pool(workers) as pool:
+    pool = start_pool(workers, _worker_identify, _start_identify, (), ctx)
+    try:
         pending: collections.deque = collections.deque()
         for batch in _chunks(texts, chunk):
-            pending.append((batch, pool.apply_async(_worker_identify, (batch,))))
+            pending.append((batch, pool.submit((batch,))))
             if len(pending) >= 2 * workers:
-                done, result = pending.popleft()
-                yield from zip(done, result.get(), strict=False)
+                done, handle = pending.popleft()
+                yield from zip(done, pool.answer(handle), strict=True)
         while pending:
-            done, result = pending.popleft()
-            yield from zip(done, result.get(), strict=False)
+            done, handle = pending.popleft()
+            yield from zip(done, pool.answer(handle), strict=True)
+    finally:
+        pool.close()
 
 
 def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -241,7 +250,3 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
-
-
-def default_workers() -> int:
-    return max(1, min(8, (os.cpu_count() or 1)))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from factory.config import to_json
 from factory.errors import ConfigError
 from factory.manifest import MANIFEST
-from factory.outputs import LOCK_SUFFIX, check_target, replace_folder
+from factory.outputs import check_target, is_lock_file, replace_folder
 
 if TYPE_CHECKING:
     from factory.configs import PretrainConfig
@@ -238,7 +238,7 @@ def holds_run(out: Path) -> bool:
 
 def _kept(path: Path) -> bool:
     """Not part of a run: shards `--corpus` built into the folder, and the lock of such a build."""
-    return path.name == SHARDS or path.name.endswith(LOCK_SUFFIX)
+    return path.name == SHARDS or is_lock_file(path.name)
 
 
 def clear_run(out: Path) -> None:

@@ -63,15 +63,11 @@ def make_optimizer(model: torch.nn.Module, lr: float, fused: bool | None = None,
 
 def make_schedule(optimizer, warmup: int, steps: int, from_zero: bool = False):
     """Linear warm-up to the peak lr, then linear decay to 0 at `steps`. The first step takes peak/warmup, or with
-    `from_zero` 0, as the official schedule (warmup_linear of step/total, DeBERTa/optims/lr_schedulers.py)."""
-    import torch
+    `from_zero` 0, as the official schedule (warmup_linear of step/total, DeBERTa/optims/lr_schedulers.py); the
+    same schedule as fine-tuning's (factory/schedules.py)."""
+    from factory.schedules import linear_warmup_decay
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + (0 if from_zero else 1)) / warmup
-        return max(0.0, (steps - step) / max(1, steps - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return linear_warmup_decay(optimizer, warmup, steps, from_zero)
 
 
 def clip_gradients(acc, model, optimizer) -> float:
