@@ -47,13 +47,15 @@ def mcc(predictions: Sequence[int], labels: Sequence[int]) -> float:
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson's r (scipy.stats.pearsonr's statistic); nan when either side is constant."""
+    """Pearson's r (scipy.stats.pearsonr's statistic); nan when either side is constant. Constant is told by the
+    values, not by a zero sum of squares: the mean of six 0.1s is not exactly 0.1, which left tiny deviations and
+    an r of +-1.7e-16 where scipy says nan."""
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return float("nan")
     n = len(x)
     mx, my = sum(x) / n, sum(y) / n
     dx, dy = [a - mx for a in x], [b - my for b in y]
     sxx, syy = sum(a * a for a in dx), sum(b * b for b in dy)
-    if sxx == 0 or syy == 0:
-        return float("nan")
     return max(-1.0, min(1.0, sum(a * b for a, b in zip(dx, dy, strict=True)) / math.sqrt(sxx * syy)))
 
 
