@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import micro_config
 
-from bench.input import write_shards
+from bench.speed.input import write_shards
 from factory.configs import PretrainConfig
 from factory.counter_rng import hash_block, reference_word, stream_key, uniforms
 from factory.pretrain.batches import BatchOrder, Feed, prepare_step

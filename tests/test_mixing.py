@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import one_error_line
 from test_pretrain import LOSSES, assert_same_weights, env, launch, log
 
-from bench.input import write_shards
+from bench.speed.input import write_shards
 from factory.cli import cli
 from factory.configs import PretrainConfig
 from factory.pretrain.batches import BatchOrder

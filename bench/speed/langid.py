@@ -1,7 +1,7 @@
 """Language filters side by side: fastText's lid.176 (factory's default), factory's langdetect-profile filter
 and plain langdetect, on labelled text: accuracy per language and documents per CPU-second, in one run.
 
-    python -m bench.langid [--corpus DIR]... [--docs 200] [--translated] [--json FILE]
+    python -m bench.speed.langid [--corpus DIR]... [--docs 200] [--translated] [--json FILE]
 
 A corpus is a folder of `<lang>.txt` files, one document per line; by default the project's demo corpus
 (recipes/demo/corpus, 8 languages) and, if present, /work/real (the Debian handbook in 26 locales:
@@ -32,7 +32,7 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "demo" / "corpus"
 REAL = Path("/work/real")
 LOCALES = {"nb": "no", "zh_TW": "zh_hant", "zh_CN": "zh_hans"}

@@ -1,7 +1,7 @@
 """Kill -9 loops: a run killed at random moments, restarted each time, must end exactly where a straight run ends.
 
-    python -m bench.kills --data /tmp/real --out /tmp/kills               # both loops, 20 kills each
-    python -m bench.kills --data /tmp/real --out /tmp/kills --only pretrain --kills 20 --seed 1
+    python -m bench.faults.kills --data /tmp/real --out /tmp/kills               # both loops, 20 kills each
+    python -m bench.faults.kills --data /tmp/real --out /tmp/kills --only pretrain --kills 20 --seed 1
 
 pretrain: a debug-size RTD run on real text with --save-every 5 (and the defaults' --keep 3). The killed copy is
 started with `--resume auto` (the same command every time: a job script that is preempted), killed with SIGKILL
@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy", "mlm_accuracy", "grad_norm")
 
 

@@ -1,6 +1,6 @@
 """The README's demo table, from a fresh run of the demo: the figures the README shows are the code's as it is.
 
-    factory run demo --run-dir /tmp/demo && python -m bench.demo_table /tmp/demo --write
+    factory run demo --run-dir /tmp/demo && python -m bench.data.demo_table /tmp/demo --write
 
 prints the table of per-language shards (documents and tokens per language) and XNLI-style accuracies (the model,
 its random-init control, the gain) of that run, and with --write puts it into README.md between the
@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 START, END = "<!-- demo-results -->", "<!-- /demo-results -->"
 

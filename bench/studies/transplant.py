@@ -1,6 +1,6 @@
 """A new language three ways, on real text: from scratch, `transplant --init random`, `transplant --init mean`.
 
-    python -m bench.transplant --parent P --vocab V --shards S --held-out H --out W [--steps 300 --batch 16 ...]
+    python -m bench.studies.transplant --parent P --vocab V --shards S --held-out H --out W [--steps 300 --batch 16 ...]
 
 P is a model `factory pretrain` made on other languages (its run folder), V a vocabulary of the new language
 (`factory vocab`), S and H shards of the new language cut with V (training text and held-out text). Each arm

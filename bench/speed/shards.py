@@ -1,6 +1,6 @@
 """Shard-build throughput beside the physical limit measured in the same run, and peak memory against size.
 
-    python -m bench.shards [--data /tmp/real] [--langs en,pt,ru,de] [--mb 40] [--workers 2] [--out DIR]
+    python -m bench.speed.shards [--data /tmp/real] [--langs en,pt,ru,de] [--mb 40] [--workers 2] [--out DIR]
 
 Text: real documents, `DATA/<lang>.txt` (the Debian handbook translations: `python3 ../shared/data/real_text.py
 /tmp/real`), repeated to `--mb` MB per run, each copy's lines prefixed with its copy number so that the
@@ -42,7 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_text(data: Path, langs: list[str], mb: float, folder: Path, files: int = 4) -> int:

@@ -1,6 +1,6 @@
 """Host-side input throughput of pre-training: can one process prepare its batches faster than its GPU eats them?
 
-    python -m bench.input --preset base --seq-len 512 --batch 8192 --processes 1,8,64
+    python -m bench.speed.input --preset base --seq-len 512 --batch 8192 --processes 1,8,64
 
 For each process count N it times `factory.pretrain.batches.prepare_step` for rank 0 of an N-process run (its
 share of the global batch: the shard rows read from memory-mapped files, masks and sampling uniforms drawn),

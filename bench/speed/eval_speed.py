@@ -1,7 +1,7 @@
 """Evaluation speed beside `transformers`, in one run: a fine-tuning step of each task type, SiFT's cost per step,
 and the QA post-processing per 1,000 examples.
 
-    flock /tmp/factory-timing.lock python -m bench.eval_speed --preset xsmall --tokenizer <model or vocab folder>
+    flock /tmp/factory-timing.lock python -m bench.speed.eval_speed --preset xsmall --tokenizer <model or vocab folder>
 
 Fine-tuning step (one micro-batch: forward, loss, backward, AdamW step), on the same weights (ours saved, then read
 by transformers' class) and the same inputs, each task at its suite's micro-batch and length:
@@ -157,8 +157,9 @@ def time_task(task: str, args: argparse.Namespace, accelerator) -> dict:
 
 # ---- QA post-processing ---------------------------------------------------------------------------------------
 def qa_set(text: Path, tokenizer_folder: Path, n: int, seed: int = 0):
-    """`n` SQuAD-style rows from real text (bench/eval_data.py's rule on 100+ word contexts) -> examples, windows."""
-    from bench.eval_data import qa_rows
+    """`n` SQuAD-style rows from real text (bench/data/eval_data.py's rule on 100+ word contexts) -> examples,
+    windows."""
+    from bench.data.eval_data import qa_rows
     from factory.evaluate.data import examples_of
     from factory.evaluate.qa import QASettings, qa_features
     from factory.tokenizer import Tokenizer

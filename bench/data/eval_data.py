@@ -16,7 +16,7 @@ glue/stsb      two lines; label = 5 x the Jaccard overlap of their lower-cased w
 glue/mnli      premise = a line; hypothesis = the same line (entailment), the next line (neutral) or a far line
                (contradiction); validation_matched / validation_mismatched from different halves.
 
-    python -m bench.eval_data --out /work/eval-sets     # writes OUT/xtreme/... and OUT/glue/...
+    python -m bench.data.eval_data --out /work/eval-sets     # writes OUT/xtreme/... and OUT/glue/...
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """`factory trim` on a multilingual model, measured on real text of the language it is cut to.
 
-    python -m bench.trim --model runs/demo/pretrain --lang pt --train pt-train.txt --held-out pt-held.txt --out W
-    python -m bench.trim --build-published 100k --vocab V --model W/base-100k ...   # a base-size model to time
+    python -m bench.studies.trim --model runs/demo/pretrain --lang pt --train pt-train.txt --held-out pt-held.txt \
+        --out W
+    python -m bench.studies.trim --build-published 100k --vocab V --model W/base-100k ...   # a base-size model to time
 
 It runs `factory trim MODEL --langs LANG --corpus LANG=TRAIN` as a child process (wall and CPU seconds, under
 `flock /tmp/factory-timing.lock` when the caller wraps it) and then, on the held-out text:
