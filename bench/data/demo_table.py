@@ -10,10 +10,10 @@ exactly what this prints for it (the table and the markers are tests/readme_demo
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
+from bench.cli import make_parser
 from tests.readme_demo import END, START, demo_table, readme_block
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def write(block: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("run_dir", type=Path, help="the folder `factory run demo --run-dir` wrote")
     parser.add_argument("--write", action="store_true", help="put the table into README.md")
     args = parser.parse_args(argv)

@@ -21,12 +21,13 @@ glue/mnli      premise = a line; hypothesis = the same line (entailment), the ne
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
 import string
 from pathlib import Path
+
+from bench.cli import make_parser
 
 REAL = Path("/work/real")
 
@@ -148,6 +149,6 @@ def build(out: Path, seed: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("--out", type=Path, required=True)
     build(parser.parse_args().out)

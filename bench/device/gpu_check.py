@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.cli import make_parser
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".gpu-check" / "data"
 MARK = "GPU_CHECK "  # the line a child prints its figures on
@@ -99,9 +101,9 @@ def child(out: Path, argv: list[str]) -> None:
     if torch.cuda.is_available():
         peak = torch.cuda.max_memory_allocated() / 2**30
     else:
-        import resource
+        from bench.timing import peak_rss_mib
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB, the whole process
+        peak = peak_rss_mib() / 1024  # GiB, the whole process
     print(MARK + json.dumps({"tokens_per_s": last["tokens_per_s"], "mfu": last["mfu"], "peak_gib": peak}))
 
 
@@ -183,7 +185,7 @@ def report(rows: list[tuple[Case, dict]], hf: dict[str, dict]) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__spec__, __doc__)
     p.add_argument("--prepare", action="store_true", help="build .gpu-check/data here (needs `datasets`)")
     p.add_argument("--cpu", action="store_true", help="the plumbing at tiny sizes on CPU")
     p.add_argument("--budget", type=float, default=420.0, help="seconds for all cases; later ones are skipped")

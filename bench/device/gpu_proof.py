@@ -21,6 +21,7 @@ import logging
 import sys
 from pathlib import Path
 
+from bench.cli import add_real_text, make_parser
 from bench.studies.quality_arms import Cell, Settings, collect, run_cell
 from bench.studies.quality_data import ALIGNED_LANGS, prepare
 from bench.studies.quality_report import summary
@@ -33,8 +34,8 @@ SMOKE_FINETUNE = ("epochs=1", "learning_rate=1e-4", "max_length=32", "batch_size
 
 
 def arguments(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.device.gpu_proof", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="The folder real_text.py wrote (or its copy in .gpu/).")
+    p = make_parser(__spec__, __doc__)
+    add_real_text(p, help="The folder real_text.py wrote (or its copy in .gpu/).")
     p.add_argument("--out", type=Path, required=True, help="Where the cell, its data and proof.json go.")
     p.add_argument("--budget", type=float, default=150.0, help="Wall seconds of factory pre-training.")
     p.add_argument("--batch", type=int, default=128, help="Sequences per optimizer step (every arm).")

@@ -21,7 +21,6 @@ has already finished does not count, so the run is made long enough for every ki
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -30,6 +29,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench.cli import add_real_text, make_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy", "mlm_accuracy", "grad_norm")
@@ -156,8 +157,8 @@ def shards_loop(data: Path, out: Path, kills: int, rng: random.Random, low: floa
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="real_text.py's folder (LANG.txt files)")
+    parser = make_parser(__spec__, __doc__)
+    add_real_text(parser)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", choices=("pretrain", "shards"))
     parser.add_argument("--kills", type=int, default=20)

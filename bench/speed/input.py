@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.cli import add_threads, make_parser
+from bench.timing import timed
 from tests.synthetic_shards import write_shards
 
 MFU = 0.4  # the utilisation the GPU's need is quoted at
@@ -52,10 +54,10 @@ def time_prepare(shards, plan, mask_id: int, steps: int, masking: str) -> tuple[
 
     order = BatchOrder(len(shards), 0)
     prepare_step(shards, order, plan, 0, 0, mask_id, 0, masking)
-    wall, cpu = time.perf_counter(), time.process_time()
-    for step in range(1, steps + 1):
-        prepare_step(shards, order, plan, step, 0, mask_id, 0, masking)
-    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+    with timed() as t:
+        for step in range(1, steps + 1):
+            prepare_step(shards, order, plan, step, 0, mask_id, 0, masking)
+    return t.wall_s / steps, t.cpu_s / steps
 
 
 def time_overlap(shards, plan, mask_id: int, steps: int, gpu_s: float, masking: str) -> tuple[float, float]:
@@ -80,14 +82,14 @@ def time_overlap(shards, plan, mask_id: int, steps: int, gpu_s: float, masking: 
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("--preset", default="base")
     parser.add_argument("--vocab-size", default="128k")
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--processes", default="1,8,64", help="comma-separated process counts")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per process count")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the preparing process")
+    add_threads(parser, help="torch threads of the preparing process (default 1)")
     parser.add_argument("--masking", default="spread", choices=("spread", "official"))
     parser.add_argument("--gpu-step-ms", type=float, default=None,
                         help="simulated GPU step of the overlap [default: the first count's preparation]")  # fmt: skip

@@ -25,12 +25,13 @@ share of documents on which factory's codes equal its own is printed.
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
 from collections import Counter
 from functools import cache
 from pathlib import Path
+
+from bench.cli import make_parser
+from bench.timing import timed
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "demo" / "corpus"
@@ -164,9 +165,9 @@ def measure(docs: list[tuple[str, str]]) -> dict:
     for name, (prepare, run) in FILTERS.items():
         if prepare is not None:
             prepare(texts)
-        start = time.process_time()
-        codes = answers[name] = run(texts)
-        cpu = time.process_time() - start
+        with timed() as t:
+            codes = answers[name] = run(texts)
+        cpu = t.cpu_s
         right, total = Counter(), Counter()
         for (lang, _), found in zip(docs, codes, strict=True):
             total[lang] += 1
@@ -193,7 +194,7 @@ def report(name: str, docs: list[tuple[str, str]], results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("--corpus", type=Path, action="append", help="folder of <lang>.txt (repeatable)")
     parser.add_argument("--docs", type=int, default=200, help="documents per language")
     parser.add_argument("--translated", action="store_true", help="translated paragraphs only (DIR/parallel)")

@@ -12,16 +12,16 @@ pairs is the figure to compare.
 
 from __future__ import annotations
 
-import argparse
 import compileall
 import statistics
 from pathlib import Path
 
 import bench.speed.shards as shards
+from bench.cli import make_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("trees", nargs=2, type=Path)
     parser.add_argument("--data", type=Path, default=Path("/tmp/bench-shards"))
     parser.add_argument("--langs", default="en,pt,ru,de")

@@ -23,13 +23,14 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.cli import make_parser
+from bench.timing import peak_rss_mib
 from factory.configs import RTD_LAMBDA  # the default, not a copy (docs/pretraining.md#rtd-and-gdes)
 
 MODES = ("forward", "forward+backward", "rtd-step")
@@ -185,7 +186,7 @@ def _child(args: argparse.Namespace) -> dict:
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:  # peak resident set of this process (KiB on Linux)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_rss_mib()
     result = {
         "impl": args.impl,
         "mode": args.mode,
@@ -268,7 +269,7 @@ def _print_floor(config, args: argparse.Namespace, results: list[dict]) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__spec__, __doc__)
     p.add_argument("--preset", default="xsmall")
     p.add_argument("--vocab-size", default="128k")
     p.add_argument("--seq-len", type=int, default=512)

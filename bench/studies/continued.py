@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.cli import add_real_text, make_parser
+
 log = logging.getLogger("bench.studies.continued")
 PARENT_LANGS = ("en", "es", "fr", "de")
 NEW_LANG = "pt"
@@ -42,8 +44,8 @@ EVAL_SEED = 12345  # the masks and samples of the held-out evaluation: the same 
 
 
 def arguments(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="real_text.py's folder (<lang>.txt)")
+    p = make_parser(__spec__, __doc__)
+    add_real_text(p)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--parent-steps", type=int, default=2000)
     p.add_argument("--continue-steps", type=int, default=300)

@@ -33,6 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.cli import add_real_text, add_threads, make_parser
 from bench.studies.quality_arms import Cell, Settings, collect, run_cell
 from bench.studies.quality_data import ALIGNED_LANGS, prepare
 from bench.studies.quality_report import plot, results_section, smallest_winner, summary
@@ -59,8 +60,8 @@ def parse_cells(spec: str, seeds: int) -> list[Cell]:
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.studies.quality", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="The folder real_text.py wrote.")
+    p = make_parser(__spec__, __doc__)
+    add_real_text(p, help="The folder real_text.py wrote (aligned/ and topic/ too).")
     p.add_argument("--out", type=Path, default=Path("bench/quality-runs"), help="Cells, data, log (resumable).")
     p.add_argument("--cells", default=DEFAULT_CELLS, help="Shapes: LAYERSxHIDDEN[xHEADS], comma-separated.")
     p.add_argument("--budget", type=float, default=300.0, help="Pre-training CPU-seconds per cell (factory's run).")
@@ -75,7 +76,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--topic-items", type=int, default=100_000, help="Topic items per language (all by default).")
     p.add_argument("--finetune", action="append", default=None, metavar="KEY=VALUE",
                    help=f"Classification fine-tuning (`--set`) [default: {' '.join(FINETUNE)}].")  # fmt: skip
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time = work; see the docstring).")
+    add_threads(p)
     p.add_argument("--background", action="store_true", help="Detach; follow OUT/ladder.log.")
     p.add_argument("--write-results", action="store_true",
                    help="Append the table and plot to bench/RESULTS.md (then fold them into its ladder section).")
