@@ -83,3 +83,10 @@ def test_every_named_benchmark_exists():
                 if not (f.parent / image).is_file():
                     missing.append(f"{f.relative_to(ROOT)}: {image}")
     assert not missing, "named but not there:\n" + "\n".join(missing)
+
+
+def test_results_name_no_machine_folders():
+    """RESULTS.md's commands name their inputs by role (DATA, OUT, RUN, ...), not by where they sat on a machine."""
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    found = sorted({m.group(0) for m in re.finditer(r"(?<![\w.])(?:/tmp|/work|/home|/root|~|\.\.)/[\w./-]*", text)})
+    assert not found, f"bench/RESULTS.md names machine folders: {found}"

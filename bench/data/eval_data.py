@@ -148,7 +148,11 @@ def build(out: Path, seed: int = 0) -> None:
     _write(g / "mnli" / "validation_mismatched.jsonl", mnli[320:])
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__spec__, __doc__)
     parser.add_argument("--out", type=Path, required=True)
-    build(parser.parse_args().out)
+    build(parser.parse_args(argv).out)
+
+
+if __name__ == "__main__":
+    main()

@@ -289,7 +289,7 @@ def main() -> None:
     p.add_argument("--tokenizer", type=Path, required=True, help="a folder with spm.model (the QA windows)")
     p.add_argument("--text", type=Path, default=Path("/work/real/en.txt"), help="real text for the QA contexts")
     p.add_argument("--qa-examples", type=int, default=1000, help="QA examples post-processed (default 1000)")
-    p.add_argument("--json", type=Path, default=Path(__file__).parent / "eval_speed.json")
+    p.add_argument("--json", type=Path, default=Path(__file__).parents[1] / "eval_speed.json")  # bench/, git-ignored
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from accelerate import Accelerator
