@@ -1,5 +1,5 @@
 """Run `factory ARGS` and die by SIGKILL at a chosen moment inside a write (fault injection for tests/test_faults.py
-and bench/kills.py).
+and bench/faults/kills.py).
 
     python tests/faults.py WHERE:N factory-args...
 

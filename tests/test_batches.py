@@ -4,8 +4,8 @@ statistics, the sampler's range and the generator's fp32 logits."""
 import pytest
 import torch
 from conftest import micro_config
+from synthetic_shards import write_shards
 
-from bench.input import write_shards
 from factory.configs import PretrainConfig
 from factory.counter_rng import hash_block, reference_word, stream_key, uniforms
 from factory.pretrain.batches import BatchOrder, Feed, prepare_step

@@ -122,7 +122,7 @@ def test_fast_langid_on_the_demo_corpus():
     docs = [(lang, line) for lang in textgen.LANGS for line in (DEMO / f"{lang}.txt").read_text().splitlines()]
     guesses = [lid.identify(text) for _, text in docs]
     right = sum(g.lang == lang for g, (lang, _) in zip(guesses, docs, strict=True))
-    assert right >= len(docs) - 2  # one zh line of 1600 reads as ko (CJK n-grams shared); see bench/langid.py
+    assert right >= len(docs) - 2  # one zh line of 1600 reads as ko (CJK n-grams shared); see bench/speed/langid.py
     assert guesses == [lid.identify(text) for _, text in docs]  # deterministic
     pooled = list(identify_many((t for _, t in docs[:600]), workers=2, chunk=64))
     assert [g for _, g in pooled] == guesses[:600] and [t for t, _ in pooled] == [t for _, t in docs[:600]]

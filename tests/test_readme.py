@@ -193,9 +193,9 @@ def test_every_readme_command_runs_as_written(workdir):
 
 @pytest.mark.slow
 def test_the_readme_demo_table_is_what_a_fresh_run_prints(tmp_path):
-    """`factory run demo` as a user runs it (a fresh process, the machine's threads), then bench.demo_table."""
-    sys.path.insert(0, str(ROOT))
-    from bench.demo_table import demo_table, readme_block
+    """`factory run demo` as a user runs it (a fresh process, the machine's threads), then the table that
+    `python -m bench.data.demo_table` prints for it (tests/readme_demo.py)."""
+    from readme_demo import demo_table, readme_block
 
     run_dir = tmp_path / "demo"
     done = subprocess.run([sys.executable, "-m", "factory", "-q", "run", "demo", "--run-dir", str(run_dir)], cwd=ROOT,

@@ -1,11 +1,11 @@
 """The GPU proof run: xsmall pre-trained on real text in bf16, beside the plain-MLM anchor and the random-init control.
 
-    bash bench/gpu_proof.sh prepare          # here: wheels + real text into .gpu/ (see the script)
-    bash bench/gpu_proof.sh device           # on a lent GPU (the `run` tool, carry [".gpu"]): this module
+    bash bench/device/gpu_proof.sh prepare          # here: wheels + real text into .gpu/ (see the script)
+    bash bench/device/gpu_proof.sh device           # on a lent GPU (the `run` tool, carry [".gpu"]): this module
 
-The same three-way comparison as the CPU ladder (bench/quality.py, bench/quality_arms.py) in one cell: the
-published xsmall shape (12 layers, hidden 384), factory's RTD + GDES for as many steps as `--budget` wall seconds
-buy (timed over a few steps first), the same shape as plain MLM by `transformers` on the same rows, batch, steps
+The same three-way comparison as the CPU ladder (bench/studies/quality.py, bench/studies/quality_arms.py) in one
+cell: the published xsmall shape (12 layers, hidden 384), factory's RTD + GDES for as many steps as `--budget` wall
+seconds buy (timed over a few steps first), the same shape as plain MLM by `transformers` on the same rows, batch, steps
 and optimiser (bf16 autocast like factory's), and the control; each measured on parallel retrieval and zero-shot
 topic classification. Writes OUT/proof.json and OUT/proof.md and prints the table.
 
@@ -21,11 +21,12 @@ import logging
 import sys
 from pathlib import Path
 
-from bench.quality_arms import Cell, Settings, collect, run_cell
-from bench.quality_data import ALIGNED_LANGS, prepare
-from bench.quality_report import summary
+from bench.cli import add_real_text, make_parser
+from bench.studies.quality_arms import Cell, Settings, collect, run_cell
+from bench.studies.quality_data import ALIGNED_LANGS, prepare
+from bench.studies.quality_report import summary
 
-log = logging.getLogger("bench.gpu_proof")
+log = logging.getLogger("bench.device.gpu_proof")
 # xsmall fine-tunes at a lower rate than the ladder's 2-layer cells (1e-3); 1e-4 is within the range the
 # DeBERTa-v3 small models are fine-tuned at (docs/evaluation.md#xnli) while 3 epochs of ~1,000 items stay short.
 FINETUNE = ("epochs=3", "learning_rate=1e-4", "max_length=128")
@@ -33,8 +34,8 @@ SMOKE_FINETUNE = ("epochs=1", "learning_rate=1e-4", "max_length=32", "batch_size
 
 
 def arguments(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.gpu_proof", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="The folder real_text.py wrote (or its copy in .gpu/).")
+    p = make_parser(__spec__, __doc__)
+    add_real_text(p, help="The folder real_text.py wrote (or its copy in .gpu/).")
     p.add_argument("--out", type=Path, required=True, help="Where the cell, its data and proof.json go.")
     p.add_argument("--budget", type=float, default=150.0, help="Wall seconds of factory pre-training.")
     p.add_argument("--batch", type=int, default=128, help="Sequences per optimizer step (every arm).")

@@ -1,6 +1,6 @@
 """A new language three ways, on real text: from scratch, `transplant --init random`, `transplant --init mean`.
 
-    python -m bench.transplant --parent P --vocab V --shards S --held-out H --out W [--steps 300 --batch 16 ...]
+    python -m bench.studies.transplant --parent P --vocab V --shards S --held-out H --out W [--steps 300 --batch 16 ...]
 
 P is a model `factory pretrain` made on other languages (its run folder), V a vocabulary of the new language
 (`factory vocab`), S and H shards of the new language cut with V (training text and held-out text). Each arm
@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+
+from bench.cli import make_parser
+from bench.timing import run_timed, timed
 
 ARMS = ("scratch", "random", "mean")
 
@@ -38,15 +39,12 @@ ARMS = ("scratch", "random", "mean")
 def run_command(args: list[str], log: Path) -> dict:
     """A `factory` command as a child process, its output in `log`; wall and CPU seconds."""
     command = [sys.executable, "-m", "factory", *map(str, args)]
-    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     with open(log, "w") as f:
-        done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done, t = run_timed(command, stdout=f, stderr=subprocess.STDOUT)
     if done.returncode:
         raise SystemExit(f"{' '.join(command)} failed; see {log}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"command": "factory " + " ".join(map(str, args)), "wall_s": round(time.perf_counter() - start, 1),
-            "cpu_s": round(cpu, 1)}  # fmt: skip
+    return {"command": "factory " + " ".join(map(str, args)), "wall_s": round(t.wall_s, 1),
+            "cpu_s": round(t.children_cpu_s, 1)}  # fmt: skip
 
 
 def parent_shape(parent: Path) -> list[str]:
@@ -168,7 +166,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("--parent", type=Path, required=True, help="the parent's `factory pretrain` run folder")
     parser.add_argument("--vocab", type=Path, required=True, help="the new language's vocabulary")
     parser.add_argument("--shards", type=Path, required=True, help="its training shards (cut with --vocab)")
@@ -193,9 +191,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     for part in a.out.glob("costs-*.json"):  # runs trained by --train-only processes
         costs = {**json.loads(part.read_text()), **costs}
-    cpu0 = time.process_time()
-    result = {"settings": {k: str(v) for k, v in vars(a).items()}, "costs": costs, **curves(a)}
-    result["eval_cpu_s"] = round(time.process_time() - cpu0, 1)
+    with timed() as t:
+        result = {"settings": {k: str(v) for k, v in vars(a).items()}, "costs": costs, **curves(a)}
+    result["eval_cpu_s"] = round(t.cpu_s, 1)
     previous = a.out / "curves.json"
     if previous.is_file():  # a rerun keeps the costs of the runs it skipped
         result["costs"] = {**json.loads(previous.read_text()).get("costs", {}), **costs}

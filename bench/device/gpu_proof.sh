@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# The GPU proof run (bench/gpu_proof.py): xsmall pre-trained on real text in bf16, beside the plain-MLM anchor
+# The GPU proof run (bench/device/gpu_proof.py): xsmall pre-trained on real text in bf16, beside the plain-MLM anchor
 # and the random-init control, measured on retrieval and zero-shot classification. Two stages:
 #
-#   bash bench/gpu_proof.sh prepare [REAL_TEXT_DIR]   # on this machine: .gpu/ gets the wheels the GPU image
+#   bash bench/device/gpu_proof.sh prepare [REAL_TEXT_DIR]   # on this machine: .gpu/ gets the wheels the GPU image
 #                                                     # lacks and the real text (the GPU machine has no network
 #                                                     # and ../shared does not travel)
-#   bash bench/gpu_proof.sh device                    # on the GPU machine, from the repo root, with .gpu carried:
-#                                                     #   run(command="bash bench/gpu_proof.sh device",
+#   bash bench/device/gpu_proof.sh device                    # on the GPU machine, from the repo root, with .gpu carried:
+#                                                     #   run(command="bash bench/device/gpu_proof.sh device",
 #                                                     #       carry=[".gpu"], timeout_s=540)
-#   bash bench/gpu_proof.sh smoke                     # this machine: the device stage's plumbing on a CPU, tiny
+#   bash bench/device/gpu_proof.sh smoke                     # this machine: the device stage's plumbing on a CPU, tiny
 #
 # The device stage takes about 8 minutes: ~1 to install, the pre-training budget (--budget, 150 wall-s) for
 # factory and about as long for the anchor, then the evaluations. Results: $OUT/proof.{json,md,log} (the
 # run tool brings $OUT back), and the table on stdout.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 stage="${1:-}"
 GPU=.gpu
 LANGS="en de es fr it ja pt ru zh"
@@ -52,14 +52,14 @@ device() {
     install
     export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
     python3 -c 'import torch, factory, datasets; print("torch", torch.__version__, "datasets", datasets.__version__)'
-    python3 -m bench.gpu_proof --data "$GPU/real" --out /tmp/gpu-proof "$@" 2>&1 | tee "$out/proof.log"
+    python3 -m bench.device.gpu_proof --data "$GPU/real" --out /tmp/gpu-proof "$@" 2>&1 | tee "$out/proof.log"
     cp /tmp/gpu-proof/proof.json /tmp/gpu-proof/proof.md "$out/"
 }
 
 smoke() {
     local out
     out="$(mktemp -d)"
-    python -m bench.gpu_proof --data "${1:-$GPU/real}" --out "$out" --smoke
+    python -m bench.device.gpu_proof --data "${1:-$GPU/real}" --out "$out" --smoke
     test -s "$out/proof.json" && echo "gpu_proof smoke: passed ($out)"
 }
 
@@ -67,6 +67,6 @@ case "$stage" in
     prepare) shift; prepare "$@" ;;
     device) shift; device "$@" ;;
     smoke) shift; smoke "$@" ;;
-    *) echo "usage: bash bench/gpu_proof.sh prepare [REAL_TEXT_DIR] | device [bench.gpu_proof options] | smoke" >&2
+    *) echo "usage: bash bench/device/gpu_proof.sh prepare [REAL_TEXT_DIR] | device [bench.device.gpu_proof options] | smoke" >&2
        exit 2 ;;
 esac

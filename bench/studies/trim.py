@@ -1,7 +1,8 @@
 """`factory trim` on a multilingual model, measured on real text of the language it is cut to.
 
-    python -m bench.trim --model runs/demo/pretrain --lang pt --train pt-train.txt --held-out pt-held.txt --out W
-    python -m bench.trim --build-published 100k --vocab V --model W/base-100k ...   # a base-size model to time
+    python -m bench.studies.trim --model runs/demo/pretrain --lang pt --train pt-train.txt --held-out pt-held.txt \
+        --out W
+    python -m bench.studies.trim --build-published 100k --vocab V --model W/base-100k ...   # a base-size model to time
 
 It runs `factory trim MODEL --langs LANG --corpus LANG=TRAIN` as a child process (wall and CPU seconds, under
 `flock /tmp/factory-timing.lock` when the caller wraps it) and then, on the held-out text:
@@ -23,16 +24,15 @@ those of a model of published size; its hidden states are random, but their equa
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+
+from bench.cli import make_parser
+from bench.timing import run_timed, timed
 
 
 def build_published(vocab: Path, out: Path, seed: int = 0) -> Path:
@@ -68,14 +68,11 @@ def run_trim(model: Path, lang: str, train: Path, out: Path, extra: list[str]) -
     """`factory trim` as a child process: its wall and CPU seconds."""
     command = [sys.executable, "-m", "factory", "-q", "trim", str(model), "--langs", lang, "--corpus",
                f"{lang}={train}", "--out", str(out), "--force", *extra]  # fmt: skip
-    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done, t = run_timed(command, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"factory trim failed:\n{done.stdout}{done.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"command": " ".join(command[1:]), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "stdout": done.stdout}
+    return {"command": " ".join(command[1:]), "wall_s": round(t.wall_s, 2), "cpu_s": round(t.children_cpu_s, 2),
+            "stdout": done.stdout}  # fmt: skip
 
 
 def io_anchor(model: Path) -> dict:
@@ -84,12 +81,12 @@ def io_anchor(model: Path) -> dict:
 
     from factory.derive.networks import read_model_files, save_weights
 
-    cpu0, start = time.process_time(), time.perf_counter()
-    files = read_model_files(model)
-    with tempfile.TemporaryDirectory(dir=model.parent) as tmp:
-        for net in files.networks:
-            save_weights(net.state, Path(tmp) / f"{net.role}-{net.weights_name}")
-    return {"wall_s": round(time.perf_counter() - start, 2), "cpu_s": round(time.process_time() - cpu0, 2)}
+    with timed() as t:
+        files = read_model_files(model)
+        with tempfile.TemporaryDirectory(dir=model.parent) as tmp:
+            for net in files.networks:
+                save_weights(net.state, Path(tmp) / f"{net.role}-{net.weights_name}")
+    return {"wall_s": round(t.wall_s, 2), "cpu_s": round(t.cpu_s, 2)}
 
 
 def network_folders(root: Path) -> tuple[Path, bool]:
@@ -116,8 +113,7 @@ def compare(model: Path, trimmed: Path, texts: list[str], max_docs: int, max_len
                (load_model(old_dir.parent / "generator"), load_model(new_dir / "generator")),
     }  # fmt: skip
     worst = {"hidden": 0.0, "rtd_logits": 0.0, "mlm_logits": 0.0}
-    cpu0 = time.process_time()
-    with torch.no_grad():
+    with timed() as t, torch.no_grad():
         for text in exact[:max_docs]:
             a = torch.tensor([old.single(old.encode(text), max_len)])
             b = torch.tensor([new.single(new.encode(text), max_len)])
@@ -137,12 +133,12 @@ def compare(model: Path, trimmed: Path, texts: list[str], max_docs: int, max_len
         "fertility_before": fertility(old.sp, texts),
         "fertility_after": fertility(new.sp, texts),
         "max_abs_diff": worst,
-        "compare_cpu_s": round(time.process_time() - cpu0, 1),
+        "compare_cpu_s": round(t.cpu_s, 1),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("--model", type=Path, required=True, help="the model (written there: --build-published)")
     parser.add_argument("--lang", required=True)
     parser.add_argument("--train", type=Path, required=True, help="the language's text trim counts pieces on")

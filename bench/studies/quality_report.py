@@ -1,6 +1,6 @@
 """The ladder's table (markdown), plot (PNG) and verdicts, from the cells' done.json records.
 
-Input shape (bench.quality_arms.collect): {cell: {arm: [record per seed]}}, a record holding `retrieval`
+Input shape (bench.studies.quality_arms.collect): {cell: {arm: [record per seed]}}, a record holding `retrieval`
 (acc@1, the mean of x->en and en->x over the languages) and `zero_shot` (classification accuracy averaged over
 the non-English languages), both in percent, and for the pre-trained arms `pretrain` (steps, tokens, cpu_s).
 """
@@ -39,7 +39,7 @@ def size_key(cell: str) -> tuple[int, int]:
     """Cells from smallest to largest: hidden size first (it sets the parameters more than depth), then depth."""
     from factory.presets import PRESETS
 
-    if cell in PRESETS:  # a preset's own shape (bench/gpu_proof.py's xsmall)
+    if cell in PRESETS:  # a preset's own shape (bench/device/gpu_proof.py's xsmall)
         layers, hidden = PRESETS[cell].layers, PRESETS[cell].hidden
     else:
         layers, hidden = (int(x) for x in cell.split("x"))
@@ -48,7 +48,7 @@ def size_key(cell: str) -> tuple[int, int]:
 
 def table(results: dict[str, dict[str, list[dict]]], clock: str = "CPU") -> str:
     """One row per cell: its tokens and pre-training seconds on the budget's clock ("CPU", or "GPU wall" for
-    bench/gpu_proof.py), then each measure for factory / anchor / control."""
+    bench/device/gpu_proof.py), then each measure for factory / anchor / control."""
     head = ["cell", "seeds", "steps", "tokens", f"{clock}-s factory / anchor"]
     head += [f"{label}: {arm}" for key, label in (("retrieval", "retrieval"), ("zero_shot", "zero-shot"))
              for arm in ARMS]  # fmt: skip
@@ -143,7 +143,7 @@ def machine() -> str:
 
 def results_section(text: str, command: str, date: str, plot_path: Path) -> str:
     """The block appended to bench/RESULTS.md: the date, the command, the machine, the table and the plot."""
-    return (f"\n## {date}, scale ladder (`bench.quality`)\n{machine()}.\n\n```\n{command}\n```\n\n{text}\n"
+    return (f"\n## {date}, scale ladder (`bench.studies.quality`)\n{machine()}.\n\n```\n{command}\n```\n\n{text}\n"
             f"![ladder]({plot_path})\n")  # fmt: skip
 
 

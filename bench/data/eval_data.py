@@ -16,17 +16,18 @@ glue/stsb      two lines; label = 5 x the Jaccard overlap of their lower-cased w
 glue/mnli      premise = a line; hypothesis = the same line (entailment), the next line (neutral) or a far line
                (contradiction); validation_matched / validation_mismatched from different halves.
 
-    python -m bench.eval_data --out /work/eval-sets     # writes OUT/xtreme/... and OUT/glue/...
+    python -m bench.data.eval_data --out /work/eval-sets     # writes OUT/xtreme/... and OUT/glue/...
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
 import string
 from pathlib import Path
+
+from bench.cli import make_parser
 
 REAL = Path("/work/real")
 
@@ -147,7 +148,11 @@ def build(out: Path, seed: int = 0) -> None:
     _write(g / "mnli" / "validation_mismatched.jsonl", mnli[320:])
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("--out", type=Path, required=True)
-    build(parser.parse_args().out)
+    build(parser.parse_args(argv).out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,22 +1,13 @@
-"""The README's demo table, from a fresh run of the demo: the figures the README shows are the code's as it is.
-
-    factory run demo --run-dir /tmp/demo && python -m bench.demo_table /tmp/demo --write
-
-prints the table of per-language shards (documents and tokens per language) and XNLI-style accuracies (the model,
-its random-init control, the gain) of that run, and with --write puts it into README.md between the
-`<!-- demo-results -->` markers. tests/test_readme.py runs the demo afresh and checks that the README's block is
-exactly what this prints for it.
-"""
+"""The README's demo block: the table of a `factory run demo` run folder, and what README.md holds between its
+`<!-- demo-results -->` markers. tests/test_readme.py checks that the two agree after a fresh run;
+`python -m bench.data.demo_table RUN_DIR [--write]` prints the table (and puts it into README.md) with these."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
 START, END = "<!-- demo-results -->", "<!-- /demo-results -->"
 
 
@@ -43,25 +34,3 @@ def readme_block(text: str) -> str:
     if match is None:
         raise SystemExit(f"README.md has no {START} ... {END} block")
     return match.group(1)
-
-
-def write(block: str) -> None:
-    text = README.read_text()
-    readme_block(text)  # it must be there
-    pattern = re.escape(START) + r"\n.*?\n?" + re.escape(END)
-    README.write_text(re.sub(pattern, lambda _: f"{START}\n{block}\n{END}", text, flags=re.S))
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="the folder `factory run demo --run-dir` wrote")
-    parser.add_argument("--write", action="store_true", help="put the table into README.md")
-    args = parser.parse_args(argv)
-    block = demo_table(args.run_dir)
-    print(block)
-    if args.write:
-        write(block)
-
-
-if __name__ == "__main__":
-    main()

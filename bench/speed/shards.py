@@ -1,6 +1,6 @@
 """Shard-build throughput beside the physical limit measured in the same run, and peak memory against size.
 
-    python -m bench.shards [--data /tmp/real] [--langs en,pt,ru,de] [--mb 40] [--workers 2] [--out DIR]
+    python -m bench.speed.shards [--data /tmp/real] [--langs en,pt,ru,de] [--mb 40] [--workers 2] [--out DIR]
 
 Text: real documents, `DATA/<lang>.txt` (the Debian handbook translations: `python3 ../shared/data/real_text.py
 /tmp/real`), repeated to `--mb` MB per run, each copy's lines prefixed with its copy number so that the
@@ -33,7 +33,6 @@ Goals: filters off >= 0.8 x the limit; peak RSS within +20% for 10x the corpus (
 
 from __future__ import annotations
 
-import argparse
 import compileall
 import json
 import os
@@ -42,7 +41,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.cli import add_real_text, make_parser
+from bench.timing import timed
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_text(data: Path, langs: list[str], mb: float, folder: Path, files: int = 4) -> int:
@@ -123,7 +125,6 @@ def limit(vocab: Path, text: Path, workers: int) -> tuple[int, float, float]:
 # ---- a build, measured from outside --------------------------------------------------------------
 def build(vocab: Path, corpus: list[str], out: Path, workers: int, flags: list[str]) -> dict:
     """Run `factory shards` as a process; its wall time, peak RSS of its process tree and corpus tokens."""
-    import resource
     import shutil
 
     import psutil
@@ -132,21 +133,18 @@ def build(vocab: Path, corpus: list[str], out: Path, workers: int, flags: list[s
     cmd = [sys.executable, "-m", "factory", "-q", "shards", "--vocab", str(vocab), "--out", str(out), "--force",
            "--num-proc", str(workers), *[a for c in corpus for a in ("--corpus", c)], *flags]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = psutil.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            tree = [proc, *proc.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    _, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the build and its workers, once reaped
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    with timed() as t:  # t.children_cpu_s: the build and its workers, once reaped
+        proc = psutil.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                tree = [proc, *proc.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+        _, err = proc.communicate()
+    seconds, cpu = t.wall_s, t.children_cpu_s
     if proc.returncode:
         raise SystemExit(f"factory shards failed: {err.decode()[-2000:]}")
     manifest = json.loads((out / "factory.json").read_text())
@@ -155,8 +153,8 @@ def build(vocab: Path, corpus: list[str], out: Path, workers: int, flags: list[s
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/tmp/real"))
+    parser = make_parser(__spec__, __doc__)
+    add_real_text(parser, default=Path("/tmp/real"))
     parser.add_argument("--langs", default="en,pt,ru,de")
     parser.add_argument("--mb", type=float, default=40.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)

@@ -1,6 +1,6 @@
 """Host-side input throughput of pre-training: can one process prepare its batches faster than its GPU eats them?
 
-    python -m bench.input --preset base --seq-len 512 --batch 8192 --processes 1,8,64
+    python -m bench.speed.input --preset base --seq-len 512 --batch 8192 --processes 1,8,64
 
 For each process count N it times `factory.pretrain.batches.prepare_step` for rank 0 of an N-process run (its
 share of the global batch: the shard rows read from memory-mapped files, masks and sampling uniforms drawn),
@@ -24,58 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.cli import add_threads, make_parser
+from bench.timing import timed
+from tests.synthetic_shards import write_shards
+
 MFU = 0.4  # the utilisation the GPU's need is quoted at
 GPU = "H100"
-
-
-def write_shards(
-    folder: Path,
-    rows: int | dict[str, int],
-    seq_len: int,
-    pieces: int,
-    seed: int = 0,
-    corpus_tokens: dict[str, int] | None = None,
-    vocab: Path | None = None,
-) -> Path:
-    """Synthetic sequences ([CLS] random pieces [SEP]) as a shard folder `ShardSet` reads: `rows` of language
-    "und", or {LANG: rows} stored per language as `factory shards` stores them (languages sorted).
-
-    `corpus_tokens`: what per_language records as each language's corpus (default: what it stores), so the
-    language mix can be tested at corpus sizes no test could tokenise. `vocab`: a vocabulary folder whose
-    spm.model fingerprint the manifest records, so `factory pretrain --vocab` it accepts the shards (the ids
-    stay random, below `pieces`); without it the fingerprint is "synthetic", which only readers accept."""
-    import numpy as np
-
-    from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, write_manifest
-    from factory.outputs import fingerprint_file
-    from factory.shards.pack import ShardWriter
-    from factory.tokenizer import SPM_FILE
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    counts = rows if isinstance(rows, dict) else {"und": rows}
-    shards, per_language, start = [], {}, 0
-    for lang in sorted(counts):
-        writer = ShardWriter(folder, lang, seq_len, 1 << 20)
-        for first in range(0, counts[lang], 4096):
-            block = rng.integers(4, pieces, size=(min(4096, counts[lang] - first), seq_len), dtype=np.uint32)
-            block[:, 0], block[:, -1] = 1, 2
-            writer.write(block)
-        writer.close()
-        shards += [ShardFile(**f, language=lang) for f in writer.files]
-        n = counts[lang]
-        corpus = (corpus_tokens or {}).get(lang, n * seq_len)
-        per_language[lang] = LanguageFigures(documents=n, tokens=n * seq_len, corpus_tokens=corpus,
-                                             corpus_tokens_estimated=False, rows=[start, start + n])  # fmt: skip
-        start += n
-    fingerprint = fingerprint_file(Path(vocab) / SPM_FILE) if vocab is not None else "synthetic"
-    manifest = ShardsManifest(
-        arguments={"schema": 1, "synthetic": True, "seq_len": seq_len}, vocab_fingerprint=fingerprint,
-        vocab_pieces=pieces, mask_token_id=pieces, seq_len=seq_len, documents=start, sequences=start,
-        tokens=start * seq_len, padding=0, shards=shards, corpus=["synthetic"], per_language=per_language,
-    )  # fmt: skip
-    write_manifest(folder, manifest)
-    return folder
 
 
 def plan_for(args: argparse.Namespace, processes: int):
@@ -100,10 +54,10 @@ def time_prepare(shards, plan, mask_id: int, steps: int, masking: str) -> tuple[
 
     order = BatchOrder(len(shards), 0)
     prepare_step(shards, order, plan, 0, 0, mask_id, 0, masking)
-    wall, cpu = time.perf_counter(), time.process_time()
-    for step in range(1, steps + 1):
-        prepare_step(shards, order, plan, step, 0, mask_id, 0, masking)
-    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+    with timed() as t:
+        for step in range(1, steps + 1):
+            prepare_step(shards, order, plan, step, 0, mask_id, 0, masking)
+    return t.wall_s / steps, t.cpu_s / steps
 
 
 def time_overlap(shards, plan, mask_id: int, steps: int, gpu_s: float, masking: str) -> tuple[float, float]:
@@ -128,14 +82,14 @@ def time_overlap(shards, plan, mask_id: int, steps: int, gpu_s: float, masking: 
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("--preset", default="base")
     parser.add_argument("--vocab-size", default="128k")
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--processes", default="1,8,64", help="comma-separated process counts")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per process count")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the preparing process")
+    add_threads(parser, help="torch threads of the preparing process (default 1)")
     parser.add_argument("--masking", default="spread", choices=("spread", "official"))
     parser.add_argument("--gpu-step-ms", type=float, default=None,
                         help="simulated GPU step of the overlap [default: the first count's preparation]")  # fmt: skip

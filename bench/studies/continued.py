@@ -1,6 +1,6 @@
 """Continued pre-training on real text (docs/derive.md): the generator rule and the enhanced mask decoder, measured.
 
-    python -m bench.continued --data ../real --out runs/bench-continued     # bench/RESULTS.md's run 2 (defaults)
+    python -m bench.studies.continued --data DATA --out OUT     # bench/RESULTS.md's run 2 (the defaults)
 
 A 4 x 128 model at 16 x 128 tokens a step: 2,000 parent steps and 5 x 300 continued ones (the parent took 53
 minutes of wall time with one thread on the 2 shared cores of 2026-12-03, each arm 3-4 minutes).
@@ -33,7 +33,9 @@ import sys
 import time
 from pathlib import Path
 
-log = logging.getLogger("bench.continued")
+from bench.cli import add_real_text, make_parser
+
+log = logging.getLogger("bench.studies.continued")
 PARENT_LANGS = ("en", "es", "fr", "de")
 NEW_LANG = "pt"
 HELD_OUT = 60  # last paragraphs of each language's text, never trained on
@@ -42,8 +44,8 @@ EVAL_SEED = 12345  # the masks and samples of the held-out evaluation: the same 
 
 
 def arguments(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="real_text.py's folder (<lang>.txt)")
+    p = make_parser(__spec__, __doc__)
+    add_real_text(p)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--parent-steps", type=int, default=2000)
     p.add_argument("--continue-steps", type=int, default=300)

@@ -1,16 +1,17 @@
 """The scale ladder: where, on this machine, does pre-training start to beat no pre-training?
 
     python3 ../shared/data/real_text.py /tmp/real           # the data (Debian handbook, real translations)
-    python -m bench.quality --data /tmp/real --background   # the default ladder, detached; log in OUT/ladder.log
-    python -m bench.quality --data /tmp/real --write-results  # when it is done: table + plot into RESULTS.md
+    python -m bench.studies.quality --data /tmp/real --background      # the default ladder, detached; log in
+                                                                       # OUT/ladder.log
+    python -m bench.studies.quality --data /tmp/real --write-results   # when it is done: table + plot into RESULTS.md
 
 Each cell is a shape (LAYERSxHIDDEN[xHEADS], from the debug preset with --layers/--hidden/--heads) and a
-CPU-time budget. In a cell three arms see the same tokens (bench/quality_arms.py): factory's RTD + GDES for as
+CPU-time budget. In a cell three arms see the same tokens (bench/studies/quality_arms.py): factory's RTD + GDES for as
 many steps as fit in the budget, the same shape trained as plain MLM by `transformers` (the anchor that tells a
 scale effect from a factory bug), and the random-init control. Each is measured on parallel retrieval (acc@1,
 both directions, against English) and on zero-shot topic classification (fine-tune on English, test on the
 others), all on paragraphs removed from the pre-training text. One vocabulary and one set of shards serve the
-whole ladder (bench/quality_data.py).
+whole ladder (bench/studies/quality_data.py).
 
 CPU time is the process's (`time.process_time`, all threads). One torch thread is the default because on a
 shared 2-core machine a second thread mostly spins: calibrating 2x64 under load gave 1.0 CPU-s per step with
@@ -32,11 +33,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.quality_arms import Cell, Settings, collect, run_cell
-from bench.quality_data import ALIGNED_LANGS, prepare
-from bench.quality_report import plot, results_section, smallest_winner, summary
+from bench.cli import add_real_text, add_threads, make_parser
+from bench.studies.quality_arms import Cell, Settings, collect, run_cell
+from bench.studies.quality_data import ALIGNED_LANGS, prepare
+from bench.studies.quality_report import plot, results_section, smallest_winner, summary
 
-log = logging.getLogger("bench.quality")
+log = logging.getLogger("bench.studies.quality")
 DEFAULT_CELLS = "2x64,2x128,4x128,4x256,6x256"
 # Fine-tuning of the zero-shot classification: the issue's measurements (3 epochs, lr 1e-3, 128 tokens)
 FINETUNE = ("epochs=3", "learning_rate=1e-3", "max_length=128")
@@ -58,8 +60,8 @@ def parse_cells(spec: str, seeds: int) -> list[Cell]:
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="The folder real_text.py wrote.")
+    p = make_parser(__spec__, __doc__)
+    add_real_text(p, help="The folder real_text.py wrote (aligned/ and topic/ too).")
     p.add_argument("--out", type=Path, default=Path("bench/quality-runs"), help="Cells, data, log (resumable).")
     p.add_argument("--cells", default=DEFAULT_CELLS, help="Shapes: LAYERSxHIDDEN[xHEADS], comma-separated.")
     p.add_argument("--budget", type=float, default=300.0, help="Pre-training CPU-seconds per cell (factory's run).")
@@ -74,9 +76,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--topic-items", type=int, default=100_000, help="Topic items per language (all by default).")
     p.add_argument("--finetune", action="append", default=None, metavar="KEY=VALUE",
                    help=f"Classification fine-tuning (`--set`) [default: {' '.join(FINETUNE)}].")  # fmt: skip
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time = work; see the docstring).")
+    add_threads(p)
     p.add_argument("--background", action="store_true", help="Detach; follow OUT/ladder.log.")
-    p.add_argument("--write-results", action="store_true", help="Append the table and plot to bench/RESULTS.md.")
+    p.add_argument("--write-results", action="store_true",
+                   help="Append the table and plot to bench/RESULTS.md (then fold them into its ladder section).")
     return p.parse_args(argv)
 
 
@@ -93,7 +96,7 @@ def detach(argv: list[str], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     args = [a for a in argv if a != "--background"]
     with open(out / "ladder.out", "ab") as sink:
-        child = subprocess.Popen([sys.executable, "-m", "bench.quality", *args], stdout=sink, stderr=sink,
+        child = subprocess.Popen([sys.executable, "-m", "bench.studies.quality", *args], stdout=sink, stderr=sink,
                                  stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     (out / "ladder.pid").write_text(f"{child.pid}\n")
     print(f"ladder running as pid {child.pid}; log: {out / 'ladder.log'}; rerun without --background to resume")
@@ -101,7 +104,7 @@ def detach(argv: list[str], out: Path) -> None:
 
 def best_cell(results: dict, cells: list[Cell]) -> Cell | None:
     """The smallest winning cell, else the one where factory's summed gain over the control is largest."""
-    from bench.quality_report import mean_std
+    from bench.studies.quality_report import mean_std
 
     name = smallest_winner(results)
     if name is None:
@@ -149,12 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     print(text + f"\nplot: {plot_path}")
     (args.out / "ladder.md").write_text(text)
     if args.write_results:
-        command = "python -m bench.quality " + shlex.join(argv)
-        saved = Path("bench") / "quality-ladder.png"  # bench/quality-runs is not committed; the plot is
+        command = "python -m bench.studies.quality " + shlex.join(argv)
+        saved = Path("bench") / "figures" / "quality-ladder.png"  # bench/quality-runs is not committed; the plot is
         saved.write_bytes(plot_path.read_bytes())
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
         with open(Path("bench") / "RESULTS.md", "a") as f:
-            f.write(results_section(text, command, date, Path(saved.name)))
+            f.write(results_section(text, command, date, Path("figures") / saved.name))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""bench.quality's pieces that need no training: the cell spec, the held-out split, the table, the verdicts and
+"""bench.studies.quality's pieces that need no training: the cell spec, the held-out split, the table, the verdicts and
 the plot, on constructed records whose answers are known."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.quality import best_cell, parse_cells
-from bench.quality_arms import Cell, collect, write_done
-from bench.quality_data import eval_subsets, held_out_text
-from bench.quality_report import plot, smallest_winner, table, verdict_line
+from bench.studies.quality import best_cell, parse_cells
+from bench.studies.quality_arms import Cell, collect, write_done
+from bench.studies.quality_data import eval_subsets, held_out_text
+from bench.studies.quality_report import plot, smallest_winner, table, verdict_line
 
 
 def record(arm: str, retrieval: float, zero_shot: float, seed: int = 0) -> dict:
@@ -99,10 +99,10 @@ def test_held_out_paragraphs_leave_the_pretraining_text(tmp_path: Path):
 
 
 def test_a_preset_cell_trains_the_presets_own_shape_and_sorts_by_its_size(tmp_path: Path):
-    """bench/gpu_proof.py's cell is xsmall itself (not debug + overrides, which the card would call custom)."""
-    from bench.quality_arms import Settings, pretrain_config
-    from bench.quality_data import Prepared
-    from bench.quality_report import size_key
+    """bench/device/gpu_proof.py's cell is xsmall itself (not debug + overrides, which the card would call custom)."""
+    from bench.studies.quality_arms import Settings, pretrain_config
+    from bench.studies.quality_data import Prepared
+    from bench.studies.quality_report import size_key
 
     cell = Cell(12, 384, 6, preset="xsmall")
     assert cell.name == "xsmall" and cell.folder == "xsmall-s0"

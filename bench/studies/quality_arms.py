@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.quality_data import PIVOT, Prepared
+from bench.studies.quality_data import PIVOT, Prepared
 
 log = logging.getLogger(__name__)
 DONE = "done.json"
@@ -37,7 +37,7 @@ class Cell:
     hidden: int
     heads: int
     seed: int = 0
-    preset: str | None = None  # a published preset's own shape (bench/gpu_proof.py: xsmall), else debug + overrides
+    preset: str | None = None  # a published preset's shape (bench/device/gpu_proof.py: xsmall), else debug + overrides
 
     @property
     def name(self) -> str:
@@ -163,8 +163,8 @@ def train_anchor(factory_model: Path, prep: Prepared, cell: Cell, plan: dict, wa
     from factory.tokenizer import copy_tokenizer_files
 
     config = transformers.DebertaV2Config.from_pretrained(factory_model)
-    config.factory = {**getattr(config, "factory", {}), "pretraining": "mlm (transformers, bench.quality anchor)",
-                      "role": "anchor-mlm"}  # fmt: skip
+    pretraining = "mlm (transformers, bench.studies.quality anchor)"
+    config.factory = {**getattr(config, "factory", {}), "pretraining": pretraining, "role": "anchor-mlm"}
     torch.manual_seed(cell.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = transformers.DebertaV2ForMaskedLM(config).train().to(device)

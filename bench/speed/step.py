@@ -1,7 +1,7 @@
 """Ours vs Hugging Face `transformers` DebertaV2 on the same config, weights and inputs, in one run.
 
-    python -m bench.step --preset xsmall --seq-len 512 --batch 4            # CPU
-    python -m bench.step --preset base --seq-len 512 --batch 32 --device cuda --dtype bf16
+    python -m bench.speed.step --preset xsmall --seq-len 512 --batch 4            # CPU
+    python -m bench.speed.step --preset base --seq-len 512 --batch 32 --device cuda --dtype bf16
 
 Modes: the bare encoder's forward and forward+backward (same weights for both), and a full RTD training step
 (generator + discriminator, GDES, AdamW): ours is `factory.pretrain.rtd_step`; HF's is the same recipe built
@@ -23,13 +23,14 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.cli import make_parser
+from bench.timing import peak_rss_mib
 from factory.configs import RTD_LAMBDA  # the default, not a copy (docs/pretraining.md#rtd-and-gdes)
 
 MODES = ("forward", "forward+backward", "rtd-step")
@@ -185,7 +186,7 @@ def _child(args: argparse.Namespace) -> dict:
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:  # peak resident set of this process (KiB on Linux)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_rss_mib()
     result = {
         "impl": args.impl,
         "mode": args.mode,
@@ -268,7 +269,7 @@ def _print_floor(config, args: argparse.Namespace, results: list[dict]) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__spec__, __doc__)
     p.add_argument("--preset", default="xsmall")
     p.add_argument("--vocab-size", default="128k")
     p.add_argument("--seq-len", type=int, default=512)
@@ -300,7 +301,7 @@ def main() -> None:
         save_model(build_model(config, "none", seed=0), folder)
         for mode in modes:
             for impl in ("hf", "ours"):
-                cmd = [sys.executable, "-m", "bench.step", "--child", impl, mode, folder]
+                cmd = [sys.executable, "-m", "bench.speed.step", "--child", impl, mode, folder]
                 for flag in ("preset", "vocab_size", "seq_len", "batch", "device", "dtype", "iters", "warmup"):
                     cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
                 cmd += ["--compile"] if args.compile else []
@@ -327,7 +328,7 @@ def main() -> None:
     print("ours/HF: time ratio (< 1 is faster). Peak MiB: process RSS on CPU, max allocated on GPU.")
     if args.device == "cpu" and {"forward", "forward+backward"} <= set(modes):
         report["floor"] = _print_floor(config, args, results)
-    path = args.json or Path(__file__).parent / f"step-{args.preset}-{args.seq_len}-{args.device}.json"
+    path = args.json or Path(__file__).parents[1] / f"step-{args.preset}-{args.seq_len}-{args.device}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -1,7 +1,7 @@
 """Language filters side by side: fastText's lid.176 (factory's default), factory's langdetect-profile filter
 and plain langdetect, on labelled text: accuracy per language and documents per CPU-second, in one run.
 
-    python -m bench.langid [--corpus DIR]... [--docs 200] [--translated] [--json FILE]
+    python -m bench.speed.langid [--corpus DIR]... [--docs 200] [--translated] [--json FILE]
 
 A corpus is a folder of `<lang>.txt` files, one document per line; by default the project's demo corpus
 (recipes/demo/corpus, 8 languages) and, if present, /work/real (the Debian handbook in 26 locales:
@@ -25,14 +25,15 @@ share of documents on which factory's codes equal its own is printed.
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
 from collections import Counter
 from functools import cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.cli import make_parser
+from bench.timing import timed
+
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "demo" / "corpus"
 REAL = Path("/work/real")
 LOCALES = {"nb": "no", "zh_TW": "zh_hant", "zh_CN": "zh_hans"}
@@ -164,9 +165,9 @@ def measure(docs: list[tuple[str, str]]) -> dict:
     for name, (prepare, run) in FILTERS.items():
         if prepare is not None:
             prepare(texts)
-        start = time.process_time()
-        codes = answers[name] = run(texts)
-        cpu = time.process_time() - start
+        with timed() as t:
+            codes = answers[name] = run(texts)
+        cpu = t.cpu_s
         right, total = Counter(), Counter()
         for (lang, _), found in zip(docs, codes, strict=True):
             total[lang] += 1
@@ -193,7 +194,7 @@ def report(name: str, docs: list[tuple[str, str]], results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("--corpus", type=Path, action="append", help="folder of <lang>.txt (repeatable)")
     parser.add_argument("--docs", type=int, default=200, help="documents per language")
     parser.add_argument("--translated", action="store_true", help="translated paragraphs only (DIR/parallel)")

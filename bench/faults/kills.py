@@ -1,7 +1,7 @@
 """Kill -9 loops: a run killed at random moments, restarted each time, must end exactly where a straight run ends.
 
-    python -m bench.kills --data /tmp/real --out /tmp/kills               # both loops, 20 kills each
-    python -m bench.kills --data /tmp/real --out /tmp/kills --only pretrain --kills 20 --seed 1
+    python -m bench.faults.kills --data /tmp/real --out /tmp/kills               # both loops, 20 kills each
+    python -m bench.faults.kills --data /tmp/real --out /tmp/kills --only pretrain --kills 20 --seed 1
 
 pretrain: a debug-size RTD run on real text with --save-every 5 (and the defaults' --keep 3). The killed copy is
 started with `--resume auto` (the same command every time: a job script that is preempted), killed with SIGKILL
@@ -21,7 +21,6 @@ has already finished does not count, so the run is made long enough for every ki
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -31,7 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.cli import add_real_text, make_parser
+
+ROOT = Path(__file__).resolve().parents[2]
 LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy", "mlm_accuracy", "grad_norm")
 
 
@@ -156,8 +157,8 @@ def shards_loop(data: Path, out: Path, kills: int, rng: random.Random, low: floa
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="real_text.py's folder (LANG.txt files)")
+    parser = make_parser(__spec__, __doc__)
+    add_real_text(parser)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", choices=("pretrain", "shards"))
     parser.add_argument("--kills", type=int, default=20)

@@ -1,27 +1,27 @@
 """Two factory trees' shard builds side by side: the same build from each, alternating, each beside the limit
-measured right before it (bench/shards.py's own `limit` and `build`).
+measured right before it (bench/speed/shards.py's own `limit` and `build`).
 
-    python -m bench.shards_ab OLD_TREE NEW_TREE [--data /tmp/bench-shards] [--mb 40] [--pairs 8] [--flags ...]
+    python -m bench.speed.shards_ab OLD_TREE NEW_TREE [--data /tmp/bench-shards] [--mb 40] [--pairs 8] [--flags ...]
 
 OLD_TREE / NEW_TREE: checkouts of factory (e.g. `git worktree add /tmp/old COMMIT`); each build runs with its
-tree first on PYTHONPATH, byte-compiled first as bench.shards does. --data: a bench.shards --out folder that
-already holds `text-MB/` and `vocab/` (run bench.shards once). On this VM the speed swings by a third within
+tree first on PYTHONPATH, byte-compiled first as bench.speed.shards does. --data: a bench.speed.shards --out folder that
+already holds `text-MB/` and `vocab/` (run bench.speed.shards once). On this VM the speed swings by a third within
 minutes, more than most changes: alternating the trees puts both under the same swings, and the median of the
 pairs is the figure to compare.
 """
 
 from __future__ import annotations
 
-import argparse
 import compileall
 import statistics
 from pathlib import Path
 
-import bench.shards as shards
+import bench.speed.shards as shards
+from bench.cli import make_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__spec__, __doc__)
     parser.add_argument("trees", nargs=2, type=Path)
     parser.add_argument("--data", type=Path, default=Path("/tmp/bench-shards"))
     parser.add_argument("--langs", default="en,pt,ru,de")
@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     text, vocab = args.data / f"text-{args.mb:g}", args.data / "vocab"
     if not (text.is_dir() and (vocab / "spm.model").is_file()):
-        raise SystemExit(f"no {text} or {vocab}: run python -m bench.shards --out {args.data} --mb {args.mb:g} first")
+        raise SystemExit(
+            f"no {text} or {vocab}: run python -m bench.speed.shards --out {args.data} --mb {args.mb:g} first"
+        )
     for tree in args.trees:
         compileall.compile_dir(tree / "factory", quiet=1)
     langs = args.langs.split(",")

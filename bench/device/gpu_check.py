@@ -1,13 +1,13 @@
-"""The training paths on a lent GPU, in one command (bench/gpu_check.sh runs this; under 8 minutes).
+"""The training paths on a lent GPU, in one command (bench/device/gpu_check.sh runs this; under 8 minutes).
 
-    bash bench/gpu_check.sh --prepare     # here, once: .gpu-check/data (vocab + 512-token shards of the demo text)
-    bash bench/gpu_check.sh               # on the GPU machine: carry .gpu-check (the device README's `carry`)
-    bash bench/gpu_check.sh --cpu         # here: the same plumbing at tiny sizes on CPU
+    bash bench/device/gpu_check.sh --prepare  # here, once: .gpu-check/data (vocab + 512-token shards of the demo text)
+    bash bench/device/gpu_check.sh            # on the GPU machine: carry .gpu-check (the device README's `carry`)
+    bash bench/device/gpu_check.sh --cpu      # here: the same plumbing at tiny sizes on CPU
 
 Each case is 20 steps of `factory pretrain` itself (preset base, L=512, batch 64 in one micro-batch, dropout 0
 so that FlexAttention can run and HF compares like for like): bf16, fp16 (GradScaler: unscaled once, clipped
 per network), bf16 + --compile, bf16 + FACTORY_ATTENTION=flex, and with 2 GPUs DDP and FSDP2 (2 processes,
-the same global batch). Then bench.step's rtd-step, ours and HF's, at the same sizes in bf16 and fp16. One
+the same global batch). Then bench.speed.step's rtd-step, ours and HF's, at the same sizes in bf16 and fp16. One
 table: tokens/s and MFU of the last 10 steps, peak memory; a case that fails prints its last error line and the
 rest go on. The device has no network, so nothing is fetched there: the data comes with .gpu-check, and the
 factory children run with `datasets`, `langdetect` and `matplotlib` made unimportable (the device image lacks
@@ -25,7 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.cli import make_parser
+
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".gpu-check" / "data"
 MARK = "GPU_CHECK "  # the line a child prints its figures on
 ABSENT = ("datasets", "langdetect", "matplotlib")  # not in the device image, or not needed to pretrain
@@ -37,7 +39,7 @@ class Case:
     flags: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     processes: int = 1
-    dtype: str = "bf16"  # the bench.step row it is shown beside
+    dtype: str = "bf16"  # the bench.speed.step row it is shown beside
     skip: str | None = None
 
 
@@ -99,9 +101,9 @@ def child(out: Path, argv: list[str]) -> None:
     if torch.cuda.is_available():
         peak = torch.cuda.max_memory_allocated() / 2**30
     else:
-        import resource
+        from bench.timing import peak_rss_mib
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB, the whole process
+        peak = peak_rss_mib() / 1024  # GiB, the whole process
     print(MARK + json.dumps({"tokens_per_s": last["tokens_per_s"], "mfu": last["mfu"], "peak_gib": peak}))
 
 
@@ -137,12 +139,12 @@ def run_case(sizes: Sizes, case: Case, work: Path, timeout: float) -> dict:
 
 # ---- HF beside it --------------------------------------------------------------------------------
 def hf_step(sizes: Sizes, dtype: str, work: Path, timeout: float) -> dict:
-    """bench.step's rtd-step, ours and HF's, at the cases' sizes: {"ours": {...}, "hf": {...}} or an error."""
+    """bench.speed.step's rtd-step, ours and HF's, at the cases' sizes: {"ours": {...}, "hf": {...}} or an error."""
     from factory.tokenizer import Tokenizer
 
     pieces = Tokenizer.from_folder(DATA / "vocab").num_pieces
     path = work / f"step-{dtype}.json"
-    cmd = [sys.executable, "-m", "bench.step", "--preset", sizes.preset, "--seq-len", "512", "--batch"]
+    cmd = [sys.executable, "-m", "bench.speed.step", "--preset", sizes.preset, "--seq-len", "512", "--batch"]
     cmd += [str(sizes.batch), "--device", sizes.device, "--dtype", dtype, "--vocab-size", str(pieces)]
     cmd += ["--modes", "rtd-step", "--iters", "10" if sizes.device == "cuda" else "2", "--warmup", "2"]
     cmd += ["--json", str(path)]
@@ -168,7 +170,8 @@ def figures(result: dict | None) -> str:
 
 def report(rows: list[tuple[Case, dict]], hf: dict[str, dict]) -> None:
     cols = f"{'tok/s':>10} {'MFU':>6} {'peak GiB':>8}"
-    print(f"{'':<10} | {'factory pretrain':<26} | {'bench.step rtd-step, ours':<26} | {'bench.step rtd-step, HF':<26}")
+    step = "bench.speed.step rtd-step"
+    print(f"{'':<10} | {'factory pretrain':<26} | {step + ', ours':<26} | {step + ', HF':<26}")
     print(f"{'case':<10} | {cols} | {cols} | {cols}")
     for case, result in rows:
         if "error" in result or "skip" in result:
@@ -176,13 +179,13 @@ def report(rows: list[tuple[Case, dict]], hf: dict[str, dict]) -> None:
             continue
         step = hf.get(case.dtype, {}) if case.name in ("bf16", "fp16") else {}
         if "error" in step:
-            print(f"{case.name:<10} | {figures(result)} | bench.step FAILED: {step['error']}")
+            print(f"{case.name:<10} | {figures(result)} | bench.speed.step FAILED: {step['error']}")
         else:
             print(f"{case.name:<10} | {figures(result)} | {figures(step.get('ours'))} | {figures(step.get('hf'))}")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__spec__, __doc__)
     p.add_argument("--prepare", action="store_true", help="build .gpu-check/data here (needs `datasets`)")
     p.add_argument("--cpu", action="store_true", help="the plumbing at tiny sizes on CPU")
     p.add_argument("--budget", type=float, default=420.0, help="seconds for all cases; later ones are skipped")
@@ -194,7 +197,8 @@ def main() -> None:
     if args.prepare:
         return prepare()
     if not (DATA / "shards").is_dir():
-        sys.exit(f"no {DATA}: run `bash bench/gpu_check.sh --prepare` where `datasets` is installed, and carry it")
+        sys.exit(f"no {DATA}: run `bash bench/device/gpu_check.sh --prepare` where `datasets` is installed, "
+                 "and carry it")
     import torch
 
     sizes = CPU if args.cpu else GPU
@@ -214,7 +218,7 @@ def main() -> None:
         left = args.budget + 60 - (time.perf_counter() - start)
         hf[dtype] = hf_step(sizes, dtype, work, timeout=max(left, 30)) if left > 30 else {"error": "out of time"}
     if args.cpu:
-        hf["bf16"] = hf["fp32"]  # CPU: bench.step in fp32 beside the bf16 case
+        hf["bf16"] = hf["fp32"]  # CPU: bench.speed.step in fp32 beside the bf16 case
     print(f"\n{sizes.preset}, L=512, batch {sizes.batch}, {sizes.steps} steps, {gpu_name(args.cpu)}")
     report(rows, hf)
     (args.out / "gpu_check.json").write_text(json.dumps({"cases": [(c.name, r) for c, r in rows], "hf": hf}) + "\n")

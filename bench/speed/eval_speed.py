@@ -1,7 +1,7 @@
 """Evaluation speed beside `transformers`, in one run: a fine-tuning step of each task type, SiFT's cost per step,
 and the QA post-processing per 1,000 examples.
 
-    flock /tmp/factory-timing.lock python -m bench.eval_speed --preset xsmall --tokenizer <model or vocab folder>
+    flock /tmp/factory-timing.lock python -m bench.speed.eval_speed --preset xsmall --tokenizer <model or vocab folder>
 
 Fine-tuning step (one micro-batch: forward, loss, backward, AdamW step), on the same weights (ours saved, then read
 by transformers' class) and the same inputs, each task at its suite's micro-batch and length:
@@ -37,11 +37,13 @@ import platform
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from bench.cli import add_threads, make_parser
+from bench.timing import timed
 
 TASKS = {  # task type -> (transformers class, micro-batch, length): the suites' micro_batch_size, max_length
     "classification": ("DebertaV2ForSequenceClassification", 16, 128),  # eval/xtreme.yaml pawsx, xnli
@@ -105,12 +107,12 @@ def _models(task: str, preset: str, vocab: str, folder: Path):
 def _step(model, run_loss):
     """One timed step: the loss, backward, AdamW, zero_grad; returns (CPU s, wall s)."""
     optimizer = model._bench_optimizer
-    c, w = time.process_time(), time.perf_counter()
-    loss = run_loss()
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return time.process_time() - c, time.perf_counter() - w
+    with timed() as t:
+        loss = run_loss()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return t.cpu_s, t.wall_s
 
 
 def time_task(task: str, args: argparse.Namespace, accelerator) -> dict:
@@ -157,8 +159,9 @@ def time_task(task: str, args: argparse.Namespace, accelerator) -> dict:
 
 # ---- QA post-processing ---------------------------------------------------------------------------------------
 def qa_set(text: Path, tokenizer_folder: Path, n: int, seed: int = 0):
-    """`n` SQuAD-style rows from real text (bench/eval_data.py's rule on 100+ word contexts) -> examples, windows."""
-    from bench.eval_data import qa_rows
+    """`n` SQuAD-style rows from real text (bench/data/eval_data.py's rule on 100+ word contexts) -> examples,
+    windows."""
+    from bench.data.eval_data import qa_rows
     from factory.evaluate.data import examples_of
     from factory.evaluate.qa import QASettings, qa_features
     from factory.tokenizer import Tokenizer
@@ -251,16 +254,16 @@ def time_postprocess(args: argparse.Namespace, qa: tuple) -> dict:
         runs: dict[str, list[tuple[float, float]]] = {"utils_qa": [], "ours": []}
         for r in range(args.warmup + args.iters):
             for name in ("utils_qa", "ours") if r % 2 == 0 else ("ours", "utils_qa"):
-                c, w = time.process_time(), time.perf_counter()
-                if name == "ours":
-                    outputs = [kind.output(x, len(x)) for x in logits]
-                    ours = kind.predictions(examples, features, outputs)
-                else:
-                    arrays = [x.numpy() for x in logits]
-                    theirs, diffs, _ = utils_qa_postprocess(hf_examples, hf_features, ([a[:, 0] for a in arrays],
-                                                            [a[:, 1] for a in arrays]), version_2)  # fmt: skip
+                with timed() as t:
+                    if name == "ours":
+                        outputs = [kind.output(x, len(x)) for x in logits]
+                        ours = kind.predictions(examples, features, outputs)
+                    else:
+                        arrays = [x.numpy() for x in logits]
+                        theirs, diffs, _ = utils_qa_postprocess(hf_examples, hf_features, ([a[:, 0] for a in arrays],
+                                                                [a[:, 1] for a in arrays]), version_2)  # fmt: skip
                 if r >= args.warmup:
-                    runs[name].append((time.process_time() - c, time.perf_counter() - w))
+                    runs[name].append((t.cpu_s, t.wall_s))
         agree = sum(o.text == theirs[e.id] for o, e in zip(ours, examples, strict=True))
         diff_gap = max(abs(o.null_score_diff - diffs[e.id]) for o, e in zip(ours, examples, strict=True)) \
             if version_2 else None  # fmt: skip
@@ -276,17 +279,17 @@ def time_postprocess(args: argparse.Namespace, qa: tuple) -> dict:
 
 # ---- report ---------------------------------------------------------------------------------------------------
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__spec__, __doc__)
     p.add_argument("--preset", default="xsmall", help="model size preset (default xsmall)")
     p.add_argument("--vocab", default="128k", help="vocabulary size of the random model (default 128k, the v3's)")
     p.add_argument("--tasks", default=",".join(TASKS), help="task types to time")
     p.add_argument("--iters", type=int, default=3, help="timed rounds (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    add_threads(p)
     p.add_argument("--tokenizer", type=Path, required=True, help="a folder with spm.model (the QA windows)")
     p.add_argument("--text", type=Path, default=Path("/work/real/en.txt"), help="real text for the QA contexts")
     p.add_argument("--qa-examples", type=int, default=1000, help="QA examples post-processed (default 1000)")
-    p.add_argument("--json", type=Path, default=Path(__file__).parent / "eval_speed.json")
+    p.add_argument("--json", type=Path, default=Path(__file__).parents[1] / "eval_speed.json")  # bench/, git-ignored
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from accelerate import Accelerator
