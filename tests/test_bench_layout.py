@@ -9,8 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 KINDS = ("speed", "studies", "device", "faults", "data")
-# Where benchmarks are named. factory/ is left out: its comments are rewritten with its own move (docs say where).
-NAMING = ["README.md", "docs", "bench", "recipes", "tests", ".ci", "pyproject.toml"]
+# Where benchmarks are named (factory/ too: its comments cite the benchmark that measured a choice).
+NAMING = ["README.md", "docs", "bench", "recipes", "tests", ".ci", "pyproject.toml", "factory"]
 MODULE = re.compile(r"\bbench\.([a-z_]+(?:\.[a-z_]+)*)")
 FILE = re.compile(r"\bbench/([\w./-]+\.(?:py|sh|png|md))")
 

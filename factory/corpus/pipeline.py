@@ -9,7 +9,7 @@ the counters stay in the parent, so the result depends on the data alone, never 
 A document of a source declared `lang=...` must be detected as that language; an undeclared one goes to the
 language it is detected as, if that is wanted. With the filter off, every document goes to its declared
 language, or to the first language. Every switch is off-able, so the throughput of the bare tokeniser can be
-measured through the same code (bench/shards.py); with all of them off the workers are threads (`Workers`).
+measured through the same code (bench/speed/shards.py); with all of them off the workers are threads (`Workers`).
 """
 
 from __future__ import annotations

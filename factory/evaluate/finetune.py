@@ -133,7 +133,7 @@ def train(accelerator, model: nn.Module, features: list[Feature], task: TaskType
 def step_loss(accelerator, model: nn.Module, task: TaskType, ids: torch.Tensor, mask: torch.Tensor, targets: list,
               settings: FinetuneSettings, perturbation: sift.Perturbation | None) -> torch.Tensor:  # fmt: skip
     """One micro-batch's training loss: the task type's, plus sift_lambda x SiFT's adversarial term when
-    `perturbation` is attached (bench/eval_speed.py times exactly this, then backward and the optimizer step)."""
+    `perturbation` is attached (bench/speed/eval_speed.py times exactly this, then backward and the optimizer step)."""
     with accelerator.autocast():
         logits = model(ids, mask).logits
     loss = task.loss(logits, targets)

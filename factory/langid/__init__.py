@@ -7,7 +7,7 @@ identifier, which of factory's language codes it knows, and the probability a do
   card names langdetect); factory/langid/profiles.py. Threshold 0.9.
 Both give a `Guess` in factory's codes (factory/languages.py); Chinese is split into CC100's zh_hans/zh_hant
 by script (factory/langid/chinese.py), and `zh` takes either. docs/data.md#language-filter says when each
-filter is the better choice; bench/langid.py measures both beside plain langdetect.
+filter is the better choice; bench/speed/langid.py measures both beside plain langdetect.
 """
 
 from __future__ import annotations

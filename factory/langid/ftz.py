@@ -1,7 +1,7 @@
 """fastText's supervised-model file (`.bin` / quantised `.ftz`), read and run with NumPy, a whole batch at a time.
 
 Why not call fastText's own predict: lid.176 through fasttext-predict costs ~10 µs for a document's first 64
-characters and ~35 µs for a 230-character paragraph on this project's 2-core machine (bench/langid.py), about
+characters and ~35 µs for a 230-character paragraph on this project's 2-core machine (bench/speed/langid.py), about
 as much as SentencePiece's encode of the whole document, and the call holds the GIL. A filtered shard build
 paid for it with ~half its CPU. fastText's answer is a function of the words alone: the hidden vector is the
 mean of the input rows of every token (a word's own row if it is in the dictionary, plus the rows of its

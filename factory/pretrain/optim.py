@@ -1,6 +1,6 @@
 """The model and its optimizer as the paper trains them: AdamW, linear warm-up and decay, clipping per group.
 
-`setup` (loop.py) builds them for a run; `build_rtd` and `rtd_step` give benchmarks (bench/step.py) and tests
+`setup` (loop.py) builds them for a run; `build_rtd` and `rtd_step` give benchmarks (bench/speed/step.py) and tests
 the same model and the same step without a run folder.
 """
 
@@ -31,7 +31,7 @@ def build_rtd(
 ) -> RTDModel:
     """The RTD model (generator + discriminator) of a shape or preset for a vocabulary of `vocab_pieces` pieces.
 
-    For benchmarks (bench/step.py) and tests; `config_overrides` go to ModelConfig (e.g. num_hidden_layers).
+    For benchmarks (bench/speed/step.py) and tests; `config_overrides` go to ModelConfig (e.g. num_hidden_layers).
     """
     from factory.rtd import build_rtd_model
 
@@ -120,7 +120,7 @@ def clip_groups_(groups: list[list[torch.nn.Parameter]], max_norm: float) -> lis
 
 def rtd_step(model, optimizer, ids: torch.Tensor, rtd_lambda: float = RTD_LAMBDA, step: int = 0, seed: int = 0):
     """One full training step on one batch of token ids (B, L): mask, generator + discriminator forward,
-    backward, clip, AdamW step. For benchmarks (bench/step.py); returns (mlm_loss, rtd_loss) as floats."""
+    backward, clip, AdamW step. For benchmarks (bench/speed/step.py); returns (mlm_loss, rtd_loss) as floats."""
     from factory.rtd import make_step_noise, rtd_loss
 
     noise = make_step_noise(ids, model.mask_id, seed, step, 0)
