@@ -1,7 +1,7 @@
 """The corpus workers on `concurrent.futures.ProcessPoolExecutor`: the alternative to factory/corpus/pool.py's
 own pool, behind the same interface (`submit(job)` -> a handle, `answer(handle)` -> the job's return value or its
 exception raised here, `close()`), chosen by FACTORY_POOL=executor (factory/corpus/pool.py::start_pool), so the two
-can be timed against each other (bench/shards_ab.py) and one of them kept.
+can be timed against each other (bench/speed/shards_ab.py) and one of them kept.
 
 What the own pool does, kept here: the initializer's exception is every job's answer (raised at the first one, as
 `multiprocessing.Pool` never did: the executor alone would call the pool broken); a worker that dies mid-job (the

@@ -92,13 +92,13 @@ class ProcessPool:
             sender.join(5)
 
 
-DEFAULT_POOL = "own"  # FACTORY_POOL unset; bench/shards_ab.py times two trees: flip this line in one of them
+DEFAULT_POOL = "own"  # FACTORY_POOL unset; bench/speed/shards_ab.py times two trees: flip this line in one of them
 
 
 def start_pool(workers: int, fn: Callable, initializer: Callable, initargs: tuple, context):
     """The worker pool, chosen by FACTORY_POOL (read here alone): `own` (ProcessPool above) or `executor`
     (factory/corpus/executor_pool.py, on concurrent.futures.ProcessPoolExecutor); unset, DEFAULT_POOL. The two are
-    kept side by side until bench/shards_ab.py has timed them on a quiet machine; the shards are the same bytes."""
+    kept side by side until bench/speed/shards_ab.py has timed them on a quiet machine; the shards are the same bytes."""
     import os
 
     from factory.errors import ConfigError
