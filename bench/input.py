@@ -46,8 +46,8 @@ def write_shards(
     stay random, below `pieces`); without it the fingerprint is "synthetic", which only readers accept."""
     import numpy as np
 
+    from factory.core.outputs import fingerprint_file
     from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, write_manifest
-    from factory.outputs import fingerprint_file
     from factory.shards.pack import ShardWriter
     from factory.tokenizer import SPM_FILE
 

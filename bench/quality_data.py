@@ -34,7 +34,7 @@ class Prepared:
 
 def check_source(data: Path, langs: tuple[str, ...]) -> None:
     """Every file the ladder reads, before anything is built (a user mistake is one line)."""
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
 
     missing = [
         str(p)

@@ -115,8 +115,8 @@ def score(model, ids: torch.Tensor, seed: int) -> dict:
 
 def arm_config(run: Path):
     """The resolved PretrainConfig an arm ran with (its manifest's arguments)."""
-    from factory.config import Layer, resolve
     from factory.configs import PretrainConfig
+    from factory.core.options import Layer, resolve
 
     values = json.loads((run / "factory.json").read_text())["arguments"]
     values = {k: v for k, v in values.items() if k != "schema" and v is not None and v != [] and k != "dry_run"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from factory.config import parse_count, whole_number  # the one count grammar (every whole-number option reads it)
-from factory.errors import short_value
+from factory.core.errors import short_value
+from factory.core.options import parse_count, whole_number  # the one count grammar (every whole-number option reads it)
 
 
 def parse_task(text: str) -> tuple[int, int]:

@@ -23,7 +23,8 @@ from factory.card_results import (
     retrieval_section,
     suite_section,
 )
-from factory.languages import check_languages
+from factory.core.languages import check_languages
+from factory.core.sources import ResolvedModel
 from factory.manifest import (
     MANIFEST,
     DerivedManifest,
@@ -36,7 +37,6 @@ from factory.manifest import (
     find_manifest,
     parse_manifest,
 )
-from factory.source import ResolvedModel
 
 GENERATOR_DIR = "generator"
 # what a model folder's factory.json can be
@@ -196,7 +196,7 @@ def _manifests(
 
 
 def _languages(facts: Facts, model_dir: Path, tokenizer_dir: Path) -> list[str]:
-    """config.json's `factory.languages` (pre-training copies them from the vocabulary), else the vocabulary's;
+    """config.json's `factory.core.languages` (pre-training copies them from the vocabulary), else the vocabulary's;
     checked here, so that an unknown code is named with the file it came from."""
     value, where = (facts.hf_config.get("factory") or {}).get("languages"), f"{model_dir / 'config.json'} languages"
     if not value and facts.vocab is not None:
@@ -220,7 +220,7 @@ def _datasets(facts: Facts) -> list[str]:
 # ---- the card -----------------------------------------------------------------------------------
 def card_languages(languages: list[str]) -> list[str]:
     """Hub `language` metadata: `multilingual` first when there are several (as the mDeBERTa card). Every code is
-    one factory knows (factory/languages.py, the table vocab checks `--langs` against), whichever way it came
+    one factory knows (factory/core/languages.py, the table vocab checks `--langs` against), whichever way it came
     (--language, config.json, a manifest, a Facts built by hand): no card is written with an unknown one."""
     languages = list(dict.fromkeys(check_languages(languages, "the card's languages")))
     return ["multilingual", *languages] if len(languages) > 1 else languages

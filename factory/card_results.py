@@ -23,8 +23,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from factory.errors import FactoryError
-from factory.source import ResolvedModel
+from factory.core.errors import FactoryError
+from factory.core.sources import ResolvedModel
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import sys
 import click
 
 from factory import __version__
-from factory.errors import DiskFull, FactoryError, RunFailure, disk_failure, os_failure, short_value
-from factory.launch import is_main_process
+from factory.core.errors import DiskFull, FactoryError, RunFailure, disk_failure, os_failure, short_value
+from factory.core.launch import is_main_process
 
 # name -> "module:function". Command modules import only click at the top, so `factory --help` stays
 # instant; one line here per command.
@@ -37,7 +37,7 @@ COMMANDS = {
 
 class FactoryGroup(click.Group):
     """Commands from `COMMANDS`; errors are one line (`Error: what is wrong; how to fix it`): exit code 2 for a
-    user mistake, 1 for a run that failed (see factory.errors)."""
+    user mistake, 1 for a run that failed (see factory.core.errors)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)

@@ -1,6 +1,6 @@
 """The configuration of every step, one frozen dataclass each: the only place an option's default, type, bounds
 and help text are written. The CLI options, the recipe keys and the manifests' `config` sections are all
-derived from these fields (see factory/config.py for how). Paper defaults cite docs/.
+derived from these fields (see factory/core/options.py for how). Paper defaults cite docs/.
 
 `SCHEMA` is each config's version, written into the manifest with the values; a field added later gets a
 default, so an older manifest's config still reads.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from factory.config import option
-from factory.sizes import DEFAULT_VOCAB_SIZE
+from factory.core.options import option
+from factory.core.vocab_sizes import DEFAULT_VOCAB_SIZE
 
 PRESET_NAMES = ("debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge")  # == factory.presets.PRESETS
 LAYOUTS = ("official", "pad128")
@@ -51,8 +51,8 @@ def size_problems(flag: str, text: str | None) -> list[str]:
     """A vocabulary size (32k, 128k, 128000) checked with the others, not when its step starts."""
     if text is None:
         return []
-    from factory.errors import ConfigError
-    from factory.sizes import VocabSize
+    from factory.core.errors import ConfigError
+    from factory.core.vocab_sizes import VocabSize
 
     try:
         VocabSize.parse(text)
@@ -649,8 +649,8 @@ class PublishConfig:
     dry_run: bool = option(False, "Write and validate the staging folder; upload nothing.", secondary=False)
 
     def problems(self) -> list[str]:
-        from factory.errors import FactoryError
-        from factory.languages import check_languages
+        from factory.core.errors import FactoryError
+        from factory.core.languages import check_languages
         from factory.repo_ids import parse_repo_id
 
         problems = []

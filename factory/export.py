@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from factory.errors import ModelFolderError
+from factory.core.errors import ModelFolderError
 from factory.model.config import ModelConfig
 from factory.model.heads import HEADS, HF_ARCHITECTURES, build_model, head_of
 
@@ -126,7 +126,7 @@ def weights_fingerprint(folder: Path) -> str | None:
     file's `fingerprint_file`, as eval manifests record it), None without weights. The same bytes give the same
     fingerprint however the folder is named, copied or fetched (a Hub id's snapshot), so `factory eval` records it
     in results.json and `factory publish` takes only results whose fingerprint is its model's."""
-    from factory.outputs import fingerprint_file
+    from factory.core.outputs import fingerprint_file
 
     files = weight_files(folder)
     if not all(f.is_file() for f in files):

@@ -23,10 +23,10 @@ from typing import Any
 from factory.card import GENERATOR_DIR, Facts, build_card, card_languages, collect_facts
 from factory.card_results import model_index
 from factory.configs import PublishConfig
-from factory.errors import FactoryError, HubAccessError, RunFailure, UploadFailed
-from factory.outputs import staged_output
+from factory.core.errors import FactoryError, HubAccessError, RunFailure, UploadFailed
+from factory.core.outputs import staged_output
+from factory.core.sources import ResolvedModel
 from factory.repo_ids import REPO_ID, parse_repo_id  # noqa: F401  (hub.parse_repo_id, as before)
-from factory.source import ResolvedModel
 from factory.tokenizer import TOKENIZER_FILES
 
 CARD = "README.md"
@@ -119,7 +119,7 @@ def validate_staging(staging: Path, facts: Facts, model_dir: Path, generator_dir
 
 def _validate_model(folder: Path, load_model, shown: Path) -> None:
     """`folder` is the staging copy; errors name `shown`, the folder the user gave."""
-    from factory.errors import ModelFolderError
+    from factory.core.errors import ModelFolderError
     from factory.tokenizer import Tokenizer
 
     try:
@@ -243,10 +243,10 @@ def as_factory_folder(model_dir: Path, work: Path, generator: bool = False) -> P
 
 def resolve_inputs(config: PublishConfig, work: Path) -> tuple[ResolvedModel, Path, Path | None, Path | None]:
     """DIR as found (its results must be of its weights), then DIR, --generator and --tokenizer as folders (each
-    may be a Hub id, factory/source.py); without --generator, DIR's `generator/` is the generator; a published
+    may be a Hub id, factory/core/sources.py); without --generator, DIR's `generator/` is the generator; a published
     layout is rewritten into `work` (its generator files become --generator when none is given)."""
+    from factory.core.sources import resolve_model
     from factory.export import has_published_generator
-    from factory.source import resolve_model
 
     source = resolve_model(config.model_dir, parts=("model", "generator"))
     model_dir = source.path
@@ -272,8 +272,8 @@ def check_generator_vocabulary(model_dir: Path, generator_dir: Path, shown: str)
     """The generator is of the model's vocabulary: one pre-training run trains both on one embedding, and
     generator/ is staged with the model's tokenizer files. A generator of another run would fail the tokenizer
     check with "pass --tokenizer", which cannot help: said here, before staging, naming both vocabularies."""
+    from factory.core.outputs import fingerprint_file
     from factory.export import read_config
-    from factory.outputs import fingerprint_file
     from factory.tokenizer import SPM_FILE
 
     model, generator = read_config(model_dir), read_config(generator_dir)
@@ -309,10 +309,10 @@ def publish(config: PublishConfig) -> dict[str, Any]:
 
 
 def _publish(config: PublishConfig, repo_id: str, work: Path) -> dict[str, Any]:
-    """Under the staging folder's lock, as every step holds its output's (factory.outputs.output_lock): a second
+    """Under the staging folder's lock, as every step holds its output's (factory.core.outputs.output_lock): a second
     publish of the same folder stops at once instead of rewriting it under the first one's upload."""
-    from factory.outputs import check_target, output_lock
-    from factory.source import parse_hub_id
+    from factory.core.outputs import check_target, output_lock
+    from factory.core.sources import parse_hub_id
 
     given = Path(config.model_dir)
     if not given.exists() and parse_hub_id(str(given)):  # a Hub id: stage beside the current folder

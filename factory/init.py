@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from factory.config import to_json
 from factory.configs import InitConfig
+from factory.core.options import to_json
 
 
 def init_model(config: InitConfig) -> dict[str, Any]:
     """Write the model folder (weights, config.json, manifest and, with `--vocab`, the tokenizer files);
     returns the vocabulary size and the parameter counts."""
+    from factory.core.outputs import staged_output
     from factory.manifest import InitManifest, write_manifest
     from factory.model import build_model, save_model
-    from factory.outputs import staged_output
     from factory.presets import VocabSize, check_memory, count_parameters, shape_of
     from factory.tokenizer import Tokenizer, copy_tokenizer_files
 

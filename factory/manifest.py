@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from factory.errors import ManifestError
+from factory.core.errors import ManifestError
 
 MANIFEST = "factory.json"
 
@@ -128,7 +128,7 @@ class VocabManifest(Manifest):
 # ---- where a model came from ---------------------------------------------------------------------
 @dataclass
 class ModelSource:
-    """A model a step read (factory/source.py): the text given and, for a Hub id, the repository and the commit
+    """A model a step read (factory/core/sources.py): the text given and, for a Hub id, the repository and the commit
     its files came from (so the exact files can be fetched again)."""
 
     given: str
@@ -416,7 +416,7 @@ class TransplantManifest(DerivedManifest):
 class EvalInputs:
     model: str  # as given: a folder or a Hub id
     model_fingerprint: str | None = None  # of model.safetensors; None for other weight formats
-    source: ModelSource | None = None  # the Hub repository and commit, for a Hub id (factory/source.py)
+    source: ModelSource | None = None  # the Hub repository and commit, for a Hub id (factory/core/sources.py)
 
 
 @dataclass

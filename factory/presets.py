@@ -17,15 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from factory.errors import ConfigError
-from factory.model.config import ModelConfig
-from factory.sizes import (  # noqa: F401  (presets' names, as before)
+from factory.core.errors import ConfigError
+from factory.core.vocab_sizes import (  # noqa: F401  (presets' names, as before)
     DEFAULT_VOCAB_SIZE,
     MAX_PIECES,
     MIN_PIECES,
     PUBLISHED_ROWS,
     VocabSize,
 )
+from factory.model.config import ModelConfig
 
 
 def generator_depth(layers: int) -> int:

@@ -3,7 +3,7 @@
 A recipe is YAML with one section per pipeline step. Each section's keys are the fields of that step's config
 (factory/configs.py), which are also the command's options (`corpus` for `--corpus`, `seq_len` for
 `--seq-len`), so a recipe can do exactly what the commands can and nothing else. The sections are resolved by
-the same resolver as the flags (factory/config.py), every problem of every step reported in one error, and
+the same resolver as the flags (factory/core/options.py), every problem of every step reported in one error, and
 each step calls the library with its config: no command line is built. `factory run` fills in the folders
 that connect the steps (vocab -> shards -> pretrain -> eval -> publish) under one run folder.
 
@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.config import Layer, check, command_line, fail, load_yaml, to_json, to_values
 from factory.configs import DEFAULT_VOCAB_SIZE, VocabConfig
-from factory.errors import FactoryError, RecipeError, short_path, short_value
+from factory.core.errors import FactoryError, RecipeError, short_path, short_value
+from factory.core.options import Layer, check, command_line, fail, load_yaml, to_json, to_values
+from factory.core.outputs import check_target, output_lock
+from factory.core.resources import find
 from factory.manifest import find_manifest, manifest_fingerprint, schema_for
-from factory.outputs import check_target, output_lock
-from factory.resources import find
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ def _local_files(step: Step, produced: list[Path]) -> dict[str, list[int]]:
     """Size and modification time of every local file a step's config names (a folder: its files), so an
     edited corpus re-runs its step even though the config is the same. Folders the plan itself writes are
     left out: their manifests stand for them."""
-    from factory.outputs import file_stats
+    from factory.core.outputs import file_stats
 
     paths = []
     for value in to_values(step.config).values():
@@ -313,7 +313,7 @@ def _local_files(step: Step, produced: list[Path]) -> dict[str, list[int]]:
 def is_done(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> bool:
     """Up to date: run with the same state, and its output complete (a manifest this factory reads; publish,
     which writes none, its card). A manifest of another version means the step runs again and rewrites it."""
-    from factory.errors import ManifestError
+    from factory.core.errors import ManifestError
 
     schema = schema_for(step.command)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 
 REPO_ID = re.compile(r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?")
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 
 SPM_FILE = "spm.model"
 # What `factory vocab` writes beside spm.model for transformers; the first three are what it needs to load.

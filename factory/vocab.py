@@ -30,11 +30,11 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.config import Layer, load_yaml, to_json
 from factory.configs import MAX_LANGID_WORKERS, VocabConfig
-from factory.errors import FactoryError, disk_failure
-from factory.resources import find
-from factory.sizes import MIN_PIECES
+from factory.core.errors import FactoryError, disk_failure
+from factory.core.options import Layer, load_yaml, to_json
+from factory.core.resources import find
+from factory.core.vocab_sizes import MIN_PIECES
 from factory.tokenizer import write_hf_files  # noqa: F401  (it lives with the tokenizer; callers import it here too)
 
 # Unicode White_Space: what Rust's regex \s and char::is_whitespace match (tokenizers' Replace and Strip)
@@ -215,7 +215,7 @@ def with_spec(layers: list[Layer]) -> list[Layer]:
 def build(args: VocabConfig) -> dict:
     """Corpus -> sample -> SentencePiece -> HF files -> report, written atomically into `args.out`."""
     from factory import corpus as C
-    from factory.outputs import output_lock, staged_output
+    from factory.core.outputs import output_lock, staged_output
     from factory.presets import VocabSize
 
     size = VocabSize.parse(args.size)
@@ -249,8 +249,8 @@ def build(args: VocabConfig) -> dict:
 def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
     """The corpus sources and the languages, checked before any work is done."""
     from factory import corpus as C
+    from factory.core.languages import check_languages
     from factory.langid import check_codes, filter_name
-    from factory.languages import check_languages
 
     sources = [C.Source.parse(c) for c in args.corpus]
     if not sources:
@@ -295,8 +295,8 @@ def _write_vocab_manifest(
     folder: Path, args: VocabConfig, sources: list, langs: list[str], sample, hf: dict, rows: int
 ) -> None:
     """factory.json: what the vocabulary was built from and the sizes a model needs to use it."""
+    from factory.core.outputs import fingerprint_file
     from factory.manifest import CorpusCounts, VocabManifest, VocabShape, write_manifest
-    from factory.outputs import fingerprint_file
 
     manifest = VocabManifest(
         arguments=to_json(args),

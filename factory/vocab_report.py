@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 
 
 @dataclass

@@ -81,7 +81,7 @@ def test_init_never_overwrites_without_force(tmp_out):
 
 
 def test_load_model_on_folders_that_are_not_deberta(tmp_path):
-    from factory.errors import ModelFolderError
+    from factory.core.errors import ModelFolderError
 
     with pytest.raises(ModelFolderError, match="does not exist"):
         load_model(tmp_path / "nowhere")
@@ -93,7 +93,7 @@ def test_load_model_on_folders_that_are_not_deberta(tmp_path):
 
 
 def test_load_model_refuses_weights_of_another_preset(tmp_path):
-    from factory.errors import ModelFolderError
+    from factory.core.errors import ModelFolderError
 
     assert run("init", "--preset", "debug", "--vocab-size", "1k", "--out", tmp_path / "a").exit_code == 0
     assert run("init", "--preset", "xsmall", "--vocab-size", "1k", "--out", tmp_path / "b").exit_code == 0
@@ -151,7 +151,7 @@ def test_a_quiet_bar_draws_nothing_and_needs_no_tqdm():
     code = (
         "import logging, sys\n"
         "logging.getLogger('factory').setLevel(logging.WARNING)\n"
-        "from factory.progress import progress\n"
+        "from factory.core.progress import progress\n"
         "with progress(total=3, desc='a') as bar:\n"
         "    bar.update(1); bar.set_postfix(loss='1.0'); bar.set_postfix_str('x')\n"
         "bar = progress(total=2, desc='b'); bar.update(2); bar.close()\n"
@@ -166,7 +166,7 @@ def test_a_quiet_bar_draws_nothing_and_needs_no_tqdm():
 @pytest.mark.parametrize("flags, level", [(["-q"], logging.WARNING), (["-v"], logging.DEBUG), ([], logging.INFO)])
 def test_logging_is_configured_once_by_the_cli(flags, level, monkeypatch):
     """The library's one output channel: the `factory` logger, quieter with -q (no progress bars either)."""
-    from factory.progress import progress_enabled
+    from factory.core.progress import progress_enabled
 
     monkeypatch.delenv("RANK", raising=False)
     assert CliRunner().invoke(cli, [*flags, "presets", "--json"]).exit_code == 0

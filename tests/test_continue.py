@@ -228,7 +228,7 @@ def test_factory_run_plans_a_continue_recipe(data, hub_id, tmp_path):
 def test_the_bundled_continue_recipe_is_the_official_one():
     import yaml
 
-    from factory.resources import find
+    from factory.core.resources import find
 
     recipe = yaml.safe_load(find("recipe", "deberta-v3-xsmall-continue").read_text())
     step = recipe["steps"]["pretrain"]
@@ -319,8 +319,8 @@ def test_official_order_under_fsdp_is_refused_in_one_line(data, tmp_path, monkey
 def test_the_base_model_of_a_derived_folder_is_the_hub_model_it_came_from(data, tmp_path):
     """A folder `factory trim`/`transplant` wrote records its base in factory.json (`base`); a continued model's
     exports in config.json (`factory.base_model`): either way the card's base_model is the Hub model."""
+    from factory.core.sources import resolve_model
     from factory.pretrain.start import base_model
-    from factory.source import resolve_model
 
     trimmed = tmp_path / "trimmed"
     shutil.copytree(data["fp16"], trimmed)

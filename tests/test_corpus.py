@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from factory import corpus as C
-from factory.errors import FactoryError, RunFailure
+from factory.core.errors import FactoryError, RunFailure
 
 sys.path.insert(0, str(Path(__file__).parent))
 import textgen  # noqa: E402
@@ -81,7 +81,7 @@ def test_hub_source_offline_is_one_clear_line(monkeypatch):
 
 
 def test_source_parse(tmp_path, monkeypatch):
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
 
     assert C.Source.parse("pt=data/x.txt") == C.Source("data/x.txt", "pt")
     assert C.Source.parse("hf:wikimedia/wikipedia:20231101.pt") == C.Source("hf:wikimedia/wikipedia:20231101.pt")

@@ -135,7 +135,7 @@ def test_spm_model_reads_and_cuts_like_protobuf(vocab):
 
 
 def test_spm_model_refuses_other_files(tmp_path):
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
     from factory.spm_model import SpmModel
 
     with pytest.raises(FactoryError, match="not a SentencePiece model"):

@@ -274,7 +274,7 @@ def test_label_names_map_to_ids_and_are_inferred(tmp_path):
     """A label is an id or a name; without --labels the names come from ClassLabel, else sorted strings."""
     import datasets
 
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
     from factory.evaluate.data import infer_labels, label_id, to_examples
 
     for a, b in (("positive", "negative"), (1, 0)):  # names or ids (mixing them is refused: test_faults)

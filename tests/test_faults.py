@@ -66,8 +66,8 @@ def test_a_cpu_launch_without_accelerate_use_cpu_stops_before_writing(tiny_vocab
 
 
 def test_check_launch_reads_the_launchers_variables():
-    from factory.errors import ConfigError
-    from factory.launch import check_launch, is_main_process, launched_processes
+    from factory.core.errors import ConfigError
+    from factory.core.launch import check_launch, is_main_process, launched_processes
 
     assert launched_processes({}) == 1 and launched_processes({"WORLD_SIZE": "4"}) == 4
     assert launched_processes({"OMPI_COMM_WORLD_SIZE": "3"}) == 3 and launched_processes({"PMI_SIZE": "x"}) == 1
@@ -347,7 +347,7 @@ def test_an_out_this_user_may_not_write(tiny_vocab, shards, tmp_path, monkeypatc
 def test_os_errors_say_whose_problem_they_are():
     import errno
 
-    from factory.errors import FactoryError, RunFailure, os_failure
+    from factory.core.errors import FactoryError, RunFailure, os_failure
 
     full = os_failure(OSError(errno.ENOSPC, "No space left on device", "/data/run/x.bin"))
     assert isinstance(full, RunFailure) and "No space left on device: /data/run/x.bin; free some space" in str(full)

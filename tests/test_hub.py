@@ -338,7 +338,7 @@ def dry_run(model, staging, *args):
 def test_a_staging_folder_being_written_is_refused(family, tmp_path):
     """publish took no lock: two at once on one staging folder both exited 0, each rewriting it under the other's
     upload. It holds the staging folder's lock, as every step holds its output's."""
-    from factory.outputs import output_lock
+    from factory.core.outputs import output_lock
 
     staging = tmp_path / "s"
     with output_lock(staging, "--staging"):
@@ -368,9 +368,9 @@ def test_a_generator_of_another_vocabulary_is_named_as_such(family, tmp_path, ti
 
 def test_language_codes_are_checked_on_every_way_into_the_card(family, tmp_path, tiny_vocab):
     """`publish --language portuguese` wrote `portuguese` into the card's YAML: --language is checked against the
-    table vocab uses (factory/languages.py), and so is every code the card writer is given."""
+    table vocab uses (factory/core/languages.py), and so is every code the card writer is given."""
     from factory.card import build_card, collect_facts
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
 
     model, staging = family[1], tmp_path / "s"
     line = _one_error_line(dry_run(model, staging, "--language", "portuguese"))

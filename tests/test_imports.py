@@ -70,7 +70,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_walker_sees_lazy_and_type_checking_imports():
     graph = import_graph()
     assert "factory.configs" in graph and len(graph) > 50
-    assert "factory.sizes" in graph["factory.configs"]  # a lazy import inside size_problems()
+    assert "factory.core.vocab_sizes" in graph["factory.configs"]  # a lazy import inside size_problems()
     assert "factory.pretrain.state" in graph["factory.pretrain.probe"]  # under TYPE_CHECKING
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
@@ -83,10 +83,10 @@ def test_no_import_cycle_in_factory():
 
 def test_configs_import_no_step():
     """configs describe and validate; the steps import them, never the other way round: the configs reach only
-    the grammars below them (and factory.presets' shape check, which imports no config, and factory.languages'
+    the grammars below them (and factory.presets' shape check, which imports no config, and factory.core.languages'
     code check)."""
     graph = import_graph()
-    below = {"factory.config", "factory.errors", "factory.sizes", "factory.budgets", "factory.schedules",
-             "factory.repo_ids", "factory.presets", "factory.languages"}  # fmt: skip
+    below = {"factory.core.options", "factory.core.errors", "factory.core.vocab_sizes", "factory.budgets",
+             "factory.schedules", "factory.repo_ids", "factory.presets", "factory.core.languages"}  # fmt: skip
     assert graph["factory.configs"] <= below, graph["factory.configs"] - below
     assert "factory.configs" not in graph["factory.presets"]

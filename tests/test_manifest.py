@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from factory.errors import FactoryError, ManifestError
+from factory.core.errors import FactoryError, ManifestError
 from factory.manifest import (
     MANIFEST,
     EvalFigures,

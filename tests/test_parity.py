@@ -6,7 +6,7 @@ import pytest
 import torch
 import transformers
 
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
 from factory.model import build_model, load_model, save_model
 from tests.conftest import micro_config, padded_batch
 

@@ -1,6 +1,6 @@
 import pytest
 
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
 from factory.presets import PRESETS, PUBLISHED_BACKBONE_M, VocabSize, count_parameters, get_preset
 
 

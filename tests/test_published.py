@@ -10,10 +10,10 @@ import torch
 from conftest import micro_config, padded_batch
 from published import hub_cache, published_folder
 
-from factory.errors import ModelFolderError
+from factory.core.errors import ModelFolderError
+from factory.core.sources import resolve_model
 from factory.export import has_published_generator, load_model, read_weights, save_model
 from factory.model import DebertaForMaskedLM, DebertaForRTD
-from factory.source import resolve_model
 
 transformers = pytest.importorskip("transformers")
 TOL = 1e-4

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from factory import resources
-from factory.errors import FactoryError
+from factory.core import resources
+from factory.core.errors import FactoryError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,8 +75,8 @@ def test_setup_bundles_the_folders_resources_reads():
 
 def _spec(name: str):
     """A bundled vocab spec through the resolver, as `factory vocab --spec NAME` reads it."""
-    from factory.config import Layer, resolve
     from factory.configs import VocabConfig
+    from factory.core.options import Layer, resolve
     from factory.vocab import with_spec
 
     return resolve(VocabConfig, with_spec([Layer({"spec": name, "out": "unused"})]))

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import pseudo_text
 
 from factory.cli import cli
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 from factory.evaluate.control import CONTROL_SEED, arms, control_encoder_state
 from factory.evaluate.parallel import read_parallel
 from factory.evaluate.retrieval import layer_index, pool

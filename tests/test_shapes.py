@@ -13,9 +13,9 @@ import transformers
 from click.testing import CliRunner
 
 from factory.cli import cli
-from factory.config import Layer, resolve
 from factory.configs import InitConfig, PretrainConfig
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
+from factory.core.options import Layer, resolve
 from factory.presets import PRESETS, VocabSize, count_parameters, generator_depth, get_shape, shape_of
 from factory.pretrain import count_rtd_parameters
 

@@ -8,7 +8,7 @@ from conftest import pseudo_text
 
 from factory.cli import cli
 from factory.configs import ShardsConfig
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 from factory.shards import Packer, ShardError, ShardSet, build_shards, iter_rows
 from factory.tokenizer import Tokenizer
 

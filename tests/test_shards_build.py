@@ -14,7 +14,7 @@ import pytest
 from conftest import one_error_line
 
 from factory.configs import ShardsConfig
-from factory.errors import ManifestError
+from factory.core.errors import ManifestError
 from factory.shards import ShardError, ShardSet, build_shards, iter_rows
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild

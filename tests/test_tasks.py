@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import model_folder, one_error_line
 
 from factory.cli import cli
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 from factory.evaluate.data import examples_of
 from factory.evaluate.examples import QAExample, TagExample
 from factory.evaluate.qa import QASettings, best_answer, qa_features
@@ -398,8 +398,8 @@ def test_a_question_without_an_answer_under_v1_scoring_is_one_line(model, tmp_pa
 
 def test_sift_off_is_the_plain_step_bit_for_bit(model):
     """sift=false trains exactly as a plain loop over the same batches, seeds and dropout masks."""
-    from factory.config import Layer, resolve
     from factory.configs import FinetuneSettings
+    from factory.core.options import Layer, resolve
     from factory.evaluate import finetune
     from factory.evaluate.runner import make_accelerator
     from factory.evaluate.tasks import Classification
@@ -435,8 +435,8 @@ def test_sift_off_is_the_plain_step_bit_for_bit(model):
 
 
 def test_sift_on_changes_the_loss_and_trains(model):
-    from factory.config import Layer, resolve
     from factory.configs import FinetuneSettings
+    from factory.core.options import Layer, resolve
     from factory.evaluate import finetune
     from factory.evaluate.runner import make_accelerator
     from factory.evaluate.tasks import Classification

@@ -57,7 +57,7 @@ def test_a_resume_with_another_lr_or_seed_is_refused_and_what_may_change_is_reco
 
 # ---- 2. one writer per folder ---------------------------------------------------------------------------
 def test_a_folder_being_written_is_refused_by_every_long_step(tiny_vocab, shards, tmp_path):
-    from factory.outputs import output_lock
+    from factory.core.outputs import output_lock
 
     out = tmp_path / "busy"
     commands = [
@@ -128,7 +128,7 @@ def test_the_demo_routes_each_language_into_its_own_shards(tmp_path):
 
 # ---- 5. one count grammar ------------------------------------------------------------------------------------
 def test_counts_read_the_same_everywhere(tmp_path):
-    from factory.config import parse_count
+    from factory.core.options import parse_count
 
     assert [parse_count(t) for t in ("10M", "2B", "1e9", "1.5k", "300")] == [10**7, 2 * 10**9, 10**9, 1500, 300]
     plan = invoke(["pretrain", "--preset", "debug", "--vocab-size", "1k", "--tokens", "2B", "--dry-run", "--out",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from factory.config import click_options, from_flags, resolve
 from factory.configs import BenchmarkConfig, ClassifyConfig, EvalConfig, RetrievalConfig
+from factory.core.options import click_options, from_flags, resolve
 
 DATA_LAYOUT = """\b
 Local data (--data DIR), jsonl / tsv (header row) / parquet, label = an id or a label name:
@@ -45,7 +45,7 @@ def _run(suite_name: str, config_class: type, flags: dict) -> None:
 
 
 def _echo_summary(report: dict, out: Path) -> None:
-    from factory.launch import is_main_process
+    from factory.core.launch import is_main_process
 
     if not is_main_process():  # N launched processes print what one prints
         return

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from factory.config import click_options, from_flags, resolve
 from factory.configs import InitConfig, PresetsConfig
+from factory.core.options import click_options, from_flags, resolve
 
 
 # ---- presets ------------------------------------------------------------------------------------

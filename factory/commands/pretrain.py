@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from factory.config import click_options, from_flags, resolve
 from factory.configs import PretrainConfig
+from factory.core.options import click_options, from_flags, resolve
 
 
 # ---- pretrain -----------------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def pretrain(**flags) -> None:
       factory pretrain --init-from microsoft/deberta-v3-xsmall --shards s/ --update-order official --out runs/xs
       accelerate launch -m factory pretrain --vocab v/ --shards s/ --preset base --out runs/base --resume auto
     """
-    from factory.launch import is_main_process
+    from factory.core.launch import is_main_process
     from factory.pretrain import dry_run_lines, run_pretrain
 
     config = resolve(PretrainConfig, [from_flags(flags)])

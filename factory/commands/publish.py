@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from factory.config import click_options, from_flags, resolve
 from factory.configs import PublishConfig
+from factory.core.options import click_options, from_flags, resolve
 
 
 @click.command()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from factory.config import click_options, from_flags, resolve
 from factory.configs import RunConfig
+from factory.core.options import click_options, from_flags, resolve
 
 
 @click.command()

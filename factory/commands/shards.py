@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from factory.config import click_options, from_flags, resolve
 from factory.configs import ShardsConfig
+from factory.core.options import click_options, from_flags, resolve
 
 
 @click.command()
@@ -26,7 +26,7 @@ def shards(**flags) -> None:
       factory shards --vocab v --corpus en=data/en --corpus pt=hf:allenai/c4:pt --tokens 2B --dry-run --out s
       factory shards --vocab v --corpus pt=data/pt --task 3/64 --out parts/3   # then: --merge parts/* --out s
     """
-    from factory.outputs import check_output
+    from factory.core.outputs import check_output
     from factory.shards import build_shards
 
     config = resolve(ShardsConfig, [from_flags(flags)])

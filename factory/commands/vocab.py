@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from factory.config import click_options, from_flags, resolve
 from factory.configs import VocabConfig, VocabReportConfig
+from factory.core.options import click_options, from_flags, resolve
 
 
 @click.group(invoke_without_command=True)
@@ -60,8 +60,8 @@ def report(**flags) -> None:
     Example:
       factory vocab report vocab-pt/ vocab-250k/ --corpus pt=pt.txt --corpus en=en.txt
     """
-    from factory.errors import FactoryError
-    from factory.outputs import check_target
+    from factory.core.errors import FactoryError
+    from factory.core.outputs import check_target
     from factory.vocab_report import evaluate, read_texts, report_markdown
 
     config = resolve(VocabReportConfig, [from_flags(flags)])

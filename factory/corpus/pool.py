@@ -24,7 +24,7 @@ import threading
 import traceback
 from collections.abc import Callable
 
-from factory.errors import RunFailure
+from factory.core.errors import RunFailure
 
 
 class WorkerDied(RunFailure):

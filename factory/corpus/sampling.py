@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory.configs import VocabConfig
+from factory.core.errors import FactoryError
 from factory.corpus.cleaning import Cleaning, SeenFilter
 from factory.corpus.pipeline import CorpusStats, LanguageFilter, Pipeline, Workers, chunks, nothing_kept
 from factory.corpus.reading import Source, read_source
-from factory.errors import FactoryError
 
 
 def collect(

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
+from factory.core.sources import ResolvedModel
 from factory.derive.networks import ModelFiles, read_model_files, write_model_files
 from factory.manifest import MANIFEST, DerivedManifest, ModelSource, write_manifest
-from factory.source import ResolvedModel
 
 
 @dataclass
@@ -47,8 +47,8 @@ def read_json(path: Path) -> dict | None:
 
 def open_source(name: str) -> Source:
     """A model folder (any layout factory/derive/networks.py reads) or a Hub id `org/name[@revision]` (its files,
-    the published generator included, from the Hugging Face cache or the Hub: factory/source.py)."""
-    from factory.source import resolve_model
+    the published generator included, from the Hugging Face cache or the Hub: factory/core/sources.py)."""
+    from factory.core.sources import resolve_model
 
     resolved = resolve_model(name, parts=("model", "generator"))
     return Source(resolved, read_model_files(resolved.path))
@@ -60,9 +60,9 @@ def check_out_apart(out: Path, source: str, vocab: str | None = None) -> None:
     (outputs.replace_folder), so `trim SRC --out SRC --force` would leave the trimmed model and no SRC. Checked
     before --out's own checks, so that no refusal advises --force there. Local folders only: a Hub id's files are
     in the Hugging Face cache."""
+    from factory.core.errors import ModelFolderError, OutputExistsError
+    from factory.core.outputs import overlap
     from factory.derive.networks import model_folders
-    from factory.errors import ModelFolderError, OutputExistsError
-    from factory.outputs import overlap
 
     inputs: list[tuple[str, Path]] = []
     if Path(source).expanduser().is_dir():
@@ -131,7 +131,7 @@ def write_derived(
     (with the seconds it took) at the top and in every network's folder. The `summary` lines are made before the
     folder is renamed into place, so that nothing can fail after `out` is there (a transplant whose printout
     formatted a missing figure used to leave a whole --out behind a traceback, and its rerun was refused)."""
-    from factory.outputs import staged_output
+    from factory.core.outputs import staged_output
     from factory.tokenizer import copy_tokenizer_files, write_hf_files
 
     with staged_output(out, force) as tmp:

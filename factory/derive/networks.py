@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from factory.errors import ModelFolderError
+from factory.core.errors import ModelFolderError
 
 # Tensors with one row (or one entry) per vocabulary id, by the end of their name (with or without `deberta.`).
 ROW_TENSORS = (

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from factory.errors import FactoryError, hub_failure
+from factory.core.errors import FactoryError, hub_failure
 from factory.evaluate.examples import Example, QAExample, TagExample
 
 SPLITS = ("train", "validation", "test")

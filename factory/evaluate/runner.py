@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from factory.configs import FinetuneSettings
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
+from factory.core.launch import check_launch
 from factory.evaluate.control import CONTROL, PRETRAINED, Arm, arms, with_control
 from factory.evaluate.data import Data, check_data, examples_of, folder_rows, hub_rows, load_files
 from factory.evaluate.qa import QuestionAnswering
 from factory.evaluate.suite import Suite
 from factory.evaluate.tasks import Classification, Regression, TaskType, Tokens
-from factory.launch import check_launch
 from factory.manifest import ModelSource
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def make_accelerator(precision: str):
 
 def prepare(request: Request, check_out: bool = True) -> Prepared:
     """Everything that can be wrong with the input, checked before a model is built (one line, exit 2)."""
-    from factory.outputs import check_output
+    from factory.core.outputs import check_output
 
     suite = request.suite
     check_model(request.model)
@@ -321,9 +321,9 @@ def _write(prepared: Prepared, report: dict[str, Any], folders) -> None:
     """The output folder; `folders`: predictions/ (the model's) and predictions/control/ -> {(lang, split): runs}."""
     import json
 
+    from factory.core.outputs import fingerprint_file, staged_output
     from factory.evaluate.report import chart, markdown, write_task_predictions
     from factory.manifest import EvalFigures, EvalInputs, EvalManifest, write_manifest
-    from factory.outputs import fingerprint_file, staged_output
 
     request = prepared.request
     with staged_output(request.out, request.force) as tmp:

@@ -13,10 +13,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from factory.config import Layer, load_yaml, resolve
 from factory.configs import FinetuneSettings
-from factory.errors import FactoryError
-from factory.resources import find
+from factory.core.errors import FactoryError
+from factory.core.options import Layer, load_yaml, resolve
+from factory.core.resources import find
 
 DEFAULT_COLUMNS = {
     "classification": {"text_a": "premise", "text_b": "hypothesis", "label": "label"},

@@ -5,7 +5,7 @@ identifier, which of factory's language codes it knows, and the probability a do
   was built with (CCNet); factory/langid/lid176.py. Threshold 0.5, CCNet's.
 - `langdetect`: factory's exact posterior over langdetect's 55 profiles, the filter factory had first (the design
   card names langdetect); factory/langid/profiles.py. Threshold 0.9.
-Both give a `Guess` in factory's codes (factory/languages.py); Chinese is split into CC100's zh_hans/zh_hant
+Both give a `Guess` in factory's codes (factory/core/languages.py); Chinese is split into CC100's zh_hans/zh_hant
 by script (factory/langid/chinese.py), and `zh` takes either. docs/data.md#language-filter says when each
 filter is the better choice; bench/langid.py measures both beside plain langdetect.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 from factory.langid.filters import DEFAULT, FILTERS, THRESHOLDS, Guess, filter_name, threshold_of
 
 __all__ = ["DEFAULT", "FILTERS", "THRESHOLDS", "Guess", "check_codes", "filter_name", "identifier", "known_codes",
@@ -27,7 +27,7 @@ _CHINESE = ("zh", "zh_hans", "zh_hant")
 @cache
 def known_codes(name: str) -> frozenset[str]:
     """factory's codes the filter can recognise: its labels that are in the language table, and Chinese by script."""
-    from factory.languages import NAMES
+    from factory.core.languages import NAMES
 
     if name == "fasttext":
         from factory.langid.lid176 import labels

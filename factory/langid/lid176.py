@@ -25,7 +25,7 @@ from functools import cache
 
 import numpy as np
 
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 from factory.langid.chinese import script_variants
 from factory.langid.filters import Guess
 

@@ -25,11 +25,11 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from factory.config import to_json
 from factory.configs import SEQ_LEN, PretrainConfig, ShardsConfig
-from factory.errors import ManifestError
+from factory.core.errors import ManifestError
+from factory.core.options import to_json
+from factory.core.outputs import fingerprint_file
 from factory.manifest import PretrainManifest, ShardsManifest, find_manifest, write_manifest
-from factory.outputs import fingerprint_file
 from factory.pretrain.checkpoint import SHARDS, save_checkpoint
 from factory.pretrain.export import export_networks, run_figures
 from factory.pretrain.loop import Run, peak_tflops, setup, train, train_step
@@ -101,8 +101,8 @@ def corpus_shards(config: PretrainConfig) -> Path:
 def run(args: PretrainConfig) -> dict[str, Any]:
     """Train (or resume) to the planned step, export both networks, write factory.json; returns the figures.
     The main process holds --out's lock throughout: a second run on the same folder stops at once."""
-    from factory.launch import is_main_process
-    from factory.outputs import check_target, output_lock
+    from factory.core.launch import is_main_process
+    from factory.core.outputs import check_target, output_lock
 
     check_target(Path(args.out))
     with output_lock(Path(args.out)) if is_main_process() else contextlib.nullcontext():

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
 from factory.pretrain.optim import CLIP
 
 if TYPE_CHECKING:

@@ -20,10 +20,10 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.config import to_json
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
+from factory.core.options import to_json
+from factory.core.outputs import LOCK_SUFFIX, check_target, replace_folder
 from factory.manifest import MANIFEST
-from factory.outputs import LOCK_SUFFIX, check_target, replace_folder
 
 if TYPE_CHECKING:
     from factory.configs import PretrainConfig

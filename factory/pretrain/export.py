@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.config import to_json
-from factory.errors import ManifestError
+from factory.core.errors import ManifestError
+from factory.core.options import to_json
+from factory.core.outputs import staged_output
 from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
-from factory.outputs import staged_output
 from factory.pretrain.loop import hardware
 from factory.pretrain.mixing import sampling_phases, tokens_seen
 from factory.tokenizer import copy_tokenizer_files
@@ -71,7 +71,7 @@ def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
 
 
 def _model_languages(folder: Path) -> list[str]:
-    """The languages a model folder's config.json records (`factory.languages`), if any."""
+    """The languages a model folder's config.json records (`factory.core.languages`), if any."""
     import json
 
     try:

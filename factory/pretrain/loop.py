@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from factory.configs import PretrainConfig
-from factory.errors import ConfigError, TrainingError
-from factory.launch import check_launch
-from factory.outputs import fingerprint_file
+from factory.core.errors import ConfigError, TrainingError
+from factory.core.launch import check_launch
+from factory.core.outputs import fingerprint_file
+from factory.core.progress import progress
 from factory.presets import check_memory
 from factory.pretrain.backends import make_accelerator, prepare_backend
 from factory.pretrain.batches import Feed
@@ -48,7 +49,6 @@ from factory.pretrain.plan import Plan, make_plan, model_config
 from factory.pretrain.probe import Probe, control_record, measure_record, open_probe
 from factory.pretrain.probe import figures as probe_figures
 from factory.pretrain.state import Run
-from factory.progress import progress
 from factory.rtd import rtd_loss
 from factory.tokenizer import Tokenizer
 

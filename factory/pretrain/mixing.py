@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.configs import MIX_ALPHA
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
 from factory.schedules import parse_alpha_schedule, parse_language_schedule
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ from factory.configs import (
     WARMUP,
     PretrainConfig,
 )
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
 from factory.presets import Shape, VocabSize, as_shape, layer_parameters, shape_of
 from factory.rtd import max_predictions
 

@@ -70,7 +70,7 @@ def open_probe(args: PretrainConfig, tokenizer) -> Probe | None:
     """--probe read and checked (the same reader and errors as `eval retrieval --data`), its texts tokenised."""
     if not args.probe:
         return None
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
     from factory.evaluate.parallel import read_parallel
 
     try:

@@ -2,7 +2,7 @@
 discriminator instead of random weights (docs/derive.md#continued-pre-training).
 
 Where each part comes from:
-- the discriminator: SRC, a folder or a Hub id (factory/source.py). Its config.json is the model's config (the
+- the discriminator: SRC, a folder or a Hub id (factory/core/sources.py). Its config.json is the model's config (the
   shape and embedding rows; --preset, --layout and the shape flags are refused), its weights every encoder tensor
   and the trained RTD head `mask_predictions` (a fresh head when SRC has none, e.g. a classification model);
 - the tokenizer: SRC's spm.model (or --vocab, which must be that same file: another vocabulary needs
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.errors import ConfigError, ModelFolderError
+from factory.core.errors import ConfigError, ModelFolderError
 from factory.model.config import ModelConfig
 from factory.presets import PRESETS, Shape, VocabSize, generator_depth
 
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     import torch
 
     from factory.configs import PretrainConfig
+    from factory.core.sources import ResolvedModel
     from factory.rtd import RTDModel
-    from factory.source import ResolvedModel
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,8 @@ def open_start(args: PretrainConfig) -> Start:
 
 @functools.lru_cache(maxsize=8)
 def _open_start(init_from: str, init_generator: str | None, vocab: str | None, rule: str, _cache: str) -> Start:
+    from factory.core.sources import resolve_model
     from factory.export import GENERATOR_CONFIG, read_config
-    from factory.source import resolve_model
 
     source = resolve_model(init_from, parts=("config",))
     config = read_config(source.path)  # not a deberta-v2 model: one line
@@ -177,8 +177,8 @@ def _beside(source: ResolvedModel, config: ModelConfig, rule: str) -> tuple[Gene
 
 def _vocabulary(source: ResolvedModel, config: ModelConfig, vocab: str | None) -> tuple[Path, int]:
     """The vocabulary folder the run uses, and its pieces: SRC's spm.model, or --vocab when it is that same file."""
-    from factory.outputs import fingerprint_file
-    from factory.source import resolve_model
+    from factory.core.outputs import fingerprint_file
+    from factory.core.sources import resolve_model
     from factory.tokenizer import SPM_FILE, Tokenizer
 
     own = source.path / SPM_FILE
@@ -226,8 +226,8 @@ class StartWeights:
 
 def read_start(start: Start, emd: str) -> StartWeights:
     """Read both networks' weights (a Hub id: the files are fetched now, at the commit the plan resolved)."""
+    from factory.core.sources import resolve_model
     from factory.export import GDES_DELTAS, GENERATOR_WEIGHTS, POSITIONS, _normalise, read_weights
-    from factory.source import resolve_model
 
     src = start.source
     folder = resolve_model(f"{src.repo_id}@{src.revision}", parts=("model",)).path if src.is_hub else src.path

@@ -16,7 +16,7 @@ documents, stored tokens, corpus tokens (counted or estimated) and rows. docs/da
 - read.py: `ShardSet`, what pre-training reads.
 """
 
-from factory.errors import ShardError
+from factory.core.errors import ShardError
 from factory.shards.pack import BATCH_ROWS, COLUMN, Packer, ShardWriter, shard_name
 from factory.shards.read import ShardSet, iter_rows
 from factory.shards.run import build_shards

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from factory.errors import ShardError
+from factory.core.errors import ShardError
+from factory.core.outputs import fingerprint_file
 from factory.manifest import ShardsManifest, find_manifest
-from factory.outputs import fingerprint_file
 from factory.shards.pack import COLUMN
 from factory.tokenizer import SPM_FILE
 

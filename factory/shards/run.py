@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from factory.config import to_json
 from factory.configs import ShardsConfig
+from factory.core.errors import FactoryError, ManifestError, RunFailure, ShardError
+from factory.core.options import to_json
+from factory.core.outputs import check_output, fingerprint_file, output_lock, replace_folder
 from factory.corpus import (
     Cleaning,
     CorpusStats,
@@ -24,7 +26,6 @@ from factory.corpus import (
     read_source,
 )
 from factory.corpus.pool import WorkerDied
-from factory.errors import FactoryError, ManifestError, RunFailure, ShardError
 from factory.manifest import (
     LanguageFigures,
     ModelSource,
@@ -34,7 +35,6 @@ from factory.manifest import (
     find_manifest,
     write_manifest,
 )
-from factory.outputs import check_output, fingerprint_file, output_lock, replace_folder
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
 from factory.shards.merge import manifest_figures
@@ -75,11 +75,11 @@ class Inputs:
 
 
 def resolve_vocab(config: ShardsConfig) -> tuple[ShardsConfig, ModelSource]:
-    """--vocab is a vocabulary folder or a published model's (a folder or a Hub id, factory/source.py), whose
+    """--vocab is a vocabulary folder or a published model's (a folder or a Hub id, factory/core/sources.py), whose
     spm.model then tokenises the shards for `pretrain --init-from`; the config reads the resolved folder."""
     import dataclasses
 
-    from factory.source import resolve_model
+    from factory.core.sources import resolve_model
 
     source = resolve_model(config.vocab, parts=("tokenizer",))
     return dataclasses.replace(config, vocab=source.path), ModelSource(**source.describe())
@@ -280,7 +280,7 @@ def datasets_bars() -> Iterator[None]:
     """`datasets` draws its own bars (streams): off where factory's are (-q, other processes)."""
     import datasets
 
-    from factory.progress import progress_enabled
+    from factory.core.progress import progress_enabled
 
     was_on = datasets.is_progress_bar_enabled()
     if not progress_enabled():

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from factory.errors import OutputExistsError, short_path
+from factory.core.errors import OutputExistsError, short_path
 
 STAGING_ROOM = 24  # the staged copy's name is the folder's plus `.` and `.tmp-XXXXXXXX` (or `.old-PID`)
 

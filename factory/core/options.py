@@ -29,7 +29,7 @@ from dataclasses import MISSING
 from pathlib import Path
 from typing import Any
 
-from factory.errors import ConfigError, short_value
+from factory.core.errors import ConfigError, short_value
 
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 NONE = {"none", "null", "~"}

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from factory.config import whole_number
-from factory.errors import ConfigError, short_value
+from factory.core.errors import ConfigError, short_value
+from factory.core.options import whole_number
 
 DEFAULT_VOCAB_SIZE = "128k"  # the v3 vocabulary, when a plan or a random model names none
 

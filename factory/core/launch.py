@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
 
 # Accelerate's own list (accelerate/state.py), in the order it reads them
 WORLD_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "WORLD_SIZE")

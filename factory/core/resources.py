@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 
 # kind -> the folder that holds its files (in the checkout, and under factory/bundled/ in a wheel)
 KINDS = {"suite": "eval", "recipe": "recipes", "spec": "vocab"}
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # factory/ (this file is factory/core/resources.py)
 CHECKOUT = PACKAGE.parent
 
 

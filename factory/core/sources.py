@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factory.errors import ModelFolderError, RunFailure
+from factory.core.errors import ModelFolderError, RunFailure
 
 CONFIG = "config.json"
 TOKENIZER = ("spm.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "added_tokens.json")

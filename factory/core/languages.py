@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 
 UNDETERMINED = "und"
 
@@ -75,7 +75,7 @@ def check_languages(codes: Iterable[object], option: str = "--langs") -> list[st
     hint = f" (did you mean {meant}?)" if meant else ""
     raise FactoryError(
         f"{option}: unknown language code {', '.join(map(repr, bad))}{hint}; factory knows: "
-        f"{' '.join(sorted(NAMES))} (factory/languages.py)"
+        f"{' '.join(sorted(NAMES))} (factory/core/languages.py)"
     )
 
 
