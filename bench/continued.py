@@ -95,7 +95,7 @@ def held_out_ids(vocab: Path, path: Path):
     """The held-out paragraphs as (N, SEQ_LEN) rows, [CLS] text [SEP], one paragraph per row (cut at SEQ_LEN)."""
     import torch
 
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     tok = Tokenizer.from_folder(vocab)
     rows = [tok.single(tok.encode(line), SEQ_LEN) for line in path.read_text(encoding="utf-8").splitlines() if line]
@@ -144,7 +144,7 @@ def held_out_losses(model, ids, reference=None) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from factory.rtd import make_step_noise
+    from factory.pretrain.rtd import make_step_noise
 
     model.eval()
     ref = reference or model
@@ -197,8 +197,8 @@ def emd_comparison(parent: Path, ids_by_lang: dict) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from factory.export import load_model
-    from factory.rtd import make_step_noise
+    from factory.model.folder import load_model
+    from factory.pretrain.rtd import make_step_noise
 
     with_emd = load_model(parent / "generator")
     assert with_emd.config.emd, "the parent was trained with --emd on"

@@ -138,7 +138,7 @@ def run_case(sizes: Sizes, case: Case, work: Path, timeout: float) -> dict:
 # ---- HF beside it --------------------------------------------------------------------------------
 def hf_step(sizes: Sizes, dtype: str, work: Path, timeout: float) -> dict:
     """bench.step's rtd-step, ours and HF's, at the cases' sizes: {"ours": {...}, "hf": {...}} or an error."""
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     pieces = Tokenizer.from_folder(DATA / "vocab").num_pieces
     path = work / f"step-{dtype}.json"

@@ -48,8 +48,8 @@ def write_shards(
 
     from factory.core.outputs import fingerprint_file
     from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, write_manifest
+    from factory.model.tokenizer import SPM_FILE
     from factory.shards.pack import ShardWriter
-    from factory.tokenizer import SPM_FILE
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -157,10 +157,10 @@ def train_anchor(factory_model: Path, prep: Prepared, cell: Cell, plan: dict, wa
     import torch
     import transformers
 
+    from factory.model.tokenizer import copy_tokenizer_files
     from factory.pretrain.batches import BatchOrder
     from factory.pretrain.optim import CLIP, make_optimizer, make_schedule
     from factory.shards import ShardSet
-    from factory.tokenizer import copy_tokenizer_files
 
     config = transformers.DebertaV2Config.from_pretrained(factory_model)
     config.factory = {**getattr(config, "factory", {}), "pretraining": "mlm (transformers, bench.quality anchor)",

@@ -87,7 +87,7 @@ def build_vocab(text: Path, out: Path, langs: tuple[str, ...], size: str) -> Non
     """One SentencePiece vocabulary for the whole ladder, over the pre-training text only. The language filter
     is off: each file is one known translation, and the filter would only drop short technical lines."""
     from factory.configs import VocabConfig
-    from factory.vocab import build
+    from factory.vocab.train import build
 
     corpus = [f"{lang}={text / f'{lang}.txt'}" for lang in langs]
     build(VocabConfig(corpus=corpus, langs=list(langs), size=size, langid=False, out=out))

@@ -94,7 +94,7 @@ def _no_dropout(model) -> None:
 def _ours_rtd(args: argparse.Namespace):
     import torch
 
-    from factory.presets import VocabSize
+    from factory.model.presets import VocabSize
     from factory.pretrain import build_rtd, make_optimizer, rtd_step
 
     pieces = VocabSize.parse(args.vocab_size).pieces
@@ -114,8 +114,8 @@ def _hf_rtd(args: argparse.Namespace):
     import torch.nn.functional as F
     import transformers
 
-    from factory.presets import VocabSize, get_preset
-    from factory.rtd import MASK_PROB, rtd_loss
+    from factory.model.presets import VocabSize, get_preset
+    from factory.pretrain.rtd import MASK_PROB, rtd_loss
 
     vocab = VocabSize.parse(args.vocab_size)
     preset = get_preset(args.preset)
@@ -202,7 +202,7 @@ def _mfu(args: argparse.Namespace, seconds: float) -> float:
     """Model FLOPs (generator + discriminator, factory.pretrain.flops_per_step) / time / the GPU's dense peak."""
     import torch
 
-    from factory.presets import VocabSize
+    from factory.model.presets import VocabSize
     from factory.pretrain import count_rtd_parameters, flops_per_step, peak_tflops
 
     vocab = VocabSize.parse(args.vocab_size)
@@ -292,7 +292,7 @@ def main() -> None:
         return
 
     from factory.model import build_model, save_model
-    from factory.presets import VocabSize, get_preset
+    from factory.model.presets import VocabSize, get_preset
 
     config = get_preset(args.preset).config(VocabSize.parse(args.vocab_size))
     results = []

@@ -90,7 +90,7 @@ def held_out_batch(shards: Path) -> torch.Tensor:
 
 def score(model, ids: torch.Tensor, seed: int) -> dict:
     """Held-out MLM and RTD losses of an RTD model, with the masks and sampling draws of (seed, step 0)."""
-    from factory.rtd import make_step_noise
+    from factory.pretrain.rtd import make_step_noise
 
     model.eval()
     totals = {"mlm": 0.0, "rtd": 0.0, "masked": 0, "tokens": 0, "rtd_correct": 0.0, "replaced": 0.0}

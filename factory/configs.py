@@ -17,10 +17,10 @@ from typing import ClassVar
 from factory.core.options import option
 from factory.core.vocab_sizes import DEFAULT_VOCAB_SIZE
 
-PRESET_NAMES = ("debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge")  # == factory.presets.PRESETS
+PRESET_NAMES = ("debug", "xsmall", "small", "base", "large", "xlarge", "xxlarge")  # == factory.model.presets.PRESETS
 LAYOUTS = ("official", "pad128")
 HEADS = ("none", "mlm", "rtd", "cls", "tokens", "qa")  # == factory.model.heads.HEADS
-MASKING = ("spread", "official")  # which mask windows are kept (factory.rtd.choose_masked)
+MASKING = ("spread", "official")  # which mask windows are kept (factory.pretrain.rtd.choose_masked)
 LANGID_FILTERS = ("fasttext", "langdetect")  # == factory.langid.FILTERS
 
 # Pre-training defaults of the DeBERTaV3 paper (docs/pretraining.md#hyper-parameters)
@@ -205,7 +205,7 @@ class ShardsConfig:
 @dataclass(frozen=True, kw_only=True)
 class ShapeOptions:
     """The size of the model `factory init` and `factory pretrain` build (and a recipe's `steps.pretrain`): a
-    preset, or a shape between the presets with some of its sizes replaced (factory/presets.py `get_shape`).
+    preset, or a shape between the presets with some of its sizes replaced (factory/model/presets.py `get_shape`).
     A shape that differs from its preset is recorded as "custom", never under the preset's name."""
 
     SCHEMA: ClassVar[int] = 1  # the configs that include it have their own
@@ -223,7 +223,7 @@ class ShapeOptions:
     def problems(self) -> list[str]:
         if self.hidden is None and self.heads is None and self.layers is None and self.ffn is None:
             return []
-        from factory.presets import shape_problems  # torch: only when a shape is given, so --help stays instant
+        from factory.model.presets import shape_problems  # torch: only when a shape is given, so --help stays instant
 
         return shape_problems(self.preset, self.hidden, self.heads, self.layers, self.ffn)
 
@@ -651,7 +651,7 @@ class PublishConfig:
     def problems(self) -> list[str]:
         from factory.core.errors import FactoryError
         from factory.core.languages import check_languages
-        from factory.repo_ids import parse_repo_id
+        from factory.publish.repo_ids import parse_repo_id
 
         problems = []
         try:

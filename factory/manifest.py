@@ -241,7 +241,7 @@ class Hardware:
 
 @dataclass
 class ModelShape:
-    """The sizes of the model a step built (`factory.presets.Shape.sizes()`); `preset` beside it is the preset's
+    """The sizes of the model a step built (`factory.model.presets.Shape.sizes()`); `preset` beside it is the preset's
     name only when these are that preset's sizes, else "custom" (and `base_preset` the one it came from)."""
 
     layers: int

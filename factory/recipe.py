@@ -187,7 +187,7 @@ class _Planner:
 
     def steps(self, publish: bool) -> list[Step]:
         from factory.configs import EvalConfig, PretrainConfig, PublishConfig, RetrievalConfig, ShardsConfig
-        from factory.vocab import with_spec
+        from factory.vocab.train import with_spec
 
         sec, run_dir = self.sections, self.run_dir
         vocab_dir, shards_dir, pretrain_dir = run_dir / "vocab", run_dir / "shards", run_dir / "pretrain"
@@ -326,7 +326,7 @@ def is_done(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> bool:
 def run_step(step: Step) -> None:
     """Call the step's library function with its config: the same code the command runs."""
     if step.name == "vocab":
-        from factory.vocab import build
+        from factory.vocab.train import build
 
         build(step.config)
     elif step.name == "shards":
@@ -354,7 +354,7 @@ def run_step(step: Step) -> None:
 
         evaluate(step.name.split(".", 1)[1], step.config)
     else:
-        from factory.hub import publish
+        from factory.publish.hub import publish
 
         publish(step.config)
 
@@ -446,7 +446,7 @@ def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:
         return [*lines, "", f"pre-training plan: after the {derived.name} step has written {derived.out} (the model's "
                 "shape and vocabulary come from it); run the recipe up to there, or `factory pretrain --init-from "
                 f"{derived.out} --dry-run`"]  # fmt: skip
-    from factory.presets import VocabSize, count_parameters, shape_of
+    from factory.model.presets import VocabSize, count_parameters, shape_of
     from factory.pretrain import count_rtd_parameters, dry_run_lines
 
     vocab = next((s.config for s in plan if s.name == "vocab"), None)

@@ -7,10 +7,10 @@ from conftest import micro_config
 
 from bench.input import write_shards
 from factory.configs import PretrainConfig
-from factory.counter_rng import hash_block, reference_word, stream_key, uniforms
 from factory.pretrain.batches import BatchOrder, Feed, prepare_step
+from factory.pretrain.counter_rng import hash_block, reference_word, stream_key, uniforms
 from factory.pretrain.plan import make_plan
-from factory.rtd import build_rtd_model, make_step_noise, sample_replacements
+from factory.pretrain.rtd import build_rtd_model, make_step_noise, sample_replacements
 from factory.shards import ShardSet
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -119,11 +119,11 @@ def test_the_console_script_prints_one_line(tmp_path):
 
 
 def test_cli_preset_names_are_the_presets():
-    """The configs' literal lists (kept out of factory.presets and factory.model so --help does not import
+    """The configs' literal lists (kept out of factory.model.presets and factory.model so --help does not import
     torch) must not drift."""
     from factory.configs import HEADS, PRESET_NAMES
     from factory.model.heads import HEADS as MODEL_HEADS
-    from factory.presets import PRESETS
+    from factory.model.presets import PRESETS
 
     assert list(PRESET_NAMES) == list(PRESETS) and list(HEADS) == list(MODEL_HEADS)
 
@@ -132,8 +132,8 @@ def test_init_with_a_vocabulary_folder(tiny_vocab, tmp_path):
     """--vocab sizes the embedding to the vocabulary and copies its tokenizer files: eval and publish can use
     the folder as it is."""
     from factory.evaluate.runner import check_model
-    from factory.export import read_config
-    from factory.tokenizer import TOKENIZER_FILES
+    from factory.model.folder import read_config
+    from factory.model.tokenizer import TOKENIZER_FILES
 
     out = tmp_path / "m"
     result = CliRunner().invoke(cli, ["init", "--preset", "debug", "--vocab", str(tiny_vocab), "--head", "cls",

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from factory.cli import cli
 from factory.configs import PretrainConfig
-from factory.export import load_model
+from factory.model.folder import load_model
 from factory.pretrain.loop import build_model
 from factory.pretrain.plan import make_plan
 from factory.pretrain.start import open_start

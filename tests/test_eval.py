@@ -30,7 +30,7 @@ def nli_model(tmp_path_factory):
     The conftest `tiny_vocab` is syllable soup: it splits English into ~67 pieces per pair, three times
     slower to fine-tune and harder to learn than this word-level 300-piece vocabulary.
     """
-    from factory.vocab import SpmSettings, train_spm
+    from factory.vocab.train import SpmSettings, train_spm
 
     folder = tmp_path_factory.mktemp("nli_model")
     texts = [t for row in _rows(DEMO / "train.jsonl") for t in (row["premise"], row["hypothesis"])]

@@ -177,7 +177,7 @@ def _small_build(tmp_path, lines: int = 6000) -> list:
     sys.path.insert(0, str(Path(__file__).parent))
     import textgen
 
-    from factory.vocab import SpmSettings, train_spm, write_hf_files
+    from factory.vocab.train import SpmSettings, train_spm, write_hf_files
 
     vocab = tmp_path / "v"
     vocab.mkdir()
@@ -375,9 +375,9 @@ def test_parameter_counts_by_layer_equal_a_whole_meta_model():
     import torch
 
     from factory.model.encoder import DebertaModel
-    from factory.presets import PRESETS, VocabSize, count_parameters, get_shape
+    from factory.model.presets import PRESETS, VocabSize, count_parameters, get_shape
     from factory.pretrain.plan import count_rtd_parameters, model_config
-    from factory.rtd import RTDModel
+    from factory.pretrain.rtd import RTDModel
 
     vocab = VocabSize.parse("2k")
     for name in PRESETS:

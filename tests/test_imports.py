@@ -83,10 +83,11 @@ def test_no_import_cycle_in_factory():
 
 def test_configs_import_no_step():
     """configs describe and validate; the steps import them, never the other way round: the configs reach only
-    the grammars below them (and factory.presets' shape check, which imports no config, and factory.core.languages'
-    code check)."""
+    the grammars below them (and factory.model.presets' shape check, which imports no config, and
+    factory.core.languages' code check)."""
     graph = import_graph()
     below = {"factory.core.options", "factory.core.errors", "factory.core.vocab_sizes", "factory.budgets",
-             "factory.schedules", "factory.repo_ids", "factory.presets", "factory.core.languages"}  # fmt: skip
+             "factory.schedules", "factory.publish.repo_ids", "factory.model.presets",
+             "factory.core.languages"}  # fmt: skip
     assert graph["factory.configs"] <= below, graph["factory.configs"] - below
-    assert "factory.configs" not in graph["factory.presets"]
+    assert "factory.configs" not in graph["factory.model.presets"]

@@ -212,7 +212,7 @@ def test_bad_mixing_input_is_one_line_and_writes_nothing(tiny_vocab, lang_shards
 
 
 def test_run_logs_and_records_tokens_per_language_and_refuses_another_alpha(tiny_vocab, lang_shards, tmp_path):
-    from factory.card import build_card, collect_facts
+    from factory.publish.card import build_card, collect_facts
 
     out = tmp_path / "r"
     result = CliRunner().invoke(cli, args(tiny_vocab, lang_shards, out, "--max-steps", "3", "--save-every", "1"))

@@ -266,7 +266,7 @@ def test_custom_shape_trains_exports_and_resumes_only_as_itself(tiny_vocab, shar
     of the same preset is refused, and so is one of the preset itself."""
     import transformers
 
-    from factory.card import collect_facts
+    from factory.publish.card import collect_facts
 
     out = tmp_path / "r"
     shape = ["--layers", "3", "--hidden", "96", "--heads", "4", "--ffn", "200"]

@@ -12,8 +12,8 @@ from published import hub_cache, published_folder
 
 from factory.core.errors import ModelFolderError
 from factory.core.sources import resolve_model
-from factory.export import has_published_generator, load_model, read_weights, save_model
 from factory.model import DebertaForMaskedLM, DebertaForRTD
+from factory.model.folder import has_published_generator, load_model, read_weights, save_model
 
 transformers = pytest.importorskip("transformers")
 TOL = 1e-4
@@ -189,7 +189,7 @@ def test_eval_xnli_of_a_hub_id(tmp_path, hf_cache):
     from test_eval import DEMO, FAST
 
     from factory.cli import cli
-    from factory.vocab import SpmSettings, train_spm
+    from factory.vocab.train import SpmSettings, train_spm
 
     vocab = tmp_path / "vocab"  # test_eval's word-level vocabulary of the demo set
     vocab.mkdir()

@@ -15,7 +15,7 @@ from conftest import one_error_line, word_shards
 
 from factory.cli import cli
 from factory.model import load_model
-from factory.presets import VocabSize, count_parameters, get_preset
+from factory.model.presets import VocabSize, count_parameters, get_preset
 
 RECIPES = sorted(Path(__file__).parents[1].joinpath("recipes").glob("*.yaml"))
 DEMO = Path(__file__).parents[1] / "recipes" / "demo.yaml"

@@ -77,7 +77,7 @@ def _spec(name: str):
     """A bundled vocab spec through the resolver, as `factory vocab --spec NAME` reads it."""
     from factory.configs import VocabConfig
     from factory.core.options import Layer, resolve
-    from factory.vocab import with_spec
+    from factory.vocab.train import with_spec
 
     return resolve(VocabConfig, with_spec([Layer({"spec": name, "out": "unused"})]))
 

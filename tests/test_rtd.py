@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import micro_config
 
-from factory.rtd import (
+from factory.pretrain.rtd import (
     RTDModel,
     build_rtd_model,
     choose_masked,

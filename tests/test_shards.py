@@ -9,8 +9,8 @@ from conftest import pseudo_text
 from factory.cli import cli
 from factory.configs import ShardsConfig
 from factory.core.errors import FactoryError
+from factory.model.tokenizer import Tokenizer
 from factory.shards import Packer, ShardError, ShardSet, build_shards, iter_rows
-from factory.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ LANGS = ("en", "pt", "ru")
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory):
     """A 1000-piece vocabulary of the textgen languages (the pseudo-text tiny_vocab would be all [UNK] here)."""
-    from factory.vocab import SpmSettings, train_spm, write_hf_files
+    from factory.vocab.train import SpmSettings, train_spm, write_hf_files
 
     folder = tmp_path_factory.mktemp("textgen_vocab")
     lines = [line for lang in textgen.LANGS for line in textgen.generate(lang, 300, seed=1)]
@@ -85,7 +85,7 @@ def test_every_language_its_own_rows_and_range(vocab, text, tmp_path):
 def test_undeclared_text_is_routed_by_the_language_filter(vocab, tmp_path):
     """A folder of eight languages with --langs en,pt: two ranges, and each row reads as its language."""
     from factory.langid.profiles import LanguageId
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     demo = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "corpus"
     figures = build_shards(ShardsConfig(vocab=vocab, corpus=[str(demo)], langs=["en", "pt"], seq_len=64,

@@ -16,7 +16,7 @@ from factory.evaluate.data import examples_of
 from factory.evaluate.examples import QAExample, TagExample
 from factory.evaluate.qa import QASettings, best_answer, qa_features
 from factory.evaluate.tasks import IGNORE, Tokens
-from factory.tokenizer import Tokenizer
+from factory.model.tokenizer import Tokenizer
 
 CJK_TEXT = [
     "北京是中华人民共和国的首都，也是全国的政治中心。",
@@ -31,7 +31,7 @@ def tok(tmp_path_factory):
     """A 400-piece vocabulary that knows CJK characters and accents (each becomes pieces of its own)."""
     from conftest import pseudo_text
 
-    from factory.vocab import SpmSettings, train_spm
+    from factory.vocab.train import SpmSettings, train_spm
 
     folder = tmp_path_factory.mktemp("cjk_vocab")
     sample = folder / "sample.txt"
@@ -217,7 +217,7 @@ def test_every_task_type_trains_end_to_end(model, tmp_path):
     assert all(len(r["prediction"]) == len(r["gold"]) for r in tags_rows)
     assert (out / "mini_summary.png").read_bytes()[:4] == b"\x89PNG" and "| sts | pearson" in (
         out / "results.md").read_text()  # fmt: skip
-    from factory.card_results import model_index, read_results
+    from factory.publish.card_results import model_index, read_results
 
     index = model_index(read_results([out / "results.json"]))  # sts 1 language, ner 2, qa 1; two metrics each
     assert len(index) == 8 and {r.dataset_type for r in index} == {"local:sts", "local:ner", "local:qa"}
@@ -540,8 +540,8 @@ def test_a_suite_on_a_hub_repository_end_to_end(model, hub_repo, tmp_path):
     id, config and split."""
     from unittest import mock
 
-    from factory.card_results import model_index, read_results
     from factory.evaluate.suite import load_suite
+    from factory.publish.card_results import model_index, read_results
 
     suite = _suite(tmp_path, f"""
 suite: mini

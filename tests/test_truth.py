@@ -147,10 +147,10 @@ def test_counts_read_the_same_everywhere(tmp_path):
 
 # ---- 6. a vocabulary report that does not reward [UNK] ------------------------------------------------------
 def test_fertility_counts_what_an_unk_hides(tiny_vocab):
-    from factory.vocab_report import FIGURES, evaluate
+    from factory.vocab.report import FIGURES, segmentation_figures
 
     texts = {"zh": ["中文的文本没有空格所以一个词很长", "这是第二句话"]}  # no piece of tiny_vocab covers Chinese
-    report = evaluate(tiny_vocab, texts)["zh"]
+    report = segmentation_figures(tiny_vocab, texts)["zh"]
     assert report["char_coverage"] == 0.0 and report["unk_rate"] > 0
     characters = sum(len(t) for t in texts["zh"])  # each word is all [UNK]: its characters are its pieces
     assert report["fertility"] >= characters / len(texts["zh"])
@@ -187,12 +187,12 @@ def test_a_full_disk_in_a_checkpoint_is_one_line_and_the_run_resumes_exactly(tin
 def test_a_full_disk_while_writing_is_one_line_exit_1(tiny_vocab, tmp_path, monkeypatch, step):
     full = OSError(errno.ENOSPC, "No space left on device")
     if step == "vocab":
-        import factory.vocab
+        import factory.vocab.train
 
         def train_spm(*args, **kwargs):
             raise RuntimeError("INTERNAL: src/trainer_interface.cc(783) [output->WriteLine(...)]")
 
-        monkeypatch.setattr(factory.vocab, "train_spm", train_spm)
+        monkeypatch.setattr(factory.vocab.train, "train_spm", train_spm)
         command = ["vocab", "--lang", "en", "--size", "1000", "--corpus", DEMO / "corpus" / "en.txt"]
     else:
         from factory.shards.pack import ShardWriter

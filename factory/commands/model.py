@@ -26,7 +26,7 @@ def presets(**flags) -> None:
       factory presets --vocab-size 32k    # DeBERTina-style 32k vocabulary
       factory presets --json
     """
-    from factory.presets import VocabSize, preset_table
+    from factory.model.presets import VocabSize, preset_table
 
     config = resolve(PresetsConfig, [from_flags(flags)])
     rows = preset_table(VocabSize.parse(config.vocab_size))
@@ -71,7 +71,7 @@ def init(**flags) -> None:
       factory init --preset debug --vocab runs/demo/vocab --head cls --out models/debug
       factory init --preset debug --layers 4 --hidden 128 --heads 4 --vocab-size 16k --out models/4x128
     """
-    from factory.init import init_model
+    from factory.model.init import init_model
 
     config = resolve(InitConfig, [from_flags(flags)])
     summary = init_model(config)

@@ -27,7 +27,7 @@ def publish(**flags) -> None:
       factory publish runs/xsmall/model --repo-id me/deberta-v3-xsmall-pt --generator runs/xsmall/generator
       factory publish runs/xsmall/ckpt-100000 --repo-id me/deberta-v3-xsmall-pt --revision step-100000
     """
-    from factory.hub import publish
+    from factory.publish.hub import publish
 
     config = resolve(PublishConfig, [from_flags(flags)])
     summary = publish(config)  # a failed upload is an UploadFailed (RunFailure): one line, exit 1, by the CLI

@@ -32,7 +32,7 @@ def vocab(ctx: click.Context, **flags) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from factory.vocab import build, with_spec
+    from factory.vocab.train import build, with_spec
 
     config = resolve(VocabConfig, with_spec([from_flags(flags)]))
     report = build(config)
@@ -62,7 +62,7 @@ def report(**flags) -> None:
     """
     from factory.core.errors import FactoryError
     from factory.core.outputs import check_target
-    from factory.vocab_report import evaluate, read_texts, report_markdown
+    from factory.vocab.report import read_texts, report_markdown, segmentation_figures
 
     config = resolve(VocabReportConfig, [from_flags(flags)])
     if config.out is not None:
@@ -72,7 +72,7 @@ def report(**flags) -> None:
     for folder in config.folders:
         if not (folder / "spm.model").is_file():
             raise FactoryError(f"{folder} has no spm.model; point at a vocabulary folder")
-        reports[folder.name or str(folder)] = evaluate(folder, texts)
+        reports[folder.name or str(folder)] = segmentation_figures(folder, texts)
     markdown = report_markdown("Vocabulary report", reports)
     if config.out is not None:
         config.out.mkdir(parents=True, exist_ok=True)

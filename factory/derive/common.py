@@ -86,7 +86,7 @@ def check_out_apart(out: Path, source: str, vocab: str | None = None) -> None:
 
 def layout_keys(pieces: int, rows: int) -> dict[str, Any]:
     """config.json's `factory` keys for a model of `pieces` pieces ([MASK] = pieces) and `rows` embedding rows."""
-    from factory.presets import VocabSize
+    from factory.model.presets import VocabSize
 
     layout = "official" if VocabSize.from_pieces(pieces).rows == rows else "custom"
     return {"vocab_pieces": pieces, "mask_token_id": pieces, "embedding_layout": layout}
@@ -95,7 +95,7 @@ def layout_keys(pieces: int, rows: int) -> dict[str, Any]:
 def sizes(files: ModelFiles, rows: int) -> dict[str, Any]:
     """The model's parameters (bare encoder, as `factory presets` counts them) and rows, before and after."""
     from factory.model.config import ModelConfig
-    from factory.presets import count_parameters
+    from factory.model.presets import count_parameters
 
     config = ModelConfig.from_hf(files.model.config)
     return {
@@ -132,7 +132,7 @@ def write_derived(
     folder is renamed into place, so that nothing can fail after `out` is there (a transplant whose printout
     formatted a missing figure used to leave a whole --out behind a traceback, and its rerun was refused)."""
     from factory.core.outputs import staged_output
-    from factory.tokenizer import copy_tokenizer_files, write_hf_files
+    from factory.model.tokenizer import copy_tokenizer_files, write_hf_files
 
     with staged_output(out, force) as tmp:
         folders = write_model_files(files, tmp, new_rows, rows, keys)

@@ -30,7 +30,7 @@ import torch
 from factory.configs import TransplantConfig
 from factory.derive.networks import DELTA
 from factory.manifest import TransplantManifest
-from factory.spm_model import BYTE, SpmModel
+from factory.vocab.spm_file import BYTE, SpmModel
 
 if TYPE_CHECKING:
     from factory.derive.common import Derived
@@ -131,8 +131,8 @@ def _transplant(config: TransplantConfig) -> Derived:
     from factory.derive.common import layout_keys, open_source, read_json, sizes, write_derived
     from factory.manifest import MANIFEST, ModelSource
     from factory.model.config import ModelConfig
-    from factory.presets import VocabSize
-    from factory.tokenizer import Tokenizer
+    from factory.model.presets import VocabSize
+    from factory.model.tokenizer import Tokenizer
 
     started = time.perf_counter()
     check_output(config.out, config.force)

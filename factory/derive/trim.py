@@ -5,7 +5,7 @@
    user-defined pieces, "▁", the single characters of the languages' scripts and of no script, the lowest-
    and highest-scoring pieces), then the used pieces: all those used `--min-count` times, or the most used
    ones up to `--size`.
-3. Rewrite spm.model without the other pieces (factory/spm_model.py: every kept byte as it was) and slice every
+3. Rewrite spm.model without the other pieces (factory/vocab/spm_file.py: every kept byte as it was) and slice every
    per-vocabulary tensor of every network with one index: the kept ids, then [MASK] (last, as always) and the
    spare rows after it (factory/derive/networks.py).
 
@@ -36,7 +36,7 @@ from factory.configs import TrimConfig
 from factory.core.errors import FactoryError
 from factory.manifest import TrimLanguage, TrimManifest
 from factory.model.config import ModelConfig
-from factory.spm_model import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, Piece
+from factory.vocab.spm_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, Piece
 
 if TYPE_CHECKING:
     from factory.derive.common import Derived
@@ -276,8 +276,8 @@ def _trim(config: TrimConfig) -> Derived:
     from factory.core.outputs import check_output
     from factory.corpus import check_apart
     from factory.derive.common import layout_keys, open_source, sizes, write_derived
-    from factory.spm_model import SpmModel
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
+    from factory.vocab.spm_file import SpmModel
 
     started = time.perf_counter()
     check_output(config.out, config.force)
@@ -351,10 +351,10 @@ def language_report(old_sp, new_sp, texts: list[str]) -> TrimLanguage:
 def row_index(kept: list[int], pieces: int, rows: int):
     """The one index every per-vocabulary tensor is sliced with: the kept ids, [MASK] (old id `pieces`, new id
     len(kept)), then as many of the spare rows after [MASK] as the new size's layout has (pieces + 100, or the
-    published counts: factory.presets.VocabSize), as far as the model has them."""
+    published counts: factory.model.presets.VocabSize), as far as the model has them."""
     import torch
 
-    from factory.presets import VocabSize
+    from factory.model.presets import VocabSize
 
     spare = min(VocabSize.from_pieces(len(kept)).rows - len(kept) - 1, rows - pieces - 1)
     return torch.tensor([*kept, pieces, *range(pieces + 1, pieces + 1 + spare)], dtype=torch.long)

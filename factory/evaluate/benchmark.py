@@ -196,7 +196,7 @@ def _save_keys(work: Path, keys: dict[str, str]) -> None:
 
 def run_benchmark(request: Request) -> dict[str, Any]:
     from factory.core.outputs import check_output, replace_folder, work_folder
-    from factory.export import weights_fingerprint
+    from factory.model.folder import weights_fingerprint
 
     check_output(request.out, request.force)
     work = work_folder(request.out, "eval")

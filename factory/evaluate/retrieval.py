@@ -31,7 +31,7 @@ from torch import nn
 from factory.configs import RetrievalConfig
 from factory.core.errors import ConfigError
 from factory.evaluate.parallel import Pairs, Parallel
-from factory.tokenizer import Tokenizer
+from factory.model.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 DIRECTIONS = ("to_pivot", "from_pivot")  # x -> pivot, pivot -> x
@@ -200,7 +200,7 @@ def _run(config: RetrievalConfig) -> dict[str, Any]:
     from factory.evaluate.control import CONTROL, PRETRAINED, arms, with_control
     from factory.evaluate.parallel import read_parallel
     from factory.evaluate.runner import check_model
-    from factory.export import read_config, weights_fingerprint
+    from factory.model.folder import read_config, weights_fingerprint
 
     source = resolve_model(config.model)  # a folder or a Hub id (factory/core/sources.py)
     given, config = config, dataclasses.replace(config, model=source.path)

@@ -130,9 +130,9 @@ def _hub(request: Request, languages: list[str]) -> dict:
 
 def check_model(folder: Path) -> None:
     """A deberta-v2 folder with spm.model: checked before any data is read."""
-    import factory.model  # noqa: F401  (before factory.export: importing that one first is circular)
-    from factory.export import check_weights, read_config
-    from factory.tokenizer import SPM_FILE, Tokenizer
+    import factory.model  # noqa: F401  (before factory.model.folder: importing that one first is circular)
+    from factory.model.folder import check_weights, read_config
+    from factory.model.tokenizer import SPM_FILE, Tokenizer
 
     config = read_config(folder)  # ModelFolderError for a missing folder, no config.json, or another model type
     check_weights(folder)  # missing, empty or truncated weights: one line now, not after the data is read
@@ -266,7 +266,7 @@ def _set_dropout(model, p: float | None) -> None:
 
 
 def _report(prepared: Prepared, results, average, schedule, accelerator, losses) -> dict[str, Any]:
-    from factory.export import weights_fingerprint
+    from factory.model.folder import weights_fingerprint
 
     request, data, task = prepared.request, prepared.data, prepared.task
     s = request.settings

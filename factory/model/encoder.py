@@ -49,7 +49,7 @@ class Embeddings(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, mask: torch.Tensor | None, word_embeddings: torch.Tensor | None = None
     ) -> torch.Tensor:
-        # `word_embeddings` overrides the table (RTD pre-training's shared/GDES embedding, factory/rtd.py)
+        # `word_embeddings` overrides the table (RTD pre-training's shared/GDES embedding, factory/pretrain/rtd.py)
         if word_embeddings is None:
             x = self.word_embeddings(input_ids)  # (B, L, H)
         else:

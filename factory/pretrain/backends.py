@@ -30,7 +30,7 @@ from factory.pretrain.optim import CLIP
 if TYPE_CHECKING:
     from factory.configs import PretrainConfig
     from factory.pretrain.plan import Plan
-    from factory.rtd import RTDModel
+    from factory.pretrain.rtd import RTDModel
 
 FSDP_UNIT = "Layer"  # factory.model.encoder.Layer: the class FSDP wraps on its own (transformer_based_wrap)
 

@@ -4,7 +4,7 @@ The global batch of step s is fixed by (seed, s) alone, in two separate parts:
 - which shard rows make it up: `BatchOrder.rows(start, count)` maps positions of the (infinite) stream of global
   sequences to shard rows (a seeded permutation per epoch); any order with that interface can replace it;
 - the noise of each row: masks and sampling uniforms are a counter-based hash of (seed, s, the row's position in
-  the global batch, position in the row) (`factory.rtd.make_step_noise`).
+  the global batch, position in the row) (`factory.pretrain.rtd.make_step_noise`).
 So each process reads only its own rows and draws noise only for them (`prepare_step`), and a sequence meets the
 same mask however many processes and accumulation steps the batch is split into, and after a resume as in a
 straight run. Process r's share of micro-step m is the global batch positions [m·G + r·micro, +micro), G =
@@ -65,7 +65,7 @@ def prepare_step(
     """Process `rank`'s micro-batches of global step `step`: only its rows are read, only their noise drawn."""
     import torch
 
-    from factory.rtd import make_step_noise
+    from factory.pretrain.rtd import make_step_noise
 
     firsts = batch_positions(plan, rank)
     micro = plan.micro_batch

@@ -8,7 +8,7 @@ something else.
 
 `trainer.json` carries `format`, the version of what a resume relies on besides the files: how a step's rows and
 noise are drawn. Format 2 draws masks and sampling uniforms per row of the global batch (a counter-based hash,
-factory/rtd.py) where format 1 (no `format` key) drew them for the whole batch from one torch.Generator; a
+factory/pretrain/rtd.py) where format 1 (no `format` key) drew them for the whole batch from one torch.Generator; a
 format-1 run resumed now would not continue as it started, so it is refused in one line.
 """
 

@@ -13,9 +13,9 @@ from factory.core.errors import ManifestError
 from factory.core.options import to_json
 from factory.core.outputs import staged_output
 from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
+from factory.model.tokenizer import copy_tokenizer_files
 from factory.pretrain.loop import hardware
 from factory.pretrain.mixing import sampling_phases, tokens_seen
-from factory.tokenizer import copy_tokenizer_files
 
 if TYPE_CHECKING:
     from factory.pretrain.loop import Run
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 def export_networks(run: Run, figures: dict[str, Any]) -> None:
     """discriminator/ (deberta-v2, folded GDES embedding, tokenizer files) and generator/ beside the checkpoints."""
-    from factory.export import save_model
-    from factory.rtd import build_rtd_model, export_discriminator, export_generator
+    from factory.model.folder import save_model
+    from factory.pretrain.rtd import build_rtd_model, export_discriminator, export_generator
 
     acc = run.accelerator
     state = acc.get_state_dict(run.model)  # gathered from every process under FSDP / DeepSpeed ZeRO-3

@@ -2,7 +2,7 @@
 
 Exactness. The global batch of step s is fixed by (seed, s) alone (batches.py: each process prepares only its
 own rows, one step ahead, and a row's noise is a function of (seed, s, its place in the global batch); which
-languages: mixing.py). Losses are sums divided by global counts (`factory.rtd.rtd_loss`), so N processes x A
+languages: mixing.py). Losses are sums divided by global counts (`factory.pretrain.rtd.rtd_loss`), so N processes x A
 accumulation steps compute the same gradient as one process with the whole batch. Dropout uses torch's global
 RNG, which `save_state` stores (checkpoint.py); so a resumed run repeats a straight run bit for bit on CPU.
 
@@ -30,7 +30,8 @@ from factory.core.errors import ConfigError, TrainingError
 from factory.core.launch import check_launch
 from factory.core.outputs import fingerprint_file
 from factory.core.progress import progress
-from factory.presets import check_memory
+from factory.model.presets import check_memory
+from factory.model.tokenizer import Tokenizer
 from factory.pretrain.backends import make_accelerator, prepare_backend
 from factory.pretrain.batches import Feed
 from factory.pretrain.checkpoint import (
@@ -48,9 +49,8 @@ from factory.pretrain.optim import clip_gradients, make_optimizer, make_schedule
 from factory.pretrain.plan import Plan, make_plan, model_config
 from factory.pretrain.probe import Probe, control_record, measure_record, open_probe
 from factory.pretrain.probe import figures as probe_figures
+from factory.pretrain.rtd import rtd_loss
 from factory.pretrain.state import Run
-from factory.rtd import rtd_loss
-from factory.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 LOG_FILE = "train.jsonl"
@@ -135,7 +135,7 @@ def resolve_precision(mixed_precision: str) -> str:
 def build_model(args: PretrainConfig, plan: Plan):
     """A fresh RTD model (weights from --seed), or with --init-from the start's (factory/pretrain/start.py), with
     the speed options: gradient checkpointing, torch.compile."""
-    from factory.rtd import build_rtd_model
+    from factory.pretrain.rtd import build_rtd_model
 
     if args.init_from:
         from factory.pretrain.start import build_start_model, open_start, start_config

@@ -31,8 +31,8 @@ from factory.configs import (
     PretrainConfig,
 )
 from factory.core.errors import ConfigError
-from factory.presets import Shape, VocabSize, as_shape, layer_parameters, shape_of
-from factory.rtd import max_predictions
+from factory.model.presets import Shape, VocabSize, as_shape, layer_parameters, shape_of
+from factory.pretrain.rtd import max_predictions
 
 
 @dataclass
@@ -87,7 +87,7 @@ def count_rtd_parameters(shape: Shape | str, vocab: VocabSize, sharing: str = "g
     instantiated on the meta device (free) and counted once per layer (presets.count_parameters)."""
     import torch
 
-    from factory.rtd import RTDModel
+    from factory.pretrain.rtd import RTDModel
 
     shape = as_shape(shape)
     config = model_config(shape, vocab)
@@ -148,7 +148,7 @@ def world_size() -> int:
 def resolve_vocab(args: PretrainConfig) -> VocabSize:
     """The vocabulary's size from --vocab's spm.model, or from --vocab-size for a dry run without one."""
     if args.vocab is not None:
-        from factory.tokenizer import Tokenizer
+        from factory.model.tokenizer import Tokenizer
 
         return VocabSize.from_pieces(Tokenizer.from_folder(args.vocab).num_pieces, args.layout)
     return VocabSize.parse(args.vocab_size or DEFAULT_VOCAB_SIZE, args.layout)

@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from factory.core.errors import ConfigError, ModelFolderError
 from factory.model.config import ModelConfig
-from factory.presets import PRESETS, Shape, VocabSize, generator_depth
+from factory.model.presets import PRESETS, Shape, VocabSize, generator_depth
 
 if TYPE_CHECKING:
     import torch
 
     from factory.configs import PretrainConfig
     from factory.core.sources import ResolvedModel
-    from factory.rtd import RTDModel
+    from factory.pretrain.rtd import RTDModel
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def open_start(args: PretrainConfig) -> Start:
 @functools.lru_cache(maxsize=8)
 def _open_start(init_from: str, init_generator: str | None, vocab: str | None, rule: str, _cache: str) -> Start:
     from factory.core.sources import resolve_model
-    from factory.export import GENERATOR_CONFIG, read_config
+    from factory.model.folder import GENERATOR_CONFIG, read_config
 
     source = resolve_model(init_from, parts=("config",))
     config = read_config(source.path)  # not a deberta-v2 model: one line
@@ -163,7 +163,7 @@ def has_config(folder: Path, name: str) -> bool:
 
 def _beside(source: ResolvedModel, config: ModelConfig, rule: str) -> tuple[GeneratorSource, ModelConfig]:
     """The generator that comes with SRC (published files, or a generator/ folder in or beside it), else the rule's."""
-    from factory.export import GENERATOR_CONFIG, generator_folder, read_config
+    from factory.model.folder import GENERATOR_CONFIG, generator_folder, read_config
 
     folder = source.path
     if has_config(folder, GENERATOR_CONFIG):
@@ -179,7 +179,7 @@ def _vocabulary(source: ResolvedModel, config: ModelConfig, vocab: str | None) -
     """The vocabulary folder the run uses, and its pieces: SRC's spm.model, or --vocab when it is that same file."""
     from factory.core.outputs import fingerprint_file
     from factory.core.sources import resolve_model
-    from factory.tokenizer import SPM_FILE, Tokenizer
+    from factory.model.tokenizer import SPM_FILE, Tokenizer
 
     own = source.path / SPM_FILE
     if vocab is None:
@@ -227,7 +227,7 @@ class StartWeights:
 def read_start(start: Start, emd: str) -> StartWeights:
     """Read both networks' weights (a Hub id: the files are fetched now, at the commit the plan resolved)."""
     from factory.core.sources import resolve_model
-    from factory.export import GDES_DELTAS, GENERATOR_WEIGHTS, POSITIONS, _normalise, read_weights
+    from factory.model.folder import GDES_DELTAS, GENERATOR_WEIGHTS, POSITIONS, _normalise, read_weights
 
     src = start.source
     folder = resolve_model(f"{src.repo_id}@{src.revision}", parts=("model",)).path if src.is_hub else src.path
@@ -253,7 +253,7 @@ def read_start(start: Start, emd: str) -> StartWeights:
 
 def build_start_model(args: PretrainConfig, start: Start, config: ModelConfig) -> RTDModel:
     """The RTD model of the run (weights from --seed first: the fresh parts), then the start's weights copied in."""
-    from factory.rtd import build_rtd_model
+    from factory.pretrain.rtd import build_rtd_model
 
     weights = read_start(start, args.emd)
     gen_config = weights.generator_config.replace(

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from factory.core.errors import ShardError
 from factory.core.outputs import fingerprint_file
 from factory.manifest import ShardsManifest, find_manifest
+from factory.model.tokenizer import SPM_FILE
 from factory.shards.pack import COLUMN
-from factory.tokenizer import SPM_FILE
 
 if TYPE_CHECKING:
     import torch

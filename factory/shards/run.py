@@ -35,10 +35,10 @@ from factory.manifest import (
     find_manifest,
     write_manifest,
 )
+from factory.model.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
 from factory.shards.merge import manifest_figures
-from factory.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
 
 log = logging.getLogger("factory.shards")
 DEDUPE_BITS = 1 << 28  # 32 MiB, whatever the corpus size (factory/corpus/cleaning.py)

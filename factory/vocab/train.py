@@ -35,7 +35,7 @@ from factory.core.errors import FactoryError, disk_failure
 from factory.core.options import Layer, load_yaml, to_json
 from factory.core.resources import find
 from factory.core.vocab_sizes import MIN_PIECES
-from factory.tokenizer import write_hf_files  # noqa: F401  (it lives with the tokenizer; callers import it here too)
+from factory.model.tokenizer import write_hf_files  # noqa: F401  (it lives with the tokenizer; callers import it here too)
 
 # Unicode White_Space: what Rust's regex \s and char::is_whitespace match (tokenizers' Replace and Strip)
 WHITESPACE = [chr(c) for c in (9, 10, 11, 12, 13, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B))]
@@ -216,7 +216,7 @@ def build(args: VocabConfig) -> dict:
     """Corpus -> sample -> SentencePiece -> HF files -> report, written atomically into `args.out`."""
     from factory import corpus as C
     from factory.core.outputs import output_lock, staged_output
-    from factory.presets import VocabSize
+    from factory.model.presets import VocabSize
 
     size = VocabSize.parse(args.size)
     sources, langs = _check_inputs(args)
@@ -272,9 +272,9 @@ def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
 
 def _write_report(folder: Path, work: Path, args: VocabConfig, sample) -> dict:
     """vocab_report.{json,md}: the new vocabulary on the first documents kept of each language."""
-    from factory.vocab_report import evaluate, report_markdown, report_texts
+    from factory.vocab.report import report_markdown, report_texts, segmentation_figures
 
-    figures = evaluate(folder, report_texts(work, sample.stats.kept, args.report_docs))
+    figures = segmentation_figures(folder, report_texts(work, sample.stats.kept, args.report_docs))
     corpus_counts = sample.stats.as_dict()
     report = {
         "languages": figures,

@@ -19,7 +19,7 @@ Under gdes/es the discriminator owns no table (its `word_embeddings.weight` is N
 gives the effective one, which `export_discriminator` folds into a plain deberta-v2 model.
 
 Randomness is a counter-based hash of (seed, step, row of the *global* batch, position) (`make_step_noise`,
-factory/counter_rng.py), so a process draws noise for its own rows only, a run on N processes masks and samples
+factory/pretrain/counter_rng.py), so a process draws noise for its own rows only, a run on N processes masks and samples
 exactly what a run on one process does, and a resumed run what a straight one does.
 
 Precision: under autocast the generator's output projection (LMHead, factory/model/heads.py), the MLM loss and
@@ -117,7 +117,7 @@ def make_step_noise(
     ids: torch.Tensor, mask_id: int, seed: int, step: int, rows: torch.Tensor | int = 0, masking: str = "spread"
 ) -> StepNoise:
     """Masks and sampling uniforms for rows of step `step`'s global batch, a pure function of
-    (seed, step, row position in the global batch, window of the row) (factory/counter_rng.py says why).
+    (seed, step, row position in the global batch, window of the row) (factory/pretrain/counter_rng.py says why).
 
     `rows` (B,) are the global batch positions of `ids`' rows, or the first of B consecutive ones. So a process
     that prepares only its own rows draws what one process preparing the whole batch draws for them, however
@@ -126,7 +126,7 @@ def make_step_noise(
     gives its pick (the top 24 bits) and its place in the "spread" order (the low 32), the second the sampling
     uniform of its masked position (the sampler reads nothing else).
     """
-    from factory.counter_rng import hash_block, stream_key, to_uniforms
+    from factory.pretrain.counter_rng import hash_block, stream_key, to_uniforms
 
     if masking not in MASKING:
         raise ValueError(f"masking {masking!r} unknown; use one of {MASKING}")

@@ -29,9 +29,9 @@ class LanguageReport:
     bytes_per_token: float  # UTF-8 bytes of text per piece
 
 
-def evaluate(folder: Path, texts_by_lang: dict[str, list[str]]) -> dict[str, dict]:
+def segmentation_figures(folder: Path, texts_by_lang: dict[str, list[str]]) -> dict[str, dict]:
     """Per-language figures of the vocabulary in `folder` on the given texts (plus `all`)."""
-    from factory.tokenizer import load_spm
+    from factory.model.tokenizer import load_spm
 
     sp = load_spm(Path(folder) / "spm.model")
     chars_in_vocab = {ch for i in range(sp.get_piece_size()) for ch in sp.id_to_piece(i)}

@@ -15,8 +15,8 @@ def init_model(config: InitConfig) -> dict[str, Any]:
     from factory.core.outputs import staged_output
     from factory.manifest import InitManifest, write_manifest
     from factory.model import build_model, save_model
-    from factory.presets import VocabSize, check_memory, count_parameters, shape_of
-    from factory.tokenizer import Tokenizer, copy_tokenizer_files
+    from factory.model.presets import VocabSize, check_memory, count_parameters, shape_of
+    from factory.model.tokenizer import Tokenizer, copy_tokenizer_files
 
     if config.vocab is not None:
         vocab = VocabSize.from_pieces(Tokenizer.from_folder(config.vocab).num_pieces, config.layout)

@@ -3,7 +3,7 @@
 `factory publish` works in three steps, and each can be looked at on its own:
 
 1. `stage_folder` copies what a `deberta-v2` repository needs (config.json, weights, tokenizer files, an
-   optional generator in `generator/`) into a staging folder and writes README.md, the card (`factory.card`);
+   optional generator in `generator/`) into a staging folder and writes README.md, the card (`factory.publish.card`);
 2. `validate_staging` proves the folder works before anything leaves the machine: the config is deberta-v2
    and loads with our `load_model`, the tokenizer has DeBERTa-v3's special ids, the card parses back;
 3. `upload` creates the repository (and the branch, for intermediate checkpoints) and commits the folder.
@@ -20,14 +20,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from factory.card import GENERATOR_DIR, Facts, build_card, card_languages, collect_facts
-from factory.card_results import model_index
 from factory.configs import PublishConfig
 from factory.core.errors import FactoryError, HubAccessError, RunFailure, UploadFailed
 from factory.core.outputs import staged_output
 from factory.core.sources import ResolvedModel
-from factory.repo_ids import REPO_ID, parse_repo_id  # noqa: F401  (hub.parse_repo_id, as before)
-from factory.tokenizer import TOKENIZER_FILES
+from factory.model.tokenizer import TOKENIZER_FILES
+from factory.publish.card import GENERATOR_DIR, Facts, build_card, card_languages, collect_facts
+from factory.publish.card_results import model_index
+from factory.publish.repo_ids import REPO_ID, parse_repo_id  # noqa: F401  (hub.parse_repo_id, as before)
 
 CARD = "README.md"
 TOKENIZER_REQUIRED, TOKENIZER_OPTIONAL = TOKENIZER_FILES[:3], TOKENIZER_FILES[3:]  # transformers needs the first 3
@@ -48,7 +48,7 @@ def resolve_token() -> str:
 
 def check_model_folder(folder: Path) -> None:
     """A folder with a deberta-v2 config.json and weights; checked before any work is done."""
-    from factory.export import check_weights, read_config
+    from factory.model.folder import check_weights, read_config
 
     read_config(folder)  # raises a one-line ModelFolderError for a missing folder / config / wrong model_type
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
@@ -87,7 +87,7 @@ def _check_staging(path: Path) -> None:
 
 def stage_folder(facts: Facts, model_dir: Path, staging: Path, tokenizer_dir: Path, generator_dir: Path | None):
     """Write the exact repository contents into `staging`, validate them, and only then put the folder in place."""
-    from factory.export import weight_files
+    from factory.model.folder import weight_files
 
     _check_staging(staging)
     files = [model_dir / "config.json", *weight_files(model_dir), *_tokenizer_files(tokenizer_dir)]
@@ -109,7 +109,7 @@ def stage_folder(facts: Facts, model_dir: Path, staging: Path, tokenizer_dir: Pa
 
 def validate_staging(staging: Path, facts: Facts, model_dir: Path, generator_dir: Path | None = None) -> None:
     """Prove the folder works before any network call: model, tokenizer, generator and card."""
-    from factory.export import load_model
+    from factory.model.folder import load_model
 
     _validate_model(staging, load_model, model_dir)
     if facts.generator is not None:
@@ -120,7 +120,7 @@ def validate_staging(staging: Path, facts: Facts, model_dir: Path, generator_dir
 def _validate_model(folder: Path, load_model, shown: Path) -> None:
     """`folder` is the staging copy; errors name `shown`, the folder the user gave."""
     from factory.core.errors import ModelFolderError
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     try:
         model = load_model(folder)  # config.json is deberta-v2 and the weights fit it
@@ -221,7 +221,7 @@ def default_staging(model_dir: Path) -> Path:
 def published_layout(folder: Path) -> bool:
     """A folder whose weights are a pytorch_model.bin without safetensors beside it: the published DeBERTa-v3 layout
     (docs/derive.md#published-layouts), which publish rewrites as factory's folder before staging."""
-    from factory.export import PYTORCH_WEIGHTS
+    from factory.model.folder import PYTORCH_WEIGHTS
 
     return (folder / PYTORCH_WEIGHTS).is_file() and not any((folder / n).is_file() for n in WEIGHT_FILES[:2])
 
@@ -229,9 +229,9 @@ def published_layout(folder: Path) -> bool:
 def as_factory_folder(model_dir: Path, work: Path, generator: bool = False) -> Path:
     """The model (or the published generator beside it) as factory writes a model: config.json with every key,
     model.safetensors (no GDES `_weight`, no untrained head), tokenizer files; in `work`, never in the source."""
-    from factory.export import load_model, save_model
     from factory.manifest import MANIFEST
-    from factory.tokenizer import copy_tokenizer_files
+    from factory.model.folder import load_model, save_model
+    from factory.model.tokenizer import copy_tokenizer_files
 
     out = work / ("generator" if generator else "model")
     save_model(load_model(model_dir, generator=generator), out)
@@ -246,7 +246,7 @@ def resolve_inputs(config: PublishConfig, work: Path) -> tuple[ResolvedModel, Pa
     may be a Hub id, factory/core/sources.py); without --generator, DIR's `generator/` is the generator; a published
     layout is rewritten into `work` (its generator files become --generator when none is given)."""
     from factory.core.sources import resolve_model
-    from factory.export import has_published_generator
+    from factory.model.folder import has_published_generator
 
     source = resolve_model(config.model_dir, parts=("model", "generator"))
     model_dir = source.path
@@ -273,8 +273,8 @@ def check_generator_vocabulary(model_dir: Path, generator_dir: Path, shown: str)
     generator/ is staged with the model's tokenizer files. A generator of another run would fail the tokenizer
     check with "pass --tokenizer", which cannot help: said here, before staging, naming both vocabularies."""
     from factory.core.outputs import fingerprint_file
-    from factory.export import read_config
-    from factory.tokenizer import SPM_FILE
+    from factory.model.folder import read_config
+    from factory.model.tokenizer import SPM_FILE
 
     model, generator = read_config(model_dir), read_config(generator_dir)
     mask, gen_mask = model.factory.get("mask_token_id"), generator.factory.get("mask_token_id")

@@ -1,5 +1,5 @@
 """The grammar of Hub repository ids: below factory.configs (PublishConfig checks --repo-id with the other
-options) and factory.hub (which publishes to it), so neither imports the other for it."""
+options) and factory.publish.hub (which publishes to it), so neither imports the other for it."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every number in the card is read from a file, never typed in: config.json (sizes, languages, the generator's
 EMD), the manifests (`factory.manifest`: pre-training's in the model folder, the vocabulary's in the
-tokenizer folder) and results.json (`factory.card_results`). A figure no file holds is left out, not guessed;
+tokenizer folder) and results.json (`factory.publish.card_results`). A figure no file holds is left out, not guessed;
 a model without a pre-training manifest is not called pre-trained.
 """
 
@@ -14,15 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.card_derived import base_pretraining, base_pretraining_note, derivation_phrase, derivation_section
-from factory.card_results import (
-    find_results,
-    model_index,
-    read_results,
-    results_section,
-    retrieval_section,
-    suite_section,
-)
 from factory.core.languages import check_languages
 from factory.core.sources import ResolvedModel
 from factory.manifest import (
@@ -36,6 +27,15 @@ from factory.manifest import (
     VocabManifest,
     find_manifest,
     parse_manifest,
+)
+from factory.publish.card_derived import base_pretraining, base_pretraining_note, derivation_phrase, derivation_section
+from factory.publish.card_results import (
+    find_results,
+    model_index,
+    read_results,
+    results_section,
+    retrieval_section,
+    suite_section,
 )
 
 GENERATOR_DIR = "generator"
@@ -122,7 +122,7 @@ class Facts:
 def size_label(hf_config: dict[str, Any], named: str, base: str | None) -> str:
     """`named` if config.json's sizes are that preset's (its generator's, for an exported generator), else
     the custom label: the file's name for the preset is not trusted over its sizes."""
-    from factory.presets import PRESETS, custom_label, generator_depth
+    from factory.model.presets import PRESETS, custom_label, generator_depth
 
     cfg, preset = hf_config, PRESETS.get(named)
     if preset is not None:
@@ -152,8 +152,8 @@ def collect_facts(
     """Read config.json, the manifests (model folder, tokenizer folder) and the results files. `source`: the model
     as the user named it (publish's DIR, before a published layout is rewritten): every results file must be an
     evaluation of its weights (card_results.check_evaluated)."""
-    from factory.export import read_config
-    from factory.presets import count_parameters
+    from factory.model.folder import read_config
+    from factory.model.presets import count_parameters
 
     hf_config = json.loads((model_dir / "config.json").read_text())
     suites = read_results(find_results(model_dir, list(results)), source)

@@ -44,7 +44,7 @@ def read_results(paths: list[Path], model: ResolvedModel | None = None) -> dict[
     """{suite: the first results file (schema factory.eval/v1) of it}, each file read once; every file given must
     be a results file, and with `model` (the model a card is for) a file of that model (`check_evaluated`); a
     second file of the same suite is skipped with a log line."""
-    from factory.export import weights_fingerprint
+    from factory.model.folder import weights_fingerprint
 
     weights = weights_fingerprint(model.path) if model is not None else None
     found: dict[str, dict[str, Any]] = {}
@@ -75,7 +75,7 @@ def _read_one(path: Path) -> dict[str, Any]:
 def check_evaluated(path: Path, data: dict[str, Any], model: ResolvedModel, weights: str | None) -> None:
     """Refuse the results of another model, so that no card shows another model's scores as its own.
 
-    results.json records the fingerprint of the weights evaluated (`model_fingerprint`, factory.export's
+    results.json records the fingerprint of the weights evaluated (`model_fingerprint`, factory.model.folder's
     `weights_fingerprint`): it must be `weights`, the published model's, so the same folder, a copy of it and a
     Hub id's snapshot all pass, and so does no other model, whatever it is called. A file written before eval
     recorded it must name the model published (the same text, or a path to the same folder)."""

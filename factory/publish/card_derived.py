@@ -2,7 +2,7 @@
 manifest (factory.manifest.DerivedManifest), never typed in.
 
 The Hub's model tree (`base_model`, `base_model_relation: finetune`) comes from config.json's `factory.base_model`,
-which trim and transplant write for a Hub base (factory.card.base_model).
+which trim and transplant write for a Hub base (factory.publish.card.base_model).
 """
 
 from __future__ import annotations
