@@ -178,8 +178,8 @@ def load_rtd(run: Path, checkpoint: Path | None):
     """The run's RTD model (built as its trainer built it) with the weights of `checkpoint` (None: step 0)."""
     from safetensors.torch import load_file
 
-    from factory.configs import PretrainConfig
     from factory.core.options import Layer, resolve
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.loop import build_model
     from factory.pretrain.plan import make_plan
 

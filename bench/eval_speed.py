@@ -85,8 +85,8 @@ def _models(task: str, preset: str, vocab: str, folder: Path):
     """Ours, ours with SiFT attached, and transformers' class, all from the same saved weights."""
     import transformers
 
-    from factory.configs import FinetuneSettings
     from factory.evaluate import sift
+    from factory.evaluate.config import FinetuneSettings
     from factory.evaluate.runner import task_type
     from factory.model import build_model, load_model, save_model
     from factory.model.presets import PRESETS, VocabSize

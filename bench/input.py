@@ -46,9 +46,10 @@ def write_shards(
     stay random, below `pieces`); without it the fingerprint is "synthetic", which only readers accept."""
     import numpy as np
 
+    from factory.core.manifest import write_manifest
     from factory.core.outputs import fingerprint_file
-    from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, write_manifest
     from factory.model.tokenizer import SPM_FILE
+    from factory.shards.manifest import LanguageFigures, ShardFile, ShardsManifest
     from factory.shards.pack import ShardWriter
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,7 @@ def write_shards(
 
 
 def plan_for(args: argparse.Namespace, processes: int):
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.plan import make_plan
 
     config = PretrainConfig(preset=args.preset, vocab_size=args.vocab_size, batch=args.batch,
@@ -169,7 +170,7 @@ def overlap(args, shards, plan, wall_rate: float) -> None:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     args = parse(argv)
     torch.set_num_threads(args.threads)

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from factory.configs import RTD_LAMBDA  # the default, not a copy (docs/pretraining.md#rtd-and-gdes)
+from factory.pretrain.config import RTD_LAMBDA  # the default, not a copy (docs/pretraining.md#rtd-and-gdes)
 
 MODES = ("forward", "forward+backward", "rtd-step")
 
@@ -95,7 +95,7 @@ def _ours_rtd(args: argparse.Namespace):
     import torch
 
     from factory.model.presets import VocabSize
-    from factory.pretrain import build_rtd, make_optimizer, rtd_step
+    from factory.pretrain.optim import build_rtd, make_optimizer, rtd_step
 
     pieces = VocabSize.parse(args.vocab_size).pieces
     model = build_rtd(args.preset, pieces, "gdes", seed=0).to(args.device).train()
@@ -203,7 +203,8 @@ def _mfu(args: argparse.Namespace, seconds: float) -> float:
     import torch
 
     from factory.model.presets import VocabSize
-    from factory.pretrain import count_rtd_parameters, flops_per_step, peak_tflops
+    from factory.pretrain.loop import peak_tflops
+    from factory.pretrain.plan import count_rtd_parameters, flops_per_step
 
     vocab = VocabSize.parse(args.vocab_size)
     flops = flops_per_step(args.preset, vocab, args.seq_len, args.batch, count_rtd_parameters(args.preset, vocab))
@@ -214,7 +215,7 @@ def _mfu(args: argparse.Namespace, seconds: float) -> float:
 def _encoder_matmul_flops(config, batch: int, seq_len: int) -> float:
     """Forward FLOPs of the encoder's matrix products: Q/K/V/O and the FFN (their weights exactly), plus the
     attention's score products (backward is twice this)."""
-    from factory.pretrain import attention_flops
+    from factory.pretrain.plan import attention_flops
 
     tokens, h = batch * seq_len, config.hidden_size
     dense = 2 * tokens * (4 * h * h + 2 * h * config.intermediate_size)

@@ -82,7 +82,7 @@ def train_arms(a: argparse.Namespace) -> dict:
 
 def held_out_batch(shards: Path) -> torch.Tensor:
     """Every row of the held-out shards (B, L)."""
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     data = ShardSet(shards)
     return data.rows(range(len(data)))
@@ -115,8 +115,8 @@ def score(model, ids: torch.Tensor, seed: int) -> dict:
 
 def arm_config(run: Path):
     """The resolved PretrainConfig an arm ran with (its manifest's arguments)."""
-    from factory.configs import PretrainConfig
     from factory.core.options import Layer, resolve
+    from factory.pretrain.config import PretrainConfig
 
     values = json.loads((run / "factory.json").read_text())["arguments"]
     values = {k: v for k, v in values.items() if k != "schema" and v is not None and v != [] and k != "dry_run"}

@@ -139,8 +139,8 @@ def word_shards(vocab: Path, folder: Path, lines: int, words: int) -> Path:
     learn in a hundred steps. `lines` of pseudo text give the words; the first `words` of them are used."""
     import random
 
-    from factory.configs import ShardsConfig
-    from factory.shards import build_shards
+    from factory.shards.config import ShardsConfig
+    from factory.shards.run import build_shards
 
     rng = random.Random(0)
     pool = [w.strip(".") for line in pseudo_text(lines, seed=1) for w in line.split()]

@@ -42,7 +42,7 @@ def full(t: torch.Tensor) -> torch.Tensor:
 def train(name: str, steps: int, config: dict, out: Path) -> None:
     from torch.distributed.fsdp import FSDPModule
 
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.loop import setup, train_step
 
     paths = {k: Path(v) for k, v in config.items() if k in ("vocab", "shards", "out")}

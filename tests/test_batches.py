@@ -6,12 +6,12 @@ import torch
 from conftest import micro_config
 
 from bench.input import write_shards
-from factory.configs import PretrainConfig
 from factory.pretrain.batches import BatchOrder, Feed, prepare_step
+from factory.pretrain.config import PretrainConfig
 from factory.pretrain.counter_rng import hash_block, reference_word, stream_key, uniforms
 from factory.pretrain.plan import make_plan
 from factory.pretrain.rtd import build_rtd_model, make_step_noise, sample_replacements
-from factory.shards import ShardSet
+from factory.shards.read import ShardSet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PIECES, SEQ_LEN, BATCH = 1000, 32, 16

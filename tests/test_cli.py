@@ -121,8 +121,8 @@ def test_the_console_script_prints_one_line(tmp_path):
 def test_cli_preset_names_are_the_presets():
     """The configs' literal lists (kept out of factory.model.presets and factory.model so --help does not import
     torch) must not drift."""
-    from factory.configs import HEADS, PRESET_NAMES
     from factory.model.heads import HEADS as MODEL_HEADS
+    from factory.model.init_config import HEADS, PRESET_NAMES
     from factory.model.presets import PRESETS
 
     assert list(PRESET_NAMES) == list(PRESETS) and list(HEADS) == list(MODEL_HEADS)

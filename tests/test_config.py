@@ -10,9 +10,10 @@ from click.testing import CliRunner
 
 from factory import configs
 from factory.cli import COMMANDS, cli
-from factory.configs import PretrainConfig, VocabConfig
 from factory.core.errors import ConfigError
 from factory.core.options import Layer, command_line, from_flags, resolve, to_json
+from factory.pretrain.config import PretrainConfig
+from factory.vocab.config import VocabConfig
 
 DEMO = Path(__file__).parents[1] / "recipes" / "demo.yaml"
 CONFIGS = [c for c in vars(configs).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]

@@ -14,8 +14,8 @@ from published import hub_cache, published_folder
 from safetensors.torch import load_file
 
 from factory.cli import cli
-from factory.configs import PretrainConfig
 from factory.model.folder import load_model
+from factory.pretrain.config import PretrainConfig
 from factory.pretrain.loop import build_model
 from factory.pretrain.plan import make_plan
 from factory.pretrain.start import open_start
@@ -103,7 +103,7 @@ def test_official_order_steps_the_generator_first(data, tmp_path):
     from factory.pretrain.batches import prepare_step
     from factory.pretrain.mixing import build_mix
     from factory.pretrain.optim import clip_groups_, make_optimizer
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     out = tmp_path / "run"
     argv = ["pretrain", "--init-from", data["fp16"], "--shards", data["shards"], "--out", out, "--batch", "8",

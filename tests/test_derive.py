@@ -302,7 +302,7 @@ def test_trim_of_a_runs_discriminator_takes_its_generator(factory_layout, trimme
     would take) is trimmed with it, by the same index, as when SRC is the run folder; transplant takes it along too.
     `pretrain --init-from` of the result continues RTD with that generator, on the new vocabulary. (Trim used to
     write the discriminator alone, and --init-from then derived a fresh generator.)"""
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.start import open_start
 
     out = tmp_path / "from-disc"
@@ -544,7 +544,7 @@ def test_card_of_a_transplant_of_our_model_keeps_its_pretraining(factory_layout,
 
     from huggingface_hub import ModelCard
 
-    from factory.manifest import PretrainManifest
+    from factory.pretrain.manifest import PretrainManifest
 
     base = tmp_path / "base"
     shutil.copytree(factory_layout, base)

@@ -17,8 +17,8 @@ from test_pretrain import args as cli_args
 from test_pretrain import invoke, launch
 
 import factory.pretrain.loop as loop
-from factory.configs import RTD_LAMBDA, PretrainConfig
 from factory.pretrain.backends import configure_deepspeed, make_accelerator
+from factory.pretrain.config import RTD_LAMBDA, PretrainConfig
 from factory.pretrain.optim import CLIP
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,10 @@ from conftest import model_folder, one_error_line
 from fake_hub import FakeHub
 
 from factory.cli import cli
-from factory.manifest import Losses, PretrainManifest, write_manifest
+from factory.core.manifest import write_manifest
 from factory.model import load_model
 from factory.model.presets import count_parameters
+from factory.pretrain.manifest import Losses, PretrainManifest
 from factory.publish.card import card_languages
 
 TOKEN = "hf_fakeTOKEN0123456789abcdefSECRET"

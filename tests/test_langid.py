@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from factory.cli import cli
-from factory.configs import VocabConfig
 from factory.core.errors import ConfigError, FactoryError
 from factory.core.options import Layer, command_line, from_flags, resolve
+from factory.vocab.config import VocabConfig
 
 DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "corpus"
 

@@ -19,10 +19,10 @@ from test_pretrain import LOSSES, assert_same_weights, env, launch, log
 
 from bench.input import write_shards
 from factory.cli import cli
-from factory.configs import PretrainConfig
 from factory.pretrain.batches import BatchOrder
+from factory.pretrain.config import PretrainConfig
 from factory.pretrain.mixing import LanguageOrder, apportion, build_mix, mix_lines, shard_languages
-from factory.shards import ShardSet
+from factory.shards.read import ShardSet
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTORY = [sys.executable, "-m", "factory"]  # the CLI of this tree (env() puts it first on PYTHONPATH)

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from conftest import one_error_line, word_shards
 
 from factory.cli import cli
-from factory.configs import ShardsConfig
-from factory.shards import build_shards
+from factory.shards.config import ShardsConfig
+from factory.shards.run import build_shards
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy")

@@ -219,8 +219,8 @@ def test_an_interrupted_pretraining_continues_and_is_never_deleted(tiny_vocab, t
 
 def test_a_recipe_can_evaluate_retrieval(tmp_path):
     """An `eval: retrieval:` section is resolved by the retrieval config (no suite file, no fine-tuning)."""
-    from factory.configs import RetrievalConfig
-    from factory.recipe import build_plan, load_recipe
+    from factory.evaluate.config import RetrievalConfig
+    from factory.recipe.run import build_plan, load_recipe
 
     recipe = load_recipe(DEMO, ["steps.eval.retrieval={data: demo/corpus, control: random}"])
     plan = build_plan(recipe, tmp_path)

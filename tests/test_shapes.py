@@ -13,11 +13,12 @@ import transformers
 from click.testing import CliRunner
 
 from factory.cli import cli
-from factory.configs import InitConfig, PretrainConfig
 from factory.core.errors import ConfigError
 from factory.core.options import Layer, resolve
+from factory.model.init_config import InitConfig
 from factory.model.presets import PRESETS, VocabSize, count_parameters, generator_depth, get_shape, shape_of
-from factory.pretrain import count_rtd_parameters
+from factory.pretrain.config import PretrainConfig
+from factory.pretrain.plan import count_rtd_parameters
 
 SHAPE = ["--preset", "debug", "--layers", "3", "--hidden", "96", "--heads", "4", "--ffn", "200"]
 LABEL = "custom (3 layers, hidden 96, 4 heads, FFN 200, from debug)"

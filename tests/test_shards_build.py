@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from conftest import one_error_line
 
-from factory.configs import ShardsConfig
-from factory.core.errors import ManifestError
-from factory.shards import ShardError, ShardSet, build_shards, iter_rows
+from factory.core.errors import ManifestError, ShardError
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild
+from factory.shards.config import ShardsConfig
+from factory.shards.read import ShardSet, iter_rows
+from factory.shards.run import build_shards
 
 sys.path.insert(0, str(Path(__file__).parent))
 import textgen  # noqa: E402

@@ -398,9 +398,9 @@ def test_a_question_without_an_answer_under_v1_scoring_is_one_line(model, tmp_pa
 
 def test_sift_off_is_the_plain_step_bit_for_bit(model):
     """sift=false trains exactly as a plain loop over the same batches, seeds and dropout masks."""
-    from factory.configs import FinetuneSettings
     from factory.core.options import Layer, resolve
     from factory.evaluate import finetune
+    from factory.evaluate.config import FinetuneSettings
     from factory.evaluate.runner import make_accelerator
     from factory.evaluate.tasks import Classification
     from factory.model import load_model
@@ -435,9 +435,9 @@ def test_sift_off_is_the_plain_step_bit_for_bit(model):
 
 
 def test_sift_on_changes_the_loss_and_trains(model):
-    from factory.configs import FinetuneSettings
     from factory.core.options import Layer, resolve
     from factory.evaluate import finetune
+    from factory.evaluate.config import FinetuneSettings
     from factory.evaluate.runner import make_accelerator
     from factory.evaluate.tasks import Classification
     from factory.model import load_model

@@ -110,7 +110,7 @@ def test_an_empty_set_value_is_refused():
 # ---- 4. the demo is multilingual where it counts ----------------------------------------------------------
 @pytest.mark.slow
 def test_the_demo_routes_each_language_into_its_own_shards(tmp_path):
-    from factory.recipe import build_plan, load_recipe, run_step
+    from factory.recipe.run import build_plan, load_recipe, run_step
 
     plan = {step.name: step for step in build_plan(load_recipe("demo"), tmp_path / "demo")}
     corpus = plan["shards"].config.corpus
@@ -119,7 +119,7 @@ def test_the_demo_routes_each_language_into_its_own_shards(tmp_path):
     assert plan["pretrain"].config.alpha == 0.3
     run_step(plan["vocab"])
     run_step(plan["shards"])
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     shards = ShardSet(plan["shards"].config.out)
     assert sorted(shards.languages) == sorted(langs)

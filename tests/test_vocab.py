@@ -296,8 +296,8 @@ def test_bad_binary_or_unreadable(tmp_path):
 
 # ---- specs -----------------------------------------------------------------------------------------
 def test_specs_load_and_hub_sources_fail_offline(tmp_path, monkeypatch):
-    from factory.configs import VocabConfig
     from factory.core.options import Layer, resolve
+    from factory.vocab.config import VocabConfig
     from factory.vocab.train import with_spec
 
     root = Path(__file__).resolve().parents[1] / "vocab"

@@ -1,2 +1,2 @@
 """Click commands, one module per pipeline step; `factory/cli.py` registers them. Their options are
-generated from the step configs in factory/configs.py."""
+generated from the step configs in factory/*/config.py."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from factory.configs import TransplantConfig, TrimConfig
 from factory.core.options import click_options, from_flags, resolve
+from factory.derive.config import TransplantConfig, TrimConfig
 
 
 @click.command()

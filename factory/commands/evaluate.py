@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from factory.configs import BenchmarkConfig, ClassifyConfig, EvalConfig, RetrievalConfig
 from factory.core.options import click_options, from_flags, resolve
+from factory.evaluate.config import BenchmarkConfig, ClassifyConfig, EvalConfig, RetrievalConfig
 
 DATA_LAYOUT = """\b
 Local data (--data DIR), jsonl / tsv (header row) / parquet, label = an id or a label name:

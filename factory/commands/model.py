@@ -6,8 +6,8 @@ import json
 
 import click
 
-from factory.configs import InitConfig, PresetsConfig
 from factory.core.options import click_options, from_flags, resolve
+from factory.model.init_config import InitConfig, PresetsConfig
 
 
 # ---- presets ------------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from factory.configs import PretrainConfig
 from factory.core.options import click_options, from_flags, resolve
+from factory.pretrain.config import PretrainConfig
 
 
 # ---- pretrain -----------------------------------------------------------------------------------
@@ -34,7 +34,8 @@ def pretrain(**flags) -> None:
       accelerate launch -m factory pretrain --vocab v/ --shards s/ --preset base --out runs/base --resume auto
     """
     from factory.core.launch import is_main_process
-    from factory.pretrain import dry_run_lines, run_pretrain
+    from factory.pretrain.plan import dry_run_lines
+    from factory.pretrain.step import run_pretrain
 
     config = resolve(PretrainConfig, [from_flags(flags)])
     if config.dry_run:

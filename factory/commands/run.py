@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from factory.configs import RunConfig
 from factory.core.options import click_options, from_flags, resolve
+from factory.recipe.config import RunConfig
 
 
 @click.command()
@@ -28,7 +28,7 @@ def run(**flags) -> None:
       factory run recipes/debertina-base.yaml --dry-run    # what it would take
       factory run recipes/demo.yaml --set steps.pretrain.max_steps=50 --run-dir runs/quick
     """
-    from factory.recipe import build_plan, load_recipe, plan_lines, run_plan
+    from factory.recipe.run import build_plan, load_recipe, plan_lines, run_plan
 
     config = resolve(RunConfig, [from_flags(flags)])
     spec = load_recipe(config.recipe, config.set)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from factory.configs import ShardsConfig
 from factory.core.options import click_options, from_flags, resolve
+from factory.shards.config import ShardsConfig
 
 
 @click.command()
@@ -27,7 +27,7 @@ def shards(**flags) -> None:
       factory shards --vocab v --corpus pt=data/pt --task 3/64 --out parts/3   # then: --merge parts/* --out s
     """
     from factory.core.outputs import check_output
-    from factory.shards import build_shards
+    from factory.shards.run import build_shards
 
     config = resolve(ShardsConfig, [from_flags(flags)])
     if not config.dry_run:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from factory.configs import VocabConfig, VocabReportConfig
 from factory.core.options import click_options, from_flags, resolve
+from factory.vocab.config import VocabConfig, VocabReportConfig
 
 
 @click.group(invoke_without_command=True)

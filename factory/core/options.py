@@ -1,6 +1,6 @@
 """Typed configuration: one dataclass per step is the only home of each option's default, type, bounds and help.
 
-A step's config (factory/configs.py) is a frozen dataclass whose fields are declared with `option(...)`.
+A step's config (factory/*/config.py) is a frozen dataclass whose fields are declared with `option(...)`.
 Everything else is derived from that one declaration:
 - `resolve(Config, layers)` merges, lowest first, the defaults < files (a recipe section, a `--spec`, a suite's
   settings) < `--set` < command-line flags, then checks every value (unknown keys, types, ranges, NaN, choices,

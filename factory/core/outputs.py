@@ -1,4 +1,4 @@
-"""Output folders: written whole or not at all (each with a `factory.json` manifest: factory.manifest).
+"""Output folders: written whole or not at all (each with a `factory.json` manifest: factory.core.manifest).
 
 Every step of the pipeline writes one folder. A crash or a user error must never leave a folder that looks
 complete, and an existing folder is only replaced with `--force`: so a step writes into a hidden sibling

@@ -55,7 +55,7 @@ class ResolvedModel:
         return self.repo_id is not None
 
     def describe(self) -> dict[str, Any]:
-        """What a manifest records (factory.manifest.ModelSource's fields)."""
+        """What a manifest records (factory.core.manifest.ModelSource's fields)."""
         return {"given": self.given, "repo_id": self.repo_id, "revision": self.revision}
 
     def __str__(self) -> str:

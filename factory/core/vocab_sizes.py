@@ -1,5 +1,5 @@
 """The grammar of vocabulary sizes (`32k`, `128k`, `250k`, `128000`) and their embedding rows: below
-factory.configs (whose `problems()` checks `--size`/`--vocab-size` with the other options, and whose defaults
+the step configs (whose `problems()` check `--size`/`--vocab-size` with the other options, and whose defaults
 name DEFAULT_VOCAB_SIZE) and factory.model.presets (the model sizes), so neither imports the other for it. No torch.
 """
 

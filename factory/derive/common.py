@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
+from factory.core.manifest import MANIFEST, ModelSource, write_manifest
 from factory.core.sources import ResolvedModel
+from factory.derive.manifest import DerivedManifest
 from factory.derive.networks import ModelFiles, read_model_files, write_model_files
-from factory.manifest import MANIFEST, DerivedManifest, ModelSource, write_manifest
 
 
 @dataclass

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from factory.configs import TransplantConfig
+from factory.derive.config import TransplantConfig
+from factory.derive.manifest import TransplantManifest
 from factory.derive.networks import DELTA
-from factory.manifest import TransplantManifest
 from factory.vocab.spm_file import BYTE, SpmModel
 
 if TYPE_CHECKING:
@@ -125,11 +125,11 @@ def transplant(config: TransplantConfig) -> Derived:
 def _transplant(config: TransplantConfig) -> Derived:
     """Move `config.source` onto `config.vocab` into `config.out` (written whole or not at all); returns the
     manifest written there and the lines the command prints."""
+    from factory.core.manifest import MANIFEST, ModelSource
     from factory.core.options import to_json
     from factory.core.outputs import check_output
     from factory.core.sources import resolve_model
     from factory.derive.common import layout_keys, open_source, read_json, sizes, write_derived
-    from factory.manifest import MANIFEST, ModelSource
     from factory.model.config import ModelConfig
     from factory.model.presets import VocabSize
     from factory.model.tokenizer import Tokenizer

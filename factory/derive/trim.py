@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from factory.configs import TrimConfig
 from factory.core.errors import FactoryError
-from factory.manifest import TrimLanguage, TrimManifest
+from factory.derive.config import TrimConfig
+from factory.derive.manifest import TrimLanguage, TrimManifest
 from factory.model.config import ModelConfig
 from factory.vocab.spm_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, Piece
 

@@ -40,7 +40,7 @@ predictions/control/.
 retrieval_accuracy.png and there are no predictions.
 """
 
-from factory.configs import FinetuneSettings
+from factory.evaluate.config import FinetuneSettings
 from factory.evaluate.suite import Suite, load_suite
 
 __all__ = ["FinetuneSettings", "Suite", "load_suite"]

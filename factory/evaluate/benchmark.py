@@ -259,8 +259,8 @@ def run_benchmark(request: Request) -> dict[str, Any]:
 def _retrieval(request: Request) -> dict[str, Any]:
     """BUCC/Tatoeba through `factory eval retrieval` (accuracy@1 against en, no fine-tuning), in the summary's shape:
     its two directions stand where a task's splits do."""
-    from factory.configs import RetrievalConfig
     from factory.core.options import Layer, resolve
+    from factory.evaluate.config import RetrievalConfig
     from factory.evaluate.retrieval import run
 
     values = {"model": request.model, "data": request.data, "langs": request.languages, "out": request.out,

@@ -10,9 +10,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from factory.configs import ClassifyConfig, EvalConfig
 from factory.core.errors import FactoryError
 from factory.core.options import override, to_json
+from factory.evaluate.config import ClassifyConfig, EvalConfig
 from factory.evaluate.suite import setting_layer  # noqa: F401  (recipe.py imports it from here)
 
 
@@ -70,11 +70,11 @@ def evaluate(suite_name: str, config: EvalConfig) -> dict[str, Any]:
     import contextlib
 
     from factory.core.launch import is_main_process
+    from factory.core.manifest import ModelSource
     from factory.core.outputs import check_target, output_lock
     from factory.core.sources import resolve_model
     from factory.evaluate.benchmark import run_benchmark
     from factory.evaluate.runner import run
-    from factory.manifest import ModelSource
 
     request = make_request(suite_name, config)
     source = resolve_model(config.model)

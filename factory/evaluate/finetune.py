@@ -18,8 +18,8 @@ import math
 import torch
 from torch import nn
 
-from factory.configs import FinetuneSettings
 from factory.evaluate import sift
+from factory.evaluate.config import FinetuneSettings
 from factory.evaluate.tasks import Feature, TaskType
 
 

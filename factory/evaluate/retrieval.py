@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from factory.configs import RetrievalConfig
 from factory.core.errors import ConfigError
+from factory.evaluate.config import RetrievalConfig
 from factory.evaluate.parallel import Pairs, Parallel
 from factory.model.tokenizer import Tokenizer
 
@@ -242,10 +242,11 @@ def _write(config: RetrievalConfig, folder, source, report: dict[str, Any]) -> N
     they came from (factory/core/sources.py)."""
     import json
 
+    from factory.core.manifest import ModelSource, write_manifest
     from factory.core.options import to_json
     from factory.core.outputs import fingerprint_file, staged_output
+    from factory.evaluate.manifest import EvalFigures, EvalInputs, EvalManifest
     from factory.evaluate.report import retrieval_chart, retrieval_markdown
-    from factory.manifest import EvalFigures, EvalInputs, EvalManifest, ModelSource, write_manifest
 
     with staged_output(config.out, config.force) as tmp:
         (tmp / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

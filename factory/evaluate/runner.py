@@ -14,15 +14,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from factory.configs import FinetuneSettings
 from factory.core.errors import FactoryError
 from factory.core.launch import check_launch
+from factory.core.manifest import ModelSource
+from factory.evaluate.config import FinetuneSettings
 from factory.evaluate.control import CONTROL, PRETRAINED, Arm, arms, with_control
 from factory.evaluate.data import Data, check_data, examples_of, folder_rows, hub_rows, load_files
 from factory.evaluate.qa import QuestionAnswering
 from factory.evaluate.suite import Suite
 from factory.evaluate.tasks import Classification, Regression, TaskType, Tokens
-from factory.manifest import ModelSource
 
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("validation", "test")
@@ -321,9 +321,10 @@ def _write(prepared: Prepared, report: dict[str, Any], folders) -> None:
     """The output folder; `folders`: predictions/ (the model's) and predictions/control/ -> {(lang, split): runs}."""
     import json
 
+    from factory.core.manifest import write_manifest
     from factory.core.outputs import fingerprint_file, staged_output
+    from factory.evaluate.manifest import EvalFigures, EvalInputs, EvalManifest
     from factory.evaluate.report import chart, markdown, write_task_predictions
-    from factory.manifest import EvalFigures, EvalInputs, EvalManifest, write_manifest
 
     request = prepared.request
     with staged_output(request.out, request.force) as tmp:

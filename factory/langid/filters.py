@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-FILTERS = ("fasttext", "langdetect")  # == factory.configs.LANGID_FILTERS
+FILTERS = ("fasttext", "langdetect")  # == factory.core.step_options.LANGID_FILTERS
 DEFAULT = "fasttext"
 THRESHOLDS = {"fasttext": 0.5, "langdetect": 0.9}
 

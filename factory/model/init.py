@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from factory.configs import InitConfig
 from factory.core.options import to_json
+from factory.model.init_config import InitConfig
 
 
 def init_model(config: InitConfig) -> dict[str, Any]:
     """Write the model folder (weights, config.json, manifest and, with `--vocab`, the tokenizer files);
     returns the vocabulary size and the parameter counts."""
+    from factory.core.manifest import write_manifest
     from factory.core.outputs import staged_output
-    from factory.manifest import InitManifest, write_manifest
     from factory.model import build_model, save_model
+    from factory.model.manifest import InitManifest
     from factory.model.presets import VocabSize, check_memory, count_parameters, shape_of
     from factory.model.tokenizer import Tokenizer, copy_tokenizer_files
 

@@ -28,7 +28,7 @@ from factory.core.errors import ConfigError
 from factory.pretrain.optim import CLIP
 
 if TYPE_CHECKING:
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.plan import Plan
     from factory.pretrain.rtd import RTDModel
 

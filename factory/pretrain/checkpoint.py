@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.core.errors import ConfigError
+from factory.core.manifest import MANIFEST
 from factory.core.options import to_json
 from factory.core.outputs import LOCK_SUFFIX, check_target, replace_folder
-from factory.manifest import MANIFEST
 
 if TYPE_CHECKING:
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.mixing import Mix
     from factory.pretrain.plan import Plan
     from factory.pretrain.state import Run

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.core.errors import ManifestError
+from factory.core.manifest import find_manifest, write_manifest
 from factory.core.options import to_json
 from factory.core.outputs import staged_output
-from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
 from factory.model.tokenizer import copy_tokenizer_files
 from factory.pretrain.loop import hardware
+from factory.pretrain.manifest import PretrainManifest
 from factory.pretrain.mixing import sampling_phases, tokens_seen
+from factory.shards.manifest import ShardsManifest
+from factory.vocab.manifest import VocabManifest
 
 if TYPE_CHECKING:
     from factory.pretrain.loop import Run

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.configs import PretrainConfig
 from factory.core.errors import ConfigError, TrainingError
 from factory.core.launch import check_launch
 from factory.core.outputs import fingerprint_file
@@ -44,6 +43,7 @@ from factory.pretrain.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
+from factory.pretrain.config import PretrainConfig
 from factory.pretrain.mixing import Mix, build_mix, token_fields
 from factory.pretrain.optim import clip_gradients, make_optimizer, make_schedule
 from factory.pretrain.plan import Plan, make_plan, model_config
@@ -89,7 +89,7 @@ def check_trackers(names: tuple[str, ...]) -> None:
 
 def open_shards(args: PretrainConfig):
     """The shards of --shards, checked against the vocabulary and --seq-len."""
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     if args.shards is None:
         raise ConfigError("give --shards (a folder made by `factory shards`) or --corpus to build them")

@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.configs import MIX_ALPHA
 from factory.core.errors import ConfigError
-from factory.schedules import parse_alpha_schedule, parse_language_schedule
+from factory.pretrain.config import MIX_ALPHA, parse_alpha_schedule, parse_language_schedule
 
 if TYPE_CHECKING:
     import torch
 
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
 
 DUE_BITS = 64  # due times in units of 2^-64: distinct for every row of a language (weights < 2^64)
 WEIGHT_SCALE = 2**32  # p_i as an integer weight: the quotas use integer arithmetic only (the same on every machine)
@@ -299,6 +298,6 @@ def dry_run_mix(config: PretrainConfig, batch: int, steps: int, seq_len: int) ->
     if not (config.shards and Path(config.shards).is_dir()):
         given = config.alpha is not None or config.alpha_schedule or config.language_schedule
         return ["language mix: decided by the shards' languages; give --shards to see it"] if given else []
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     return mix_lines(build_mix(config, ShardSet(config.shards), batch, steps), steps, seq_len)

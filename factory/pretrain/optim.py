@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from factory.configs import RTD_LAMBDA
 from factory.model.presets import Shape, VocabSize, as_shape
+from factory.pretrain.config import RTD_LAMBDA
 from factory.pretrain.plan import model_config
 
 if TYPE_CHECKING:

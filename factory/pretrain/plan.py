@@ -19,20 +19,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.configs import (
+from factory.core.errors import ConfigError
+from factory.core.vocab_sizes import DEFAULT_VOCAB_SIZE
+from factory.model.presets import Shape, VocabSize, as_shape, layer_parameters, shape_of
+from factory.pretrain.config import (
     CONTINUE_LR,
     DEFAULT_LR,
-    DEFAULT_VOCAB_SIZE,
     MAX_MICRO_BATCH,
     PAPER_STEPS,
     PEAK_LR,
-    SEQ_LEN,
     WARMUP,
     PretrainConfig,
 )
-from factory.core.errors import ConfigError
-from factory.model.presets import Shape, VocabSize, as_shape, layer_parameters, shape_of
 from factory.pretrain.rtd import max_predictions
+from factory.shards.config import SEQ_LEN
 
 
 @dataclass
@@ -224,7 +224,8 @@ def plan_time(plan: Plan, assume_tflops: float, assume_tokens_per_s: float | Non
 # ---- what --dry-run prints -----------------------------------------------------------------------
 def dry_run_seq_len(config: PretrainConfig) -> int:
     """The length a dry run plans for: --seq-len, else the shards', else 512."""
-    from factory.manifest import ShardsManifest, find_manifest
+    from factory.core.manifest import find_manifest
+    from factory.shards.manifest import ShardsManifest
 
     if config.seq_len is not None:
         return config.seq_len

@@ -30,7 +30,7 @@ import logging
 import statistics
 from typing import TYPE_CHECKING, Any
 
-from factory.configs import PROBE_LOGS, PretrainConfig
+from factory.pretrain.config import PROBE_LOGS, PretrainConfig
 
 if TYPE_CHECKING:
     from factory.pretrain.state import Run
@@ -167,7 +167,7 @@ def as_record(prefix: str, results: dict[str, Any], average: dict[str, Any]) -> 
 
 def figures(probe: Probe | None, last: dict[str, Any], control: dict[str, float]) -> dict[str, Any] | None:
     """What factory.json records: the last probe (the last record's, the last step being always probed) and the
-    control, in the shape of factory.manifest.ProbeFigures."""
+    control, in the shape of factory.pretrain.manifest.ProbeFigures."""
     if probe is None or PREFIX not in last:
         return None
 

@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factory.configs import MASKING
 from factory.model.config import ModelConfig
 from factory.model.encoder import init_weights
 from factory.model.heads import DebertaForMaskedLM, DebertaForRTD
+from factory.pretrain.config import MASKING
 
 SHARING = ("gdes", "es", "nes")
 MASK_PROB = 0.15  # [MS] mask_lm_prob

@@ -37,8 +37,8 @@ from factory.model.presets import PRESETS, Shape, VocabSize, generator_depth
 if TYPE_CHECKING:
     import torch
 
-    from factory.configs import PretrainConfig
     from factory.core.sources import ResolvedModel
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.rtd import RTDModel
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class Start:
         return Shape(base, *sizes, generator=None if depth == generator_depth(sizes[0]) else depth)
 
     def record(self, emd: bool | None = None) -> dict[str, Any]:
-        """What the manifests and the card say about the start (factory.manifest.InitFrom's fields)."""
+        """What the manifests and the card say about the start (factory.pretrain.manifest.InitFrom's fields)."""
         gen = self.generator
         return {
             "source": self.source.describe(),

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from factory.configs import PretrainConfig
     from factory.pretrain.batches import Feed
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.mixing import LanguageOrder, Mix
     from factory.pretrain.order import BatchOrder
     from factory.pretrain.plan import Plan

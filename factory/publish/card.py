@@ -1,7 +1,7 @@
 """The model card (README.md of a published model): what the files say about the model, and the text.
 
 Every number in the card is read from a file, never typed in: config.json (sizes, languages, the generator's
-EMD), the manifests (`factory.manifest`: pre-training's in the model folder, the vocabulary's in the
+EMD), the manifests (`factory.core.manifest` and each step's manifest.py: pre-training's in the model folder, the vocabulary's in the
 tokenizer folder) and results.json (`factory.publish.card_results`). A figure no file holds is left out, not guessed;
 a model without a pre-training manifest is not called pre-trained.
 """
@@ -15,19 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from factory.core.languages import check_languages
+from factory.core.manifest import MANIFEST, find_manifest, parse_manifest
 from factory.core.sources import ResolvedModel
-from factory.manifest import (
-    MANIFEST,
-    DerivedManifest,
-    InitManifest,
-    PretrainManifest,
-    SamplingPhase,
-    TransplantManifest,
-    TrimManifest,
-    VocabManifest,
-    find_manifest,
-    parse_manifest,
-)
+from factory.derive.manifest import DerivedManifest, TransplantManifest, TrimManifest
+from factory.model.manifest import InitManifest
+from factory.pretrain.manifest import PretrainManifest, SamplingPhase
 from factory.publish.card_derived import base_pretraining, base_pretraining_note, derivation_phrase, derivation_section
 from factory.publish.card_results import (
     find_results,
@@ -37,6 +29,7 @@ from factory.publish.card_results import (
     retrieval_section,
     suite_section,
 )
+from factory.vocab.manifest import VocabManifest
 
 GENERATOR_DIR = "generator"
 # what a model folder's factory.json can be

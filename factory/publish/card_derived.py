@@ -1,5 +1,5 @@
 """The model card of a derived model (`factory trim`, `factory transplant`): what it came from, read from its
-manifest (factory.manifest.DerivedManifest), never typed in.
+manifest (factory.derive.manifest.DerivedManifest), never typed in.
 
 The Hub's model tree (`base_model`, `base_model_relation: finetune`) comes from config.json's `factory.base_model`,
 which trim and transplant write for a Hub base (factory.publish.card.base_model).
@@ -7,7 +7,7 @@ which trim and transplant write for a Hub base (factory.publish.card.base_model)
 
 from __future__ import annotations
 
-from factory.manifest import DerivedManifest, TransplantManifest, TrimManifest
+from factory.derive.manifest import DerivedManifest, TransplantManifest, TrimManifest
 
 
 def base_name(derived: DerivedManifest) -> str:

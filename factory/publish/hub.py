@@ -20,14 +20,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from factory.configs import PublishConfig
 from factory.core.errors import FactoryError, HubAccessError, RunFailure, UploadFailed
 from factory.core.outputs import staged_output
 from factory.core.sources import ResolvedModel
 from factory.model.tokenizer import TOKENIZER_FILES
 from factory.publish.card import GENERATOR_DIR, Facts, build_card, card_languages, collect_facts
 from factory.publish.card_results import model_index
-from factory.publish.repo_ids import REPO_ID, parse_repo_id  # noqa: F401  (hub.parse_repo_id, as before)
+from factory.publish.config import REPO_ID, PublishConfig, parse_repo_id  # noqa: F401  (hub.parse_repo_id, as before)
 
 CARD = "README.md"
 TOKENIZER_REQUIRED, TOKENIZER_OPTIONAL = TOKENIZER_FILES[:3], TOKENIZER_FILES[3:]  # transformers needs the first 3
@@ -229,7 +228,7 @@ def published_layout(folder: Path) -> bool:
 def as_factory_folder(model_dir: Path, work: Path, generator: bool = False) -> Path:
     """The model (or the published generator beside it) as factory writes a model: config.json with every key,
     model.safetensors (no GDES `_weight`, no untrained head), tokenizer files; in `work`, never in the source."""
-    from factory.manifest import MANIFEST
+    from factory.core.manifest import MANIFEST
     from factory.model.folder import load_model, save_model
     from factory.model.tokenizer import copy_tokenizer_files
 

@@ -15,9 +15,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from factory.core.errors import ShardError
+from factory.core.manifest import read_manifest, write_manifest
 from factory.core.options import to_json
 from factory.core.outputs import staged_output
-from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, read_manifest, write_manifest
+from factory.shards.manifest import LanguageFigures, ShardFile, ShardsManifest
 from factory.shards.pack import BATCH_ROWS, COLUMN, cut_document, document_ends, rows_batch, shard_name
 
 

@@ -17,8 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factory.budgets import config_problems, parse_count, parse_task  # noqa: F401  (plan's names, as before)
 from factory.core.errors import ShardError
+from factory.shards.config import config_problems, parse_count, parse_task  # noqa: F401  (plan's names, as before)
 
 PROBE_BYTES = 2 << 20
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from factory.core.errors import ShardError
+from factory.core.manifest import find_manifest
 from factory.core.outputs import fingerprint_file
-from factory.manifest import ShardsManifest, find_manifest
 from factory.model.tokenizer import SPM_FILE
+from factory.shards.manifest import ShardsManifest
 from factory.shards.pack import COLUMN
 
 if TYPE_CHECKING:

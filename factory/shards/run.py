@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from factory.configs import ShardsConfig
 from factory.core.errors import FactoryError, ManifestError, RunFailure, ShardError
+from factory.core.manifest import ModelSource, find_manifest, write_manifest
 from factory.core.options import to_json
 from factory.core.outputs import check_output, fingerprint_file, output_lock, replace_folder
 from factory.corpus import (
@@ -26,18 +26,11 @@ from factory.corpus import (
     read_source,
 )
 from factory.corpus.pool import WorkerDied
-from factory.manifest import (
-    LanguageFigures,
-    ModelSource,
-    ShardFile,
-    ShardsManifest,
-    TaskPart,
-    find_manifest,
-    write_manifest,
-)
 from factory.model.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
+from factory.shards.config import ShardsConfig
+from factory.shards.manifest import LanguageFigures, ShardFile, ShardsManifest, TaskPart
 from factory.shards.merge import manifest_figures
 
 log = logging.getLogger("factory.shards")

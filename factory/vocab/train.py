@@ -30,12 +30,12 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.configs import MAX_LANGID_WORKERS, VocabConfig
 from factory.core.errors import FactoryError, disk_failure
 from factory.core.options import Layer, load_yaml, to_json
 from factory.core.resources import find
 from factory.core.vocab_sizes import MIN_PIECES
 from factory.model.tokenizer import write_hf_files  # noqa: F401  (it lives with the tokenizer; callers import it here too)
+from factory.vocab.config import MAX_LANGID_WORKERS, VocabConfig
 
 # Unicode White_Space: what Rust's regex \s and char::is_whitespace match (tokenizers' Replace and Strip)
 WHITESPACE = [chr(c) for c in (9, 10, 11, 12, 13, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B))]
@@ -114,7 +114,7 @@ class SpmSettings:
     """SentencePiece settings (DeBERTa-v3: unigram; digits split; coverage 0.9995, 1.0 for small alphabets)."""
 
     pieces: int = 32000
-    model_type: str = VocabConfig.model_type  # the user-facing defaults live in factory.configs
+    model_type: str = VocabConfig.model_type  # the user-facing defaults live in the step configs
     character_coverage: float = VocabConfig.character_coverage
     byte_fallback: bool = VocabConfig.byte_fallback
     split_digits: bool = True
@@ -295,8 +295,9 @@ def _write_vocab_manifest(
     folder: Path, args: VocabConfig, sources: list, langs: list[str], sample, hf: dict, rows: int
 ) -> None:
     """factory.json: what the vocabulary was built from and the sizes a model needs to use it."""
+    from factory.core.manifest import write_manifest
     from factory.core.outputs import fingerprint_file
-    from factory.manifest import CorpusCounts, VocabManifest, VocabShape, write_manifest
+    from factory.vocab.manifest import CorpusCounts, VocabManifest, VocabShape
 
     manifest = VocabManifest(
         arguments=to_json(args),

@@ -1,7 +1,7 @@
 """Recipes: a model family as data, run step by step with `factory run`.
 
 A recipe is YAML with one section per pipeline step. Each section's keys are the fields of that step's config
-(factory/configs.py), which are also the command's options (`corpus` for `--corpus`, `seq_len` for
+(factory/*/config.py), which are also the command's options (`corpus` for `--corpus`, `seq_len` for
 `--seq-len`), so a recipe can do exactly what the commands can and nothing else. The sections are resolved by
 the same resolver as the flags (factory/core/options.py), every problem of every step reported in one error, and
 each step calls the library with its config: no command line is built. `factory run` fills in the folders
@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.configs import DEFAULT_VOCAB_SIZE, VocabConfig
 from factory.core.errors import FactoryError, RecipeError, short_path, short_value
+from factory.core.manifest import find_manifest, manifest_fingerprint
 from factory.core.options import Layer, check, command_line, fail, load_yaml, to_json, to_values
 from factory.core.outputs import check_target, output_lock
 from factory.core.resources import find
-from factory.manifest import find_manifest, manifest_fingerprint, schema_for
+from factory.core.vocab_sizes import DEFAULT_VOCAB_SIZE
+from factory.vocab.config import VocabConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Step:
 
     name: str  # "vocab", "shards", "pretrain", "eval.xnli", "publish"
     command: str  # "vocab", "eval xnli", ...: the command that would do the same (shown in the plan)
-    config: Any  # the step's resolved config (factory.configs)
+    config: Any  # the step's resolved config (factory/*/config.py)
     out: Path
     reads: list[str] = field(default_factory=list)  # names of the steps whose outputs it uses
 
@@ -186,7 +187,10 @@ class _Planner:
         return config
 
     def steps(self, publish: bool) -> list[Step]:
-        from factory.configs import EvalConfig, PretrainConfig, PublishConfig, RetrievalConfig, ShardsConfig
+        from factory.evaluate.config import EvalConfig, RetrievalConfig
+        from factory.pretrain.config import PretrainConfig
+        from factory.publish.config import PublishConfig
+        from factory.shards.config import ShardsConfig
         from factory.vocab.train import with_spec
 
         sec, run_dir = self.sections, self.run_dir
@@ -248,7 +252,7 @@ class _Planner:
     def _derive(self, plan: list[Step], vocab_dir: Path) -> Step | None:
         """steps.trim or steps.transplant (one of them): a model derived from a published one, into run_dir/trim or
         run_dir/transplant; transplant takes the recipe's vocabulary when it builds one."""
-        from factory.configs import TransplantConfig, TrimConfig
+        from factory.derive.config import TransplantConfig, TrimConfig
 
         sec = self.sections
         if "trim" in sec and "transplant" in sec:
@@ -314,8 +318,9 @@ def is_done(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> bool:
     """Up to date: run with the same state, and its output complete (a manifest this factory reads; publish,
     which writes none, its card). A manifest of another version means the step runs again and rewrites it."""
     from factory.core.errors import ManifestError
+    from factory.recipe.steps import spec_of
 
-    schema = schema_for(step.command)
+    schema = spec_of(step.name).manifest_class()
     try:
         finished = find_manifest(step.out, schema) is not None if schema else (step.out / "README.md").is_file()
     except ManifestError:
@@ -325,38 +330,10 @@ def is_done(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> bool:
 
 def run_step(step: Step) -> None:
     """Call the step's library function with its config: the same code the command runs."""
-    if step.name == "vocab":
-        from factory.vocab.train import build
+    from factory.recipe.steps import spec_of
 
-        build(step.config)
-    elif step.name == "shards":
-        from factory.shards import build_shards
-
-        build_shards(step.config)
-    elif step.name == "pretrain":
-        from factory.pretrain import run_pretrain
-
-        run_pretrain(step.config)
-    elif step.name == "trim":
-        from factory.derive.trim import trim
-
-        trim(step.config)
-    elif step.name == "transplant":
-        from factory.derive.transplant import transplant
-
-        transplant(step.config)
-    elif step.name == "eval.retrieval":
-        from factory.evaluate.retrieval import run
-
-        run(step.config)
-    elif step.name.startswith("eval."):
-        from factory.evaluate.entry import evaluate
-
-        evaluate(step.name.split(".", 1)[1], step.config)
-    else:
-        from factory.publish.hub import publish
-
-        publish(step.config)
+    suite = step.name.split(".", 1)[1] if step.name.startswith("eval.") else None
+    spec_of(step.name).run_with(step.config, suite)
 
 
 def run_plan(plan: list[Step], run_dir: Path, resume: bool) -> list[str]:
@@ -447,7 +424,7 @@ def plan_lines(plan: list[Step], recipe: dict[str, Any]) -> list[str]:
                 "shape and vocabulary come from it); run the recipe up to there, or `factory pretrain --init-from "
                 f"{derived.out} --dry-run`"]  # fmt: skip
     from factory.model.presets import VocabSize, count_parameters, shape_of
-    from factory.pretrain import count_rtd_parameters, dry_run_lines
+    from factory.pretrain.plan import count_rtd_parameters, dry_run_lines
 
     vocab = next((s.config for s in plan if s.name == "vocab"), None)
     shards = next((s.config for s in plan if s.name == "shards"), None)
