@@ -97,7 +97,8 @@ def gpu_tokens_per_s(plan) -> float:
 
 def time_prepare(shards, plan, mask_id: int, steps: int, masking: str) -> tuple[float, float]:
     """Wall and CPU seconds per step for rank 0 to prepare its share (after one warm-up step)."""
-    from factory.pretrain.batches import BatchOrder, prepare_step
+    from factory.pretrain.batches import prepare_step
+    from factory.pretrain.mixing import BatchOrder
 
     order = BatchOrder(len(shards), 0)
     prepare_step(shards, order, plan, 0, 0, mask_id, 0, masking)
@@ -109,7 +110,8 @@ def time_prepare(shards, plan, mask_id: int, steps: int, masking: str) -> tuple[
 
 def time_overlap(shards, plan, mask_id: int, steps: int, gpu_s: float, masking: str) -> tuple[float, float]:
     """Seconds per step with a simulated GPU step of `gpu_s`: preparing in line, then through `Feed`."""
-    from factory.pretrain.batches import BatchOrder, Feed, prepare_step
+    from factory.pretrain.batches import Feed, prepare_step
+    from factory.pretrain.mixing import BatchOrder
 
     order = BatchOrder(len(shards), 0)
     start = time.perf_counter()

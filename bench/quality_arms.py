@@ -158,7 +158,7 @@ def train_anchor(factory_model: Path, prep: Prepared, cell: Cell, plan: dict, wa
     import transformers
 
     from factory.model.tokenizer import copy_tokenizer_files
-    from factory.pretrain.batches import BatchOrder
+    from factory.pretrain.mixing import BatchOrder
     from factory.pretrain.optim import CLIP, make_optimizer, make_schedule
     from factory.shards.read import ShardSet
 

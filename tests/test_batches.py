@@ -6,9 +6,10 @@ import torch
 from conftest import micro_config
 
 from bench.input import write_shards
-from factory.pretrain.batches import BatchOrder, Feed, prepare_step
+from factory.pretrain.batches import Feed, prepare_step
 from factory.pretrain.config import PretrainConfig
 from factory.pretrain.counter_rng import hash_block, reference_word, stream_key, uniforms
+from factory.pretrain.mixing import BatchOrder
 from factory.pretrain.plan import make_plan
 from factory.pretrain.rtd import build_rtd_model, make_step_noise, sample_replacements
 from factory.shards.read import ShardSet

@@ -19,9 +19,8 @@ from test_pretrain import LOSSES, assert_same_weights, env, launch, log
 
 from bench.input import write_shards
 from factory.cli import cli
-from factory.pretrain.batches import BatchOrder
 from factory.pretrain.config import PretrainConfig
-from factory.pretrain.mixing import LanguageOrder, apportion, build_mix, mix_lines, shard_languages
+from factory.pretrain.mixing import BatchOrder, LanguageOrder, apportion, build_mix, mix_lines, shard_languages
 from factory.shards.read import ShardSet
 
 ROOT = Path(__file__).resolve().parents[1]

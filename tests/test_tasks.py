@@ -12,8 +12,7 @@ from conftest import model_folder, one_error_line
 
 from factory.cli import cli
 from factory.core.errors import FactoryError
-from factory.evaluate.data import examples_of
-from factory.evaluate.examples import QAExample, TagExample
+from factory.evaluate.data import QAExample, TagExample, examples_of
 from factory.evaluate.qa import QASettings, best_answer, qa_features
 from factory.evaluate.tasks import IGNORE, Tokens
 from factory.model.tokenizer import Tokenizer
@@ -347,8 +346,7 @@ def test_qa_ids_shared_in_a_scored_split_are_one_line(model, tmp_path, suite):
 def test_ids_are_checked_where_the_score_keys_on_them():
     """Only the evaluated splits of a type that scores by id: train rows, and classification, may share ids;
     rows of two files are both named whole."""
-    from factory.evaluate.data import check_data
-    from factory.evaluate.examples import Example
+    from factory.evaluate.data import Example, check_data
 
     def qa(where, qid="x"):
         return QAExample(qid, "q", "um dois", ("dois",), (3,), where)

@@ -18,7 +18,7 @@ from factory.derive.networks import ModelFiles, read_model_files, write_model_fi
 
 
 @dataclass
-class Source:
+class SourceModel:
     """The model a derivation starts from: where it came from (a folder, or a Hub id at a commit) and its files."""
 
     resolved: ResolvedModel
@@ -46,13 +46,13 @@ def read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def open_source(name: str) -> Source:
+def open_source(name: str) -> SourceModel:
     """A model folder (any layout factory/derive/networks.py reads) or a Hub id `org/name[@revision]` (its files,
     the published generator included, from the Hugging Face cache or the Hub: factory/core/sources.py)."""
     from factory.core.sources import resolve_model
 
     resolved = resolve_model(name, parts=("model", "generator"))
-    return Source(resolved, read_model_files(resolved.path))
+    return SourceModel(resolved, read_model_files(resolved.path))
 
 
 def check_out_apart(out: Path, source: str, vocab: str | None = None) -> None:

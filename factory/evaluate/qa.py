@@ -25,7 +25,7 @@ from torch import nn
 
 from factory.core.errors import FactoryError
 from factory.evaluate import qa_metrics
-from factory.evaluate.examples import QAExample
+from factory.evaluate.data import QAExample
 from factory.evaluate.tasks import Feature, TaskType
 
 

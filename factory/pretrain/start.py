@@ -18,13 +18,13 @@ Where each part comes from:
   (the published generators were trained with it), off for a derived or factory-exported generator.
 
 `open_start` reads configs only (what a plan and `--dry-run` need, and every check of the user's input, one line
-each); `build_start_model` reads the weights and builds the RTD model for the run.
+each); its `Start` is made once per run and passed down (run_pretrain -> setup -> make_plan, build_model);
+`build_start_model` reads the weights and builds the RTD model for the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,17 +126,11 @@ def base_model(source: ResolvedModel) -> dict[str, Any] | None:
 
 
 # ---- the configs: every check before anything is written ------------------------------------------
-def open_start(args: PretrainConfig) -> Start:
-    """Resolve --init-from (and --init-generator, --vocab) and check that they fit; configs only. Cached: a run
-    plans several times, and a Hub id is resolved once (the cache folder is part of the key)."""
-    from huggingface_hub import constants
-
-    return _open_start(args.init_from, args.init_generator, str(args.vocab) if args.vocab else None,
-                       args.generator_rule, str(constants.HF_HUB_CACHE))  # fmt: skip
-
-
-@functools.lru_cache(maxsize=8)
-def _open_start(init_from: str, init_generator: str | None, vocab: str | None, rule: str, _cache: str) -> Start:
+def open_start(config: PretrainConfig) -> Start:
+    """Resolve --init-from (and --init-generator, --vocab) and check that they fit; configs only. Called once per
+    run: the caller passes the `Start` down to what plans and builds the run."""
+    init_from, init_generator, rule = config.init_from, config.init_generator, config.generator_rule
+    vocab = str(config.vocab) if config.vocab else None
     from factory.core.sources import resolve_model
     from factory.model.folder import GENERATOR_CONFIG, read_config
 
@@ -251,15 +245,17 @@ def read_start(start: Start, emd: str) -> StartWeights:
     return StartWeights(disc, gen_state, start.generator_config.replace(emd=on), gen.rule)
 
 
-def build_start_model(args: PretrainConfig, start: Start, config: ModelConfig) -> RTDModel:
+def build_start_model(config: PretrainConfig, start: Start, model_config: ModelConfig) -> RTDModel:
     """The RTD model of the run (weights from --seed first: the fresh parts), then the start's weights copied in."""
     from factory.pretrain.rtd import build_rtd_model
 
-    weights = read_start(start, args.emd)
+    weights = read_start(start, config.emd)
     gen_config = weights.generator_config.replace(
-        hidden_dropout_prob=config.hidden_dropout_prob, attention_probs_dropout_prob=config.attention_probs_dropout_prob
+        hidden_dropout_prob=model_config.hidden_dropout_prob,
+        attention_probs_dropout_prob=model_config.attention_probs_dropout_prob,
     )
-    model = build_rtd_model(config, gen_config.num_hidden_layers, args.sharing, args.seed, generator=gen_config)
+    model = build_rtd_model(model_config, gen_config.num_hidden_layers, config.sharing, config.seed,
+                            generator=gen_config)  # fmt: skip
     load_start(model, weights)
     return model
 
@@ -330,6 +326,6 @@ def start_config(start: Start, dropout: float | None) -> ModelConfig:
     return config.replace(factory={**config.factory, **start.shape.record()})
 
 
-def replace_vocab(args: PretrainConfig, start: Start) -> PretrainConfig:
+def replace_vocab(config: PretrainConfig, start: Start) -> PretrainConfig:
     """--vocab defaults to the start's vocabulary folder (SRC's spm.model)."""
-    return args if args.vocab == start.vocab else dataclasses.replace(args, vocab=start.vocab)
+    return config if config.vocab == start.vocab else dataclasses.replace(config, vocab=start.vocab)

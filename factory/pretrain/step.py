@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factory.core.errors import ManifestError
 from factory.core.manifest import find_manifest, write_manifest
@@ -20,19 +20,24 @@ from factory.pretrain.manifest import PretrainManifest
 from factory.shards.config import SEQ_LEN, ShardsConfig
 from factory.shards.manifest import ShardsManifest
 
+if TYPE_CHECKING:
+    from factory.pretrain.start import Start
+
 
 def run_pretrain(config: PretrainConfig) -> dict[str, Any]:
     """What `factory pretrain` and `factory run` call: `--corpus` builds the shards into OUT/shards first
     (reused when they fit), then `run`."""
     import dataclasses
 
+    start = None
     if config.init_from:  # --vocab defaults to the starting model's own (factory/pretrain/start.py)
         from factory.pretrain.start import open_start, replace_vocab
 
-        config = replace_vocab(config, open_start(config))
+        start = open_start(config)
+        config = replace_vocab(config, start)
     if config.corpus:
         config = dataclasses.replace(config, shards=corpus_shards(config))
-    return run(config)
+    return run(config, start)
 
 
 def corpus_shards(config: PretrainConfig) -> Path:
@@ -51,27 +56,27 @@ def corpus_shards(config: PretrainConfig) -> Path:
     return target
 
 
-def run(args: PretrainConfig) -> dict[str, Any]:
+def run(config: PretrainConfig, start: Start | None = None) -> dict[str, Any]:
     """Train (or resume) to the planned step, export both networks, write factory.json; returns the figures.
     The main process holds --out's lock throughout: a second run on the same folder stops at once."""
     from factory.core.launch import is_main_process
     from factory.core.outputs import check_target, output_lock
 
-    check_target(Path(args.out))
-    with output_lock(Path(args.out)) if is_main_process() else contextlib.nullcontext():
-        return _run(args)
+    check_target(Path(config.out))
+    with output_lock(Path(config.out)) if is_main_process() else contextlib.nullcontext():
+        return _run(config, start)
 
 
-def _run(args: PretrainConfig) -> dict[str, Any]:
-    training = setup(args)
+def _run(config: PretrainConfig, start: Start | None) -> dict[str, Any]:
+    training = setup(config, start)
     try:
-        if args.log_with:
-            training.accelerator.init_trackers("factory-pretrain", config=_flat(to_json(args)))
+        if config.log_with:
+            training.accelerator.init_trackers("factory-pretrain", config=_flat(to_json(config)))
         result = train(training)
         figures = run_figures(training, result)
         export_networks(training, figures)
         if training.accelerator.is_main_process:
-            write_manifest(Path(args.out), PretrainManifest(arguments=to_json(args), **figures))
+            write_manifest(Path(config.out), PretrainManifest(arguments=to_json(config), **figures))
         training.accelerator.wait_for_everyone()
         return figures
     finally:

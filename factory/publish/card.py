@@ -1,7 +1,7 @@
 """The model card (README.md of a published model): what the files say about the model, and the text.
 
 Every number in the card is read from a file, never typed in: config.json (sizes, languages, the generator's
-EMD), the manifests (`factory.core.manifest` and each step's manifest.py: pre-training's in the model folder, the vocabulary's in the
+EMD), the manifests (each step's manifest.py: pre-training's in the model folder, the vocabulary's in the
 tokenizer folder) and results.json (`factory.publish.card_results`). A figure no file holds is left out, not guessed;
 a model without a pre-training manifest is not called pre-trained.
 """

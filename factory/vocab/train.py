@@ -212,87 +212,87 @@ def with_spec(layers: list[Layer]) -> list[Layer]:
     return [spec_layer(spec), *layers] if spec else layers
 
 
-def build(args: VocabConfig) -> dict:
-    """Corpus -> sample -> SentencePiece -> HF files -> report, written atomically into `args.out`."""
+def build(config: VocabConfig) -> dict:
+    """Corpus -> sample -> SentencePiece -> HF files -> report, written atomically into `config.out`."""
     from factory import corpus as C
     from factory.core.outputs import output_lock, staged_output
     from factory.model.presets import VocabSize
 
-    size = VocabSize.parse(args.size)
-    sources, langs = _check_inputs(args)
-    workers = args.workers or min(MAX_LANGID_WORKERS, os.cpu_count() or 1)
-    with output_lock(args.out), staged_output(args.out, args.force) as folder:
+    size = VocabSize.parse(config.size)
+    sources, langs = _check_inputs(config)
+    workers = config.workers or min(MAX_LANGID_WORKERS, os.cpu_count() or 1)
+    with output_lock(config.out), staged_output(config.out, config.force) as folder:
         work = folder / ".work"
         work.mkdir()
         sample = C.build_sample(
             sources,
             langs,
             work,
-            C.LanguageFilter(langs, args.langid_threshold, workers, args.langid, tuple(args.langid_skip)),
-            C.Cleaning(args.min_chars, args.max_chars, args.dedupe),
-            args.alpha,
-            args.max_sentences,
-            args.text_field,
-            args.seed,
+            C.LanguageFilter(langs, config.langid_threshold, workers, config.langid, tuple(config.langid_skip)),
+            C.Cleaning(config.min_chars, config.max_chars, config.dedupe),
+            config.alpha,
+            config.max_sentences,
+            config.text_field,
+            config.seed,
         )
-        spm_settings = SpmSettings(size.pieces, args.model_type, args.character_coverage, args.byte_fallback)
+        spm_settings = SpmSettings(size.pieces, config.model_type, config.character_coverage, config.byte_fallback)
         train_spm(sample.sample_file, sample.sample_lines, folder, spm_settings)
         hf = write_hf_files(folder)
-        report = _write_report(folder, work, args, sample)
-        _write_vocab_manifest(folder, args, sources, langs, sample, hf, size.rows)
+        report = _write_report(folder, work, config, sample)
+        _write_vocab_manifest(folder, config, sources, langs, sample, hf, size.rows)
         import shutil
 
         shutil.rmtree(work)
     return report
 
 
-def _check_inputs(args: VocabConfig) -> tuple[list, list[str]]:
+def _check_inputs(config: VocabConfig) -> tuple[list, list[str]]:
     """The corpus sources and the languages, checked before any work is done."""
     from factory import corpus as C
     from factory.core.languages import check_languages
     from factory.langid import check_codes, filter_name
 
-    sources = [C.Source.parse(c) for c in args.corpus]
+    sources = [C.Source.parse(c) for c in config.corpus]
     if not sources:
         raise FactoryError("no --corpus given: pass --corpus PATH (or lang=PATH), or a --spec with a corpus")
-    C.check_apart(args.out, sources)
-    langs = list(dict.fromkeys(args.langs or [s.lang for s in sources if s.lang]))
+    C.check_apart(config.out, sources)
+    langs = list(dict.fromkeys(config.langs or [s.lang for s in sources if s.lang]))
     if not langs:
         raise FactoryError("which language(s)? pass --lang pt, --langs en,pt,ru or --corpus pt=PATH")
     check_languages(langs + [s.lang for s in sources if s.lang], "--lang/--langs")
-    check_languages(args.langid_skip, "--langid-skip")
-    if args.langid:
-        check_codes(langs + [s.lang for s in sources if s.lang], filter_name(args.langid), "--lang/--langs",
-                    args.langid_skip)  # fmt: skip
+    check_languages(config.langid_skip, "--langid-skip")
+    if config.langid:
+        check_codes(langs + [s.lang for s in sources if s.lang], filter_name(config.langid), "--lang/--langs",
+                    config.langid_skip)  # fmt: skip
     for source in sources:
         if not source.is_hub and not Path(source.spec).exists():
             raise FactoryError(f"--corpus {source.spec}: no such file or folder")
     return sources, langs
 
 
-def _write_report(folder: Path, work: Path, args: VocabConfig, sample) -> dict:
+def _write_report(folder: Path, work: Path, config: VocabConfig, sample) -> dict:
     """vocab_report.{json,md}: the new vocabulary on the first documents kept of each language."""
     from factory.vocab.report import report_markdown, report_texts, segmentation_figures
 
-    figures = segmentation_figures(folder, report_texts(work, sample.stats.kept, args.report_docs))
+    figures = segmentation_figures(folder, report_texts(work, sample.stats.kept, config.report_docs))
     corpus_counts = sample.stats.as_dict()
     report = {
         "languages": figures,
         "corpus": corpus_counts,
-        "sample": {"alpha": args.alpha, "documents_per_language": sample.sizes, "lines": sample.sample_lines},
-        "byte_fallback": args.byte_fallback,
+        "sample": {"alpha": config.alpha, "documents_per_language": sample.sizes, "lines": sample.sample_lines},
+        "byte_fallback": config.byte_fallback,
         "hf_agreement": "ids identical to DebertaV2Tokenizer/AutoTokenizer (transformers 5.x)"
-        + ("" if not args.byte_fallback else ", except unknown characters: bytes here, [UNK] in HF"),
+        + ("" if not config.byte_fallback else ", except unknown characters: bytes here, [UNK] in HF"),
     }
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     (folder / "vocab_report.json").write_text(text, encoding="utf-8")
-    (folder / "vocab_report.md").write_text(report_markdown(f"Vocabulary {args.out.name}", {"this": figures},
+    (folder / "vocab_report.md").write_text(report_markdown(f"Vocabulary {config.out.name}", {"this": figures},
                                                             corpus_counts), encoding="utf-8")  # fmt: skip
     return report
 
 
 def _write_vocab_manifest(
-    folder: Path, args: VocabConfig, sources: list, langs: list[str], sample, hf: dict, rows: int
+    folder: Path, config: VocabConfig, sources: list, langs: list[str], sample, hf: dict, rows: int
 ) -> None:
     """factory.json: what the vocabulary was built from and the sizes a model needs to use it."""
     from factory.core.manifest import write_manifest
@@ -300,13 +300,13 @@ def _write_vocab_manifest(
     from factory.vocab.manifest import CorpusCounts, VocabManifest, VocabShape
 
     manifest = VocabManifest(
-        arguments=to_json(args),
+        arguments=to_json(config),
         inputs={s.spec: _fingerprint(s, fingerprint_file) for s in sources},
         counts=CorpusCounts(**sample.stats.as_dict(), sample=sample.sizes, sample_lines=sample.sample_lines),
         vocab=VocabShape(pieces=hf["pieces"], mask_id=hf["mask_id"], embedding_rows=rows),
         languages=langs,
-        corpus=list(args.corpus),
-        alpha=args.alpha,
+        corpus=list(config.corpus),
+        alpha=config.alpha,
     )
     write_manifest(folder, manifest)
 
