@@ -22,16 +22,16 @@ from factory.core.launch import is_main_process
 # name -> "module:function". Command modules import only click at the top, so `factory --help` stays
 # instant; one line here per command.
 COMMANDS = {
-    "presets": "factory.commands.model:presets",
-    "init": "factory.commands.model:init",
-    "shards": "factory.commands.shards:shards",
-    "pretrain": "factory.commands.pretrain:pretrain",
-    "vocab": "factory.commands.vocab:vocab",
-    "trim": "factory.commands.derive:trim",
-    "transplant": "factory.commands.derive:transplant",
-    "eval": "factory.commands.evaluate:eval_group",
-    "publish": "factory.commands.publish:publish",
-    "run": "factory.commands.run:run",
+    "presets": "factory.cli.model:presets",
+    "init": "factory.cli.model:init",
+    "shards": "factory.cli.shards:shards",
+    "pretrain": "factory.cli.pretrain:pretrain",
+    "vocab": "factory.cli.vocab:vocab",
+    "trim": "factory.cli.derive:trim",
+    "transplant": "factory.cli.derive:transplant",
+    "eval": "factory.cli.evaluate:eval_group",
+    "publish": "factory.cli.publish:publish",
+    "run": "factory.cli.run:run",
 }
 
 
