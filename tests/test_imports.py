@@ -119,3 +119,21 @@ def test_configs_import_no_step():
         outside = {dep for dep in graph[name] if _package(dep) != "core" and dep not in allowed}
         assert not outside, (name, outside)
     assert not configs & graph["factory.model.presets"]
+
+
+def test_layout_limits():
+    """docs/layout.md: a dozen modules at most directly in factory/ (the rest live in their step's package), no
+    module over 500 lines, no function over 60."""
+    top = sorted(p.name for p in (ROOT / "factory").glob("*.py"))
+    assert len(top) <= 12, top
+    long_modules, long_functions = [], []
+    for name, path in module_files().items():
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 500:
+            long_modules.append(name)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+                if node.end_lineno - start + 1 > 60:
+                    long_functions.append(f"{name}.{node.name}")
+    assert not long_modules and not long_functions, (long_modules, long_functions)

@@ -1,4 +1,4 @@
-"""`factory pretrain`: RTD + GDES pre-training on Accelerate (`factory shards` is in commands/shards.py)."""
+"""`factory pretrain`: RTD + GDES pre-training on Accelerate (`factory shards` is in cli/shards.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """`factory pretrain`, the step: `run_pretrain(config)` (`--corpus`: shards first) -> `run(config)` -> setup, the
 loop, the export and factory.json (the chain is in factory/pretrain/__init__.py)."""
 
-
 from __future__ import annotations
 
 import contextlib

@@ -31,6 +31,10 @@ from factory.core.options import Layer, check, command_line, fail, load_yaml, to
 from factory.core.outputs import check_target, output_lock
 from factory.core.resources import find
 from factory.core.vocab_sizes import DEFAULT_VOCAB_SIZE
+from factory.evaluate.config import EvalConfig, RetrievalConfig
+from factory.pretrain.config import PretrainConfig
+from factory.publish.config import PublishConfig
+from factory.shards.config import ShardsConfig
 from factory.vocab.config import VocabConfig
 
 log = logging.getLogger(__name__)
@@ -187,10 +191,6 @@ class _Planner:
         return config
 
     def steps(self, publish: bool) -> list[Step]:
-        from factory.evaluate.config import EvalConfig, RetrievalConfig
-        from factory.pretrain.config import PretrainConfig
-        from factory.publish.config import PublishConfig
-        from factory.shards.config import ShardsConfig
         from factory.vocab.train import with_spec
 
         sec, run_dir = self.sections, self.run_dir
