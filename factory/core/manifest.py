@@ -11,6 +11,10 @@ Every manifest carries `schema` (the version of its step's schema) and `step`, t
 Version 1 is the untyped manifests that
 came before (no `schema` key); version 2 keeps their keys, so a tool that read those still finds them. A
 reader accepts exactly its own version: a field that is added or changes meaning bumps `VERSION`.
+
+This module is the base every schema extends, `ModelSource` (which several steps record) and the reading,
+writing and checking; each step's schema lives in its package (factory/vocab/manifest.py, factory/shards/...,
+factory/model/manifest.py for `factory init`), and factory/recipe/steps.py names the one each step writes.
 """
 
 from __future__ import annotations
