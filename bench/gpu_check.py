@@ -90,7 +90,7 @@ def child(out: Path, argv: list[str]) -> None:
 
     for name in ABSENT:
         sys.modules[name] = None  # an import of any of them fails, as on the device
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     cli.main(args=argv, standalone_mode=False)
     if int(os.environ.get("RANK", "0")) != 0:

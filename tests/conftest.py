@@ -80,7 +80,7 @@ def one_error_line(result, *needles: str, out: Path | None = None, code: int = 2
     if isinstance(result, (list, tuple)):
         from click.testing import CliRunner
 
-        from factory.cli import cli
+        from factory.cli.main import cli
 
         result = CliRunner().invoke(cli, [str(a) for a in result])
     output = result.output

@@ -87,7 +87,7 @@ def main(spec_path: str) -> None:
     if spec["backend"] == "fsdp":
         loop.make_accelerator = fsdp_accelerator
     if "argv" in spec:  # the whole command: checkpoints, resume and exports too
-        from factory.cli import cli
+        from factory.cli.main import cli
 
         cli.main(args=spec["argv"], standalone_mode=False)
     for run in spec.get("runs", []):

@@ -10,7 +10,7 @@ import transformers
 from click.testing import CliRunner
 from conftest import one_error_line
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.model import load_model
 
 
@@ -192,7 +192,7 @@ INTERRUPT_LINES = {
 def test_the_interrupt_line_says_what_the_command_keeps(command, monkeypatch):
     """Ctrl-C while a command runs: exit 130 and one line saying what running it again keeps. The line used to
     promise checkpoints of `shards` and `pretrain --resume auto` after any command."""
-    from factory.cli import COMMANDS, FactoryGroup
+    from factory.cli.main import COMMANDS, FactoryGroup
 
     def interrupted(self, ctx):
         raise KeyboardInterrupt  # inside the command (the group invokes it): Click turns it into Abort

@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from factory import configs
-from factory.cli import COMMANDS, cli
+from factory.cli.main import COMMANDS, cli
 from factory.core.errors import ConfigError
 from factory.core.options import Layer, command_line, from_flags, resolve, to_json
 from factory.pretrain.config import PretrainConfig

@@ -13,7 +13,7 @@ from conftest import micro_config, one_error_line, padded_batch, word_shards
 from published import hub_cache, published_folder
 from safetensors.torch import load_file
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.model.folder import load_model
 from factory.pretrain.config import PretrainConfig
 from factory.pretrain.loop import build_model

@@ -72,7 +72,7 @@ def published_layout(folder: Path, vocab: Path, dtype: str = "fp32") -> Path:
 def run(args: list) -> object:
     from click.testing import CliRunner
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, result.output
@@ -437,7 +437,7 @@ def test_transplant_onto_a_vocabulary_with_no_new_piece(factory_layout, trimmed,
     out = tmp_path / "failed"
     from click.testing import CliRunner
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     result = CliRunner().invoke(cli, ["transplant", str(factory_layout), "--vocab", str(trimmed), "--out", str(out)])
     assert result.exit_code != 0 and not out.exists() and not list(tmp_path.glob(".failed*"))

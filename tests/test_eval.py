@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import model_folder, one_error_line
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.evaluate import demo_nli
 
 ROOT = Path(__file__).resolve().parents[1]

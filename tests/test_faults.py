@@ -20,7 +20,7 @@ from conftest import model_folder, one_error_line, word_shards
 from test_pretrain import args as pretrain_args
 from test_pretrain import assert_same_run, assert_same_weights, env, free_port, log
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = Path(__file__).with_name("faults.py")

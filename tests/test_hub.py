@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import model_folder, one_error_line
 from fake_hub import FakeHub
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.core.manifest import write_manifest
 from factory.model import load_model
 from factory.model.presets import count_parameters

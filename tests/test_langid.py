@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.core.errors import ConfigError, FactoryError
 from factory.core.options import Layer, command_line, from_flags, resolve
 from factory.vocab.config import VocabConfig

@@ -18,7 +18,7 @@ from conftest import one_error_line
 from test_pretrain import LOSSES, assert_same_weights, env, launch, log
 
 from bench.input import write_shards
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.pretrain.config import PretrainConfig
 from factory.pretrain.mixing import BatchOrder, LanguageOrder, apportion, build_mix, mix_lines, shard_languages
 from factory.shards.read import ShardSet

@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 from conftest import one_error_line, word_shards
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.shards.config import ShardsConfig
 from factory.shards.run import build_shards
 

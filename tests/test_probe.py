@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from conftest import micro_config, pseudo_text, word_shards
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy", "mlm_accuracy", "grad_norm")
 LANGS = ("de", "en", "fr")

@@ -163,7 +163,7 @@ def test_eval_retrieval_of_a_hub_id(tmp_path, hf_cache, tiny_vocab):
     from click.testing import CliRunner
     from conftest import pseudo_text
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     folder = published_folder(tmp_path / "m", config(), dtype="fp16", tokenizer=tiny_vocab)
     commit = hub_cache(hf_cache, "microsoft/mdeberta-v3-base", folder)
@@ -188,7 +188,7 @@ def test_eval_xnli_of_a_hub_id(tmp_path, hf_cache):
     from click.testing import CliRunner
     from test_eval import DEMO, FAST
 
-    from factory.cli import cli
+    from factory.cli.main import cli
     from factory.vocab.train import SpmSettings, train_spm
 
     vocab = tmp_path / "vocab"  # test_eval's word-level vocabulary of the demo set
@@ -211,7 +211,7 @@ def test_eval_xnli_of_a_hub_id(tmp_path, hf_cache):
 def test_publish_rewrites_a_published_layout(tmp_path, hf_cache, tiny_vocab):
     from click.testing import CliRunner
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     folder = published_folder(tmp_path / "m", config(), dtype="fp16", tokenizer=tiny_vocab)
     hub_cache(hf_cache, "microsoft/deberta-v3-xsmall", folder)

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from conftest import model_folder, pseudo_text
 from published import hub_cache, published_folder
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

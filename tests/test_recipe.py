@@ -13,7 +13,7 @@ import transformers
 from click.testing import CliRunner
 from conftest import one_error_line, word_shards
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.model import load_model
 from factory.model.presets import VocabSize, count_parameters, get_preset
 

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from conftest import pseudo_text
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.core.errors import FactoryError
 from factory.evaluate.control import CONTROL_SEED, arms, control_encoder_state
 from factory.evaluate.parallel import read_parallel

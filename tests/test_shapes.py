@@ -12,7 +12,7 @@ import pytest
 import transformers
 from click.testing import CliRunner
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.core.errors import ConfigError
 from factory.core.options import Layer, resolve
 from factory.model.init_config import InitConfig

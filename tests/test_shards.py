@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import pseudo_text
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.core.errors import FactoryError, ShardError
 from factory.model.tokenizer import Tokenizer
 from factory.shards.config import ShardsConfig

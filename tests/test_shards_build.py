@@ -249,7 +249,7 @@ def test_a_finished_build_is_reused_not_rebuilt(vocab, text, tmp_path):
 KILLED = """
 import sys
 sys.argv = ["factory", *sys.argv[1:]]
-from factory.cli import main
+from factory.cli.main import main
 main()
 """
 
@@ -297,7 +297,7 @@ def test_kill_9_then_rerun_writes_the_same_bytes(vocab, tmp_path):
 def test_dry_run_prints_the_plan_and_writes_nothing(vocab, text, tmp_path):
     from click.testing import CliRunner
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     out = tmp_path / "s"
     args = ["shards", "--vocab", vocab, *[a for lang in LANGS for a in ("--corpus", f"{lang}={text / lang}")],

@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from conftest import model_folder, one_error_line
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.core.errors import FactoryError
 from factory.evaluate.data import QAExample, TagExample, examples_of
 from factory.evaluate.qa import QASettings, best_answer, qa_features

@@ -17,7 +17,7 @@ from conftest import model_folder, one_error_line, pseudo_text, word_shards
 from test_pretrain import args as pretrain_args
 from test_pretrain import env, log
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "recipes" / "demo"
@@ -234,7 +234,7 @@ def test_ctrl_c_in_a_shard_build_is_one_line_and_the_rerun_resumes(tiny_vocab, t
 
 
 def _interrupted() -> str:
-    from factory.cli import rerun
+    from factory.cli.main import rerun
 
     return f"interrupted; {rerun('shards')}"
 
@@ -264,7 +264,7 @@ def test_no_network_is_one_line_exit_1_and_a_missing_dataset_exit_2(tiny_vocab, 
 
 
 def test_the_hubs_retry_lines_are_hidden_unless_verbose(monkeypatch):
-    from factory.cli import VERBOSITY, configure_logging
+    from factory.cli.main import VERBOSITY, configure_logging
 
     for variable in VERBOSITY:
         monkeypatch.delenv(variable, raising=False)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import one_error_line
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 sys.path.insert(0, str(Path(__file__).parent))
 import textgen  # noqa: E402
