@@ -56,7 +56,7 @@ def test_the_walker_sees_what_yaml_does_to_a_bare_no():
 
 
 def test_the_table_covers_cc100_and_the_language_filter():
-    from factory.langid.profiles import profile_codes
+    from factory.corpus.langid.profiles import profile_codes
 
     spec = yaml.safe_load((ROOT / "vocab" / "cc100.yaml").read_text())
     assert set(spec["languages"]) <= set(CC100) and len(CC100) == 116
@@ -85,7 +85,7 @@ def test_a_multilingual_recipe_declares_every_source_and_its_shards_step_resolve
     from types import SimpleNamespace
 
     from factory.corpus import Source
-    from factory.langid import known_codes
+    from factory.corpus.langid import known_codes
     from factory.shards.plan import resolve_languages
 
     recipe = yaml.safe_load((ROOT / "recipes" / "mdeberta-v3-base.yaml").read_text())

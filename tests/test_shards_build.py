@@ -85,7 +85,7 @@ def test_every_language_its_own_rows_and_range(vocab, text, tmp_path):
 
 def test_undeclared_text_is_routed_by_the_language_filter(vocab, tmp_path):
     """A folder of eight languages with --langs en,pt: two ranges, and each row reads as its language."""
-    from factory.langid.profiles import LanguageId
+    from factory.corpus.langid.profiles import LanguageId
     from factory.model.tokenizer import Tokenizer
 
     demo = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "corpus"

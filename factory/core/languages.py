@@ -4,7 +4,7 @@ The codes are those of the corpora the recipes use: the 116 CC100 configs of XLM
 where one exists; CC100's own `ns` for Northern Sotho, `zh_hans`/`zh_hant` for the two Chinese scripts and
 the romanised `*_rom` and Zawgyi `my_zaw` variants), the 55 langdetect profiles of the language filter
 (`zh-cn`, `zh-tw`; `zh` is ours for both), and `und` (ISO 639-2 "undetermined") for text whose language
-nobody declared. The language filter only knows the langdetect profiles (factory/langid/); a table code
+nobody declared. The language filter only knows the langdetect profiles (factory/corpus/langid/); a table code
 outside them can be used with the filter off.
 
 A YAML 1.1 reader turns a bare `no` (Norwegian) into False; tests/test_languages.py checks that every code

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 LAYOUTS = ("official", "pad128")
 
-LANGID_FILTERS = ("fasttext", "langdetect")  # == factory.langid.FILTERS
+LANGID_FILTERS = ("fasttext", "langdetect")  # == factory.corpus.langid.FILTERS
 
 PIVOT = "en"  # the language retrieval matches every other one against (`eval retrieval --pivot`, `--probe-pivot`)
 

@@ -133,7 +133,7 @@ def language_sources(config: TrimConfig) -> dict[str, list]:
     they go into config.json and the card."""
     from factory import corpus as C
     from factory.core.languages import check_languages
-    from factory.langid import check_codes, filter_name
+    from factory.corpus.langid import check_codes, filter_name
 
     check_languages(config.langs, "--langs")
     check_languages(config.langid_skip, "--langid-skip")
@@ -166,7 +166,7 @@ def check_corpus_languages(sources: dict[str, list], config: TrimConfig) -> None
     measured on that same text, says "words cut as before 100%". One line naming the source, the share in its
     language and what it mostly is."""
     from factory.core.languages import name
-    from factory.langid import filter_name, identifier, threshold_of
+    from factory.corpus.langid import filter_name, identifier, threshold_of
 
     which = filter_name(config.langid)
     checked = [(lang, source) for lang, found in sources.items() if lang not in config.langid_skip for source in found]

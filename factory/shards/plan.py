@@ -27,7 +27,7 @@ PROBE_BYTES = 2 << 20
 def resolve_languages(config, sources) -> tuple[list[str], str | None]:
     """(the languages in routing order, the language filter that runs or None)."""
     from factory.core.languages import UNDETERMINED, check_languages
-    from factory.langid import check_codes, filter_name
+    from factory.corpus.langid import check_codes, filter_name
 
     declared = [s.lang for s in sources if s.lang]
     langs = list(dict.fromkeys(config.langs or declared)) or [UNDETERMINED]

@@ -250,7 +250,7 @@ def _check_inputs(config: VocabConfig) -> tuple[list, list[str]]:
     """The corpus sources and the languages, checked before any work is done."""
     from factory import corpus as C
     from factory.core.languages import check_languages
-    from factory.langid import check_codes, filter_name
+    from factory.corpus.langid import check_codes, filter_name
 
     sources = [C.Source.parse(c) for c in config.corpus]
     if not sources:

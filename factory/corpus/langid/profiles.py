@@ -27,8 +27,8 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import cache
 
-from factory.langid.chinese import script_variants
-from factory.langid.filters import Guess
+from factory.corpus.langid.chinese import script_variants
+from factory.corpus.langid.filters import Guess
 
 ALPHA = 0.5  # langdetect's Detector.ALPHA_DEFAULT
 BASE_FREQ = 10000  # langdetect's Detector.BASE_FREQ
@@ -154,7 +154,7 @@ class LanguageId:
         return [self.identify(text) for text in texts]
 
 
-# Chinese by script (factory/langid/chinese.py), in CC100's spelling and in langdetect's profile names
+# Chinese by script (factory/corpus/langid/chinese.py), in CC100's spelling and in langdetect's profile names
 _ZH_ALIASES = {("zh_hans",): ("zh_hans", "zh-cn"), ("zh_hant",): ("zh_hant", "zh-tw"),
                ("zh_hans", "zh_hant"): ("zh_hans", "zh_hant", "zh-cn", "zh-tw")}  # fmt: skip
 

