@@ -1,7 +1,7 @@
 """Build hook: the wheel carries the checkout's eval/, recipes/ and vocab/ folders as package data.
 
 They stay top-level in the repository (the documented layout, and the paths recipes and docs use), so
-`build_py` copies them to `factory/bundled/` in the build tree; `factory.resources` looks there first
+`build_py` copies them to `factory/bundled/` in the build tree; `factory.core.resources` looks there first
 and falls back to the checkout, which is what an editable install (`pip install -e .`) sees.
 Everything else about the package is in pyproject.toml.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-BUNDLED = ("eval", "recipes", "vocab")  # factory.resources.KINDS' folders
+BUNDLED = ("eval", "recipes", "vocab")  # factory.core.resources.KINDS' folders
 
 
 class BuildWithBundledData(build_py):

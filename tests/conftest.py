@@ -16,8 +16,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from factory.presets import PRESETS, VocabSize  # noqa: E402
-from factory.tokenizer import TOKENIZER_FILES  # noqa: E402
+from factory.model.presets import PRESETS, VocabSize  # noqa: E402
+from factory.model.tokenizer import TOKENIZER_FILES  # noqa: E402
 
 SMALL_VOCAB = VocabSize.parse("1000")
 
@@ -56,9 +56,9 @@ def pseudo_text(n_lines: int, seed: int = 0) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_vocab(tmp_path_factory):
-    """A 1000-piece DeBERTa-v3-style vocabulary folder made by `factory.vocab` (what `factory vocab` writes):
+    """A 1000-piece DeBERTa-v3-style vocabulary folder made by `factory.vocab.train` (what `factory vocab` writes):
     spm.model with [PAD]=0 [CLS]=1 [SEP]=2 [UNK]=3, [MASK]=1000, and the Hugging Face tokenizer files."""
-    from factory.vocab import SpmSettings, train_spm, write_hf_files
+    from factory.vocab.train import SpmSettings, train_spm, write_hf_files
 
     folder = tmp_path_factory.mktemp("tiny_vocab")
     sample = folder / ".sample.txt"
@@ -80,7 +80,7 @@ def one_error_line(result, *needles: str, out: Path | None = None, code: int = 2
     if isinstance(result, (list, tuple)):
         from click.testing import CliRunner
 
-        from factory.cli import cli
+        from factory.cli.main import cli
 
         result = CliRunner().invoke(cli, [str(a) for a in result])
     output = result.output
@@ -139,8 +139,8 @@ def word_shards(vocab: Path, folder: Path, lines: int, words: int) -> Path:
     learn in a hundred steps. `lines` of pseudo text give the words; the first `words` of them are used."""
     import random
 
-    from factory.configs import ShardsConfig
-    from factory.shards import build_shards
+    from factory.shards.config import ShardsConfig
+    from factory.shards.run import build_shards
 
     rng = random.Random(0)
     pool = [w.strip(".") for line in pseudo_text(lines, seed=1) for w in line.split()]

@@ -42,7 +42,7 @@ def full(t: torch.Tensor) -> torch.Tensor:
 def train(name: str, steps: int, config: dict, out: Path) -> None:
     from torch.distributed.fsdp import FSDPModule
 
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.loop import setup, train_step
 
     paths = {k: Path(v) for k, v in config.items() if k in ("vocab", "shards", "out")}
@@ -87,7 +87,7 @@ def main(spec_path: str) -> None:
     if spec["backend"] == "fsdp":
         loop.make_accelerator = fsdp_accelerator
     if "argv" in spec:  # the whole command: checkpoints, resume and exports too
-        from factory.cli import cli
+        from factory.cli.main import cli
 
         cli.main(args=spec["argv"], standalone_mode=False)
     for run in spec.get("runs", []):

@@ -10,7 +10,7 @@ mock a suite inside a torchrun child, so this file does it there.)
 import sys
 from unittest import mock
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.evaluate import suite as suites
 
 if __name__ == "__main__":

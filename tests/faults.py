@@ -123,7 +123,7 @@ PATCHES = {"log": patch_log, "save": patch_save, "prune": patch_prune, "write": 
 def main() -> None:
     where, n = sys.argv[1].split(":")
     PATCHES[where](Countdown(int(n)))
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     cli(sys.argv[2:], prog_name="factory")
 

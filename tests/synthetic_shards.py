@@ -26,10 +26,11 @@ def write_shards(
     stay random, below `pieces`); without it the fingerprint is "synthetic", which only readers accept."""
     import numpy as np
 
-    from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, write_manifest
-    from factory.outputs import fingerprint_file
+    from factory.core.manifest import write_manifest
+    from factory.core.outputs import fingerprint_file
+    from factory.model.tokenizer import SPM_FILE
+    from factory.shards.manifest import LanguageFigures, ShardFile, ShardsManifest
     from factory.shards.pack import ShardWriter
-    from factory.tokenizer import SPM_FILE
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

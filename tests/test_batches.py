@@ -6,12 +6,13 @@ import torch
 from conftest import micro_config
 from synthetic_shards import write_shards
 
-from factory.configs import PretrainConfig
-from factory.counter_rng import hash_block, reference_word, stream_key, uniforms
-from factory.pretrain.batches import BatchOrder, Feed, prepare_step
+from factory.pretrain.batches import Feed, prepare_step
+from factory.pretrain.config import PretrainConfig
+from factory.pretrain.counter_rng import hash_block, reference_word, stream_key, uniforms
+from factory.pretrain.mixing import BatchOrder
 from factory.pretrain.plan import make_plan
-from factory.rtd import build_rtd_model, make_step_noise, sample_replacements
-from factory.shards import ShardSet
+from factory.pretrain.rtd import build_rtd_model, make_step_noise, sample_replacements
+from factory.shards.read import ShardSet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PIECES, SEQ_LEN, BATCH = 1000, 32, 16

@@ -10,7 +10,7 @@ import transformers
 from click.testing import CliRunner
 from conftest import one_error_line
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.model import load_model
 
 
@@ -81,7 +81,7 @@ def test_init_never_overwrites_without_force(tmp_out):
 
 
 def test_load_model_on_folders_that_are_not_deberta(tmp_path):
-    from factory.errors import ModelFolderError
+    from factory.core.errors import ModelFolderError
 
     with pytest.raises(ModelFolderError, match="does not exist"):
         load_model(tmp_path / "nowhere")
@@ -93,7 +93,7 @@ def test_load_model_on_folders_that_are_not_deberta(tmp_path):
 
 
 def test_load_model_refuses_weights_of_another_preset(tmp_path):
-    from factory.errors import ModelFolderError
+    from factory.core.errors import ModelFolderError
 
     assert run("init", "--preset", "debug", "--vocab-size", "1k", "--out", tmp_path / "a").exit_code == 0
     assert run("init", "--preset", "xsmall", "--vocab-size", "1k", "--out", tmp_path / "b").exit_code == 0
@@ -119,11 +119,11 @@ def test_the_console_script_prints_one_line(tmp_path):
 
 
 def test_cli_preset_names_are_the_presets():
-    """The configs' literal lists (kept out of factory.presets and factory.model so --help does not import
+    """The configs' literal lists (kept out of factory.model.presets and factory.model so --help does not import
     torch) must not drift."""
-    from factory.configs import HEADS, PRESET_NAMES
     from factory.model.heads import HEADS as MODEL_HEADS
-    from factory.presets import PRESETS
+    from factory.model.init_config import HEADS, PRESET_NAMES
+    from factory.model.presets import PRESETS
 
     assert list(PRESET_NAMES) == list(PRESETS) and list(HEADS) == list(MODEL_HEADS)
 
@@ -132,8 +132,8 @@ def test_init_with_a_vocabulary_folder(tiny_vocab, tmp_path):
     """--vocab sizes the embedding to the vocabulary and copies its tokenizer files: eval and publish can use
     the folder as it is."""
     from factory.evaluate.runner import check_model
-    from factory.export import read_config
-    from factory.tokenizer import TOKENIZER_FILES
+    from factory.model.folder import read_config
+    from factory.model.tokenizer import TOKENIZER_FILES
 
     out = tmp_path / "m"
     result = CliRunner().invoke(cli, ["init", "--preset", "debug", "--vocab", str(tiny_vocab), "--head", "cls",
@@ -151,7 +151,7 @@ def test_a_quiet_bar_draws_nothing_and_needs_no_tqdm():
     code = (
         "import logging, sys\n"
         "logging.getLogger('factory').setLevel(logging.WARNING)\n"
-        "from factory.progress import progress\n"
+        "from factory.core.progress import progress\n"
         "with progress(total=3, desc='a') as bar:\n"
         "    bar.update(1); bar.set_postfix(loss='1.0'); bar.set_postfix_str('x')\n"
         "bar = progress(total=2, desc='b'); bar.update(2); bar.close()\n"
@@ -166,7 +166,7 @@ def test_a_quiet_bar_draws_nothing_and_needs_no_tqdm():
 @pytest.mark.parametrize("flags, level", [(["-q"], logging.WARNING), (["-v"], logging.DEBUG), ([], logging.INFO)])
 def test_logging_is_configured_once_by_the_cli(flags, level, monkeypatch):
     """The library's one output channel: the `factory` logger, quieter with -q (no progress bars either)."""
-    from factory.progress import progress_enabled
+    from factory.core.progress import progress_enabled
 
     monkeypatch.delenv("RANK", raising=False)
     assert CliRunner().invoke(cli, [*flags, "presets", "--json"]).exit_code == 0
@@ -192,7 +192,7 @@ INTERRUPT_LINES = {
 def test_the_interrupt_line_says_what_the_command_keeps(command, monkeypatch):
     """Ctrl-C while a command runs: exit 130 and one line saying what running it again keeps. The line used to
     promise checkpoints of `shards` and `pretrain --resume auto` after any command."""
-    from factory.cli import COMMANDS, FactoryGroup
+    from factory.cli.main import COMMANDS, FactoryGroup
 
     def interrupted(self, ctx):
         raise KeyboardInterrupt  # inside the command (the group invokes it): Click turns it into Abort

@@ -1,6 +1,8 @@
 """The typed configs and their one resolver: precedence, every problem at once, options generated from the fields."""
 
 import dataclasses
+import importlib
+import types
 from pathlib import Path
 
 import click
@@ -8,13 +10,19 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from factory import configs
-from factory.cli import COMMANDS, cli
-from factory.config import Layer, command_line, from_flags, resolve, to_json
-from factory.configs import PretrainConfig, VocabConfig
-from factory.errors import ConfigError
+from factory.cli.main import COMMANDS, cli
+from factory.core.errors import ConfigError
+from factory.core.options import Layer, command_line, from_flags, resolve, to_json
+from factory.pretrain.config import PretrainConfig
+from factory.vocab.config import VocabConfig
 
 DEMO = Path(__file__).parents[1] / "recipes" / "demo.yaml"
+# every step's config module (each step's package holds its own: docs/layout.md), read as one namespace
+CONFIG_MODULES = ("vocab", "shards", "pretrain", "model.init_config", "evaluate", "publish", "derive", "recipe")
+configs = types.SimpleNamespace(**{
+    k: v for m in CONFIG_MODULES
+    for k, v in vars(importlib.import_module(f"factory.{m}" if "." in m else f"factory.{m}.config")).items()
+})  # fmt: skip
 CONFIGS = [c for c in vars(configs).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]
 
 

@@ -13,9 +13,9 @@ from conftest import micro_config, one_error_line, padded_batch, word_shards
 from published import hub_cache, published_folder
 from safetensors.torch import load_file
 
-from factory.cli import cli
-from factory.configs import PretrainConfig
-from factory.export import load_model
+from factory.cli.main import cli
+from factory.model.folder import load_model
+from factory.pretrain.config import PretrainConfig
 from factory.pretrain.loop import build_model
 from factory.pretrain.plan import make_plan
 from factory.pretrain.start import open_start
@@ -103,7 +103,7 @@ def test_official_order_steps_the_generator_first(data, tmp_path):
     from factory.pretrain.batches import prepare_step
     from factory.pretrain.mixing import build_mix
     from factory.pretrain.optim import clip_groups_, make_optimizer
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     out = tmp_path / "run"
     argv = ["pretrain", "--init-from", data["fp16"], "--shards", data["shards"], "--out", out, "--batch", "8",
@@ -228,7 +228,7 @@ def test_factory_run_plans_a_continue_recipe(data, hub_id, tmp_path):
 def test_the_bundled_continue_recipe_is_the_official_one():
     import yaml
 
-    from factory.resources import find
+    from factory.core.resources import find
 
     recipe = yaml.safe_load(find("recipe", "deberta-v3-xsmall-continue").read_text())
     step = recipe["steps"]["pretrain"]
@@ -319,8 +319,8 @@ def test_official_order_under_fsdp_is_refused_in_one_line(data, tmp_path, monkey
 def test_the_base_model_of_a_derived_folder_is_the_hub_model_it_came_from(data, tmp_path):
     """A folder `factory trim`/`transplant` wrote records its base in factory.json (`base`); a continued model's
     exports in config.json (`factory.base_model`): either way the card's base_model is the Hub model."""
+    from factory.core.sources import resolve_model
     from factory.pretrain.start import base_model
-    from factory.source import resolve_model
 
     trimmed = tmp_path / "trimmed"
     shutil.copytree(data["fp16"], trimmed)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from factory import corpus as C
-from factory.errors import FactoryError, RunFailure
+from factory.core.errors import FactoryError, RunFailure
 
 sys.path.insert(0, str(Path(__file__).parent))
 import textgen  # noqa: E402
@@ -81,7 +81,7 @@ def test_hub_source_offline_is_one_clear_line(monkeypatch):
 
 
 def test_source_parse(tmp_path, monkeypatch):
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
 
     assert C.Source.parse("pt=data/x.txt") == C.Source("data/x.txt", "pt")
     assert C.Source.parse("hf:wikimedia/wikipedia:20231101.pt") == C.Source("hf:wikimedia/wikipedia:20231101.pt")
@@ -116,7 +116,7 @@ def test_exact_duplicates_dropped_in_fixed_memory():
 
 # ---- language id -------------------------------------------------------------------------------------
 def test_fast_langid_on_the_demo_corpus():
-    from factory.langid.profiles import LanguageId, identify_many
+    from factory.corpus.langid.profiles import LanguageId, identify_many
 
     lid = LanguageId()
     docs = [(lang, line) for lang in textgen.LANGS for line in (DEMO / f"{lang}.txt").read_text().splitlines()]
@@ -130,7 +130,7 @@ def test_fast_langid_on_the_demo_corpus():
 
 
 def test_unknown_language_code_lists_valid_ones():
-    from factory.langid import check_codes
+    from factory.corpus.langid import check_codes
 
     assert check_codes(["pt", "zh"], "langdetect") == ["pt", "zh"]
     with pytest.raises(FactoryError, match=r"'klingon'.*\bar\b.*\bpt\b.*\bzh\b") as err:

@@ -22,7 +22,7 @@ LANGS = ("en", "pt", "ru", "zh", "ar")
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory) -> Path:
     """A 1000-piece vocabulary of five languages in four scripts (the project's own text), with the HF files."""
-    from factory.vocab import SpmSettings, train_spm, write_hf_files
+    from factory.vocab.train import SpmSettings, train_spm, write_hf_files
 
     folder = tmp_path_factory.mktemp("multi_vocab")
     lines = [line for lang in LANGS for line in textgen.generate(lang, 300)]
@@ -36,8 +36,8 @@ def vocab(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def rtd(vocab):
     """A micro RTD model on `vocab` whose GDES delta is not zero (so folded table != generator table)."""
-    from factory.presets import PRESETS, VocabSize
-    from factory.rtd import build_rtd_model
+    from factory.model.presets import PRESETS, VocabSize
+    from factory.pretrain.rtd import build_rtd_model
 
     config = PRESETS["debug"].config(VocabSize.from_pieces(1000))
     model = build_rtd_model(config, generator_layers=1, seed=3)
@@ -50,9 +50,9 @@ def rtd(vocab):
 @pytest.fixture(scope="module")
 def factory_layout(tmp_path_factory, rtd, vocab) -> Path:
     """What `factory pretrain` exports: run/discriminator + run/generator (model.safetensors), tokenizer in each."""
-    from factory.export import save_model
-    from factory.rtd import export_discriminator, export_generator
-    from factory.tokenizer import copy_tokenizer_files
+    from factory.model.folder import save_model
+    from factory.model.tokenizer import copy_tokenizer_files
+    from factory.pretrain.rtd import export_discriminator, export_generator
 
     run = tmp_path_factory.mktemp("factory_layout")
     for name, net in (("discriminator", export_discriminator(rtd)), ("generator", export_generator(rtd))):
@@ -63,7 +63,7 @@ def factory_layout(tmp_path_factory, rtd, vocab) -> Path:
 
 def published_layout(folder: Path, vocab: Path, dtype: str = "fp32") -> Path:
     """The microsoft/mdeberta-v3-base file layout (tests/published.py) on `vocab`."""
-    from factory.presets import PRESETS, VocabSize
+    from factory.model.presets import PRESETS, VocabSize
 
     config = PRESETS["debug"].config(VocabSize.from_pieces(1000))
     return published_folder(folder, config, dtype=dtype, tokenizer=vocab, seed=4)
@@ -72,7 +72,7 @@ def published_layout(folder: Path, vocab: Path, dtype: str = "fp32") -> Path:
 def run(args: list) -> object:
     from click.testing import CliRunner
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, result.output
@@ -116,7 +116,7 @@ def test_spm_model_reads_and_cuts_like_protobuf(vocab):
     import sentencepiece as spm
     from sentencepiece import sentencepiece_model_pb2 as pb
 
-    from factory.spm_model import SpmModel
+    from factory.vocab.spm_file import SpmModel
 
     data = (vocab / "spm.model").read_bytes()
     proto = pb.ModelProto.FromString(data)
@@ -135,8 +135,8 @@ def test_spm_model_reads_and_cuts_like_protobuf(vocab):
 
 
 def test_spm_model_refuses_other_files(tmp_path):
-    from factory.errors import FactoryError
-    from factory.spm_model import SpmModel
+    from factory.core.errors import FactoryError
+    from factory.vocab.spm_file import SpmModel
 
     with pytest.raises(FactoryError, match="not a SentencePiece model"):
         SpmModel(b"\xff\xff\xff")
@@ -165,8 +165,8 @@ def test_both_layouts_are_read_with_every_network(factory_layout, rtd, vocab, tm
 def test_trim_keeps_outputs_identical(trimmed, factory_layout):
     """A text whose pieces are all kept: the same pieces, ids one to one, identical hidden states, RTD logits and
     generator MLM logits (over the kept ids)."""
-    from factory.export import load_model
-    from factory.tokenizer import Tokenizer
+    from factory.model.folder import load_model
+    from factory.model.tokenizer import Tokenizer
 
     old_dir, new_dir = factory_layout / "discriminator", trimmed
     old, new = Tokenizer.from_folder(old_dir), Tokenizer.from_folder(new_dir)
@@ -215,7 +215,7 @@ def test_trim_ids_agree_in_spm_slow_and_fast_tokenizers(trimmed):
 
 
 def test_trim_adds_no_unknown_to_the_language_and_reports(trimmed, factory_layout):
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     old, new = Tokenizer.from_folder(factory_layout / "discriminator"), Tokenizer.from_folder(trimmed)
     held_out = textgen.generate("pt", 200, seed=11) + ["Ação, pães e órgãos à vista: 42 €."]
@@ -239,7 +239,7 @@ def test_trim_size_keeps_the_most_used_pieces(trimmed, factory_layout, pt_corpus
     import sentencepiece as spm
 
     from factory.derive.trim import always_kept
-    from factory.spm_model import SpmModel
+    from factory.vocab.spm_file import SpmModel
 
     full = manifest(trimmed)
     size = full["pieces_after"] - 40
@@ -265,8 +265,8 @@ def test_trim_published_layout_fp16(vocab, pt_corpus, tmp_path, hf_cache):
     widened to fp32, exactly), every per-vocabulary tensor sliced (the `_weight` delta, both MLM biases, the
     generator's table), the rest value for value; the discriminator's hidden states and the generator's (EMD) MLM
     logits are identical on kept text."""
-    from factory.export import load_model
-    from factory.tokenizer import Tokenizer
+    from factory.model.folder import load_model
+    from factory.model.tokenizer import Tokenizer
 
     src = published_layout(tmp_path / "pub", vocab, "mixed")
     commit = hub_cache(hf_cache, "org/multi", src)
@@ -302,7 +302,7 @@ def test_trim_of_a_runs_discriminator_takes_its_generator(factory_layout, trimme
     would take) is trimmed with it, by the same index, as when SRC is the run folder; transplant takes it along too.
     `pretrain --init-from` of the result continues RTD with that generator, on the new vocabulary. (Trim used to
     write the discriminator alone, and --init-from then derived a fresh generator.)"""
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.start import open_start
 
     out = tmp_path / "from-disc"
@@ -328,8 +328,8 @@ def test_a_model_derived_from_fp16_files_gives_factorys_numbers_in_transformers(
     factory's fp32); they are written in fp32 now (exactly the same values) and config.json says `float32`."""
     import transformers
 
-    from factory.export import load_model
-    from factory.tokenizer import Tokenizer
+    from factory.model.folder import load_model
+    from factory.model.tokenizer import Tokenizer
 
     src = published_layout(tmp_path / "pub", vocab, "fp16")
     outs = {"trim": tmp_path / "trimmed", "transplant": tmp_path / "moved"}
@@ -349,7 +349,7 @@ def test_a_model_derived_from_fp16_files_gives_factorys_numbers_in_transformers(
 @pytest.fixture(scope="module")
 def pt_vocab(tmp_path_factory) -> Path:
     """A Portuguese-only vocabulary (another segmentation than the multilingual one)."""
-    from factory.vocab import SpmSettings, train_spm, write_hf_files
+    from factory.vocab.train import SpmSettings, train_spm, write_hf_files
 
     folder = tmp_path_factory.mktemp("pt_vocab")
     lines = textgen.generate("pt", 600, seed=2)
@@ -437,7 +437,7 @@ def test_transplant_onto_a_vocabulary_with_no_new_piece(factory_layout, trimmed,
     out = tmp_path / "failed"
     from click.testing import CliRunner
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     result = CliRunner().invoke(cli, ["transplant", str(factory_layout), "--vocab", str(trimmed), "--out", str(out)])
     assert result.exit_code != 0 and not out.exists() and not list(tmp_path.glob(".failed*"))
@@ -544,7 +544,7 @@ def test_card_of_a_transplant_of_our_model_keeps_its_pretraining(factory_layout,
 
     from huggingface_hub import ModelCard
 
-    from factory.manifest import PretrainManifest
+    from factory.pretrain.manifest import PretrainManifest
 
     base = tmp_path / "base"
     shutil.copytree(factory_layout, base)
@@ -618,7 +618,7 @@ def test_trim_keeps_byte_and_user_defined_pieces(tmp_path):
     from conftest import pseudo_text
 
     from factory.derive.trim import select_pieces
-    from factory.spm_model import BYTE, USER_DEFINED, SpmModel
+    from factory.vocab.spm_file import BYTE, USER_DEFINED, SpmModel
 
     sample = write_lines(tmp_path / "s.txt", pseudo_text(2000) + textgen.generate("ru", 200))
     spm.SentencePieceTrainer.train(

@@ -17,8 +17,8 @@ from test_pretrain import args as cli_args
 from test_pretrain import invoke, launch
 
 import factory.pretrain.loop as loop
-from factory.configs import RTD_LAMBDA, PretrainConfig
 from factory.pretrain.backends import configure_deepspeed, make_accelerator
+from factory.pretrain.config import RTD_LAMBDA, PretrainConfig
 from factory.pretrain.optim import CLIP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,7 +307,7 @@ def test_deepspeed_gets_the_plans_sizes(tiny_vocab):
     """--sharing es (one clip group) under ZeRO-2: the config's `auto` sizes become the plan's, so `prepare`
     needs no dataloader and the engine accumulates and clips as the loop does."""
     from factory.pretrain.plan import make_plan
-    from factory.rtd import build_rtd_model
+    from factory.pretrain.rtd import build_rtd_model
 
     args = PretrainConfig(vocab=tiny_vocab, preset="debug", batch=16, micro_batch=2, sharing="es", out=Path("unused"))
     plan = make_plan(args, 32, processes=2)

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import model_folder, one_error_line
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.evaluate import demo_nli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def nli_model(tmp_path_factory):
     The conftest `tiny_vocab` is syllable soup: it splits English into ~67 pieces per pair, three times
     slower to fine-tune and harder to learn than this word-level 300-piece vocabulary.
     """
-    from factory.vocab import SpmSettings, train_spm
+    from factory.vocab.train import SpmSettings, train_spm
 
     folder = tmp_path_factory.mktemp("nli_model")
     texts = [t for row in _rows(DEMO / "train.jsonl") for t in (row["premise"], row["hypothesis"])]
@@ -274,7 +274,7 @@ def test_label_names_map_to_ids_and_are_inferred(tmp_path):
     """A label is an id or a name; without --labels the names come from ClassLabel, else sorted strings."""
     import datasets
 
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
     from factory.evaluate.data import infer_labels, label_id, to_examples
 
     for a, b in (("positive", "negative"), (1, 0)):  # names or ids (mixing them is refused: test_faults)

@@ -20,7 +20,7 @@ from conftest import model_folder, one_error_line, word_shards
 from test_pretrain import args as pretrain_args
 from test_pretrain import assert_same_run, assert_same_weights, env, free_port, log
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = Path(__file__).with_name("faults.py")
@@ -66,8 +66,8 @@ def test_a_cpu_launch_without_accelerate_use_cpu_stops_before_writing(tiny_vocab
 
 
 def test_check_launch_reads_the_launchers_variables():
-    from factory.errors import ConfigError
-    from factory.launch import check_launch, is_main_process, launched_processes
+    from factory.core.errors import ConfigError
+    from factory.core.launch import check_launch, is_main_process, launched_processes
 
     assert launched_processes({}) == 1 and launched_processes({"WORLD_SIZE": "4"}) == 4
     assert launched_processes({"OMPI_COMM_WORLD_SIZE": "3"}) == 3 and launched_processes({"PMI_SIZE": "x"}) == 1
@@ -177,7 +177,7 @@ def _small_build(tmp_path, lines: int = 6000) -> list:
     sys.path.insert(0, str(Path(__file__).parent))
     import textgen
 
-    from factory.vocab import SpmSettings, train_spm, write_hf_files
+    from factory.vocab.train import SpmSettings, train_spm, write_hf_files
 
     vocab = tmp_path / "v"
     vocab.mkdir()
@@ -350,7 +350,7 @@ def test_an_out_this_user_may_not_write(tiny_vocab, shards, tmp_path, monkeypatc
 def test_os_errors_say_whose_problem_they_are():
     import errno
 
-    from factory.errors import FactoryError, RunFailure, os_failure
+    from factory.core.errors import FactoryError, RunFailure, os_failure
 
     full = os_failure(OSError(errno.ENOSPC, "No space left on device", "/data/run/x.bin"))
     assert isinstance(full, RunFailure) and "No space left on device: /data/run/x.bin; free some space" in str(full)
@@ -378,9 +378,9 @@ def test_parameter_counts_by_layer_equal_a_whole_meta_model():
     import torch
 
     from factory.model.encoder import DebertaModel
-    from factory.presets import PRESETS, VocabSize, count_parameters, get_shape
+    from factory.model.presets import PRESETS, VocabSize, count_parameters, get_shape
     from factory.pretrain.plan import count_rtd_parameters, model_config
-    from factory.rtd import RTDModel
+    from factory.pretrain.rtd import RTDModel
 
     vocab = VocabSize.parse("2k")
     for name in PRESETS:

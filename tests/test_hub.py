@@ -11,11 +11,12 @@ from click.testing import CliRunner
 from conftest import model_folder, one_error_line
 from fake_hub import FakeHub
 
-from factory.card import card_languages
-from factory.cli import cli
-from factory.manifest import Losses, PretrainManifest, write_manifest
+from factory.cli.main import cli
+from factory.core.manifest import write_manifest
 from factory.model import load_model
-from factory.presets import count_parameters
+from factory.model.presets import count_parameters
+from factory.pretrain.manifest import Losses, PretrainManifest
+from factory.publish.card import card_languages
 
 TOKEN = "hf_fakeTOKEN0123456789abcdefSECRET"
 TRAIN_LANGS = ["en", "pt", "ru"]
@@ -86,7 +87,7 @@ def xnli_results():
 
 def of_model(results, model):
     """`results` as `factory eval` writes them for the model folder `model`: with its weights' fingerprint."""
-    from factory.export import weights_fingerprint
+    from factory.model.folder import weights_fingerprint
 
     return {**results, "model_fingerprint": weights_fingerprint(model)}
 
@@ -174,7 +175,7 @@ def test_card_without_manifest_or_results_says_so(tmp_path, tiny_vocab):
 def test_staged_folder_loads_in_transformers(staged, tiny_vocab):
     from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     staging, _ = staged
     assert sorted(p.name for p in staging.iterdir()) == [
@@ -338,7 +339,7 @@ def dry_run(model, staging, *args):
 def test_a_staging_folder_being_written_is_refused(family, tmp_path):
     """publish took no lock: two at once on one staging folder both exited 0, each rewriting it under the other's
     upload. It holds the staging folder's lock, as every step holds its output's."""
-    from factory.outputs import output_lock
+    from factory.core.outputs import output_lock
 
     staging = tmp_path / "s"
     with output_lock(staging, "--staging"):
@@ -368,9 +369,9 @@ def test_a_generator_of_another_vocabulary_is_named_as_such(family, tmp_path, ti
 
 def test_language_codes_are_checked_on_every_way_into_the_card(family, tmp_path, tiny_vocab):
     """`publish --language portuguese` wrote `portuguese` into the card's YAML: --language is checked against the
-    table vocab uses (factory/languages.py), and so is every code the card writer is given."""
-    from factory.card import build_card, collect_facts
-    from factory.errors import FactoryError
+    table vocab uses (factory/core/languages.py), and so is every code the card writer is given."""
+    from factory.core.errors import FactoryError
+    from factory.publish.card import build_card, collect_facts
 
     model, staging = family[1], tmp_path / "s"
     line = _one_error_line(dry_run(model, staging, "--language", "portuguese"))
@@ -438,7 +439,7 @@ def test_results_of_a_hub_id_are_of_its_snapshot_and_its_copies(tmp_path, hf_cac
     results (publish rewrites the layout, but compares the weights evaluated); another model does not."""
     from published import hub_cache, published_folder
 
-    from factory.presets import PRESETS, VocabSize
+    from factory.model.presets import PRESETS, VocabSize
 
     config = PRESETS["debug"].config(VocabSize.from_pieces(1000), num_hidden_layers=2)
     folder = published_folder(tmp_path / "m", config, dtype="fp16", tokenizer=tiny_vocab)

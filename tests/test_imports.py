@@ -69,8 +69,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_walker_sees_lazy_and_type_checking_imports():
     graph = import_graph()
-    assert "factory.configs" in graph and len(graph) > 50
-    assert "factory.sizes" in graph["factory.configs"]  # a lazy import inside size_problems()
+    assert "factory.pretrain.config" in graph and len(graph) > 50
+    assert "factory.core.vocab_sizes" in graph["factory.core.step_options"]  # a lazy import inside size_problems()
     assert "factory.pretrain.state" in graph["factory.pretrain.probe"]  # under TYPE_CHECKING
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
@@ -81,12 +81,59 @@ def test_no_import_cycle_in_factory():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-def test_configs_import_no_step():
-    """configs describe and validate; the steps import them, never the other way round: the configs reach only
-    the grammars below them (and factory.presets' shape check, which imports no config, and factory.languages'
-    code check)."""
+STEPS = ("corpus", "langid", "vocab", "shards", "pretrain", "evaluate", "publish", "derive", "recipe", "cli")
+
+
+def _package(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else ""
+
+
+def test_core_imports_no_step_and_no_model():
+    """factory/core is the shared ground: it imports only itself (and the root package's version)."""
     graph = import_graph()
-    below = {"factory.config", "factory.errors", "factory.sizes", "factory.budgets", "factory.schedules",
-             "factory.repo_ids", "factory.presets", "factory.languages"}  # fmt: skip
-    assert graph["factory.configs"] <= below, graph["factory.configs"] - below
-    assert "factory.configs" not in graph["factory.presets"]
+    core = {name for name in graph if _package(name) == "core"}
+    assert len(core) >= 10
+    outside = {f"{name} -> {dep}" for name in core for dep in graph[name] if _package(dep) not in ("core", "")}
+    assert not outside, sorted(outside)
+
+
+def test_model_imports_no_step():
+    """factory/model (architecture, presets, model folders, `factory init`) reaches only factory/core."""
+    graph = import_graph()
+    model = {name for name in graph if _package(name) == "model"}
+    outside = {f"{name} -> {dep}" for name in model for dep in graph[name] if _package(dep) not in ("model", "core")}
+    assert not outside, sorted(outside)
+
+
+def test_configs_import_no_step():
+    """configs describe and validate; the steps import them, never the other way round: a step's config reaches
+    only factory/core (the grammars, factory.core.step_options' shared help texts and size check, the language
+    table), the configs it extends or takes a default from, and factory.model.presets' shape check (lazy; it
+    imports no config)."""
+    graph = import_graph()
+    configs = {name for name in graph if name.endswith(".config") and _package(name) in STEPS}
+    configs |= {"factory.model.init_config"}
+    assert {"factory.vocab.config", "factory.pretrain.config", "factory.publish.config"} <= configs
+    allowed = configs | {"factory.model.presets"}
+    for name in configs:
+        outside = {dep for dep in graph[name] if _package(dep) != "core" and dep not in allowed}
+        assert not outside, (name, outside)
+    assert not configs & graph["factory.model.presets"]
+
+
+def test_layout_limits():
+    """docs/layout.md: a dozen modules at most directly in factory/ (the rest live in their step's package), no
+    module over 500 lines, no function over 60."""
+    top = sorted(p.name for p in (ROOT / "factory").glob("*.py"))
+    assert len(top) <= 12, top
+    long_modules, long_functions = [], []
+    for name, path in module_files().items():
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 500:
+            long_modules.append(name)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+                if node.end_lineno - start + 1 > 60:
+                    long_functions.append(f"{name}.{node.name}")
+    assert not long_modules and not long_functions, (long_modules, long_functions)

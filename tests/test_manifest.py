@@ -4,23 +4,15 @@ import json
 
 import pytest
 
-from factory.errors import FactoryError, ManifestError
-from factory.manifest import (
-    MANIFEST,
-    EvalFigures,
-    EvalInputs,
-    EvalManifest,
-    InitManifest,
-    PretrainManifest,
-    ShardFile,
-    ShardsManifest,
-    VocabManifest,
-    find_manifest,
-    read_manifest,
-    schema_for,
-    write_manifest,
-)
-from factory.recipe import Step, is_done
+from factory.core.errors import FactoryError, ManifestError
+from factory.core.manifest import MANIFEST, find_manifest, read_manifest, write_manifest
+from factory.evaluate.manifest import EvalFigures, EvalInputs, EvalManifest
+from factory.model.manifest import InitManifest
+from factory.pretrain.manifest import PretrainManifest
+from factory.recipe.run import Step, is_done
+from factory.recipe.steps import schema_for
+from factory.shards.manifest import ShardFile, ShardsManifest
+from factory.vocab.manifest import VocabManifest
 
 
 def shards_manifest(**changes) -> ShardsManifest:

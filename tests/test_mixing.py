@@ -18,11 +18,10 @@ from conftest import one_error_line
 from synthetic_shards import write_shards
 from test_pretrain import LOSSES, assert_same_weights, env, launch, log
 
-from factory.cli import cli
-from factory.configs import PretrainConfig
-from factory.pretrain.batches import BatchOrder
-from factory.pretrain.mixing import LanguageOrder, apportion, build_mix, mix_lines, shard_languages
-from factory.shards import ShardSet
+from factory.cli.main import cli
+from factory.pretrain.config import PretrainConfig
+from factory.pretrain.mixing import BatchOrder, LanguageOrder, apportion, build_mix, mix_lines, shard_languages
+from factory.shards.read import ShardSet
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTORY = [sys.executable, "-m", "factory"]  # the CLI of this tree (env() puts it first on PYTHONPATH)
@@ -212,7 +211,7 @@ def test_bad_mixing_input_is_one_line_and_writes_nothing(tiny_vocab, lang_shards
 
 
 def test_run_logs_and_records_tokens_per_language_and_refuses_another_alpha(tiny_vocab, lang_shards, tmp_path):
-    from factory.card import build_card, collect_facts
+    from factory.publish.card import build_card, collect_facts
 
     out = tmp_path / "r"
     result = CliRunner().invoke(cli, args(tiny_vocab, lang_shards, out, "--max-steps", "3", "--save-every", "1"))

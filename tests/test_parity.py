@@ -6,7 +6,7 @@ import pytest
 import torch
 import transformers
 
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
 from factory.model import build_model, load_model, save_model
 from tests.conftest import micro_config, padded_batch
 
@@ -220,7 +220,7 @@ SHAPES = [("debug", 3, 96, 4, 200), ("xsmall", 2, 128, 2, None), ("xlarge", 2, 9
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_custom_shape_to_transformers(shape, tmp_path):
-    from factory.presets import get_shape
+    from factory.model.presets import get_shape
     from tests.conftest import SMALL_VOCAB
 
     config = get_shape(*shape).config(SMALL_VOCAB)
@@ -242,7 +242,7 @@ def test_custom_shape_to_transformers(shape, tmp_path):
 @pytest.mark.slow
 def test_custom_shape_from_transformers_and_gradients(tmp_path):
     """The other direction (a DebertaV2 of the custom shape loads into ours) and the backward pass."""
-    from factory.presets import get_shape
+    from factory.model.presets import get_shape
     from tests.conftest import SMALL_VOCAB
 
     config = get_shape("debug", 3, 96, 4, 200).config(SMALL_VOCAB, hidden_dropout_prob=0.0,

@@ -1,7 +1,7 @@
 import pytest
 
-from factory.errors import ConfigError
-from factory.presets import PRESETS, PUBLISHED_BACKBONE_M, VocabSize, count_parameters, get_preset
+from factory.core.errors import ConfigError
+from factory.model.presets import PRESETS, PUBLISHED_BACKBONE_M, VocabSize, count_parameters, get_preset
 
 
 @pytest.mark.parametrize("name", ["xsmall", "small", "base", "large"])

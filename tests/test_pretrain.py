@@ -17,9 +17,9 @@ import torch
 from click.testing import CliRunner
 from conftest import one_error_line, word_shards
 
-from factory.cli import cli
-from factory.configs import ShardsConfig
-from factory.shards import build_shards
+from factory.cli.main import cli
+from factory.shards.config import ShardsConfig
+from factory.shards.run import build_shards
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy")
@@ -201,7 +201,7 @@ def test_two_processes_match_one(tiny_vocab, shards, tmp_path):
 
 # ---- 6. one learning-rate schedule --------------------------------------------------------------------
 def test_one_lr_schedule_gives_pretrainings_and_finetunings_factors_bitwise():
-    """factory/schedules.py's schedule for both: pre-training's (step + 1) / W (or step / W from zero), then
+    """factory/core/lr_schedule.py's schedule for both: pre-training's (step + 1) / W (or step / W from zero), then
     (T - s) / (T - W); fine-tuning's step / max(1, W), then the same decay, as each computed it on its own."""
     import torch
 
@@ -299,7 +299,7 @@ def test_custom_shape_trains_exports_and_resumes_only_as_itself(tiny_vocab, shar
     of the same preset is refused, and so is one of the preset itself."""
     import transformers
 
-    from factory.card import collect_facts
+    from factory.publish.card import collect_facts
 
     out = tmp_path / "r"
     shape = ["--layers", "3", "--hidden", "96", "--heads", "4", "--ffn", "200"]

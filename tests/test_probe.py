@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from conftest import micro_config, pseudo_text, word_shards
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 LOSSES = ("mlm_loss", "rtd_loss", "rtd_accuracy", "mlm_accuracy", "grad_norm")
 LANGS = ("de", "en", "fr")
@@ -142,7 +142,7 @@ def test_the_probe_is_eval_retrieval_of_the_export_and_its_control(runs, paralle
 def test_the_folded_table_is_the_exports(tmp_path):
     """discriminator_state gives the encoder the export gives, under each sharing."""
     from factory.pretrain.probe import discriminator_state
-    from factory.rtd import build_rtd_model, export_discriminator
+    from factory.pretrain.rtd import build_rtd_model, export_discriminator
 
     for sharing in ("gdes", "es", "nes"):
         model = build_rtd_model(micro_config(), 1, sharing)

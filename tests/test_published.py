@@ -10,10 +10,10 @@ import torch
 from conftest import micro_config, padded_batch
 from published import hub_cache, published_folder
 
-from factory.errors import ModelFolderError
-from factory.export import has_published_generator, load_model, read_weights, save_model
+from factory.core.errors import ModelFolderError
+from factory.core.sources import resolve_model
 from factory.model import DebertaForMaskedLM, DebertaForRTD
-from factory.source import resolve_model
+from factory.model.folder import has_published_generator, load_model, read_weights, save_model
 
 transformers = pytest.importorskip("transformers")
 TOL = 1e-4
@@ -163,7 +163,7 @@ def test_eval_retrieval_of_a_hub_id(tmp_path, hf_cache, tiny_vocab):
     from click.testing import CliRunner
     from conftest import pseudo_text
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     folder = published_folder(tmp_path / "m", config(), dtype="fp16", tokenizer=tiny_vocab)
     commit = hub_cache(hf_cache, "microsoft/mdeberta-v3-base", folder)
@@ -188,8 +188,8 @@ def test_eval_xnli_of_a_hub_id(tmp_path, hf_cache):
     from click.testing import CliRunner
     from test_eval import DEMO, FAST
 
-    from factory.cli import cli
-    from factory.vocab import SpmSettings, train_spm
+    from factory.cli.main import cli
+    from factory.vocab.train import SpmSettings, train_spm
 
     vocab = tmp_path / "vocab"  # test_eval's word-level vocabulary of the demo set
     vocab.mkdir()
@@ -211,7 +211,7 @@ def test_eval_xnli_of_a_hub_id(tmp_path, hf_cache):
 def test_publish_rewrites_a_published_layout(tmp_path, hf_cache, tiny_vocab):
     from click.testing import CliRunner
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     folder = published_folder(tmp_path / "m", config(), dtype="fp16", tokenizer=tiny_vocab)
     hub_cache(hf_cache, "microsoft/deberta-v3-xsmall", folder)

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from conftest import model_folder, pseudo_text
 from published import hub_cache, published_folder
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -113,7 +113,7 @@ def runnable(words: list[str], way: str | tuple) -> list[str]:
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, hf_cache, tiny_vocab):
     """The folder the commands run in, with the files the README names and a Hub cache of the two models."""
-    from factory.presets import PRESETS, VocabSize
+    from factory.model.presets import PRESETS, VocabSize
 
     monkeypatch.chdir(tmp_path)
     for folder in ("recipes", "vocab", "eval"):  # the README's paths are the checkout's

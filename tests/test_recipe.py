@@ -13,9 +13,9 @@ import transformers
 from click.testing import CliRunner
 from conftest import one_error_line, word_shards
 
-from factory.cli import cli
+from factory.cli.main import cli
 from factory.model import load_model
-from factory.presets import VocabSize, count_parameters, get_preset
+from factory.model.presets import VocabSize, count_parameters, get_preset
 
 RECIPES = sorted(Path(__file__).parents[1].joinpath("recipes").glob("*.yaml"))
 DEMO = Path(__file__).parents[1] / "recipes" / "demo.yaml"
@@ -232,7 +232,7 @@ def test_a_damaged_run_state_is_one_line(tmp_path, text):
 
 def test_run_state_is_written_whole(tmp_path, monkeypatch):
     """Written to a temporary file and renamed: a write cut short leaves the last whole run-state.json."""
-    from factory.recipe import read_state, write_state
+    from factory.recipe.run import read_state, write_state
 
     state = tmp_path / "run-state.json"
     write_state(state, {"started": {"vocab": {"config": 1}}})
@@ -251,8 +251,8 @@ def test_run_state_is_written_whole(tmp_path, monkeypatch):
 
 def test_a_recipe_can_evaluate_retrieval(tmp_path):
     """An `eval: retrieval:` section is resolved by the retrieval config (no suite file, no fine-tuning)."""
-    from factory.configs import RetrievalConfig
-    from factory.recipe import build_plan, load_recipe
+    from factory.evaluate.config import RetrievalConfig
+    from factory.recipe.run import build_plan, load_recipe
 
     recipe = load_recipe(DEMO, ["steps.eval.retrieval={data: demo/corpus, control: random}"])
     plan = build_plan(recipe, tmp_path)

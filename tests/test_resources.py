@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from factory import resources
-from factory.errors import FactoryError
+from factory.core import resources
+from factory.core.errors import FactoryError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,16 +75,16 @@ def test_setup_bundles_the_folders_resources_reads():
 
 def _spec(name: str):
     """A bundled vocab spec through the resolver, as `factory vocab --spec NAME` reads it."""
-    from factory.config import Layer, resolve
-    from factory.configs import VocabConfig
-    from factory.vocab import with_spec
+    from factory.core.options import Layer, resolve
+    from factory.vocab.config import VocabConfig
+    from factory.vocab.train import with_spec
 
     return resolve(VocabConfig, with_spec([Layer({"spec": name, "out": "unused"})]))
 
 
 def test_the_three_loaders_take_names():
     from factory.evaluate.suite import load_suite
-    from factory.recipe import load_recipe
+    from factory.recipe.run import load_recipe
 
     assert load_suite("xnli").name == "xnli"
     assert load_recipe(Path("demo"))["_dir"] == str(ROOT / "recipes")

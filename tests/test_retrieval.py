@@ -13,8 +13,8 @@ import torch
 from click.testing import CliRunner
 from conftest import pseudo_text
 
-from factory.cli import cli
-from factory.errors import FactoryError
+from factory.cli.main import cli
+from factory.core.errors import FactoryError
 from factory.evaluate.control import CONTROL_SEED, arms, control_encoder_state
 from factory.evaluate.parallel import read_parallel
 from factory.evaluate.retrieval import layer_index, pool
@@ -27,8 +27,8 @@ TEXTS = list(dict.fromkeys(pseudo_text(N + 5, seed=7)))[:N]  # distinct items
 def model_dir(tiny_vocab, tmp_path_factory):
     """A random 2-layer debug-shape discriminator folder (config.json, weights, spm.model), as pretrain exports."""
     from factory.model import build_model, save_model
-    from factory.presets import PRESETS, VocabSize
-    from factory.tokenizer import TOKENIZER_FILES
+    from factory.model.presets import PRESETS, VocabSize
+    from factory.model.tokenizer import TOKENIZER_FILES
 
     folder = tmp_path_factory.mktemp("model")
     config = PRESETS["debug"].config(VocabSize.from_pieces(1000), num_hidden_layers=2)
@@ -190,8 +190,8 @@ def _parameters(model) -> int:
 
 
 def test_the_control_has_the_models_config_tokenizer_and_size(model_dir):
-    from factory.export import read_config
     from factory.model import load_model
+    from factory.model.folder import read_config
 
     pretrained, control = arms(model_dir, "random")
     assert control.is_control and not pretrained.is_control

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import micro_config
 
-from factory.rtd import (
+from factory.pretrain.rtd import (
     RTDModel,
     build_rtd_model,
     choose_masked,
@@ -140,7 +140,7 @@ def test_export_folds_the_gdes_embedding():
 
 def test_bench_api_builds_and_steps():
     """bench/speed/step.py uses these: build_rtd(preset, vocab pieces) and rtd_step(model, optimizer, ids)."""
-    from factory.pretrain import build_rtd, make_optimizer, rtd_step
+    from factory.pretrain.optim import build_rtd, make_optimizer, rtd_step
 
     model = build_rtd("debug", 1000, num_hidden_layers=2)
     assert isinstance(model, RTDModel) and model.generator.config.num_hidden_layers == 1

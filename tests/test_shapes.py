@@ -12,12 +12,13 @@ import pytest
 import transformers
 from click.testing import CliRunner
 
-from factory.cli import cli
-from factory.config import Layer, resolve
-from factory.configs import InitConfig, PretrainConfig
-from factory.errors import ConfigError
-from factory.presets import PRESETS, VocabSize, count_parameters, generator_depth, get_shape, shape_of
-from factory.pretrain import count_rtd_parameters
+from factory.cli.main import cli
+from factory.core.errors import ConfigError
+from factory.core.options import Layer, resolve
+from factory.model.init_config import InitConfig
+from factory.model.presets import PRESETS, VocabSize, count_parameters, generator_depth, get_shape, shape_of
+from factory.pretrain.config import PretrainConfig
+from factory.pretrain.plan import count_rtd_parameters
 
 SHAPE = ["--preset", "debug", "--layers", "3", "--hidden", "96", "--heads", "4", "--ffn", "200"]
 LABEL = "custom (3 layers, hidden 96, 4 heads, FFN 200, from debug)"
@@ -163,15 +164,15 @@ def test_recipe_reports_a_bad_shape_with_its_other_problems(tmp_path):
 
 # ---- the card -----------------------------------------------------------------------------------
 def _card_facts(tmp_path, config):
-    from factory.card import collect_facts
     from factory.model import build_model, save_model
+    from factory.publish.card import collect_facts
 
     save_model(build_model(config, "rtd", seed=0), tmp_path)
     return collect_facts(tmp_path, "me/x")
 
 
 def test_card_does_not_name_a_custom_shape_after_its_preset(tmp_path):
-    from factory.card import build_card
+    from factory.publish.card import build_card
 
     facts = _card_facts(tmp_path / "a", get_shape("debug", 3, 96, 4, 200).config(VocabSize.parse("1k")))
     assert facts.preset == LABEL

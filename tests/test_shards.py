@@ -6,11 +6,13 @@ import pytest
 from click.testing import CliRunner
 from conftest import pseudo_text
 
-from factory.cli import cli
-from factory.configs import ShardsConfig
-from factory.errors import FactoryError
-from factory.shards import Packer, ShardError, ShardSet, build_shards, iter_rows
-from factory.tokenizer import Tokenizer
+from factory.cli.main import cli
+from factory.core.errors import FactoryError, ShardError
+from factory.model.tokenizer import Tokenizer
+from factory.shards.config import ShardsConfig
+from factory.shards.pack import Packer
+from factory.shards.read import ShardSet, iter_rows
+from factory.shards.run import build_shards
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from conftest import one_error_line
 
-from factory.configs import ShardsConfig
-from factory.errors import ManifestError
-from factory.shards import ShardError, ShardSet, build_shards, iter_rows
+from factory.core.errors import ManifestError, ShardError
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild
+from factory.shards.config import ShardsConfig
+from factory.shards.read import ShardSet, iter_rows
+from factory.shards.run import build_shards
 
 sys.path.insert(0, str(Path(__file__).parent))
 import textgen  # noqa: E402
@@ -28,7 +29,7 @@ LANGS = ("en", "pt", "ru")
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory):
     """A 1000-piece vocabulary of the textgen languages (the pseudo-text tiny_vocab would be all [UNK] here)."""
-    from factory.vocab import SpmSettings, train_spm, write_hf_files
+    from factory.vocab.train import SpmSettings, train_spm, write_hf_files
 
     folder = tmp_path_factory.mktemp("textgen_vocab")
     lines = [line for lang in textgen.LANGS for line in textgen.generate(lang, 300, seed=1)]
@@ -84,8 +85,8 @@ def test_every_language_its_own_rows_and_range(vocab, text, tmp_path):
 
 def test_undeclared_text_is_routed_by_the_language_filter(vocab, tmp_path):
     """A folder of eight languages with --langs en,pt: two ranges, and each row reads as its language."""
-    from factory.langid.profiles import LanguageId
-    from factory.tokenizer import Tokenizer
+    from factory.corpus.langid.profiles import LanguageId
+    from factory.model.tokenizer import Tokenizer
 
     demo = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "corpus"
     figures = build_shards(ShardsConfig(vocab=vocab, corpus=[str(demo)], langs=["en", "pt"], seq_len=64,
@@ -275,7 +276,7 @@ def test_a_finished_build_is_reused_not_rebuilt(vocab, text, tmp_path):
 KILLED = """
 import sys
 sys.argv = ["factory", *sys.argv[1:]]
-from factory.cli import main
+from factory.cli.main import main
 main()
 """
 
@@ -323,7 +324,7 @@ def test_kill_9_then_rerun_writes_the_same_bytes(vocab, tmp_path):
 def test_dry_run_prints_the_plan_and_writes_nothing(vocab, text, tmp_path):
     from click.testing import CliRunner
 
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     out = tmp_path / "s"
     args = ["shards", "--vocab", vocab, *[a for lang in LANGS for a in ("--corpus", f"{lang}={text / lang}")],

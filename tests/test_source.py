@@ -1,11 +1,12 @@
-"""factory/source.py: a folder or a Hub id `org/name[@revision]`, resolved offline from a cache the test builds."""
+"""factory/core/sources.py: a folder or a Hub id `org/name[@revision]`, resolved offline from a cache the test
+builds."""
 
 import pytest
 from conftest import micro_config
 from published import hub_cache, published_folder
 
-from factory.errors import ModelFolderError
-from factory.source import parse_hub_id, resolve_model
+from factory.core.errors import ModelFolderError
+from factory.core.sources import parse_hub_id, resolve_model
 
 REPO = "microsoft/deberta-v3-xsmall"
 

@@ -10,13 +10,12 @@ import torch
 from click.testing import CliRunner
 from conftest import model_folder, one_error_line
 
-from factory.cli import cli
-from factory.errors import FactoryError
-from factory.evaluate.data import examples_of
-from factory.evaluate.examples import QAExample, TagExample
+from factory.cli.main import cli
+from factory.core.errors import FactoryError
+from factory.evaluate.data import QAExample, TagExample, examples_of
 from factory.evaluate.qa import QASettings, best_answer, qa_features
 from factory.evaluate.tasks import IGNORE, Tokens
-from factory.tokenizer import Tokenizer
+from factory.model.tokenizer import Tokenizer
 
 CJK_TEXT = [
     "北京是中华人民共和国的首都，也是全国的政治中心。",
@@ -31,7 +30,7 @@ def tok(tmp_path_factory):
     """A 400-piece vocabulary that knows CJK characters and accents (each becomes pieces of its own)."""
     from conftest import pseudo_text
 
-    from factory.vocab import SpmSettings, train_spm
+    from factory.vocab.train import SpmSettings, train_spm
 
     folder = tmp_path_factory.mktemp("cjk_vocab")
     sample = folder / "sample.txt"
@@ -217,7 +216,7 @@ def test_every_task_type_trains_end_to_end(model, tmp_path):
     assert all(len(r["prediction"]) == len(r["gold"]) for r in tags_rows)
     assert (out / "mini_summary.png").read_bytes()[:4] == b"\x89PNG" and "| sts | pearson" in (
         out / "results.md").read_text()  # fmt: skip
-    from factory.card_results import model_index, read_results
+    from factory.publish.card_results import model_index, read_results
 
     index = model_index(read_results([out / "results.json"]))  # sts 1 language, ner 2, qa 1; two metrics each
     assert len(index) == 8 and {r.dataset_type for r in index} == {"local:sts", "local:ner", "local:qa"}
@@ -347,8 +346,7 @@ def test_qa_ids_shared_in_a_scored_split_are_one_line(model, tmp_path, suite):
 def test_ids_are_checked_where_the_score_keys_on_them():
     """Only the evaluated splits of a type that scores by id: train rows, and classification, may share ids;
     rows of two files are both named whole."""
-    from factory.evaluate.data import check_data
-    from factory.evaluate.examples import Example
+    from factory.evaluate.data import Example, check_data
 
     def qa(where, qid="x"):
         return QAExample(qid, "q", "um dois", ("dois",), (3,), where)
@@ -398,9 +396,9 @@ def test_a_question_without_an_answer_under_v1_scoring_is_one_line(model, tmp_pa
 
 def test_sift_off_is_the_plain_step_bit_for_bit(model):
     """sift=false trains exactly as a plain loop over the same batches, seeds and dropout masks."""
-    from factory.config import Layer, resolve
-    from factory.configs import FinetuneSettings
+    from factory.core.options import Layer, resolve
     from factory.evaluate import finetune
+    from factory.evaluate.config import FinetuneSettings
     from factory.evaluate.runner import make_accelerator
     from factory.evaluate.tasks import Classification
     from factory.model import load_model
@@ -435,9 +433,9 @@ def test_sift_off_is_the_plain_step_bit_for_bit(model):
 
 
 def test_sift_on_changes_the_loss_and_trains(model):
-    from factory.config import Layer, resolve
-    from factory.configs import FinetuneSettings
+    from factory.core.options import Layer, resolve
     from factory.evaluate import finetune
+    from factory.evaluate.config import FinetuneSettings
     from factory.evaluate.runner import make_accelerator
     from factory.evaluate.tasks import Classification
     from factory.model import load_model
@@ -540,8 +538,8 @@ def test_a_suite_on_a_hub_repository_end_to_end(model, hub_repo, tmp_path):
     id, config and split."""
     from unittest import mock
 
-    from factory.card_results import model_index, read_results
     from factory.evaluate.suite import load_suite
+    from factory.publish.card_results import model_index, read_results
 
     suite = _suite(tmp_path, f"""
 suite: mini

@@ -1,4 +1,4 @@
-from factory.tokenizer import Tokenizer
+from factory.model.tokenizer import Tokenizer
 
 
 def test_special_ids_and_templates(tiny_vocab):

@@ -17,7 +17,7 @@ from conftest import model_folder, one_error_line, pseudo_text, word_shards
 from test_pretrain import args as pretrain_args
 from test_pretrain import env, log
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "recipes" / "demo"
@@ -57,7 +57,7 @@ def test_a_resume_with_another_lr_or_seed_is_refused_and_what_may_change_is_reco
 
 # ---- 2. one writer per folder ---------------------------------------------------------------------------
 def test_a_folder_being_written_is_refused_by_every_long_step(tiny_vocab, shards, tmp_path):
-    from factory.outputs import output_lock
+    from factory.core.outputs import output_lock
 
     out = tmp_path / "busy"
     commands = [
@@ -110,7 +110,7 @@ def test_an_empty_set_value_is_refused():
 # ---- 4. the demo is multilingual where it counts ----------------------------------------------------------
 @pytest.mark.slow
 def test_the_demo_routes_each_language_into_its_own_shards(tmp_path):
-    from factory.recipe import build_plan, load_recipe, run_step
+    from factory.recipe.run import build_plan, load_recipe, run_step
 
     plan = {step.name: step for step in build_plan(load_recipe("demo"), tmp_path / "demo")}
     corpus = plan["shards"].config.corpus
@@ -119,7 +119,7 @@ def test_the_demo_routes_each_language_into_its_own_shards(tmp_path):
     assert plan["pretrain"].config.alpha == 0.3
     run_step(plan["vocab"])
     run_step(plan["shards"])
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     shards = ShardSet(plan["shards"].config.out)
     assert sorted(shards.languages) == sorted(langs)
@@ -128,7 +128,7 @@ def test_the_demo_routes_each_language_into_its_own_shards(tmp_path):
 
 # ---- 5. one count grammar ------------------------------------------------------------------------------------
 def test_counts_read_the_same_everywhere(tmp_path):
-    from factory.config import parse_count
+    from factory.core.options import parse_count
 
     assert [parse_count(t) for t in ("10M", "2B", "1e9", "1.5k", "300")] == [10**7, 2 * 10**9, 10**9, 1500, 300]
     plan = invoke(["pretrain", "--preset", "debug", "--vocab-size", "1k", "--tokens", "2B", "--dry-run", "--out",
@@ -147,10 +147,10 @@ def test_counts_read_the_same_everywhere(tmp_path):
 
 # ---- 6. a vocabulary report that does not reward [UNK] ------------------------------------------------------
 def test_fertility_counts_what_an_unk_hides(tiny_vocab):
-    from factory.vocab_report import FIGURES, evaluate
+    from factory.vocab.report import FIGURES, segmentation_figures
 
     texts = {"zh": ["中文的文本没有空格所以一个词很长", "这是第二句话"]}  # no piece of tiny_vocab covers Chinese
-    report = evaluate(tiny_vocab, texts)["zh"]
+    report = segmentation_figures(tiny_vocab, texts)["zh"]
     assert report["char_coverage"] == 0.0 and report["unk_rate"] > 0
     characters = sum(len(t) for t in texts["zh"])  # each word is all [UNK]: its characters are its pieces
     assert report["fertility"] >= characters / len(texts["zh"])
@@ -187,12 +187,12 @@ def test_a_full_disk_in_a_checkpoint_is_one_line_and_the_run_resumes_exactly(tin
 def test_a_full_disk_while_writing_is_one_line_exit_1(tiny_vocab, tmp_path, monkeypatch, step):
     full = OSError(errno.ENOSPC, "No space left on device")
     if step == "vocab":
-        import factory.vocab
+        import factory.vocab.train
 
         def train_spm(*args, **kwargs):
             raise RuntimeError("INTERNAL: src/trainer_interface.cc(783) [output->WriteLine(...)]")
 
-        monkeypatch.setattr(factory.vocab, "train_spm", train_spm)
+        monkeypatch.setattr(factory.vocab.train, "train_spm", train_spm)
         command = ["vocab", "--lang", "en", "--size", "1000", "--corpus", DEMO / "corpus" / "en.txt"]
     else:
         from factory.shards.pack import ShardWriter
@@ -234,7 +234,7 @@ def test_ctrl_c_in_a_shard_build_is_one_line_and_the_rerun_resumes(tiny_vocab, t
 
 
 def _interrupted() -> str:
-    from factory.cli import rerun
+    from factory.cli.main import rerun
 
     return f"interrupted; {rerun('shards')}"
 
@@ -264,7 +264,7 @@ def test_no_network_is_one_line_exit_1_and_a_missing_dataset_exit_2(tiny_vocab, 
 
 
 def test_the_hubs_retry_lines_are_hidden_unless_verbose(monkeypatch):
-    from factory.cli import VERBOSITY, configure_logging
+    from factory.cli.main import VERBOSITY, configure_logging
 
     for variable in VERBOSITY:
         monkeypatch.delenv(variable, raising=False)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import one_error_line
 
-from factory.cli import cli
+from factory.cli.main import cli
 
 sys.path.insert(0, str(Path(__file__).parent))
 import textgen  # noqa: E402
@@ -120,7 +120,7 @@ def test_combining_marks_typed_out_of_order(tmp_path):
 
 
 def test_special_ids_and_sizes(multi_vocab):
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     _, (sp, slow, fast) = _all_ids(multi_vocab, [])
     assert sp.get_piece_size() == 1000
@@ -296,9 +296,9 @@ def test_bad_binary_or_unreadable(tmp_path):
 
 # ---- specs -----------------------------------------------------------------------------------------
 def test_specs_load_and_hub_sources_fail_offline(tmp_path, monkeypatch):
-    from factory.config import Layer, resolve
-    from factory.configs import VocabConfig
-    from factory.vocab import with_spec
+    from factory.core.options import Layer, resolve
+    from factory.vocab.config import VocabConfig
+    from factory.vocab.train import with_spec
 
     root = Path(__file__).resolve().parents[1] / "vocab"
     specs = {

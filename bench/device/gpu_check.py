@@ -92,7 +92,7 @@ def child(out: Path, argv: list[str]) -> None:
 
     for name in ABSENT:
         sys.modules[name] = None  # an import of any of them fails, as on the device
-    from factory.cli import cli
+    from factory.cli.main import cli
 
     cli.main(args=argv, standalone_mode=False)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -140,7 +140,7 @@ def run_case(sizes: Sizes, case: Case, work: Path, timeout: float) -> dict:
 # ---- HF beside it --------------------------------------------------------------------------------
 def hf_step(sizes: Sizes, dtype: str, work: Path, timeout: float) -> dict:
     """bench.speed.step's rtd-step, ours and HF's, at the cases' sizes: {"ours": {...}, "hf": {...}} or an error."""
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     pieces = Tokenizer.from_folder(DATA / "vocab").num_pieces
     path = work / f"step-{dtype}.json"

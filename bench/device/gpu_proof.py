@@ -48,7 +48,7 @@ def arguments(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from factory.presets import PRESETS
+    from factory.model.presets import PRESETS
 
     args = arguments(sys.argv[1:] if argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -124,7 +124,7 @@ def pretrain_loop(data: Path, out: Path, kills: int, rng: random.Random, low: fl
 
 
 def shards_loop(data: Path, out: Path, kills: int, rng: random.Random, low: float, high: float) -> dict:
-    from factory.langid import known_codes
+    from factory.corpus.langid import known_codes
 
     filter_name = "fasttext"  # the default filter (the loop in bench/RESULTS.md ran with langdetect, then the default)
     langs = [p.stem for p in sorted(data.glob("*.txt")) if p.stem in known_codes(filter_name)]

@@ -87,11 +87,11 @@ def _models(task: str, preset: str, vocab: str, folder: Path):
     """Ours, ours with SiFT attached, and transformers' class, all from the same saved weights."""
     import transformers
 
-    from factory.configs import FinetuneSettings
     from factory.evaluate import sift
+    from factory.evaluate.config import FinetuneSettings
     from factory.evaluate.runner import task_type
     from factory.model import build_model, load_model, save_model
-    from factory.presets import PRESETS, VocabSize
+    from factory.model.presets import PRESETS, VocabSize
 
     kind = task_type(task, LABELS[task])
     config = PRESETS[preset].config(VocabSize.parse(vocab), labels=kind.model_labels, problem_type=kind.problem_type)
@@ -164,7 +164,7 @@ def qa_set(text: Path, tokenizer_folder: Path, n: int, seed: int = 0):
     from bench.data.eval_data import qa_rows
     from factory.evaluate.data import examples_of
     from factory.evaluate.qa import QASettings, qa_features
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     lines = [x.strip() for x in text.read_text(encoding="utf-8").splitlines() if x.strip()]
     contexts, current = [], []

@@ -33,7 +33,7 @@ GPU = "H100"
 
 
 def plan_for(args: argparse.Namespace, processes: int):
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.plan import make_plan
 
     config = PretrainConfig(preset=args.preset, vocab_size=args.vocab_size, batch=args.batch,
@@ -50,7 +50,8 @@ def gpu_tokens_per_s(plan) -> float:
 
 def time_prepare(shards, plan, mask_id: int, steps: int, masking: str) -> tuple[float, float]:
     """Wall and CPU seconds per step for rank 0 to prepare its share (after one warm-up step)."""
-    from factory.pretrain.batches import BatchOrder, prepare_step
+    from factory.pretrain.batches import prepare_step
+    from factory.pretrain.mixing import BatchOrder
 
     order = BatchOrder(len(shards), 0)
     prepare_step(shards, order, plan, 0, 0, mask_id, 0, masking)
@@ -62,7 +63,8 @@ def time_prepare(shards, plan, mask_id: int, steps: int, masking: str) -> tuple[
 
 def time_overlap(shards, plan, mask_id: int, steps: int, gpu_s: float, masking: str) -> tuple[float, float]:
     """Seconds per step with a simulated GPU step of `gpu_s`: preparing in line, then through `Feed`."""
-    from factory.pretrain.batches import BatchOrder, Feed, prepare_step
+    from factory.pretrain.batches import Feed, prepare_step
+    from factory.pretrain.mixing import BatchOrder
 
     order = BatchOrder(len(shards), 0)
     start = time.perf_counter()
@@ -123,7 +125,7 @@ def overlap(args, shards, plan, wall_rate: float) -> None:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     args = parse(argv)
     torch.set_num_threads(args.threads)

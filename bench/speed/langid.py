@@ -74,7 +74,7 @@ def _translated(corpus: Path, stem: str) -> set[str]:
 # ---- the filters: each gives, per text, the codes it counts as -------------------------------------
 def fasttext_codes(texts: list[str], first_chars: int | None = None) -> list[tuple[str, ...]]:
     """factory's lid.176 (factory/langid/ftz.py) with the token cache as the last call left it."""
-    from factory.langid import lid176
+    from factory.corpus.langid import lid176
 
     lid = lid176.Lid176() if first_chars is None else lid176.Lid176(first_chars=first_chars)
     return [g.codes for g in lid.identify_batch(texts)]
@@ -82,7 +82,7 @@ def fasttext_codes(texts: list[str], first_chars: int | None = None) -> list[tup
 
 def cold(texts: list[str]) -> None:
     """Before a timing: factory's lid.176 read again, its token cache empty."""
-    from factory.langid import lid176
+    from factory.corpus.langid import lid176
 
     lid176._model.cache_clear()
     lid176._model()
@@ -93,7 +93,7 @@ def _own_model():
     """fasttext-predict's C++ model object on lid.176.ftz, loaded once (outside the timings)."""
     import fasttext
 
-    from factory.langid.lid176 import model_path
+    from factory.corpus.langid.lid176 import model_path
 
     return fasttext.load_model(model_path()).f
 
@@ -102,9 +102,9 @@ def own_predict_codes(texts: list[str]) -> list[tuple[str, ...]]:
     """fastText's own C++ predict (fasttext-predict) on lid.176.ftz, one call a document, with factory's cascade
     (64 characters, then 1,000 under 80% sure): the anchor factory's NumPy reading must equal, and the filter
     factory ran before."""
-    from factory.langid.chinese import script_variants
-    from factory.langid.filters import Guess
-    from factory.langid.lid176 import _LETTER, FIRST_CHARS, MAX_CHARS, SURE, VARIANTS
+    from factory.corpus.langid.chinese import script_variants
+    from factory.corpus.langid.filters import Guess
+    from factory.corpus.langid.lid176 import _LETTER, FIRST_CHARS, MAX_CHARS, SURE, VARIANTS
 
     predict, letter = _own_model().predict, _LETTER.search
     out = []
@@ -122,7 +122,7 @@ def own_predict_codes(texts: list[str]) -> list[tuple[str, ...]]:
 
 
 def profiles_codes(texts: list[str]) -> list[tuple[str, ...]]:
-    from factory.langid import identifier
+    from factory.corpus.langid import identifier
 
     return [g.codes for g in identifier("langdetect").identify_batch(texts)]
 
@@ -156,7 +156,7 @@ FILTERS = {  # name: (what runs before the timing, the filter)
 
 def measure(docs: list[tuple[str, str]]) -> dict:
     """Per filter: CPU seconds, documents/s, overall and per-language accuracy."""
-    from factory.langid import preload
+    from factory.corpus.langid import preload
 
     texts = [text for _, text in docs]
     preload("fasttext"), preload("langdetect")  # models and the Chinese tables loaded outside the timings

@@ -81,7 +81,7 @@ def make_parquet(text: Path, folder: Path) -> None:
 
 
 def make_vocab(text: Path, folder: Path) -> Path:
-    from factory.vocab import SpmSettings, train_spm, write_hf_files
+    from factory.vocab.train import SpmSettings, train_spm, write_hf_files
 
     if (folder / "spm.model").is_file():
         return folder

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench.cli import make_parser
 from bench.timing import peak_rss_mib
-from factory.configs import RTD_LAMBDA  # the default, not a copy (docs/pretraining.md#rtd-and-gdes)
+from factory.pretrain.config import RTD_LAMBDA  # the default, not a copy (docs/pretraining.md#rtd-and-gdes)
 
 MODES = ("forward", "forward+backward", "rtd-step")
 
@@ -95,8 +95,8 @@ def _no_dropout(model) -> None:
 def _ours_rtd(args: argparse.Namespace):
     import torch
 
-    from factory.presets import VocabSize
-    from factory.pretrain import build_rtd, make_optimizer, rtd_step
+    from factory.model.presets import VocabSize
+    from factory.pretrain.optim import build_rtd, make_optimizer, rtd_step
 
     pieces = VocabSize.parse(args.vocab_size).pieces
     model = build_rtd(args.preset, pieces, "gdes", seed=0).to(args.device).train()
@@ -115,8 +115,8 @@ def _hf_rtd(args: argparse.Namespace):
     import torch.nn.functional as F
     import transformers
 
-    from factory.presets import VocabSize, get_preset
-    from factory.rtd import MASK_PROB, rtd_loss
+    from factory.model.presets import VocabSize, get_preset
+    from factory.pretrain.rtd import MASK_PROB, rtd_loss
 
     vocab = VocabSize.parse(args.vocab_size)
     preset = get_preset(args.preset)
@@ -203,8 +203,9 @@ def _mfu(args: argparse.Namespace, seconds: float) -> float:
     """Model FLOPs (generator + discriminator, factory.pretrain.flops_per_step) / time / the GPU's dense peak."""
     import torch
 
-    from factory.presets import VocabSize
-    from factory.pretrain import count_rtd_parameters, flops_per_step, peak_tflops
+    from factory.model.presets import VocabSize
+    from factory.pretrain.loop import peak_tflops
+    from factory.pretrain.plan import count_rtd_parameters, flops_per_step
 
     vocab = VocabSize.parse(args.vocab_size)
     flops = flops_per_step(args.preset, vocab, args.seq_len, args.batch, count_rtd_parameters(args.preset, vocab))
@@ -215,7 +216,7 @@ def _mfu(args: argparse.Namespace, seconds: float) -> float:
 def _encoder_matmul_flops(config, batch: int, seq_len: int) -> float:
     """Forward FLOPs of the encoder's matrix products: Q/K/V/O and the FFN (their weights exactly), plus the
     attention's score products (backward is twice this)."""
-    from factory.pretrain import attention_flops
+    from factory.pretrain.plan import attention_flops
 
     tokens, h = batch * seq_len, config.hidden_size
     dense = 2 * tokens * (4 * h * h + 2 * h * config.intermediate_size)
@@ -293,7 +294,7 @@ def main() -> None:
         return
 
     from factory.model import build_model, save_model
-    from factory.presets import VocabSize, get_preset
+    from factory.model.presets import VocabSize, get_preset
 
     config = get_preset(args.preset).config(VocabSize.parse(args.vocab_size))
     results = []

@@ -97,7 +97,7 @@ def held_out_ids(vocab: Path, path: Path):
     """The held-out paragraphs as (N, SEQ_LEN) rows, [CLS] text [SEP], one paragraph per row (cut at SEQ_LEN)."""
     import torch
 
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
 
     tok = Tokenizer.from_folder(vocab)
     rows = [tok.single(tok.encode(line), SEQ_LEN) for line in path.read_text(encoding="utf-8").splitlines() if line]
@@ -146,7 +146,7 @@ def held_out_losses(model, ids, reference=None) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from factory.rtd import make_step_noise
+    from factory.pretrain.rtd import make_step_noise
 
     model.eval()
     ref = reference or model
@@ -180,8 +180,8 @@ def load_rtd(run: Path, checkpoint: Path | None):
     """The run's RTD model (built as its trainer built it) with the weights of `checkpoint` (None: step 0)."""
     from safetensors.torch import load_file
 
-    from factory.config import Layer, resolve
-    from factory.configs import PretrainConfig
+    from factory.core.options import Layer, resolve
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.loop import build_model
     from factory.pretrain.plan import make_plan
 
@@ -199,8 +199,8 @@ def emd_comparison(parent: Path, ids_by_lang: dict) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from factory.export import load_model
-    from factory.rtd import make_step_noise
+    from factory.model.folder import load_model
+    from factory.pretrain.rtd import make_step_noise
 
     with_emd = load_model(parent / "generator")
     assert with_emd.config.emd, "the parent was trained with --emd on"

@@ -87,7 +87,7 @@ def write_done(folder: Path, record: dict[str, Any]) -> None:
 
 # ---- factory: RTD + GDES ------------------------------------------------------------------------------
 def pretrain_config(cell: Cell, prep: Prepared, settings: Settings, out: Path, steps: int):
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
 
     shape = {"preset": cell.preset} if cell.preset else {"preset": "debug", "layers": cell.layers,
                                                           "hidden": cell.hidden, "heads": cell.heads}  # fmt: skip
@@ -103,7 +103,7 @@ def calibrate(cell: Cell, prep: Prepared, settings: Settings, folder: Path) -> d
     Written to plan.json and reused, so a resumed cell trains for the same number of steps."""
     import torch
 
-    from factory.pretrain import setup, train_step
+    from factory.pretrain.loop import setup, train_step
 
     plan_file = folder / "plan.json"
     if plan_file.is_file():
@@ -134,8 +134,8 @@ def calibrate(cell: Cell, prep: Prepared, settings: Settings, folder: Path) -> d
 
 def train_factory(cell: Cell, prep: Prepared, settings: Settings, folder: Path, plan: dict) -> dict[str, Any]:
     """`run_pretrain` (resumes from its own checkpoints); returns what the cell records about it."""
-    from factory.pretrain import run_pretrain
     from factory.pretrain.checkpoint import checkpoint_dirs
+    from factory.pretrain.step import run_pretrain
 
     config = pretrain_config(cell, prep, settings, folder / "run", plan["steps"])
     # A killed arm resumes from its last checkpoint: this process cannot time the steps an earlier one did, so
@@ -157,10 +157,10 @@ def train_anchor(factory_model: Path, prep: Prepared, cell: Cell, plan: dict, wa
     import torch
     import transformers
 
-    from factory.pretrain.batches import BatchOrder
+    from factory.model.tokenizer import copy_tokenizer_files
+    from factory.pretrain.mixing import BatchOrder
     from factory.pretrain.optim import CLIP, make_optimizer, make_schedule
-    from factory.shards import ShardSet
-    from factory.tokenizer import copy_tokenizer_files
+    from factory.shards.read import ShardSet
 
     config = transformers.DebertaV2Config.from_pretrained(factory_model)
     pretraining = "mlm (transformers, bench.studies.quality anchor)"
@@ -197,7 +197,7 @@ def train_anchor(factory_model: Path, prep: Prepared, cell: Cell, plan: dict, wa
 # ---- the evaluations ---------------------------------------------------------------------------------------
 def evaluate(model: Path, prep: Prepared, settings: Settings, out: Path, control: bool) -> dict[str, Any]:
     """Retrieval and zero-shot classification of `model` (and, `control`, of its random-init control)."""
-    from factory.configs import ClassifyConfig, RetrievalConfig
+    from factory.evaluate.config import ClassifyConfig, RetrievalConfig
     from factory.evaluate.entry import evaluate as classify
     from factory.evaluate.retrieval import run as retrieval
 

@@ -34,7 +34,7 @@ class Prepared:
 
 def check_source(data: Path, langs: tuple[str, ...]) -> None:
     """Every file the ladder reads, before anything is built (a user mistake is one line)."""
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
 
     missing = [
         str(p)
@@ -86,8 +86,8 @@ def _lines(path: Path) -> list[str]:
 def build_vocab(text: Path, out: Path, langs: tuple[str, ...], size: str) -> None:
     """One SentencePiece vocabulary for the whole ladder, over the pre-training text only. The language filter
     is off: each file is one known translation, and the filter would only drop short technical lines."""
-    from factory.configs import VocabConfig
-    from factory.vocab import build
+    from factory.vocab.config import VocabConfig
+    from factory.vocab.train import build
 
     corpus = [f"{lang}={text / f'{lang}.txt'}" for lang in langs]
     build(VocabConfig(corpus=corpus, langs=list(langs), size=size, langid=False, out=out))
@@ -95,8 +95,8 @@ def build_vocab(text: Path, out: Path, langs: tuple[str, ...], size: str) -> Non
 
 def build_token_shards(vocab: Path, text: Path, out: Path, seq_len: int) -> None:
     """One set of shards: every arm of every cell reads the same rows in the same order (BatchOrder(seed))."""
-    from factory.configs import ShardsConfig
-    from factory.shards import build_shards
+    from factory.shards.config import ShardsConfig
+    from factory.shards.run import build_shards
 
     build_shards(ShardsConfig(vocab=vocab, corpus=[str(text)], seq_len=seq_len, out=out))
 

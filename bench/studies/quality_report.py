@@ -37,7 +37,7 @@ def wins(arms: dict[str, list[dict]], arm: str = "factory") -> bool | None:
 
 def size_key(cell: str) -> tuple[int, int]:
     """Cells from smallest to largest: hidden size first (it sets the parameters more than depth), then depth."""
-    from factory.presets import PRESETS
+    from factory.model.presets import PRESETS
 
     if cell in PRESETS:  # a preset's own shape (bench/device/gpu_proof.py's xsmall)
         layers, hidden = PRESETS[cell].layers, PRESETS[cell].hidden

@@ -80,7 +80,7 @@ def train_arms(a: argparse.Namespace) -> dict:
 
 def held_out_batch(shards: Path) -> torch.Tensor:
     """Every row of the held-out shards (B, L)."""
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     data = ShardSet(shards)
     return data.rows(range(len(data)))
@@ -88,7 +88,7 @@ def held_out_batch(shards: Path) -> torch.Tensor:
 
 def score(model, ids: torch.Tensor, seed: int) -> dict:
     """Held-out MLM and RTD losses of an RTD model, with the masks and sampling draws of (seed, step 0)."""
-    from factory.rtd import make_step_noise
+    from factory.pretrain.rtd import make_step_noise
 
     model.eval()
     totals = {"mlm": 0.0, "rtd": 0.0, "masked": 0, "tokens": 0, "rtd_correct": 0.0, "replaced": 0.0}
@@ -113,8 +113,8 @@ def score(model, ids: torch.Tensor, seed: int) -> dict:
 
 def arm_config(run: Path):
     """The resolved PretrainConfig an arm ran with (its manifest's arguments)."""
-    from factory.config import Layer, resolve
-    from factory.configs import PretrainConfig
+    from factory.core.options import Layer, resolve
+    from factory.pretrain.config import PretrainConfig
 
     values = json.loads((run / "factory.json").read_text())["arguments"]
     values = {k: v for k, v in values.items() if k != "schema" and v is not None and v != [] and k != "dry_run"}

@@ -39,9 +39,9 @@ def build_published(vocab: Path, out: Path, seed: int = 0) -> Path:
     """A random base-preset RTD pair on `vocab` in the microsoft/mdeberta-v3-base file layout."""
     import shutil
 
-    from factory.presets import PRESETS, VocabSize
-    from factory.rtd import build_rtd_model, export_discriminator, export_generator
-    from factory.tokenizer import Tokenizer
+    from factory.model.presets import PRESETS, VocabSize
+    from factory.model.tokenizer import Tokenizer
+    from factory.pretrain.rtd import build_rtd_model, export_discriminator, export_generator
 
     pieces = Tokenizer.from_folder(vocab).num_pieces
     config = PRESETS["base"].config(VocabSize.from_pieces(pieces))
@@ -98,8 +98,8 @@ def network_folders(root: Path) -> tuple[Path, bool]:
 def compare(model: Path, trimmed: Path, texts: list[str], max_docs: int, max_len: int) -> dict:
     """Held-out figures: words and documents cut as before, fertility, and the largest output differences."""
     from factory.derive.trim import fertility, words_unchanged
-    from factory.export import load_model
-    from factory.tokenizer import Tokenizer
+    from factory.model.folder import load_model
+    from factory.model.tokenizer import Tokenizer
 
     old_dir, published = network_folders(model)
     new_dir, _ = network_folders(trimmed)

@@ -6,7 +6,7 @@ import hashlib
 import unicodedata
 from dataclasses import dataclass
 
-from factory.configs import VocabConfig
+from factory.vocab.config import VocabConfig
 
 HASHES = 3  # bit positions per document in the duplicate filter
 
@@ -15,7 +15,7 @@ HASHES = 3  # bit positions per document in the duplicate filter
 class Cleaning:
     """Per-document cleaning: NFKC, whitespace collapsed, length bounds (characters), exact duplicates."""
 
-    min_chars: int = VocabConfig.min_chars  # the user-facing defaults live in factory.configs
+    min_chars: int = VocabConfig.min_chars  # the user-facing defaults live in the step configs
     max_chars: int = VocabConfig.max_chars
     dedupe: bool = VocabConfig.dedupe
     dedupe_bits: int = 1 << 28  # 32 MiB of filter: flat memory; ~0.1% false drops at 10M unique documents

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from factory.errors import WorkerDied, worker_death
+from factory.core.errors import WorkerDied, worker_death
 
 
 class ExecutorPool:

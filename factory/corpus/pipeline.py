@@ -52,8 +52,8 @@ class Pipeline:
 
     langs: tuple[str, ...]
     cleaning: Cleaning | None = None
-    langid: str | bool | None = None  # the filter (factory/langid), True: the default one, None/False: off
-    threshold: float | None = None  # None: the filter's own (factory.langid.THRESHOLDS)
+    langid: str | bool | None = None  # the filter (factory/corpus/langid), True: the default one, None/False: off
+    threshold: float | None = None  # None: the filter's own (factory.corpus.langid.THRESHOLDS)
     dedupe_bits: int = 0
     spm: str | None = None
     sep_id: int = 2
@@ -104,7 +104,7 @@ def start_worker(pipeline: Pipeline) -> None:
 
         _STATE["sp"] = spm.SentencePieceProcessor(model_file=pipeline.spm)
     if pipeline.langid:
-        from factory.langid import filter_name, identifier, threshold_of
+        from factory.corpus.langid import filter_name, identifier, threshold_of
 
         name = filter_name(pipeline.langid)
         _STATE["lid"] = identifier(name)
@@ -250,7 +250,7 @@ class Workers:
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         if pipeline.langid and ctx.get_start_method() == "fork":
-            from factory.langid import filter_name, preload
+            from factory.corpus.langid import filter_name, preload
 
             preload(filter_name(pipeline.langid), pipeline.langs)  # read once here; the forked workers share it
         self.pool = start_pool(self.workers, process_chunk, start_pool_worker, (pipeline,), ctx)

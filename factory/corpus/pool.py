@@ -23,7 +23,7 @@ import threading
 import traceback
 from collections.abc import Callable
 
-from factory.errors import WorkerDied, worker_death
+from factory.core.errors import WorkerDied, worker_death
 
 PIPE_BYTES = 1 << 20  # F_SETPIPE_SZ's ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
 
@@ -98,10 +98,11 @@ DEFAULT_POOL = "own"  # FACTORY_POOL unset; bench/speed/shards_ab.py times two t
 def start_pool(workers: int, fn: Callable, initializer: Callable, initargs: tuple, context):
     """The worker pool, chosen by FACTORY_POOL (read here alone): `own` (ProcessPool above) or `executor`
     (factory/corpus/executor_pool.py, on concurrent.futures.ProcessPoolExecutor); unset, DEFAULT_POOL. The two are
-    kept side by side until bench/speed/shards_ab.py has timed them on a quiet machine; the shards are the same bytes."""
+    kept side by side until bench/speed/shards_ab.py has timed them on a quiet machine; the shards are the same
+    bytes."""
     import os
 
-    from factory.errors import ConfigError
+    from factory.core.errors import ConfigError
 
     choice = os.environ.get("FACTORY_POOL", "").strip() or DEFAULT_POOL
     if choice == "own":

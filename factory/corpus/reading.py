@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.errors import FactoryError, hub_failure
+from factory.core.errors import FactoryError, hub_failure
 
 TEXT_SUFFIXES = {".txt", ".text", ""}
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
@@ -42,7 +42,7 @@ class Source:
         """`PATH`, `hf:REPO:CONFIG`, `pt=PATH` or `pt=hf:REPO:CONFIG`. A `WORD=` prefix that is no language code
         (`portuguese=pt.txt`) is one line saying so, with the code to give; read as part of a path it only
         became "no such file" (unless a path of that whole name exists: then it is that path)."""
-        from factory.languages import NAMES, check_languages
+        from factory.core.languages import NAMES, check_languages
 
         match = re.fullmatch(r"([A-Za-z][\w-]*)=(.+)", value)
         if match is None:
@@ -60,7 +60,7 @@ class Source:
 def check_apart(out: Path, sources: list[Source]) -> None:
     """--out must be neither inside a local corpus folder (the next run would read the step's own files, .arrow
     shards or spm.vocab, as text) nor hold a corpus (--force replaces --out, corpus and all)."""
-    from factory.outputs import overlap
+    from factory.core.outputs import overlap
 
     for source in sources:
         where = None if source.is_hub else overlap(out, Path(source.spec))

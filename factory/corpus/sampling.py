@@ -12,11 +12,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.configs import VocabConfig
+from factory.core.errors import FactoryError
 from factory.corpus.cleaning import Cleaning, SeenFilter
 from factory.corpus.pipeline import CorpusStats, LanguageFilter, Pipeline, Workers, chunks, nothing_kept
 from factory.corpus.reading import Source, read_source
-from factory.errors import FactoryError
+from factory.vocab.config import VocabConfig
 
 
 def collect(

@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 
+from factory.core.manifest import MANIFEST, ModelSource, write_manifest
+from factory.core.sources import ResolvedModel
+from factory.derive.manifest import DerivedManifest
 from factory.derive.networks import ModelFiles, read_model_files, write_model_files
-from factory.manifest import MANIFEST, DerivedManifest, ModelSource, write_manifest
-from factory.source import ResolvedModel
 
 
 @dataclass
-class Source:
+class SourceModel:
     """The model a derivation starts from: where it came from (a folder, or a Hub id at a commit) and its files."""
 
     resolved: ResolvedModel
@@ -45,13 +46,13 @@ def read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def open_source(name: str) -> Source:
+def open_source(name: str) -> SourceModel:
     """A model folder (any layout factory/derive/networks.py reads) or a Hub id `org/name[@revision]` (its files,
-    the published generator included, from the Hugging Face cache or the Hub: factory/source.py)."""
-    from factory.source import resolve_model
+    the published generator included, from the Hugging Face cache or the Hub: factory/core/sources.py)."""
+    from factory.core.sources import resolve_model
 
     resolved = resolve_model(name, parts=("model", "generator"))
-    return Source(resolved, read_model_files(resolved.path))
+    return SourceModel(resolved, read_model_files(resolved.path))
 
 
 def check_out_apart(out: Path, source: str, vocab: str | None = None) -> None:
@@ -60,9 +61,9 @@ def check_out_apart(out: Path, source: str, vocab: str | None = None) -> None:
     (outputs.replace_folder), so `trim SRC --out SRC --force` would leave the trimmed model and no SRC. Checked
     before --out's own checks, so that no refusal advises --force there. Local folders only: a Hub id's files are
     in the Hugging Face cache."""
+    from factory.core.errors import ModelFolderError, OutputExistsError
+    from factory.core.outputs import overlap
     from factory.derive.networks import model_folders
-    from factory.errors import ModelFolderError, OutputExistsError
-    from factory.outputs import overlap
 
     inputs: list[tuple[str, Path]] = []
     if Path(source).expanduser().is_dir():
@@ -86,7 +87,7 @@ def check_out_apart(out: Path, source: str, vocab: str | None = None) -> None:
 
 def layout_keys(pieces: int, rows: int) -> dict[str, Any]:
     """config.json's `factory` keys for a model of `pieces` pieces ([MASK] = pieces) and `rows` embedding rows."""
-    from factory.presets import VocabSize
+    from factory.model.presets import VocabSize
 
     layout = "official" if VocabSize.from_pieces(pieces).rows == rows else "custom"
     return {"vocab_pieces": pieces, "mask_token_id": pieces, "embedding_layout": layout}
@@ -95,7 +96,7 @@ def layout_keys(pieces: int, rows: int) -> dict[str, Any]:
 def sizes(files: ModelFiles, rows: int) -> dict[str, Any]:
     """The model's parameters (bare encoder, as `factory presets` counts them) and rows, before and after."""
     from factory.model.config import ModelConfig
-    from factory.presets import count_parameters
+    from factory.model.presets import count_parameters
 
     config = ModelConfig.from_hf(files.model.config)
     return {
@@ -131,8 +132,8 @@ def write_derived(
     (with the seconds it took) at the top and in every network's folder. The `summary` lines are made before the
     folder is renamed into place, so that nothing can fail after `out` is there (a transplant whose printout
     formatted a missing figure used to leave a whole --out behind a traceback, and its rerun was refused)."""
-    from factory.outputs import staged_output
-    from factory.tokenizer import copy_tokenizer_files, write_hf_files
+    from factory.core.outputs import staged_output
+    from factory.model.tokenizer import copy_tokenizer_files, write_hf_files
 
     with staged_output(out, force) as tmp:
         folders = write_model_files(files, tmp, new_rows, rows, keys)

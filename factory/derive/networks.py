@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from factory.errors import ModelFolderError
+from factory.core.errors import ModelFolderError
 
 # Tensors with one row (or one entry) per vocabulary id, by the end of their name (with or without `deberta.`).
 ROW_TENSORS = (
@@ -114,7 +114,7 @@ def locate(root: Path) -> tuple[Path, Path, Path | None]:
     files are not read, only looked for. The generator is the published files beside the model (its folder is
     then the model's) or a `generator/` folder as `pretrain --init-from` finds it (export.generator_folder); one
     beside a `discriminator/` makes the run folder above it the root."""
-    from factory.export import generator_folder
+    from factory.model.folder import generator_folder
 
     if not root.is_dir():
         raise ModelFolderError(f"{root} does not exist; give a model folder (or a Hub id)")
@@ -148,8 +148,8 @@ def _weights_name(folder: Path) -> str:
 def _network(root: Path, role: str, folder: Path, config_name: str, weights_name: str | None = None) -> Network:
     """The network whose config is `folder/config_name` (checked first: a folder that is not deberta-v2 is told
     so, not that its weights are missing) and whose weights are `weights_name` (default: the folder's)."""
-    from factory.export import read_weights
     from factory.model.config import ModelConfig
+    from factory.model.folder import read_weights
 
     path = root / folder / config_name
     try:

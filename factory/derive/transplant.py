@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from factory.configs import TransplantConfig
+from factory.derive.config import TransplantConfig
+from factory.derive.manifest import TransplantManifest
 from factory.derive.networks import DELTA
-from factory.manifest import TransplantManifest
-from factory.spm_model import BYTE, SpmModel
+from factory.vocab.spm_file import BYTE, SpmModel
 
 if TYPE_CHECKING:
     from factory.derive.common import Derived
@@ -113,8 +113,8 @@ def new_rows_maker(plan: RowPlan, init: str, seed: int, std: float, hidden: int)
 
 def transplant(config: TransplantConfig) -> Derived:
     """One transplant per --out at a time (its lock: a second process stops at once with one line)."""
+    from factory.core.outputs import check_target, output_lock
     from factory.derive.common import check_out_apart
-    from factory.outputs import check_target, output_lock
 
     check_out_apart(config.out, config.source, config.vocab)  # before --out's own checks: no advice to --force it
     check_target(config.out)
@@ -125,14 +125,14 @@ def transplant(config: TransplantConfig) -> Derived:
 def _transplant(config: TransplantConfig) -> Derived:
     """Move `config.source` onto `config.vocab` into `config.out` (written whole or not at all); returns the
     manifest written there and the lines the command prints."""
-    from factory.config import to_json
+    from factory.core.manifest import MANIFEST, ModelSource
+    from factory.core.options import to_json
+    from factory.core.outputs import check_output
+    from factory.core.sources import resolve_model
     from factory.derive.common import layout_keys, open_source, read_json, sizes, write_derived
-    from factory.manifest import MANIFEST, ModelSource
     from factory.model.config import ModelConfig
-    from factory.outputs import check_output
-    from factory.presets import VocabSize
-    from factory.source import resolve_model
-    from factory.tokenizer import Tokenizer
+    from factory.model.presets import VocabSize
+    from factory.model.tokenizer import Tokenizer
 
     started = time.perf_counter()
     check_output(config.out, config.force)

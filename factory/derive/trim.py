@@ -5,7 +5,7 @@
    user-defined pieces, "▁", the single characters of the languages' scripts and of no script, the lowest-
    and highest-scoring pieces), then the used pieces: all those used `--min-count` times, or the most used
    ones up to `--size`.
-3. Rewrite spm.model without the other pieces (factory/spm_model.py: every kept byte as it was) and slice every
+3. Rewrite spm.model without the other pieces (factory/vocab/spm_file.py: every kept byte as it was) and slice every
    per-vocabulary tensor of every network with one index: the kept ids, then [MASK] (last, as always) and the
    spare rows after it (factory/derive/networks.py).
 
@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from factory.configs import TrimConfig
-from factory.errors import FactoryError
-from factory.manifest import TrimLanguage, TrimManifest
+from factory.core.errors import FactoryError
+from factory.derive.config import TrimConfig
+from factory.derive.manifest import TrimLanguage, TrimManifest
 from factory.model.config import ModelConfig
-from factory.spm_model import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, Piece
+from factory.vocab.spm_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, Piece
 
 if TYPE_CHECKING:
     from factory.derive.common import Derived
@@ -129,11 +129,11 @@ def select_pieces(pieces: list[Piece], counts: np.ndarray, size: int | None, min
 # ---- the corpus ---------------------------------------------------------------------------------
 def language_sources(config: TrimConfig) -> dict[str, list]:
     """--corpus per language; a source without `LANG=` belongs to the one language of --langs. The codes are
-    checked as `factory vocab` checks them (factory/languages.py; known to the language filter, unless it is off):
+    checked as `factory vocab` checks them (factory/core/languages.py; known to the language filter, unless it is off):
     they go into config.json and the card."""
     from factory import corpus as C
-    from factory.langid import check_codes, filter_name
-    from factory.languages import check_languages
+    from factory.core.languages import check_languages
+    from factory.corpus.langid import check_codes, filter_name
 
     check_languages(config.langs, "--langs")
     check_languages(config.langid_skip, "--langid-skip")
@@ -165,8 +165,8 @@ def check_corpus_languages(sources: dict[str, list], config: TrimConfig) -> None
     threshold): trimmed to another language's pieces, the model would lose its own language's, while the report,
     measured on that same text, says "words cut as before 100%". One line naming the source, the share in its
     language and what it mostly is."""
-    from factory.langid import filter_name, identifier, threshold_of
-    from factory.languages import name
+    from factory.core.languages import name
+    from factory.corpus.langid import filter_name, identifier, threshold_of
 
     which = filter_name(config.langid)
     checked = [(lang, source) for lang, found in sources.items() if lang not in config.langid_skip for source in found]
@@ -258,8 +258,8 @@ def fertility(sp, texts: list[str]) -> float:
 # ---- the whole step -----------------------------------------------------------------------------
 def trim(config: TrimConfig) -> Derived:
     """One trim per --out at a time (its lock: a second process stops at once with one line)."""
+    from factory.core.outputs import check_target, output_lock
     from factory.derive.common import check_out_apart
-    from factory.outputs import check_target, output_lock
 
     check_out_apart(config.out, config.source)  # before --out's own checks: no advice to --force it
     check_target(config.out)
@@ -272,12 +272,12 @@ def _trim(config: TrimConfig) -> Derived:
     manifest written there, with the report's figures, and the lines the command prints."""
     import sentencepiece as spm
 
-    from factory.config import to_json
+    from factory.core.options import to_json
+    from factory.core.outputs import check_output
     from factory.corpus import check_apart
     from factory.derive.common import layout_keys, open_source, sizes, write_derived
-    from factory.outputs import check_output
-    from factory.spm_model import SpmModel
-    from factory.tokenizer import Tokenizer
+    from factory.model.tokenizer import Tokenizer
+    from factory.vocab.spm_file import SpmModel
 
     started = time.perf_counter()
     check_output(config.out, config.force)
@@ -351,10 +351,10 @@ def language_report(old_sp, new_sp, texts: list[str]) -> TrimLanguage:
 def row_index(kept: list[int], pieces: int, rows: int):
     """The one index every per-vocabulary tensor is sliced with: the kept ids, [MASK] (old id `pieces`, new id
     len(kept)), then as many of the spare rows after [MASK] as the new size's layout has (pieces + 100, or the
-    published counts: factory.presets.VocabSize), as far as the model has them."""
+    published counts: factory.model.presets.VocabSize), as far as the model has them."""
     import torch
 
-    from factory.presets import VocabSize
+    from factory.model.presets import VocabSize
 
     spare = min(VocabSize.from_pieces(len(kept)).rows - len(kept) - 1, rows - pieces - 1)
     return torch.tensor([*kept, pieces, *range(pieces + 1, pieces + 1 + spare)], dtype=torch.long)

@@ -4,7 +4,8 @@ Modules, in the order a run uses them: `suite` (eval/*.yaml: languages, settings
 (local files or `datasets`), `finetune` (Accelerate loop + prediction), `report` (numbers, files),
 `runner` (one command end to end), `demo_nli` (the generator of recipes/demo/nli/). `control` is the
 random-init control of `--control random`, used by `runner` and by `retrieval` (parallel-sentence retrieval,
-no fine-tuning; `parallel` reads its data). docs/retrieval.md states both protocols.
+no fine-tuning; `parallel` reads its data). docs/retrieval.md states both protocols. `config` holds the
+commands' options and the fine-tuning settings, `manifest` the schema of factory.json.
 
 An output folder holds:
     results.json              the schema below
@@ -40,7 +41,7 @@ predictions/control/.
 retrieval_accuracy.png and there are no predictions.
 """
 
-from factory.configs import FinetuneSettings
+from factory.evaluate.config import FinetuneSettings
 from factory.evaluate.suite import Suite, load_suite
 
 __all__ = ["FinetuneSettings", "Suite", "load_suite"]

@@ -22,10 +22,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
+from factory.core.launch import check_launch, is_main_process
 from factory.evaluate.runner import Prepared, Request, execute, make_accelerator, prepare
 from factory.evaluate.suite import Suite, select_tasks
-from factory.launch import check_launch, is_main_process
 
 log = logging.getLogger(__name__)
 RESUME_FILE = "resume.json"  # in the work folder: task -> the key of the inputs its finished folder was made from
@@ -37,7 +37,7 @@ KEEP = ("task", "metrics", "main_metric", "languages", "train_language", "runs",
 def task_requests(request: Request, work: Path) -> list[Request]:
     """One Request per selected task: its own suite, settings (the suite's, then --set), languages, data and
     output folder (`work`/<task>). --train-lang and --langs are checked against every selected task first."""
-    from factory.config import override
+    from factory.core.options import override
     from factory.evaluate.suite import setting_layer
 
     suite = request.suite
@@ -131,7 +131,7 @@ def task_key(request: Request) -> str:
     """What a task's results depend on: the task as the suite file defines it, its settings, languages, runs and
     control, the model's files and the local data's files (size and time: outputs.file_stats). A finished task is
     kept by a rerun only when its key is the same."""
-    from factory.outputs import file_stats
+    from factory.core.outputs import file_stats
 
     model = Path(request.model)
     what = {
@@ -195,8 +195,8 @@ def _save_keys(work: Path, keys: dict[str, str]) -> None:
 
 
 def run_benchmark(request: Request) -> dict[str, Any]:
-    from factory.export import weights_fingerprint
-    from factory.outputs import check_output, replace_folder, work_folder
+    from factory.core.outputs import check_output, replace_folder, work_folder
+    from factory.model.folder import weights_fingerprint
 
     check_output(request.out, request.force)
     work = work_folder(request.out, "eval")
@@ -259,8 +259,8 @@ def run_benchmark(request: Request) -> dict[str, Any]:
 def _retrieval(request: Request) -> dict[str, Any]:
     """BUCC/Tatoeba through `factory eval retrieval` (accuracy@1 against en, no fine-tuning), in the summary's shape:
     its two directions stand where a task's splits do."""
-    from factory.config import Layer, resolve
-    from factory.configs import RetrievalConfig
+    from factory.core.options import Layer, resolve
+    from factory.evaluate.config import RetrievalConfig
     from factory.evaluate.retrieval import run
 
     values = {"model": request.model, "data": request.data, "langs": request.languages, "out": request.out,

@@ -41,13 +41,13 @@ class Arm:
 
     def config(self):
         """The folder's ModelConfig: the control's too, unchanged."""
-        from factory.export import read_config
+        from factory.model.folder import read_config
 
         return read_config(self.folder)
 
     def tokenizer(self):
         """The folder's spm.model, for both arms: the control differs in the weights only."""
-        from factory.tokenizer import Tokenizer
+        from factory.model.tokenizer import Tokenizer
 
         return Tokenizer.from_folder(self.folder)
 
@@ -97,7 +97,7 @@ def arms(folder: Path, control: str | None) -> list[Arm]:
 
 def control_encoder_state(folder: Path) -> dict[str, torch.Tensor]:
     """The control's encoder weights for the folder's config (a copy: the caller may train them)."""
-    from factory.export import read_config
+    from factory.model.folder import read_config
 
     return control_state_of(read_config(folder))
 

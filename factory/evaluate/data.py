@@ -3,7 +3,9 @@
 Everything becomes `{split: {language: [example, ...]}}` and is checked before any model is trained, so a
 missing split, a bad label, an answer_start off its answer or a tag outside the label set costs one line and no
 compute. Rows come from `folder_rows` (local) or `hub_rows` (a Hub dataset, per language config or split by id
-prefix), each with where it is ("FILE line 7"); `examples_of` turns them into the task type's examples.
+prefix), each with where it is ("FILE line 7"); `examples_of` turns them into the task type's examples:
+`Example`, `TagExample` and `QAExample`, plain records with no behaviour that the task types (tasks.py, qa.py)
+turn into model inputs.
 
 Local folder layouts (FORMATS: .jsonl, .tsv with a header row, .parquet):
     DIR/{split}.{ext}            all languages in one file, with a `language` column
@@ -17,14 +19,47 @@ ids, all one way or all the other.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from factory.errors import FactoryError, hub_failure
-from factory.evaluate.examples import Example, QAExample, TagExample
+from factory.core.errors import FactoryError, hub_failure
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """A sentence or pair with a label id (classification) or a number (regression)."""
+
+    text_a: str
+    text_b: str | None
+    label: int | float
+    id: str = ""
+    where: str = dataclasses.field(default="", compare=False)  # "FILE line N": for messages about this example
+
+
+@dataclasses.dataclass(frozen=True)
+class TagExample:
+    """A sentence as words, with one tag id per word (token classification)."""
+
+    words: tuple[str, ...]
+    tags: tuple[int, ...]
+    id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class QAExample:
+    """A question on a context with its gold answers (extractive QA)."""
+
+    id: str
+    question: str
+    context: str
+    answers: tuple[str, ...]  # empty: unanswerable (SQuAD 2.0)
+    starts: tuple[int, ...]  # character offset of each answer in the context
+    where: str = dataclasses.field(default="", compare=False)  # "FILE line N": for messages about this example
+
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {

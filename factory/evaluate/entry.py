@@ -10,9 +10,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from factory.config import override, to_json
-from factory.configs import ClassifyConfig, EvalConfig
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
+from factory.core.options import override, to_json
+from factory.evaluate.config import ClassifyConfig, EvalConfig
 from factory.evaluate.suite import setting_layer  # noqa: F401  (recipe.py imports it from here)
 
 
@@ -65,16 +65,16 @@ def make_request(suite_name: str, config: EvalConfig):
 
 def evaluate(suite_name: str, config: EvalConfig) -> dict[str, Any]:
     """Fine-tune and test as the suite says; returns the results.json dict (written into `config.out`). `--model`
-    is a folder or a Hub id (factory/source.py): the request reads the resolved files and records the commit. The
+    is a folder or a Hub id (factory/core/sources.py): the request reads the resolved files and records the commit. The
     main process holds --out's lock throughout: a second evaluation into the same folder stops at once."""
     import contextlib
 
+    from factory.core.launch import is_main_process
+    from factory.core.manifest import ModelSource
+    from factory.core.outputs import check_target, output_lock
+    from factory.core.sources import resolve_model
     from factory.evaluate.benchmark import run_benchmark
     from factory.evaluate.runner import run
-    from factory.launch import is_main_process
-    from factory.manifest import ModelSource
-    from factory.outputs import check_target, output_lock
-    from factory.source import resolve_model
 
     request = make_request(suite_name, config)
     source = resolve_model(config.model)

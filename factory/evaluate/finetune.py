@@ -18,8 +18,8 @@ import math
 import torch
 from torch import nn
 
-from factory.configs import FinetuneSettings
 from factory.evaluate import sift
+from factory.evaluate.config import FinetuneSettings
 from factory.evaluate.tasks import Feature, TaskType
 
 
@@ -45,7 +45,7 @@ def plan(n_train: int, settings: FinetuneSettings) -> Schedule:
     """Optimizer steps (incomplete last batch dropped, reshuffled each epoch) and the warm-up, capped on small data."""
     steps_per_epoch = n_train // settings.batch_size
     if steps_per_epoch == 0:
-        from factory.errors import FactoryError
+        from factory.core.errors import FactoryError
 
         raise FactoryError(
             f"the training set has {n_train} examples, fewer than one batch of {settings.batch_size}; "
@@ -58,8 +58,8 @@ def plan(n_train: int, settings: FinetuneSettings) -> Schedule:
 
 def linear_schedule(optimizer: torch.optim.Optimizer, schedule: Schedule) -> torch.optim.lr_scheduler.LambdaLR:
     """HF's get_linear_schedule_with_warmup: 0 -> lr over the warm-up, then linearly down to 0 (pre-training's
-    schedule with its first step at 0: factory/schedules.py)."""
-    from factory.schedules import linear_warmup_decay
+    schedule with its first step at 0: factory/core/lr_schedule.py)."""
+    from factory.core.lr_schedule import linear_warmup_decay
 
     return linear_warmup_decay(optimizer, schedule.warmup_steps, schedule.total_steps, from_zero=True)
 
@@ -72,12 +72,12 @@ def train(accelerator, model: nn.Module, features: list[Feature], task: TaskType
           seed: int):  # fmt: skip
     """Fine-tune `model` in place on `features` with the task type's loss (and SiFT's when `settings.sift`);
     returns (the prepared model, mean loss over the last epoch's micro-batches, those of every process)."""
-    from factory.progress import progress
+    from factory.core.progress import progress
 
     world, rank = accelerator.num_processes, accelerator.process_index
     micro_per_step = settings.batch_size // settings.micro_batch_size
     if micro_per_step % world:
-        from factory.errors import FactoryError
+        from factory.core.errors import FactoryError
 
         raise FactoryError(
             f"batch_size {settings.batch_size} = {micro_per_step} micro-batches of {settings.micro_batch_size} "
@@ -161,7 +161,7 @@ def predict(accelerator, model: nn.Module, ids: list[list[int]], batch_size: int
     dealt round-robin to processes."""
     from accelerate.utils import gather_object
 
-    from factory.progress import progress
+    from factory.core.progress import progress
 
     model = accelerator.unwrap_model(model).eval()
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))  # similar lengths together: less padding

@@ -19,7 +19,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from factory.errors import FactoryError, hub_failure
+from factory.core.errors import FactoryError, hub_failure
 
 log = logging.getLogger(__name__)
 TABLES = (".jsonl", ".parquet")

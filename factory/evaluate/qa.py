@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
 from factory.evaluate import qa_metrics
-from factory.evaluate.examples import QAExample
+from factory.evaluate.data import QAExample
 from factory.evaluate.tasks import Feature, TaskType
 
 

@@ -11,8 +11,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from factory.core.markdown import markdown_table
 from factory.evaluate.data import Example
-from factory.markdown import markdown_table
 
 SCHEMA = "factory.eval/v1"
 

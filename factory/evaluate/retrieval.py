@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from factory.configs import RetrievalConfig
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
+from factory.evaluate.config import RetrievalConfig
 from factory.evaluate.parallel import Pairs, Parallel
-from factory.tokenizer import Tokenizer
+from factory.model.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 DIRECTIONS = ("to_pivot", "from_pivot")  # x -> pivot, pivot -> x
@@ -177,7 +177,7 @@ def protocol_json(protocol: Protocol, depth: int, data: Parallel) -> dict[str, A
 
 def check_one_process(hint: str = "run `factory eval retrieval` without torchrun / accelerate launch") -> None:
     """Retrieval runs in one process: a launch of several is refused before anything runs."""
-    from factory.launch import launched_processes
+    from factory.core.launch import launched_processes
 
     if launched_processes() > 1:
         raise ConfigError(f"retrieval runs in one process (it fine-tunes nothing: seconds on a CPU); {hint}")
@@ -186,7 +186,7 @@ def check_one_process(hint: str = "run `factory eval retrieval` without torchrun
 def run(config: RetrievalConfig) -> dict[str, Any]:
     """`factory eval retrieval`: check everything, measure the model (and its control), write the folder; one
     process at a time per --out (its lock)."""
-    from factory.outputs import check_target, output_lock
+    from factory.core.outputs import check_target, output_lock
 
     check_one_process()
     check_target(config.out)
@@ -195,14 +195,14 @@ def run(config: RetrievalConfig) -> dict[str, Any]:
 
 
 def _run(config: RetrievalConfig) -> dict[str, Any]:
+    from factory.core.outputs import check_output
+    from factory.core.sources import resolve_model
     from factory.evaluate.control import CONTROL, PRETRAINED, arms, with_control
     from factory.evaluate.parallel import read_parallel
     from factory.evaluate.runner import check_model
-    from factory.export import read_config, weights_fingerprint
-    from factory.outputs import check_output
-    from factory.source import resolve_model
+    from factory.model.folder import read_config, weights_fingerprint
 
-    source = resolve_model(config.model)  # a folder or a Hub id (factory/source.py)
+    source = resolve_model(config.model)  # a folder or a Hub id (factory/core/sources.py)
     given, config = config, dataclasses.replace(config, model=source.path)
     check_model(config.model)
     check_output(config.out, config.force)
@@ -239,13 +239,14 @@ def _run(config: RetrievalConfig) -> dict[str, Any]:
 
 def _write(config: RetrievalConfig, folder, source, report: dict[str, Any]) -> None:
     """`config` as the user gave it (`model` may be a Hub id); `folder` holds the files read; `source` says where
-    they came from (factory/source.py)."""
+    they came from (factory/core/sources.py)."""
     import json
 
-    from factory.config import to_json
+    from factory.core.manifest import ModelSource, write_manifest
+    from factory.core.options import to_json
+    from factory.core.outputs import fingerprint_file, staged_output
+    from factory.evaluate.manifest import EvalFigures, EvalInputs, EvalManifest
     from factory.evaluate.report import retrieval_chart, retrieval_markdown
-    from factory.manifest import EvalFigures, EvalInputs, EvalManifest, ModelSource, write_manifest
-    from factory.outputs import fingerprint_file, staged_output
 
     with staged_output(config.out, config.force) as tmp:
         (tmp / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -14,15 +14,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from factory.configs import FinetuneSettings
-from factory.errors import FactoryError
+from factory.core.errors import FactoryError
+from factory.core.launch import check_launch
+from factory.core.manifest import ModelSource
+from factory.evaluate.config import FinetuneSettings
 from factory.evaluate.control import CONTROL, PRETRAINED, Arm, arms, with_control
 from factory.evaluate.data import Data, check_data, examples_of, folder_rows, hub_rows, load_files
 from factory.evaluate.qa import QuestionAnswering
 from factory.evaluate.suite import Suite
 from factory.evaluate.tasks import Classification, Regression, TaskType, Tokens
-from factory.launch import check_launch
-from factory.manifest import ModelSource
 
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("validation", "test")
@@ -130,9 +130,9 @@ def _hub(request: Request, languages: list[str]) -> dict:
 
 def check_model(folder: Path) -> None:
     """A deberta-v2 folder with spm.model: checked before any data is read."""
-    import factory.model  # noqa: F401  (before factory.export: importing that one first is circular)
-    from factory.export import check_weights, read_config
-    from factory.tokenizer import SPM_FILE, Tokenizer
+    import factory.model  # noqa: F401  (before factory.model.folder: importing that one first is circular)
+    from factory.model.folder import check_weights, read_config
+    from factory.model.tokenizer import SPM_FILE, Tokenizer
 
     config = read_config(folder)  # ModelFolderError for a missing folder, no config.json, or another model type
     check_weights(folder)  # missing, empty or truncated weights: one line now, not after the data is read
@@ -157,7 +157,7 @@ def make_accelerator(precision: str):
 
 def prepare(request: Request, check_out: bool = True) -> Prepared:
     """Everything that can be wrong with the input, checked before a model is built (one line, exit 2)."""
-    from factory.outputs import check_output
+    from factory.core.outputs import check_output
 
     suite = request.suite
     check_model(request.model)
@@ -266,7 +266,7 @@ def _set_dropout(model, p: float | None) -> None:
 
 
 def _report(prepared: Prepared, results, average, schedule, accelerator, losses) -> dict[str, Any]:
-    from factory.export import weights_fingerprint
+    from factory.model.folder import weights_fingerprint
 
     request, data, task = prepared.request, prepared.data, prepared.task
     s = request.settings
@@ -321,9 +321,10 @@ def _write(prepared: Prepared, report: dict[str, Any], folders) -> None:
     """The output folder; `folders`: predictions/ (the model's) and predictions/control/ -> {(lang, split): runs}."""
     import json
 
+    from factory.core.manifest import write_manifest
+    from factory.core.outputs import fingerprint_file, staged_output
+    from factory.evaluate.manifest import EvalFigures, EvalInputs, EvalManifest
     from factory.evaluate.report import chart, markdown, write_task_predictions
-    from factory.manifest import EvalFigures, EvalInputs, EvalManifest, write_manifest
-    from factory.outputs import fingerprint_file, staged_output
 
     request = prepared.request
     with staged_output(request.out, request.force) as tmp:

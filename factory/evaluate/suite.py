@@ -13,10 +13,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from factory.config import Layer, load_yaml, resolve
-from factory.configs import FinetuneSettings
-from factory.errors import FactoryError
-from factory.resources import find
+from factory.core.errors import FactoryError
+from factory.core.options import Layer, load_yaml, resolve
+from factory.core.resources import find
+from factory.evaluate.config import FinetuneSettings
 
 DEFAULT_COLUMNS = {
     "classification": {"text_a": "premise", "text_b": "hypothesis", "label": "label"},
@@ -38,7 +38,7 @@ class Suite:
     labels: tuple[str, ...]
     text_a: str
     text_b: str | None  # None: single-sentence classification
-    settings: FinetuneSettings  # declared in factory.configs
+    settings: FinetuneSettings  # declared in the step configs
     references: dict[str, dict[str, float]]
     task: str = "classification"  # the task type (factory.evaluate.tasks)
     metrics: tuple[str, ...] = ()  # empty: the task type's; the first is averaged and charted

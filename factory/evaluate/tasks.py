@@ -9,7 +9,7 @@ One class per type, never per benchmark (a benchmark is a suite file in eval/):
                                                                                  (SQuAD, XQuAD, MLQA, TyDiQA)
 The runner (runner.py) and the training loop (finetune.py) are the same for all: a task type hands them
 `Feature`s (ids + target) and gets back each feature's output, which it turns into per-example predictions.
-runner.task_type picks the class a suite names; the examples themselves are records in examples.py.
+runner.task_type picks the class a suite names; the examples themselves are records in data.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from factory.evaluate import metrics
-from factory.evaluate.examples import Example
+from factory.evaluate.data import Example
 
 IGNORE = -100  # the label of pieces that are not a word's first (nn.CrossEntropyLoss's ignore_index)
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
 from factory.model.config import ModelConfig
 
 log = logging.getLogger(__name__)

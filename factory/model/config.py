@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from factory.errors import ModelFolderError
+from factory.core.errors import ModelFolderError
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ class Embeddings(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, mask: torch.Tensor | None, word_embeddings: torch.Tensor | None = None
     ) -> torch.Tensor:
-        # `word_embeddings` overrides the table (RTD pre-training's shared/GDES embedding, factory/rtd.py)
+        # `word_embeddings` overrides the table (RTD pre-training's shared/GDES embedding, factory/pretrain/rtd.py)
         if word_embeddings is None:
             x = self.word_embeddings(input_ids)  # (B, L, H)
         else:
@@ -97,7 +97,7 @@ class Intermediate(nn.Module):
         return self.act(self.dense(x))
 
 
-class Layer(nn.Module):
+class EncoderLayer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.attention = Attention(config)
@@ -132,7 +132,7 @@ class Encoder(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.layer = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
+        self.layer = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
         if config.relative_attention:
             self.rel_embeddings = nn.Embedding(2 * config.att_span, config.hidden_size)
         if "layer_norm" in config.norm_rel_ebd:
@@ -175,7 +175,7 @@ def compile_layers(model: nn.Module, **options) -> nn.Module:
     exports are unaffected). fullgraph: a graph break is an error here, not a silent slowdown. The layer is
     the unit because all layers share one shape, so one compiled graph serves every layer."""
     for module in model.modules():
-        if isinstance(module, Layer):
+        if isinstance(module, EncoderLayer):
             module.compile(fullgraph=True, dynamic=False, **options)
     return model
 

@@ -20,8 +20,8 @@ class LMHead(nn.Module):
     """logits = LN(gelu(dense(h))) · E_wordᵀ + bias, the output matrix tied to the word embeddings.
 
     The projection runs in fp32 even under autocast: bf16 logits are spaced 0.06-0.12 apart at 8-32, coarse for
-    the MLM loss and for sampling the RTD replacements (factory/rtd.py). The price: during pre-training this GEMM
-    (masked positions only) is ~9% of a base step's FLOPs at 128k pieces (plan.py), and on a GPU it runs at the
+    the MLM loss and for sampling the RTD replacements (factory/pretrain/rtd.py). The price: during pre-training this
+    GEMM (masked positions only) is ~9% of a base step's FLOPs at 128k pieces (plan.py), and on a GPU it runs at the
     fp32 rate (TF32 tensor cores only where torch's float32 matmul precision allows them)."""
 
     def __init__(self, config: ModelConfig):
@@ -125,7 +125,7 @@ class DebertaForRTD(nn.Module):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        word_embeddings: torch.Tensor | None = None,  # (V, H) override: the GDES/ES table (factory/rtd.py)
+        word_embeddings: torch.Tensor | None = None,  # (V, H) override: the GDES/ES table (factory/pretrain/rtd.py)
     ) -> ModelOutput:
         h = self.deberta(input_ids, attention_mask, word_embeddings).last_hidden_state
         return ModelOutput(last_hidden_state=h, logits=self.mask_predictions(h))

@@ -6,7 +6,7 @@ before `prepare`, once the backend is known:
 
 - DDP: nothing more.
 - FSDP: version 2 only (its gradients are DTensor shards, which `optim.clip_groups_` clips per group), and
-  factory's own wrap policy: one unit per encoder `Layer` of either network, everything else (the word
+  factory's own wrap policy: one unit per `EncoderLayer` of either network, everything else (the word
   embeddings, the relative-position table, the heads, the GDES delta) in the root unit. The root is unsharded
   for the whole forward and backward, so the discriminator can read the generator's table (GDES, ES) where
   RTDModel.forward takes it; a size-based policy could put that table in a unit resharded after the
@@ -24,18 +24,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.errors import ConfigError
+from factory.core.errors import ConfigError
 from factory.pretrain.optim import CLIP
 
 if TYPE_CHECKING:
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.plan import Plan
-    from factory.rtd import RTDModel
+    from factory.pretrain.rtd import RTDModel
 
-FSDP_UNIT = "Layer"  # factory.model.encoder.Layer: the class FSDP wraps on its own (transformer_based_wrap)
+FSDP_UNIT = "EncoderLayer"  # factory.model.encoder.EncoderLayer: the class FSDP wraps alone (transformer_based_wrap)
 
 
-def make_accelerator(args: PretrainConfig, plan: Plan, mixed_precision: str, project_dir: Path):
+def make_accelerator(config: PretrainConfig, plan: Plan, mixed_precision: str, project_dir: Path):
     """The Accelerator, told the plan's accumulation count. The count comes from --batch / --micro-batch /
     processes, never from Accelerate's own setting; the schedule is stepped by the loop once per global step,
     so Accelerate does not adjust it, and with no dataloader nothing but the count ends an accumulation."""
@@ -47,11 +47,11 @@ def make_accelerator(args: PretrainConfig, plan: Plan, mixed_precision: str, pro
     )
     # A step in two halves (--update-order official, a generator-only warm-up) uses one network per forward:
     # DDP must not wait for the other network's gradients
-    halves = args.update_order == "official" or plan.generator_warmup > 0
+    halves = config.update_order == "official" or plan.generator_warmup > 0
     return Accelerator(
         mixed_precision=mixed_precision,
         gradient_accumulation_plugin=accumulation,
-        log_with=list(args.log_with) or None,
+        log_with=list(config.log_with) or None,
         project_dir=str(project_dir),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)] if halves else None,
     )

@@ -2,9 +2,10 @@
 
 The global batch of step s is fixed by (seed, s) alone, in two separate parts:
 - which shard rows make it up: `BatchOrder.rows(start, count)` maps positions of the (infinite) stream of global
-  sequences to shard rows (a seeded permutation per epoch); any order with that interface can replace it;
+  sequences to shard rows (a seeded permutation per epoch, mixing.py; its `LanguageOrder` runs one `BatchOrder` per
+  language); any order with that interface can replace it;
 - the noise of each row: masks and sampling uniforms are a counter-based hash of (seed, s, the row's position in
-  the global batch, position in the row) (`factory.rtd.make_step_noise`).
+  the global batch, position in the row) (`factory.pretrain.rtd.make_step_noise`).
 So each process reads only its own rows and draws noise only for them (`prepare_step`), and a sequence meets the
 same mask however many processes and accumulation steps the batch is split into, and after a resume as in a
 straight run. Process r's share of micro-step m is the global batch positions [m·G + r·micro, +micro), G =
@@ -23,8 +24,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from factory.pretrain.order import BatchOrder  # noqa: F401  (batches' name, as before)
 
 if TYPE_CHECKING:
     import torch
@@ -65,7 +64,7 @@ def prepare_step(
     """Process `rank`'s micro-batches of global step `step`: only its rows are read, only their noise drawn."""
     import torch
 
-    from factory.rtd import make_step_noise
+    from factory.pretrain.rtd import make_step_noise
 
     firsts = batch_positions(plan, rank)
     micro = plan.micro_batch
@@ -101,12 +100,12 @@ class Feed:
         self._pending: tuple[int, Future] | None = None
 
     @classmethod
-    def for_run(cls, args, plan: Plan, accelerator, shards, order, mask_id: int) -> Feed:
+    def for_run(cls, config, plan: Plan, accelerator, shards, order, mask_id: int) -> Feed:
         """The feed of a training run: this process's rows of every step, prefetched up to the last step."""
 
         def prepare(step: int) -> StepData:
             rank = accelerator.process_index
-            return prepare_step(shards, order, plan, step, rank, mask_id, args.seed, args.masking)
+            return prepare_step(shards, order, plan, step, rank, mask_id, config.seed, config.masking)
 
         return cls(prepare, plan.steps, accelerator.device, accelerator.reduce if plan.processes > 1 else None)
 

@@ -8,7 +8,7 @@ something else.
 
 `trainer.json` carries `format`, the version of what a resume relies on besides the files: how a step's rows and
 noise are drawn. Format 2 draws masks and sampling uniforms per row of the global batch (a counter-based hash,
-factory/rtd.py) where format 1 (no `format` key) drew them for the whole batch from one torch.Generator; a
+factory/pretrain/rtd.py) where format 1 (no `format` key) drew them for the whole batch from one torch.Generator; a
 format-1 run resumed now would not continue as it started, so it is refused in one line.
 """
 
@@ -20,13 +20,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.config import to_json
-from factory.errors import ConfigError
-from factory.manifest import MANIFEST
-from factory.outputs import check_target, is_lock_file, replace_folder
+from factory.core.errors import ConfigError
+from factory.core.manifest import MANIFEST
+from factory.core.options import to_json
+from factory.core.outputs import check_target, is_lock_file, replace_folder
 
 if TYPE_CHECKING:
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
     from factory.pretrain.mixing import Mix
     from factory.pretrain.plan import Plan
     from factory.pretrain.state import Run
@@ -79,19 +79,19 @@ def find_resume(out: Path, resume: str | None) -> Path | None:
 
 
 def check_resume(
-    state: dict, args: PretrainConfig, plan: Plan, vocab_fingerprint: str | None, path: Path, mix: Mix | None = None
+    state: dict, config: PretrainConfig, plan: Plan, vocab_fingerprint: str | None, path: Path, mix: Mix | None = None
 ) -> None:
     """Refuse a checkpoint whose run does not match this one (another format, preset, vocabulary, sizes, mix)."""
     check_format(state, path)
     mine = {
-        "preset": args.preset or state.get("preset"),  # --init-from: None, the model's own (compared as `shape`)
+        "preset": config.preset or state.get("preset"),  # --init-from: None, the model's own (compared as `shape`)
         "shape": plan.shape.sizes(),
-        "sharing": args.sharing,
+        "sharing": config.sharing,
         "seq_len": plan.seq_len,
         "batch": plan.batch,
         "vocab_fingerprint": vocab_fingerprint,
         "vocab_rows": plan.vocab.rows,
-        "masking": args.masking,
+        "masking": config.masking,
     }
     for key, value in mine.items():
         if state.get(key) != value:
@@ -102,7 +102,7 @@ def check_resume(
             )
     if mix is not None:
         check_mix(state, mix, path)
-    check_trajectory(state, args, plan, path)
+    check_trajectory(state, config, plan, path)
 
 
 # What a resumed run cannot change: the optimizer's state, the schedule and every random stream were saved with
@@ -115,18 +115,18 @@ TRAJECTORY = {"lr": "--lr", "warmup": "--warmup", "seed": "--seed", "rtd_lambda"
 INVOCATION = {"schema", "out", "resume", "force", "dry_run"}
 
 
-def trajectory(args: PretrainConfig, plan: Plan) -> dict[str, Any]:
-    return {"lr": plan.lr, "warmup": plan.warmup, "seed": args.seed, "rtd_lambda": args.rtd_lambda,
-            "dropout": args.dropout}  # fmt: skip
+def trajectory(config: PretrainConfig, plan: Plan) -> dict[str, Any]:
+    return {"lr": plan.lr, "warmup": plan.warmup, "seed": config.seed, "rtd_lambda": config.rtd_lambda,
+            "dropout": config.dropout}  # fmt: skip
 
 
-def check_trajectory(state: dict, args: PretrainConfig, plan: Plan, path: Path) -> None:
-    theirs, mine = state.get("trajectory"), trajectory(args, plan) if "trajectory" in state else None
+def check_trajectory(state: dict, config: PretrainConfig, plan: Plan, path: Path) -> None:
+    theirs, mine = state.get("trajectory"), trajectory(config, plan) if "trajectory" in state else None
     if theirs is None:  # a checkpoint from before the trajectory was recorded: its arguments as given, if any
         recorded = state.get("arguments")
         if recorded is None:
             return
-        given = to_json(args)
+        given = to_json(config)
         theirs, mine = {k: recorded.get(k) for k in TRAJECTORY}, {k: given[k] for k in TRAJECTORY}
     for key, flag in TRAJECTORY.items():
         was, now = theirs.get(key), mine[key]
@@ -142,17 +142,17 @@ def _shown(value: Any) -> str:
     return "default" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def resumed_sessions(state: dict, args: PretrainConfig) -> list[dict[str, Any]]:
+def resumed_sessions(state: dict, config: PretrainConfig) -> list[dict[str, Any]]:
     """The sessions so far (from the checkpoint) plus this one, with the arguments it changed."""
     before = state.get("arguments", {})
-    changed = {k: v for k, v in to_json(args).items() if k not in INVOCATION and before.get(k) != v}
+    changed = {k: v for k, v in to_json(config).items() if k not in INVOCATION and before.get(k) != v}
     return [*state.get("sessions", [{"from_step": 0, "changed": {}}]), {"from_step": state["step"], "changed": changed}]
 
 
 def check_start(state: dict, run: Run, path: Path) -> None:
     """A resume must start from what the checkpoint's run started from: the same --init-from (the same commit of a
     Hub id), generator and update order; a checkpoint from before these keys was a joint run from scratch."""
-    mine = {"update_order": run.args.update_order, "init_from": _start_key(run.start),
+    mine = {"update_order": run.config.update_order, "init_from": _start_key(run.start),
             "generator_warmup": run.plan.generator_warmup}  # fmt: skip
     theirs = {"update_order": state.get("update_order", "joint"), "init_from": _start_key(state.get("init_from")),
               "generator_warmup": state.get("generator_warmup", 0)}  # fmt: skip
@@ -212,21 +212,21 @@ def check_format(state: dict, path: Path) -> None:
 FLAGS = {"shape": "--layers/--hidden/--heads/--ffn", "vocab_fingerprint": "--vocab"}
 
 
-def prepare_out(args: PretrainConfig) -> Path | None:
+def prepare_out(config: PretrainConfig) -> Path | None:
     """The run folder: new (or --force to start over), or resumed from a checkpoint in it. `--resume auto` in a
     folder whose run was stopped before its first checkpoint starts over (what a job that always passes
     --resume auto needs); a finished run is never restarted without --force. When this returns None, whatever
     is in the folder may be cleared (`clear_run`)."""
-    out = Path(args.out)
+    out = Path(config.out)
     check_target(out)
-    resume = find_resume(out, args.resume)
-    if resume is not None or not holds_run(out) or args.force:
+    resume = find_resume(out, config.resume)
+    if resume is not None or not holds_run(out) or config.force:
         return resume
     finished = (out / MANIFEST).is_file()  # the run's manifest is written last
-    if args.resume == "auto" and not finished:
+    if config.resume == "auto" and not finished:
         log.info("%s has no complete checkpoint yet: starting from step 0", out)
         return None
-    if args.resume == "auto":
+    if config.resume == "auto":
         raise ConfigError(f"--out {out} holds a finished run and no checkpoint to resume; pass --force to restart")
     raise ConfigError(f"--out {out} holds an earlier run; pass --resume auto to continue it or --force to restart")
 
@@ -256,22 +256,22 @@ def trainer_state(run: Run, step: int, elapsed: float) -> dict[str, Any]:
         "sequences_seen": step * run.plan.batch,
         "tokens_seen": step * run.plan.tokens_per_step,
         "elapsed_s": elapsed,
-        "preset": run.args.preset,
+        "preset": run.config.preset,
         "shape": run.plan.shape.sizes(),
-        "sharing": run.args.sharing,
+        "sharing": run.config.sharing,
         "seq_len": run.plan.seq_len,
         "batch": run.plan.batch,
         "vocab_fingerprint": run.vocab_fingerprint,
         "vocab_rows": run.plan.vocab.rows,
-        "masking": run.args.masking,
+        "masking": run.config.masking,
         "mixing": run.mix.state(),
         "sequences_seen_per_language": run.mix.counts(step),
-        "trajectory": trajectory(run.args, run.plan),
+        "trajectory": trajectory(run.config, run.plan),
         "sessions": run.sessions,
-        "update_order": run.args.update_order,
+        "update_order": run.config.update_order,
         "generator_warmup": run.plan.generator_warmup,
         "init_from": run.start,
-        "arguments": to_json(run.args),
+        "arguments": to_json(run.config),
     }
 
 

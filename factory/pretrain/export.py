@@ -9,13 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.config import to_json
-from factory.errors import ManifestError
-from factory.manifest import PretrainManifest, ShardsManifest, VocabManifest, find_manifest, write_manifest
-from factory.outputs import staged_output
+from factory.core.errors import ManifestError
+from factory.core.manifest import find_manifest, write_manifest
+from factory.core.options import to_json
+from factory.core.outputs import staged_output
+from factory.model.tokenizer import copy_tokenizer_files
 from factory.pretrain.loop import hardware
+from factory.pretrain.manifest import PretrainManifest
 from factory.pretrain.mixing import sampling_phases, tokens_seen
-from factory.tokenizer import copy_tokenizer_files
+from factory.shards.manifest import ShardsManifest
+from factory.vocab.manifest import VocabManifest
 
 if TYPE_CHECKING:
     from factory.pretrain.loop import Run
@@ -23,8 +26,8 @@ if TYPE_CHECKING:
 
 def export_networks(run: Run, figures: dict[str, Any]) -> None:
     """discriminator/ (deberta-v2, folded GDES embedding, tokenizer files) and generator/ beside the checkpoints."""
-    from factory.export import save_model
-    from factory.rtd import build_rtd_model, export_discriminator, export_generator
+    from factory.model.folder import save_model
+    from factory.pretrain.rtd import build_rtd_model, export_discriminator, export_generator
 
     acc = run.accelerator
     state = acc.get_state_dict(run.model)  # gathered from every process under FSDP / DeepSpeed ZeRO-3
@@ -34,9 +37,9 @@ def export_networks(run: Run, figures: dict[str, Any]) -> None:
     gen_config = wrapped.generator.config
     model = build_rtd_model(wrapped.config, gen_config.num_hidden_layers, wrapped.sharing, generator=gen_config)
     model.load_state_dict({k: v.float().cpu() for k, v in state.items()})
-    out = Path(run.args.out)
-    extra = {"pretraining": "rtd", "sharing": run.args.sharing, "rtd_lambda": run.args.rtd_lambda}
-    extra.update(data_provenance(Path(run.args.vocab), Path(run.args.shards) if run.args.shards else None))
+    out = Path(run.config.out)
+    extra = {"pretraining": "rtd", "sharing": run.config.sharing, "rtd_lambda": run.config.rtd_lambda}
+    extra.update(data_provenance(Path(run.config.vocab), Path(run.config.shards) if run.config.shards else None))
     if run.start is not None:  # --init-from: what it continued (the card's base_model)
         extra.update(init_from=run.start, base_model=run.start["base_model"])
     for name, net in (("discriminator", export_discriminator(model)), ("generator", export_generator(model))):
@@ -44,8 +47,8 @@ def export_networks(run: Run, figures: dict[str, Any]) -> None:
         net.config = net.config.replace(emd=emd, factory={**net.config.factory, **extra, "role": f"rtd-{name}"})
         with staged_output(out / name, force=True) as tmp:
             save_model(net, tmp)
-            copy_tokenizer_files(run.args.vocab, tmp)
-            write_manifest(tmp, PretrainManifest(arguments=to_json(run.args), role=name, **figures))
+            copy_tokenizer_files(run.config.vocab, tmp)
+            write_manifest(tmp, PretrainManifest(arguments=to_json(run.config), role=name, **figures))
 
 
 def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
@@ -71,7 +74,7 @@ def data_provenance(vocab: Path, shards: Path | None) -> dict[str, Any]:
 
 
 def _model_languages(folder: Path) -> list[str]:
-    """The languages a model folder's config.json records (`factory.languages`), if any."""
+    """The languages a model folder's config.json records (`factory.core.languages`), if any."""
     import json
 
     try:
@@ -97,8 +100,8 @@ def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "processes": plan.processes,
         "lr": plan.lr,
         "warmup": plan.warmup,
-        "sharing": run.args.sharing,
-        "rtd_lambda": run.args.rtd_lambda,
+        "sharing": run.config.sharing,
+        "rtd_lambda": run.config.rtd_lambda,
         "mixed_precision": run.accelerator.mixed_precision,
         "steps": plan.steps,
         "tokens": plan.steps * plan.tokens_per_step,
@@ -109,12 +112,12 @@ def run_figures(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "mfu": last.get("mfu"),
         "wall_time_s": result["wall_time_s"],
         "hardware": hardware(),
-        "shards": str(run.args.shards),
+        "shards": str(run.config.shards),
         "vocab_fingerprint": run.vocab_fingerprint,
         "probe": result.get("probe"),
         "language_sampling": sampling_phases(run.mix),
         "tokens_seen_per_language": tokens_seen(run.mix, plan.steps, plan.seq_len),
         "sessions": run.sessions,
         "init_from": run.start,
-        "update_order": run.args.update_order,
+        "update_order": run.config.update_order,
     }

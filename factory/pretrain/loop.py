@@ -2,7 +2,7 @@
 
 Exactness. The global batch of step s is fixed by (seed, s) alone (batches.py: each process prepares only its
 own rows, one step ahead, and a row's noise is a function of (seed, s, its place in the global batch); which
-languages: mixing.py). Losses are sums divided by global counts (`factory.rtd.rtd_loss`), so N processes x A
+languages: mixing.py). Losses are sums divided by global counts (`factory.pretrain.rtd.rtd_loss`), so N processes x A
 accumulation steps compute the same gradient as one process with the whole batch. Dropout uses torch's global
 RNG, which `save_state` stores (checkpoint.py); so a resumed run repeats a straight run bit for bit on CPU.
 
@@ -23,13 +23,14 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from factory.configs import PretrainConfig
-from factory.errors import ConfigError, TrainingError
-from factory.launch import check_launch
-from factory.outputs import fingerprint_file
-from factory.presets import check_memory
+from factory.core.errors import ConfigError, TrainingError
+from factory.core.launch import check_launch
+from factory.core.outputs import fingerprint_file
+from factory.core.progress import progress
+from factory.model.presets import check_memory
+from factory.model.tokenizer import Tokenizer
 from factory.pretrain.backends import make_accelerator, prepare_backend
 from factory.pretrain.batches import Feed
 from factory.pretrain.checkpoint import (
@@ -42,15 +43,17 @@ from factory.pretrain.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
+from factory.pretrain.config import PretrainConfig
 from factory.pretrain.mixing import Mix, build_mix, token_fields
 from factory.pretrain.optim import clip_gradients, make_optimizer, make_schedule
 from factory.pretrain.plan import Plan, make_plan, model_config
 from factory.pretrain.probe import Probe, control_record, measure_record, open_probe
 from factory.pretrain.probe import figures as probe_figures
+from factory.pretrain.rtd import rtd_loss
 from factory.pretrain.state import Run
-from factory.progress import progress
-from factory.rtd import rtd_loss
-from factory.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from factory.pretrain.start import Start
 
 log = logging.getLogger(__name__)
 LOG_FILE = "train.jsonl"
@@ -87,39 +90,39 @@ def check_trackers(names: tuple[str, ...]) -> None:
             raise ConfigError(f"--log-with {name}: the package is not installed; pip install {TRACKERS[name][0]}")
 
 
-def open_shards(args: PretrainConfig):
+def open_shards(config: PretrainConfig):
     """The shards of --shards, checked against the vocabulary and --seq-len."""
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
-    if args.shards is None:
+    if config.shards is None:
         raise ConfigError("give --shards (a folder made by `factory shards`) or --corpus to build them")
-    shards = ShardSet(args.shards)
-    shards.check_vocab(args.vocab)
-    if args.seq_len is not None and args.seq_len != shards.seq_len:
+    shards = ShardSet(config.shards)
+    shards.check_vocab(config.vocab)
+    if config.seq_len is not None and config.seq_len != shards.seq_len:
         raise ConfigError(
-            f"--seq-len {args.seq_len} but the shards in {args.shards} hold {shards.seq_len}-token sequences; "
+            f"--seq-len {config.seq_len} but the shards in {config.shards} hold {shards.seq_len}-token sequences; "
             "drop --seq-len or rebuild the shards"
         )
     return shards
 
 
-def check_inputs(args: PretrainConfig) -> Inputs:
+def check_inputs(config: PretrainConfig, start: Start | None = None) -> Inputs:
     """Every check of the user's input, before anything is written: vocabulary, trackers, shards, sizes, the
     run folder and the checkpoint to resume (which must come from the same run)."""
-    if args.vocab is None:
+    if config.vocab is None:
         raise ConfigError("give --vocab (the folder with spm.model the shards were made with)")
-    tokenizer = Tokenizer.from_folder(args.vocab)  # a missing or broken vocabulary: one line, before any writing
-    check_trackers(args.log_with)
-    probe = open_probe(args, tokenizer)  # a bad --probe too
-    shards = open_shards(args)
-    plan = make_plan(args, shards.seq_len)
+    tokenizer = Tokenizer.from_folder(config.vocab)  # a missing or broken vocabulary: one line, before any writing
+    check_trackers(config.log_with)
+    probe = open_probe(config, tokenizer)  # a bad --probe too
+    shards = open_shards(config)
+    plan = make_plan(config, shards.seq_len, start=start)
     check_memory(plan.parameters["total"], 4, f"the RTD model ({plan.shape.describe()}) in fp32")  # built on the host
-    mix = build_mix(args, shards, plan.batch, plan.steps)  # --alpha, the schedules and the shards' languages
-    resume = prepare_out(args)
-    fingerprint = fingerprint_file(Path(args.vocab) / "spm.model")
+    mix = build_mix(config, shards, plan.batch, plan.steps)  # --alpha, the schedules and the shards' languages
+    resume = prepare_out(config)
+    fingerprint = fingerprint_file(Path(config.vocab) / "spm.model")
     state = read_trainer_state(resume) if resume else None
     if state:
-        check_resume(state, args, plan, fingerprint, resume, mix)
+        check_resume(state, config, plan, fingerprint, resume, mix)
     return Inputs(shards, plan, fingerprint, resume, state, mix, probe)
 
 
@@ -132,81 +135,79 @@ def resolve_precision(mixed_precision: str) -> str:
     return mixed_precision
 
 
-def build_model(args: PretrainConfig, plan: Plan):
+def build_model(config: PretrainConfig, plan: Plan, start: Start | None = None):
     """A fresh RTD model (weights from --seed), or with --init-from the start's (factory/pretrain/start.py), with
     the speed options: gradient checkpointing, torch.compile."""
-    from factory.rtd import build_rtd_model
+    from factory.pretrain.rtd import build_rtd_model
 
-    if args.init_from:
+    if config.init_from:
         from factory.pretrain.start import build_start_model, open_start, start_config
 
-        start = open_start(args)
-        model = build_start_model(args, start, start_config(start, args.dropout))
+        start = start or open_start(config)
+        model = build_start_model(config, start, start_config(start, config.dropout))
     else:
-        config = model_config(plan.shape, plan.vocab, args.dropout)  # make_plan's shape_of(args): the overrides
-        model = build_rtd_model(config, plan.shape.generator_layers, args.sharing, args.seed, emd=args.emd == "on")
-    if args.gradient_checkpointing:
+        architecture = model_config(plan.shape, plan.vocab, config.dropout)  # make_plan's shape_of(config)
+        model = build_rtd_model(architecture, plan.shape.generator_layers, config.sharing, config.seed,
+                                emd=config.emd == "on")  # fmt: skip
+    if config.gradient_checkpointing:
         model.generator.deberta.encoder.gradient_checkpointing = True
         model.discriminator.deberta.encoder.gradient_checkpointing = True
-    if args.compile:
+    if config.compile:
         from factory.model.encoder import compile_layers
 
         compile_layers(model)
     return model
 
 
-def setup(args: PretrainConfig) -> Run:
+def setup(config: PretrainConfig, start: Start | None = None) -> Run:
     """Check inputs, then build the Accelerator, model, optimizer and schedule; load a checkpoint to resume."""
     from accelerate.utils import set_seed
 
-    if args.init_from:  # --vocab defaults to the starting model's own
+    if config.init_from:  # --vocab defaults to the starting model's own
         from factory.pretrain.start import open_start, replace_vocab
 
-        args = replace_vocab(args, open_start(args))
-    inputs = check_inputs(args)
-    plan, resume, out = inputs.plan, inputs.resume, Path(args.out)
-    accelerator = make_accelerator(args, plan, resolve_precision(args.mixed_precision), out / "logs")
+        start = start or open_start(config)  # run_pretrain's, or this setup's own
+        config = replace_vocab(config, start)
+    inputs = check_inputs(config, start)
+    plan, resume, out = inputs.plan, inputs.resume, Path(config.out)
+    accelerator = make_accelerator(config, plan, resolve_precision(config.mixed_precision), out / "logs")
     check_launch(accelerator.num_processes, "the pre-training")  # before anything is cleared or written
     if resume is None:  # a new run: prepare_out allowed clearing what is there (--force, or no checkpoint yet)
         clear_run(out)
     if accelerator.num_processes != plan.processes:
-        plan = make_plan(args, inputs.shards.seq_len, accelerator.num_processes)
-    set_seed(args.seed)
-    model = build_model(args, plan)
+        plan = make_plan(config, inputs.shards.seq_len, accelerator.num_processes, start)
+    set_seed(config.seed)
+    model = build_model(config, plan, start)
     mask_id = model.config.factory["mask_token_id"]
-    start = None
-    if args.init_from:
-        from factory.pretrain.start import open_start
-
-        start = open_start(args).record(emd=bool(model.generator.config.emd))
-    prepare_backend(accelerator, model, plan, args.update_order)  # FSDP, DeepSpeed: their settings, or a refusal
+    start_record = start.record(emd=bool(model.generator.config.emd)) if start else None
+    prepare_backend(accelerator, model, plan, config.update_order)  # FSDP, DeepSpeed: their settings, or a refusal
     out.mkdir(parents=True, exist_ok=True)
     fused = accelerator.device.type == "cuda"
     model = model.to(accelerator.device)
-    if args.update_order == "official":  # two optimizers, as the official decoupled trainers (loop.py: train_step)
+    if config.update_order == "official":  # two optimizers, as the official decoupled trainers (loop.py: train_step)
         gen_params = {id(p) for p in model.generator.parameters()}
         optimizer = make_optimizer(model, plan.lr, fused, keep=lambda p: id(p) not in gen_params)
         gen_optimizer = make_optimizer(model, plan.lr, fused, keep=lambda p: id(p) in gen_params)
-        schedule, gen_schedule = (make_schedule(o, plan.warmup, plan.steps, args.warmup_from_zero)
+        schedule, gen_schedule = (make_schedule(o, plan.warmup, plan.steps, config.warmup_from_zero)
                                   for o in (optimizer, gen_optimizer))  # fmt: skip
         model, optimizer, gen_optimizer = accelerator.prepare(model, optimizer, gen_optimizer)
         accelerator.register_for_checkpointing(schedule, gen_schedule)
     else:
         optimizer = make_optimizer(model, plan.lr, fused)
         schedule, gen_optimizer, gen_schedule = make_schedule(optimizer, plan.warmup, plan.steps,
-                                                              args.warmup_from_zero), None, None  # fmt: skip
+                                                              config.warmup_from_zero), None, None  # fmt: skip
         model, optimizer = accelerator.prepare(model, optimizer)
         accelerator.register_for_checkpointing(schedule)
-    order = inputs.mix.order(args.seed)
-    feed = Feed.for_run(args, plan, accelerator, inputs.shards, order, mask_id)
-    run = Run(args, plan, accelerator, model, optimizer, schedule, inputs.shards, order, mask_id,
+    order = inputs.mix.order(config.seed)
+    feed = Feed.for_run(config, plan, accelerator, inputs.shards, order, mask_id)
+    run = Run(config, plan, accelerator, model, optimizer, schedule, inputs.shards, order, mask_id,
               inputs.vocab_fingerprint, inputs.mix, feed, probe=inputs.probe, generator_optimizer=gen_optimizer,
-              generator_schedule=gen_schedule, start=start)  # fmt: skip
+              generator_schedule=gen_schedule, start=start_record)  # fmt: skip
     if resume is not None:
         check_start(inputs.state, run, resume)
         accelerator.load_state(str(resume))
         run.start_step, run.elapsed, run.last_checkpoint = inputs.state["step"], inputs.state["elapsed_s"], resume
-        run.sessions = resumed_sessions(inputs.state, args)
+        run.sessions = resumed_sessions(inputs.state, config)
     return run
 
 
@@ -225,7 +226,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     """
     batches, masked_total, tokens_total = run.feed.take(step)  # on the device; counts over every process
     generator_only = step < run.plan.generator_warmup
-    if run.args.update_order == "official" or generator_only:
+    if run.config.update_order == "official" or generator_only:
         return split_step(run, step, batches, masked_total, tokens_total, generator_only)
     stats, _ = accumulate(run, batches, "both", masked_total, tokens_total)
     return finish_step(run, step, stats, [(run.optimizer, run.schedule)])
@@ -238,7 +239,7 @@ def accumulate(run: Run, batches, part: str, masked_total, tokens_total, replace
 
     acc = run.accelerator
     scale = acc.num_processes * acc.gradient_accumulation_steps
-    lam = 0.0 if part == "generator" else run.args.rtd_lambda
+    lam = 0.0 if part == "generator" else run.config.rtd_lambda
     stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=acc.device)
     acc.step, outputs = 0, []
     for i, b in enumerate(batches):
@@ -312,10 +313,10 @@ def check_finite(run: Run, step: int, values: dict[str, float]) -> None:
 
 def train(run: Run) -> dict[str, Any]:
     """The loop: steps, logging, checkpoints. Returns the last logged record and totals."""
-    acc, plan, args = run.accelerator, run.plan, run.args
+    acc, plan, config = run.accelerator, run.plan, run.config
     main = acc.is_main_process
-    records = JsonlLog(Path(args.out) / LOG_FILE, main, run.start_step if run.start_step else None)
-    peak = peak_tflops(hardware()["device"] if acc.device.type == "cuda" else None, args.peak_tflops)
+    records = JsonlLog(Path(config.out) / LOG_FILE, main, run.start_step if run.start_step else None)
+    peak = peak_tflops(hardware()["device"] if acc.device.type == "cuda" else None, config.peak_tflops)
     control = control_record(run, run.probe) if run.probe else {}  # before the clock starts
     pending = dict(control) if run.start_step == 0 else {}  # a fresh run's first record holds the control
     meter, last, shown, t0 = Meter(), {}, {}, time.perf_counter()
@@ -324,7 +325,7 @@ def train(run: Run) -> dict[str, Any]:
         for step in range(run.start_step, plan.steps):
             meter.add(train_step(run, step))
             done = step + 1
-            if done % args.log_every == 0 or done == plan.steps:
+            if done % config.log_every == 0 or done == plan.steps:
                 last = meter.record(done, plan, run.schedule.get_last_lr()[0], peak, plan.processes)
                 last.update(token_fields(run.mix, done, plan.seq_len))  # tokens_<lang>
                 if run.probe and run.probe.due(done, plan.steps):
@@ -337,10 +338,10 @@ def train(run: Run) -> dict[str, Any]:
                 acc.log({k: v for k, v in last.items() if v is not None}, step=done)
                 bar.set_postfix_str(status({**control, **shown, **last}, plan.steps - done))
             bar.update(1)
-            if done % args.save_every == 0 or done == plan.steps:
+            if done % config.save_every == 0 or done == plan.steps:
                 elapsed = run.elapsed + time.perf_counter() - t0
                 state = trainer_state(run, done, elapsed)
-                run.last_checkpoint = save_checkpoint(acc, Path(args.out), done, state, args.keep)
+                run.last_checkpoint = save_checkpoint(acc, Path(config.out), done, state, config.keep)
     if not last and records.path.is_file():  # resumed a finished run: nothing trained, report the logged end
         logged = read_records(records.path)
         last = logged[-1] if logged else {}

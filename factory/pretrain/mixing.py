@@ -29,19 +29,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.configs import MIX_ALPHA
-from factory.errors import ConfigError
-from factory.schedules import parse_alpha_schedule, parse_language_schedule
+from factory.core.errors import ConfigError
+from factory.pretrain.config import MIX_ALPHA, parse_alpha_schedule, parse_language_schedule
 
 if TYPE_CHECKING:
     import torch
 
-    from factory.configs import PretrainConfig
+    from factory.pretrain.config import PretrainConfig
 
 DUE_BITS = 64  # due times in units of 2^-64: distinct for every row of a language (weights < 2^64)
 WEIGHT_SCALE = 2**32  # p_i as an integer weight: the quotas use integer arithmetic only (the same on every machine)
 FLAGS = "--alpha/--alpha-schedule/--language-schedule"
 log = logging.getLogger(__name__)
+
+
+class BatchOrder:
+    """Which shard rows make up global step s: epoch e reads a permutation seeded by (seed, e)."""
+
+    def __init__(self, n_rows: int, seed: int):
+        self.n_rows, self.seed = n_rows, seed
+        self._epoch, self._perm = -1, None
+
+    def rows(self, start: int, count: int) -> torch.Tensor:
+        """Row indices of global sequences [start, start + count) of the (infinite) stream."""
+        import torch
+
+        parts, g, end = [], start, start + count
+        while g < end:
+            epoch, offset = divmod(g, self.n_rows)
+            if epoch != self._epoch:  # one int32/int64 tensor per epoch, not a Python list
+                gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+                dtype = torch.int32 if self.n_rows < 2**31 else torch.int64
+                self._epoch, self._perm = epoch, torch.randperm(self.n_rows, generator=gen, dtype=dtype)
+            take = min(end - g, self.n_rows - offset)
+            parts.append(self._perm[offset : offset + take])
+            g += take
+        return torch.cat(parts)
 
 
 # ---- the shards' languages -----------------------------------------------------------------------
@@ -94,8 +117,6 @@ class Mix:
 
     def order(self, seed: int):
         """The row order the loop reads: today's `BatchOrder` for one language, else `LanguageOrder`."""
-        from factory.pretrain.order import BatchOrder
-
         return BatchOrder(len(next(iter(self.languages.values()))), seed) if self.single else LanguageOrder(self, seed)
 
     def state(self) -> dict[str, Any] | None:
@@ -169,15 +190,15 @@ def weights(corpus_tokens: dict[str, int], alpha: float) -> dict[str, int]:
     return {lang: (max(1, round(r / total * WEIGHT_SCALE)) if r > 0 else 0) for lang, r in raw.items()}
 
 
-def build_mix(args: PretrainConfig, shards, batch: int, steps: int) -> Mix:
+def build_mix(config: PretrainConfig, shards, batch: int, steps: int) -> Mix:
     """The run's mix from the flags and the shards; a language the shards lack, or a phase with no language to
     draw from, is a ConfigError (before anything is written)."""
     languages, corpus = shard_languages(shards)
-    entries = parse_language_schedule(args.language_schedule)
+    entries = parse_language_schedule(config.language_schedule)
     unknown = [lang for lang in entries if lang not in languages]
     if unknown:
         raise ConfigError(
-            f"--language-schedule names {', '.join(unknown)}, which the shards {args.shards} do not hold "
+            f"--language-schedule names {', '.join(unknown)}, which the shards {config.shards} do not hold "
             f"(they hold {', '.join(languages)})"
         )
     empty = [lang for lang, rows in languages.items() if not len(rows)]
@@ -185,10 +206,11 @@ def build_mix(args: PretrainConfig, shards, batch: int, steps: int) -> Mix:
         log.warning("the shards hold no rows of %s: left out of the mix", ", ".join(empty))
         languages = {lang: rows for lang, rows in languages.items() if len(rows)}
     if len(languages) == 1:
-        if args.alpha is not None or args.alpha_schedule or args.language_schedule:
+        if config.alpha is not None or config.alpha_schedule or config.language_schedule:
             log.warning("the shards hold one language (%s): %s have no effect", next(iter(languages)), FLAGS)
         return Mix(languages, {lang: corpus[lang] for lang in languages}, batch)
-    alphas = parse_alpha_schedule(args.alpha_schedule) if args.alpha_schedule else [(0.0, args.alpha or MIX_ALPHA)]
+    alphas = (parse_alpha_schedule(config.alpha_schedule) if config.alpha_schedule
+              else [(0.0, config.alpha or MIX_ALPHA)])  # fmt: skip
     at = {lang: round(entries.get(lang, 0.0) * steps) for lang in languages}
     starts = sorted({0} | {round(f * steps) for f, _ in alphas} | set(at.values()))
     phases = []
@@ -215,8 +237,6 @@ class LanguageOrder:
     [start, start + count); step s is sequences [s x batch, (s + 1) x batch)."""
 
     def __init__(self, mix: Mix, seed: int):
-        from factory.pretrain.order import BatchOrder
-
         self.mix, self.seed = mix, seed
         self.streams = {lang: BatchOrder(len(rows), stream_seed(seed, "language", lang)) for lang, rows in
                         mix.languages.items()}  # fmt: skip
@@ -299,6 +319,6 @@ def dry_run_mix(config: PretrainConfig, batch: int, steps: int, seq_len: int) ->
     if not (config.shards and Path(config.shards).is_dir()):
         given = config.alpha is not None or config.alpha_schedule or config.language_schedule
         return ["language mix: decided by the shards' languages; give --shards to see it"] if given else []
-    from factory.shards import ShardSet
+    from factory.shards.read import ShardSet
 
     return mix_lines(build_mix(config, ShardSet(config.shards), batch, steps), steps, seq_len)

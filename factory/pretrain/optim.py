@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from factory.configs import RTD_LAMBDA
-from factory.presets import Shape, VocabSize, as_shape
+from factory.model.presets import Shape, VocabSize, as_shape
+from factory.pretrain.config import RTD_LAMBDA
 from factory.pretrain.plan import model_config
 
 if TYPE_CHECKING:
     import torch
 
-    from factory.rtd import RTDModel
+    from factory.pretrain.rtd import RTDModel
 
 # The paper's optimiser (docs/pretraining.md#hyper-parameters): AdamW(0.9, 0.98), eps 1e-6, weight decay 0.01
 # (not biases or LayerNorms), gradients clipped to 1.0 (each network on its own, as the official code does).
@@ -33,7 +33,7 @@ def build_rtd(
 
     For benchmarks (bench/speed/step.py) and tests; `config_overrides` go to ModelConfig (e.g. num_hidden_layers).
     """
-    from factory.rtd import build_rtd_model
+    from factory.pretrain.rtd import build_rtd_model
 
     shape, vocab = as_shape(shape), VocabSize.from_pieces(vocab_pieces)
     config = model_config(shape, vocab)
@@ -64,8 +64,8 @@ def make_optimizer(model: torch.nn.Module, lr: float, fused: bool | None = None,
 def make_schedule(optimizer, warmup: int, steps: int, from_zero: bool = False):
     """Linear warm-up to the peak lr, then linear decay to 0 at `steps`. The first step takes peak/warmup, or with
     `from_zero` 0, as the official schedule (warmup_linear of step/total, DeBERTa/optims/lr_schedulers.py); the
-    same schedule as fine-tuning's (factory/schedules.py)."""
-    from factory.schedules import linear_warmup_decay
+    same schedule as fine-tuning's (factory/core/lr_schedule.py)."""
+    from factory.core.lr_schedule import linear_warmup_decay
 
     return linear_warmup_decay(optimizer, warmup, steps, from_zero)
 
@@ -121,7 +121,7 @@ def clip_groups_(groups: list[list[torch.nn.Parameter]], max_norm: float) -> lis
 def rtd_step(model, optimizer, ids: torch.Tensor, rtd_lambda: float = RTD_LAMBDA, step: int = 0, seed: int = 0):
     """One full training step on one batch of token ids (B, L): mask, generator + discriminator forward,
     backward, clip, AdamW step. For benchmarks (bench/speed/step.py); returns (mlm_loss, rtd_loss) as floats."""
-    from factory.rtd import make_step_noise, rtd_loss
+    from factory.pretrain.rtd import make_step_noise, rtd_loss
 
     noise = make_step_noise(ids, model.mask_id, seed, step, 0)
     out = model(ids, noise.masked, noise.uniforms)

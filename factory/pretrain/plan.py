@@ -17,22 +17,25 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from factory.configs import (
+from factory.core.errors import ConfigError
+from factory.core.vocab_sizes import DEFAULT_VOCAB_SIZE
+from factory.model.presets import Shape, VocabSize, as_shape, layer_parameters, shape_of
+from factory.pretrain.config import (
     CONTINUE_LR,
     DEFAULT_LR,
-    DEFAULT_VOCAB_SIZE,
     MAX_MICRO_BATCH,
     PAPER_STEPS,
     PEAK_LR,
-    SEQ_LEN,
     WARMUP,
     PretrainConfig,
 )
-from factory.errors import ConfigError
-from factory.presets import Shape, VocabSize, as_shape, layer_parameters, shape_of
-from factory.rtd import max_predictions
+from factory.pretrain.rtd import max_predictions
+from factory.shards.config import SEQ_LEN
+
+if TYPE_CHECKING:
+    from factory.pretrain.start import Start
 
 
 @dataclass
@@ -87,7 +90,7 @@ def count_rtd_parameters(shape: Shape | str, vocab: VocabSize, sharing: str = "g
     instantiated on the meta device (free) and counted once per layer (presets.count_parameters)."""
     import torch
 
-    from factory.rtd import RTDModel
+    from factory.pretrain.rtd import RTDModel
 
     shape = as_shape(shape)
     config = model_config(shape, vocab)
@@ -145,70 +148,69 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def resolve_vocab(args: PretrainConfig) -> VocabSize:
+def resolve_vocab(config: PretrainConfig) -> VocabSize:
     """The vocabulary's size from --vocab's spm.model, or from --vocab-size for a dry run without one."""
-    if args.vocab is not None:
-        from factory.tokenizer import Tokenizer
+    if config.vocab is not None:
+        from factory.model.tokenizer import Tokenizer
 
-        return VocabSize.from_pieces(Tokenizer.from_folder(args.vocab).num_pieces, args.layout)
-    return VocabSize.parse(args.vocab_size or DEFAULT_VOCAB_SIZE, args.layout)
+        return VocabSize.from_pieces(Tokenizer.from_folder(config.vocab).num_pieces, config.layout)
+    return VocabSize.parse(config.vocab_size or DEFAULT_VOCAB_SIZE, config.layout)
 
 
-def make_plan(args: PretrainConfig, seq_len: int, processes: int | None = None) -> Plan:
+def make_plan(config: PretrainConfig, seq_len: int, processes: int | None = None, start: Start | None = None) -> Plan:
     """Validate the sizes and resolve the schedule; every problem is a one-line ConfigError. The model's shape
-    is `shape_of(args)` (the preset with --layers/--hidden/--heads/--ffn), which the trainer builds from, or with
-    --init-from the starting model's (factory/pretrain/start.py)."""
-    start = None
-    if args.init_from:
+    is `shape_of(config)` (the preset with --layers/--hidden/--heads/--ffn), which the trainer builds from, or with
+    --init-from the starting model's (factory/pretrain/start.py: `start`, opened here when not given)."""
+    if config.init_from and start is None:
         from factory.pretrain.start import open_start
 
-        start = open_start(args)
-    shape = start.shape if start else shape_of(args)
-    vocab = start.vocab_size if start else resolve_vocab(args)
-    config = start.config if start else shape.config(vocab)
-    if seq_len > config.max_position_embeddings:
+        start = open_start(config)
+    shape = start.shape if start else shape_of(config)
+    vocab = start.vocab_size if start else resolve_vocab(config)
+    architecture = start.config if start else shape.config(vocab)
+    if seq_len > architecture.max_position_embeddings:
         raise ConfigError(
-            f"--seq-len {seq_len} is above the model's {config.max_position_embeddings}: relative attention would run, "
-            f"but the position buckets ({config.position_buckets}, up to {config.max_relative_span}) were set for "
-            f"{config.max_position_embeddings} tokens and every v3 recipe trains at 512; rebuild the shards with "
-            "--seq-len 512 or less"
+            f"--seq-len {seq_len} is above the model's {architecture.max_position_embeddings}: relative attention "
+            f"would run, but the position buckets ({architecture.position_buckets}, up to "
+            f"{architecture.max_relative_span}) were set for {architecture.max_position_embeddings} tokens and every "
+            "v3 recipe trains at 512; rebuild the shards with --seq-len 512 or less"
         )
     processes = processes or world_size()
-    if args.batch % processes:
-        raise ConfigError(f"--batch {args.batch} is not divisible by the {processes} processes; pick a multiple")
-    micro = args.micro_batch or min(MAX_MICRO_BATCH, args.batch // processes)
-    if args.batch % (micro * processes):
+    if config.batch % processes:
+        raise ConfigError(f"--batch {config.batch} is not divisible by the {processes} processes; pick a multiple")
+    micro = config.micro_batch or min(MAX_MICRO_BATCH, config.batch // processes)
+    if config.batch % (micro * processes):
         raise ConfigError(
-            f"--batch {args.batch} is not a multiple of --micro-batch {micro} x {processes} processes; "
+            f"--batch {config.batch} is not a multiple of --micro-batch {micro} x {processes} processes; "
             "pick sizes that divide"
         )
-    if args.tokens is not None:
-        steps = max(1, math.ceil(args.tokens / (args.batch * seq_len)))
+    if config.tokens is not None:
+        steps = max(1, math.ceil(config.tokens / (config.batch * seq_len)))
     else:
-        steps = args.max_steps if args.max_steps is not None else PAPER_STEPS
-    warmup = args.warmup if args.warmup is not None else min(WARMUP, steps // 10)
-    lr = args.lr if args.lr is not None else PEAK_LR.get(shape.base, DEFAULT_LR)  # a custom shape: its preset's
-    if args.lr is None and start is not None:
+        steps = config.max_steps if config.max_steps is not None else PAPER_STEPS
+    warmup = config.warmup if config.warmup is not None else min(WARMUP, steps // 10)
+    lr = config.lr if config.lr is not None else PEAK_LR.get(shape.base, DEFAULT_LR)  # a custom shape: its preset's
+    if config.lr is None and start is not None:
         lr = CONTINUE_LR
-    generator_warmup = args.generator_warmup
+    generator_warmup = config.generator_warmup
     if generator_warmup >= steps:
         raise ConfigError(f"--generator-warmup {generator_warmup} leaves none of the {steps} steps for the "
                           "discriminator; give fewer")  # fmt: skip
-    params = count_rtd_parameters(shape, vocab, args.sharing)
-    mixed = args.mixed_precision not in ("no",)
+    params = count_rtd_parameters(shape, vocab, config.sharing)
+    mixed = config.mixed_precision not in ("no",)
     return Plan(
         shape=shape,
         vocab=vocab,
         seq_len=seq_len,
-        batch=args.batch,
+        batch=config.batch,
         micro_batch=micro,
         processes=processes,
-        accumulation=args.batch // (micro * processes),
+        accumulation=config.batch // (micro * processes),
         steps=steps,
         warmup=warmup,
         lr=lr,
         parameters=params,
-        flops_per_step=flops_per_step(shape, vocab, seq_len, args.batch, params),
+        flops_per_step=flops_per_step(shape, vocab, seq_len, config.batch, params),
         memory_gib=memory_estimate(shape, params, micro, seq_len, mixed),
         generator_warmup=generator_warmup,
     )
@@ -224,7 +226,8 @@ def plan_time(plan: Plan, assume_tflops: float, assume_tokens_per_s: float | Non
 # ---- what --dry-run prints -----------------------------------------------------------------------
 def dry_run_seq_len(config: PretrainConfig) -> int:
     """The length a dry run plans for: --seq-len, else the shards', else 512."""
-    from factory.manifest import ShardsManifest, find_manifest
+    from factory.core.manifest import find_manifest
+    from factory.shards.manifest import ShardsManifest
 
     if config.seq_len is not None:
         return config.seq_len
@@ -241,13 +244,10 @@ def shape_line(shape: Shape) -> str:
     )
 
 
-def start_lines(config: PretrainConfig, plan: Plan) -> list[str]:
-    """--init-from: where the two networks start, and the update order."""
-    if not config.init_from:
+def start_lines(config: PretrainConfig, plan: Plan, start: Start | None) -> list[str]:
+    """--init-from: where the two networks start (`start`, the plan's), and the update order."""
+    if not config.init_from or start is None:
         return []
-    from factory.pretrain.start import open_start
-
-    start = open_start(config)
     gen = start.generator
     where = {"given": f"--init-generator {config.init_generator}", "published": "the published generator beside it",
              "folder": f"the generator in {gen.folder}",
@@ -266,13 +266,18 @@ def dry_run_lines(config: PretrainConfig) -> list[str]:
     then the plan as JSON."""
     from factory.pretrain.mixing import dry_run_mix
 
-    plan = make_plan(config, dry_run_seq_len(config))
+    start = None
+    if config.init_from:
+        from factory.pretrain.start import open_start
+
+        start = open_start(config)  # once: the plan and the lines below read it
+    plan = make_plan(config, dry_run_seq_len(config), start=start)
     seconds = plan_time(plan, config.assume_tflops, config.assume_tokens_per_s)
     p, m = plan.parameters, plan.memory_gib
     rate = f"{config.assume_tokens_per_s:,.0f} tokens/s" if config.assume_tokens_per_s else (
         f"{config.assume_tflops:g} TFLOP/s achieved")  # fmt: skip
     return [
-        *start_lines(config, plan),
+        *start_lines(config, plan, start),
         f"{shape_line(plan.shape)}: vocabulary {plan.vocab.pieces:,} pieces ({plan.vocab.rows:,} rows), "
         f"seq_len {plan.seq_len}",
         f"parameters: generator {p['generator'] / 1e6:.1f}M + discriminator {p['discriminator'] / 1e6:.1f}M "

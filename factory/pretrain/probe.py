@@ -30,7 +30,7 @@ import logging
 import statistics
 from typing import TYPE_CHECKING, Any
 
-from factory.configs import PROBE_LOGS, PretrainConfig
+from factory.pretrain.config import PROBE_LOGS, PretrainConfig
 
 if TYPE_CHECKING:
     from factory.pretrain.state import Run
@@ -66,19 +66,19 @@ class Probe:
         return done % self.every == 0 or done == steps
 
 
-def open_probe(args: PretrainConfig, tokenizer) -> Probe | None:
+def open_probe(config: PretrainConfig, tokenizer) -> Probe | None:
     """--probe read and checked (the same reader and errors as `eval retrieval --data`), its texts tokenised."""
-    if not args.probe:
+    if not config.probe:
         return None
-    from factory.errors import FactoryError
+    from factory.core.errors import FactoryError
     from factory.evaluate.parallel import read_parallel
 
     try:
-        data = read_parallel(args.probe, args.probe_pivot)
+        data = read_parallel(config.probe, config.probe_pivot)
     except FactoryError as e:  # the reader's words are `eval retrieval`'s flags; say this command's
         raise FactoryError(str(e).replace("--data", "--probe").replace("--pivot", "--probe-pivot")) from None
     texts = list(dict.fromkeys(t for pairs in data.pairs.values() for t in (*pairs.pivot, *pairs.other)))
-    every = args.probe_every or PROBE_LOGS * args.log_every
+    every = config.probe_every or PROBE_LOGS * config.log_every
     log.info("probe: %s, %d languages against %s, every %d steps", data.source, len(data.pairs), data.pivot, every)
     return Probe(data, TextCache(tokenizer, texts), every)
 
@@ -103,7 +103,7 @@ def measure_record(run: Run, probe: Probe) -> dict[str, float]:
         with untouched_rng():
             if probe.encoder is None:
                 probe.encoder = _bare_encoder(acc.unwrap_model(run.model).discriminator.config).to(acc.device)
-            probe.encoder.load_state_dict(discriminator_state(state, run.args.sharing))
+            probe.encoder.load_state_dict(discriminator_state(state, run.config.sharing))
             record = _measure(probe, probe.encoder, PREFIX, acc.device)
     acc.wait_for_everyone()
     return record
@@ -167,7 +167,7 @@ def as_record(prefix: str, results: dict[str, Any], average: dict[str, Any]) -> 
 
 def figures(probe: Probe | None, last: dict[str, Any], control: dict[str, float]) -> dict[str, Any] | None:
     """What factory.json records: the last probe (the last record's, the last step being always probed) and the
-    control, in the shape of factory.manifest.ProbeFigures."""
+    control, in the shape of factory.pretrain.manifest.ProbeFigures."""
     if probe is None or PREFIX not in last:
         return None
 

@@ -2,7 +2,7 @@
 discriminator instead of random weights (docs/derive.md#continued-pre-training).
 
 Where each part comes from:
-- the discriminator: SRC, a folder or a Hub id (factory/source.py). Its config.json is the model's config (the
+- the discriminator: SRC, a folder or a Hub id (factory/core/sources.py). Its config.json is the model's config (the
   shape and embedding rows; --preset, --layout and the shape flags are refused), its weights every encoder tensor
   and the trained RTD head `mask_predictions` (a fresh head when SRC has none, e.g. a classification model);
 - the tokenizer: SRC's spm.model (or --vocab, which must be that same file: another vocabulary needs
@@ -18,28 +18,28 @@ Where each part comes from:
   (the published generators were trained with it), off for a derived or factory-exported generator.
 
 `open_start` reads configs only (what a plan and `--dry-run` need, and every check of the user's input, one line
-each); `build_start_model` reads the weights and builds the RTD model for the run.
+each); its `Start` is made once per run and passed down (run_pretrain -> setup -> make_plan, build_model);
+`build_start_model` reads the weights and builds the RTD model for the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.errors import ConfigError, ModelFolderError
+from factory.core.errors import ConfigError, ModelFolderError
 from factory.model.config import ModelConfig
-from factory.presets import PRESETS, Shape, VocabSize, generator_depth
+from factory.model.presets import PRESETS, Shape, VocabSize, generator_depth
 
 if TYPE_CHECKING:
     import torch
 
-    from factory.configs import PretrainConfig
-    from factory.rtd import RTDModel
-    from factory.source import ResolvedModel
+    from factory.core.sources import ResolvedModel
+    from factory.pretrain.config import PretrainConfig
+    from factory.pretrain.rtd import RTDModel
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Start:
         return Shape(base, *sizes, generator=None if depth == generator_depth(sizes[0]) else depth)
 
     def record(self, emd: bool | None = None) -> dict[str, Any]:
-        """What the manifests and the card say about the start (factory.manifest.InitFrom's fields)."""
+        """What the manifests and the card say about the start (factory.pretrain.manifest.InitFrom's fields)."""
         gen = self.generator
         return {
             "source": self.source.describe(),
@@ -126,19 +126,13 @@ def base_model(source: ResolvedModel) -> dict[str, Any] | None:
 
 
 # ---- the configs: every check before anything is written ------------------------------------------
-def open_start(args: PretrainConfig) -> Start:
-    """Resolve --init-from (and --init-generator, --vocab) and check that they fit; configs only. Cached: a run
-    plans several times, and a Hub id is resolved once (the cache folder is part of the key)."""
-    from huggingface_hub import constants
-
-    return _open_start(args.init_from, args.init_generator, str(args.vocab) if args.vocab else None,
-                       args.generator_rule, str(constants.HF_HUB_CACHE))  # fmt: skip
-
-
-@functools.lru_cache(maxsize=8)
-def _open_start(init_from: str, init_generator: str | None, vocab: str | None, rule: str, _cache: str) -> Start:
-    from factory.export import GENERATOR_CONFIG, read_config
-    from factory.source import resolve_model
+def open_start(config: PretrainConfig) -> Start:
+    """Resolve --init-from (and --init-generator, --vocab) and check that they fit; configs only. Called once per
+    run: the caller passes the `Start` down to what plans and builds the run."""
+    init_from, init_generator, rule = config.init_from, config.init_generator, config.generator_rule
+    vocab = str(config.vocab) if config.vocab else None
+    from factory.core.sources import resolve_model
+    from factory.model.folder import GENERATOR_CONFIG, read_config
 
     source = resolve_model(init_from, parts=("config",))
     config = read_config(source.path)  # not a deberta-v2 model: one line
@@ -163,7 +157,7 @@ def has_config(folder: Path, name: str) -> bool:
 
 def _beside(source: ResolvedModel, config: ModelConfig, rule: str) -> tuple[GeneratorSource, ModelConfig]:
     """The generator that comes with SRC (published files, or a generator/ folder in or beside it), else the rule's."""
-    from factory.export import GENERATOR_CONFIG, generator_folder, read_config
+    from factory.model.folder import GENERATOR_CONFIG, generator_folder, read_config
 
     folder = source.path
     if has_config(folder, GENERATOR_CONFIG):
@@ -177,9 +171,9 @@ def _beside(source: ResolvedModel, config: ModelConfig, rule: str) -> tuple[Gene
 
 def _vocabulary(source: ResolvedModel, config: ModelConfig, vocab: str | None) -> tuple[Path, int]:
     """The vocabulary folder the run uses, and its pieces: SRC's spm.model, or --vocab when it is that same file."""
-    from factory.outputs import fingerprint_file
-    from factory.source import resolve_model
-    from factory.tokenizer import SPM_FILE, Tokenizer
+    from factory.core.outputs import fingerprint_file
+    from factory.core.sources import resolve_model
+    from factory.model.tokenizer import SPM_FILE, Tokenizer
 
     own = source.path / SPM_FILE
     if vocab is None:
@@ -226,8 +220,8 @@ class StartWeights:
 
 def read_start(start: Start, emd: str) -> StartWeights:
     """Read both networks' weights (a Hub id: the files are fetched now, at the commit the plan resolved)."""
-    from factory.export import GDES_DELTAS, GENERATOR_WEIGHTS, POSITIONS, _normalise, read_weights
-    from factory.source import resolve_model
+    from factory.core.sources import resolve_model
+    from factory.model.folder import GDES_DELTAS, GENERATOR_WEIGHTS, POSITIONS, _normalise, read_weights
 
     src = start.source
     folder = resolve_model(f"{src.repo_id}@{src.revision}", parts=("model",)).path if src.is_hub else src.path
@@ -251,15 +245,17 @@ def read_start(start: Start, emd: str) -> StartWeights:
     return StartWeights(disc, gen_state, start.generator_config.replace(emd=on), gen.rule)
 
 
-def build_start_model(args: PretrainConfig, start: Start, config: ModelConfig) -> RTDModel:
+def build_start_model(config: PretrainConfig, start: Start, model_config: ModelConfig) -> RTDModel:
     """The RTD model of the run (weights from --seed first: the fresh parts), then the start's weights copied in."""
-    from factory.rtd import build_rtd_model
+    from factory.pretrain.rtd import build_rtd_model
 
-    weights = read_start(start, args.emd)
+    weights = read_start(start, config.emd)
     gen_config = weights.generator_config.replace(
-        hidden_dropout_prob=config.hidden_dropout_prob, attention_probs_dropout_prob=config.attention_probs_dropout_prob
+        hidden_dropout_prob=model_config.hidden_dropout_prob,
+        attention_probs_dropout_prob=model_config.attention_probs_dropout_prob,
     )
-    model = build_rtd_model(config, gen_config.num_hidden_layers, args.sharing, args.seed, generator=gen_config)
+    model = build_rtd_model(model_config, gen_config.num_hidden_layers, config.sharing, config.seed,
+                            generator=gen_config)  # fmt: skip
     load_start(model, weights)
     return model
 
@@ -330,6 +326,6 @@ def start_config(start: Start, dropout: float | None) -> ModelConfig:
     return config.replace(factory={**config.factory, **start.shape.record()})
 
 
-def replace_vocab(args: PretrainConfig, start: Start) -> PretrainConfig:
+def replace_vocab(config: PretrainConfig, start: Start) -> PretrainConfig:
     """--vocab defaults to the start's vocabulary folder (SRC's spm.model)."""
-    return args if args.vocab == start.vocab else dataclasses.replace(args, vocab=start.vocab)
+    return config if config.vocab == start.vocab else dataclasses.replace(config, vocab=start.vocab)

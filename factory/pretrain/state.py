@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from factory.configs import PretrainConfig
     from factory.pretrain.batches import Feed
-    from factory.pretrain.mixing import LanguageOrder, Mix
-    from factory.pretrain.order import BatchOrder
+    from factory.pretrain.config import PretrainConfig
+    from factory.pretrain.mixing import BatchOrder, LanguageOrder, Mix
     from factory.pretrain.plan import Plan
 
 
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
 class Run:
     """What `setup` builds and the loop uses."""
 
-    args: PretrainConfig
+    config: PretrainConfig
     plan: Plan
     accelerator: Any
     model: Any

@@ -13,15 +13,23 @@ documents, stored tokens, corpus tokens (counted or estimated) and rows. docs/da
 - pack.py: the packer and the writer (fixed-size record batches, `.partial` files, checkpoint/restore);
 - build.py: the loop over units through the shared corpus pipeline (factory/corpus/pipeline.py), resumable;
 - run.py: the step (inputs, reuse of a finished folder, manifest); merge.py: `--merge` of task folders;
-- read.py: `ShardSet`, what pre-training reads.
+- read.py: `ShardSet`, what pre-training reads;
+- config.py: the options and the budgets' grammar; manifest.py: factory.json.
+This `__init__` imports nothing: its names load their module on first use, so the step's config loads alone.
 """
-
-from factory.errors import ShardError
-from factory.shards.pack import BATCH_ROWS, COLUMN, Packer, ShardWriter, shard_name
-from factory.shards.read import ShardSet, iter_rows
-from factory.shards.run import build_shards
 
 SHARD_GLOB = "shard-*.arrow"
 
-__all__ = ["BATCH_ROWS", "COLUMN", "SHARD_GLOB", "Packer", "ShardError", "ShardSet", "ShardWriter", "build_shards",
-           "iter_rows", "shard_name"]  # fmt: skip
+_HOMES = {"ShardError": "factory.core.errors", "BATCH_ROWS": "factory.shards.pack", "COLUMN": "factory.shards.pack",
+          "Packer": "factory.shards.pack", "ShardWriter": "factory.shards.pack", "shard_name": "factory.shards.pack",
+          "ShardSet": "factory.shards.read", "iter_rows": "factory.shards.read", "build_shards": "factory.shards.run"}
+__all__ = ["SHARD_GLOB", *_HOMES]
+
+
+def __getattr__(name: str):
+    """The step's names, from their modules on first use."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'factory.shards' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_HOMES[name]), name)

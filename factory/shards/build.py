@@ -98,7 +98,7 @@ class ShardBuild:
     # ---- the loop -------------------------------------------------------------------------------------
     def run(self, workers, text_field: str) -> None:
         """Read every unit of the plan's span from the checkpoint on; write rows as they come."""
-        from factory.progress import progress
+        from factory.core.progress import progress
 
         first, stop = self.plan.span
         bar = progress(total=stop - first, desc="shards (units)", initial=self.state.unit - first)

@@ -14,10 +14,11 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from factory.config import to_json
-from factory.errors import ShardError
-from factory.manifest import LanguageFigures, ShardFile, ShardsManifest, read_manifest, write_manifest
-from factory.outputs import staged_output
+from factory.core.errors import ShardError
+from factory.core.manifest import read_manifest, write_manifest
+from factory.core.options import to_json
+from factory.core.outputs import staged_output
+from factory.shards.manifest import LanguageFigures, ShardFile, ShardsManifest
 from factory.shards.pack import BATCH_ROWS, COLUMN, cut_document, document_ends, rows_batch, shard_name
 
 

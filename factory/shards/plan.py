@@ -17,8 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factory.budgets import config_problems, parse_count, parse_task  # noqa: F401  (plan's names, as before)
-from factory.errors import ShardError
+from factory.core.errors import ShardError
+from factory.shards.config import config_problems, parse_count, parse_task  # noqa: F401  (plan's names, as before)
 
 PROBE_BYTES = 2 << 20
 
@@ -26,8 +26,8 @@ PROBE_BYTES = 2 << 20
 # ---- languages and units -----------------------------------------------------------------------
 def resolve_languages(config, sources) -> tuple[list[str], str | None]:
     """(the languages in routing order, the language filter that runs or None)."""
-    from factory.langid import check_codes, filter_name
-    from factory.languages import UNDETERMINED, check_languages
+    from factory.core.languages import UNDETERMINED, check_languages
+    from factory.corpus.langid import check_codes, filter_name
 
     declared = [s.lang for s in sources if s.lang]
     langs = list(dict.fromkeys(config.langs or declared)) or [UNDETERMINED]
@@ -175,7 +175,7 @@ IGNORED = ("out", "force", "num_proc", "dry_run", "merge", "task")  # settings t
 
 def fingerprint(config, vocab_fingerprint: str, sources, task: tuple[int, int] | None = None) -> str:
     """What the shards depend on: the settings, the vocabulary, the local inputs' sizes and times."""
-    from factory.config import to_json
+    from factory.core.options import to_json
     from factory.corpus import source_files
 
     settings = {k: v for k, v in to_json(config).items() if k not in IGNORED}
@@ -191,7 +191,7 @@ def fingerprint(config, vocab_fingerprint: str, sources, task: tuple[int, int] |
 
 def plan_lines(config, found: dict[str, Estimate], wanted: dict[str, int | None]) -> list[str]:
     """The dry run's table: per language its text, corpus tokens, budget, expected rows and disk."""
-    from factory.languages import name
+    from factory.core.languages import name
 
     lines = [f"{'language':<24} {'text bytes':>15} {'corpus tokens':>17} {'budget':>15} {'rows':>11} {'disk':>10}"]
     total_rows = 0
@@ -226,6 +226,6 @@ def _disk(rows: int | None, seq_len: int) -> str:
 
 def work_folder(out: Path) -> Path:
     """Where a build keeps its unfinished state: beside --out, found again by the same name."""
-    from factory.outputs import work_folder
+    from factory.core.outputs import work_folder
 
     return work_folder(out, "shards")

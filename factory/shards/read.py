@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from factory.errors import ShardError
-from factory.manifest import ShardsManifest, find_manifest
-from factory.outputs import fingerprint_file
+from factory.core.errors import ShardError
+from factory.core.manifest import find_manifest
+from factory.core.outputs import fingerprint_file
+from factory.model.tokenizer import SPM_FILE
+from factory.shards.manifest import ShardsManifest
 from factory.shards.pack import COLUMN
-from factory.tokenizer import SPM_FILE
 
 if TYPE_CHECKING:
     import torch

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from factory.config import to_json
-from factory.configs import ShardsConfig
+from factory.core.errors import FactoryError, ManifestError, RunFailure, ShardError
+from factory.core.manifest import ModelSource, find_manifest, write_manifest
+from factory.core.options import to_json
+from factory.core.outputs import check_output, fingerprint_file, output_lock, replace_folder
 from factory.corpus import (
     Cleaning,
     CorpusStats,
@@ -24,28 +26,19 @@ from factory.corpus import (
     read_source,
 )
 from factory.corpus.pool import WorkerDied
-from factory.errors import FactoryError, ManifestError, RunFailure, ShardError
-from factory.manifest import (
-    LanguageFigures,
-    ModelSource,
-    ShardFile,
-    ShardsManifest,
-    TaskPart,
-    find_manifest,
-    write_manifest,
-)
-from factory.outputs import check_output, fingerprint_file, output_lock, replace_folder
+from factory.model.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
+from factory.shards.config import ShardsConfig
+from factory.shards.manifest import LanguageFigures, ShardFile, ShardsManifest, TaskPart
 from factory.shards.merge import manifest_figures
-from factory.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
 
 log = logging.getLogger("factory.shards")
 DEDUPE_BITS = 1 << 28  # 32 MiB, whatever the corpus size (factory/corpus/cleaning.py)
 
 
 @dataclass
-class Plan:
+class ShardsPlan:
     """What one build (or task) reads and how much of each language it keeps."""
 
     sources: list[Source]
@@ -60,7 +53,7 @@ class Plan:
 
 
 @dataclass
-class Inputs:
+class ShardsInputs:
     """The checked inputs: tokenizer, sources, languages and fingerprints."""
 
     tok: Tokenizer
@@ -75,17 +68,17 @@ class Inputs:
 
 
 def resolve_vocab(config: ShardsConfig) -> tuple[ShardsConfig, ModelSource]:
-    """--vocab is a vocabulary folder or a published model's (a folder or a Hub id, factory/source.py), whose
+    """--vocab is a vocabulary folder or a published model's (a folder or a Hub id, factory/core/sources.py), whose
     spm.model then tokenises the shards for `pretrain --init-from`; the config reads the resolved folder."""
     import dataclasses
 
-    from factory.source import resolve_model
+    from factory.core.sources import resolve_model
 
     source = resolve_model(config.vocab, parts=("tokenizer",))
     return dataclasses.replace(config, vocab=source.path), ModelSource(**source.describe())
 
 
-def check_inputs(config: ShardsConfig) -> Inputs:
+def check_inputs(config: ShardsConfig) -> ShardsInputs:
     tok = Tokenizer.from_folder(config.vocab)
     spm = Path(config.vocab) / SPM_FILE
     sources = [Source.parse(c) for c in config.corpus]
@@ -97,25 +90,25 @@ def check_inputs(config: ShardsConfig) -> Inputs:
     task = P.parse_task(config.task) if config.task else None
     vocab = fingerprint_file(spm)
     whole = P.fingerprint(config, vocab, sources)
-    return Inputs(tok, spm, sources, langs, langid, task, whole, P.fingerprint(config, vocab, sources, task))
+    return ShardsInputs(tok, spm, sources, langs, langid, task, whole, P.fingerprint(config, vocab, sources, task))
 
 
-def pipeline_of(config: ShardsConfig, inputs: Inputs) -> Pipeline:
+def pipeline_of(config: ShardsConfig, inputs: ShardsInputs) -> Pipeline:
     cleaning = Cleaning(config.min_chars, config.max_chars, config.dedupe, DEDUPE_BITS) if config.clean else None
     return Pipeline(tuple(inputs.langs), cleaning, inputs.langid, config.langid_threshold,
                     DEDUPE_BITS if config.dedupe else 0, str(inputs.spm), SPECIAL_TOKENS["[SEP]"],
                     tuple(config.langid_skip))  # fmt: skip
 
 
-def make_plan(config: ShardsConfig, inputs: Inputs, workers: Workers, saved: dict | None) -> Plan:
+def make_plan(config: ShardsConfig, inputs: ShardsInputs, workers: Workers, saved: dict | None) -> ShardsPlan:
     """Units, the task's span, and (with a budget, or for the dry run) the probe and the budgets."""
     from factory.corpus import source_units
 
     units = [u for i, s in enumerate(inputs.sources) for u in source_units(s, i, config.text_field)]
     span = P.task_span([u.size for u in units], *inputs.task) if inputs.task else (0, len(units))
     feeds = [P.unit_languages(s, inputs.langs, inputs.langid) for s in inputs.sources]
-    plan = Plan(inputs.sources, inputs.langs, inputs.langid, units, span, feeds, _sizes(units, span, inputs.sources),
-                {lang: None for lang in inputs.langs}, None)  # fmt: skip
+    plan = ShardsPlan(inputs.sources, inputs.langs, inputs.langid, units, span, feeds,
+                      _sizes(units, span, inputs.sources), {lang: None for lang in inputs.langs}, None)  # fmt: skip
     if saved is not None:
         plan.budgets = saved["budgets"]
         plan.estimates = {k: P.Estimate(**v) for k, v in saved["estimates"].items()} if saved["estimates"] else None
@@ -133,7 +126,7 @@ def _sizes(units: list[Unit], span: tuple[int, int], sources: list[Source]) -> l
     return sizes
 
 
-def probe(config: ShardsConfig, plan: Plan, units: list[Unit], workers: Workers) -> dict[str, P.Estimate]:
+def probe(config: ShardsConfig, plan: ShardsPlan, units: list[Unit], workers: Workers) -> dict[str, P.Estimate]:
     """The first PROBE_BYTES of every source through the whole pipeline: tokens per byte per language."""
     sizes = _sizes(units, (0, len(units)), plan.sources)
     counts = [P.SourceCount(size) for size in sizes]
@@ -181,7 +174,7 @@ def build_shards(config: ShardsConfig) -> dict:
         return _build(config, inputs)
 
 
-def _build(config: ShardsConfig, inputs: Inputs) -> dict:
+def _build(config: ShardsConfig, inputs: ShardsInputs) -> dict:
     """The build itself (resumable from its work folder), or with --dry-run its plan."""
     work = P.work_folder(config.out)
     saved = None if config.dry_run else saved_plan(work, inputs.work)
@@ -210,7 +203,7 @@ def _build(config: ShardsConfig, inputs: Inputs) -> dict:
     return figures
 
 
-def _finished(config: ShardsConfig, inputs: Inputs) -> dict | None:
+def _finished(config: ShardsConfig, inputs: ShardsInputs) -> dict | None:
     """The figures of --out when it already holds this very build (`factory run` re-running a step)."""
     try:
         manifest = find_manifest(config.out, ShardsManifest) if Path(config.out).is_dir() else None
@@ -222,7 +215,7 @@ def _finished(config: ShardsConfig, inputs: Inputs) -> dict | None:
     return manifest_figures(manifest) if task == inputs.task else None
 
 
-def write_figures(config: ShardsConfig, inputs: Inputs, plan: Plan, build: ShardBuild, work: Path) -> dict:
+def write_figures(config: ShardsConfig, inputs: ShardsInputs, plan: ShardsPlan, build: ShardBuild, work: Path) -> dict:
     """factory.json for the finished build (or task); one line if nothing at all was kept."""
     stats: CorpusStats = build.state.stats
     found = P.estimates(build.state.counts, plan.feeds, plan.langs)
@@ -280,7 +273,7 @@ def datasets_bars() -> Iterator[None]:
     """`datasets` draws its own bars (streams): off where factory's are (-q, other processes)."""
     import datasets
 
-    from factory.progress import progress_enabled
+    from factory.core.progress import progress_enabled
 
     was_on = datasets.is_progress_bar_enabled()
     if not progress_enabled():
