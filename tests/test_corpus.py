@@ -250,9 +250,9 @@ def _start(fail: bool) -> None:
 def _pool(fail: bool = False):
     import multiprocessing as mp
 
-    from factory.corpus.pool import ProcessPool
+    from factory.corpus.pool import start_pool
 
-    return ProcessPool(2, _square_with_pid, _start, (fail,), mp.get_context("fork"))
+    return start_pool(2, _square_with_pid, _start, (fail,), mp.get_context("fork"))
 
 
 def test_the_pool_answers_in_order_from_both_workers():

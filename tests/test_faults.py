@@ -213,14 +213,11 @@ def test_a_kill_inside_a_shard_checkpoint_then_rerun_writes_the_same_bytes(tmp_p
     _rerun_equals_a_straight_build(argv, tmp_path, quick)
 
 
-@pytest.mark.parametrize("pool", ["own", "executor"])
-def test_a_killed_worker_process_is_one_line_and_the_rerun_resumes(tmp_path, pool, monkeypatch):
+def test_a_killed_worker_process_is_one_line_and_the_rerun_resumes(tmp_path):
     """The out-of-memory killer takes a worker process mid-build: multiprocessing.Pool would wait for its answer
-    forever; the build stops with one line (exit 1), and the rerun resumes to the bytes of a straight build.
-    Both pools (FACTORY_POOL, factory/corpus/pool.py::start_pool) until one is kept."""
-    monkeypatch.setenv("FACTORY_POOL", pool)  # the straight build runs in this process
+    forever; the build stops with one line (exit 1), and the rerun resumes to the bytes of a straight build."""
     argv = [*_small_build(tmp_path, 12000), "--num-proc", "2"]  # cleaning and de-duplication on: processes
-    quick = {"FACTORY_SHARDS_CHECKPOINT_S": "0", "FACTORY_POOL": pool}
+    quick = {"FACTORY_SHARDS_CHECKPOINT_S": "0"}
     done = run_with_fault("worker:3", [*argv, "--out", tmp_path / "killed"], quick)  # 6 chunks: dies at the 5th
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-2000:]

@@ -63,7 +63,7 @@ class DiskFull(RunFailure):
 
 class WorkerDied(RunFailure):
     """A worker process ended without answering (what the caller can add: how to resume). Raised by both corpus
-    worker pools (factory/corpus/pool.py, factory/corpus/executor_pool.py) with `worker_death`'s line."""
+    worker pool (factory/corpus/pool.py) with `worker_death`'s line."""
 
 
 def worker_death(code: int | None) -> str:

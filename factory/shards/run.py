@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from factory.core.errors import FactoryError, ManifestError, RunFailure, ShardError
+from factory.core.errors import FactoryError, ManifestError, RunFailure, ShardError, WorkerDied
 from factory.core.manifest import ModelSource, find_manifest, write_manifest
 from factory.core.options import to_json
 from factory.core.outputs import check_output, fingerprint_file, output_lock, replace_folder
@@ -25,7 +25,6 @@ from factory.corpus import (
     chunks,
     read_source,
 )
-from factory.corpus.pool import WorkerDied
 from factory.model.tokenizer import SPECIAL_TOKENS, SPM_FILE, Tokenizer
 from factory.shards import plan as P
 from factory.shards.build import ShardBuild, open_work, saved_plan
