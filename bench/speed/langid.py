@@ -16,7 +16,7 @@ takes either script, zh_hans/zh_hant need the script right); plain langdetect's 
 zh_hans/zh_hant. Each filter runs in this one process on the same documents; documents/s is per CPU-second
 (process time), so the ratio between filters survives a busy machine. `fasttext, 1000 chars` is lid.176 on
 every document's first 1,000 characters (no cascade): what the cascade's first 64-character look costs.
-factory runs lid.176 in NumPy with a cache of each distinct token's rows (factory/langid/ftz.py): its rows
+factory runs lid.176 in NumPy with a cache of each distinct token's rows (factory/corpus/langid/ftz.py): its rows
 start from an empty cache (every word of these few documents is new to it: the worst case), and once more
 with the cache the same documents left (a long build's frequent words); `fastText's own predict` is
 fasttext-predict's C++ predict with the same cascade, one call a document (the filter before), and the
@@ -73,7 +73,7 @@ def _translated(corpus: Path, stem: str) -> set[str]:
 
 # ---- the filters: each gives, per text, the codes it counts as -------------------------------------
 def fasttext_codes(texts: list[str], first_chars: int | None = None) -> list[tuple[str, ...]]:
-    """factory's lid.176 (factory/langid/ftz.py) with the token cache as the last call left it."""
+    """factory's lid.176 (factory/corpus/langid/ftz.py) with the token cache as the last call left it."""
     from factory.corpus.langid import lid176
 
     lid = lid176.Lid176() if first_chars is None else lid176.Lid176(first_chars=first_chars)
