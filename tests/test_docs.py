@@ -83,3 +83,14 @@ def test_nothing_cites_notes_outside_the_repository():
         if outside.search(line)
     ]
     assert not cited, "cite docs/ instead: " + ", ".join(cited)
+
+
+def test_every_module_path_the_docs_name_exists():
+    """A file of the package named in the README, docs/, bench/ or a comment of factory/ or tests/ exists where
+    it is named (`factory/corpus/langid/ftz.py`): modules move (issue 29's layout) and the prose must follow."""
+    named = re.compile(r"\bfactory/[A-Za-z_/]+\.py\b")
+    places = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "bench").rglob("*.md")]
+    places += [p for folder in ("bench", "factory", "tests") for p in (ROOT / folder).rglob("*.py")]
+    missing = sorted({f"{p.relative_to(ROOT)}: {m}" for p in places
+                      for m in named.findall(p.read_text(encoding="utf-8")) if not (ROOT / m).is_file()})  # fmt: skip
+    assert len(places) > 100 and not missing, missing
