@@ -255,7 +255,7 @@ def _pool(fail: bool = False):
     return start_pool(2, _square_with_pid, _start, (fail,), mp.get_context("fork"))
 
 
-def test_the_pool_answers_in_order_from_both_workers():
+def test_the_pool_answers_in_order_from_its_workers():
     pool = _pool()
     try:
         workers = [pool.submit((x,)) for x in range(10)]
@@ -263,7 +263,9 @@ def test_the_pool_answers_in_order_from_both_workers():
     finally:
         pool.close()
     assert [square for square, _ in answers] == [x * x for x in range(10)]
-    assert len({pid for _, pid in answers}) == 2 and os.getpid() not in {pid for _, pid in answers}
+    # computed in the pool's processes, never here; which of the two takes a job is whichever is free (the
+    # executor), so one fast worker may answer all ten
+    assert 1 <= len({pid for _, pid in answers}) <= 2 and os.getpid() not in {pid for _, pid in answers}
 
 
 def test_a_workers_exception_is_raised_here_and_the_pool_goes_on():
