@@ -218,7 +218,7 @@ def test_a_killed_worker_process_is_one_line_and_the_rerun_resumes(tmp_path):
     forever; the build stops with one line (exit 1), and the rerun resumes to the bytes of a straight build."""
     argv = [*_small_build(tmp_path, 12000), "--num-proc", "2"]  # cleaning and de-duplication on: processes
     quick = {"FACTORY_SHARDS_CHECKPOINT_S": "0"}
-    done = run_with_fault("worker:3", [*argv, "--out", tmp_path / "killed"], quick)  # 6 chunks: dies at the 5th
+    done = run_with_fault("worker:3", [*argv, "--out", tmp_path / "killed"], quick)  # 6 chunks, 2 workers: one gets 3
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
