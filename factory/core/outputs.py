@@ -184,6 +184,14 @@ def file_stats(paths: Iterable[Path]) -> dict[str, list[int]]:
     return found
 
 
+def write_whole(path: Path, text: str) -> None:
+    """`text` into `path` through a temporary file beside it and a rename: a kill mid-write keeps the old file
+    (run-state.json, a suite's resume.json)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def fingerprint_file(path: Path, chunk: int = 1 << 20) -> str:
     """sha256 of a file's bytes (first 16 hex digits: enough to tell inputs apart)."""
     h = hashlib.sha256()

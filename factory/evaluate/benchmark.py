@@ -189,9 +189,9 @@ def _saved_keys(work: Path) -> dict[str, str]:
 
 def _save_keys(work: Path, keys: dict[str, str]) -> None:
     """resume.json, replaced whole (a kill mid-write leaves the old one)."""
-    tmp = work / f".{RESUME_FILE}.tmp"
-    tmp.write_text(json.dumps(keys, indent=1) + "\n")
-    tmp.replace(work / RESUME_FILE)
+    from factory.core.outputs import write_whole
+
+    write_whole(work / RESUME_FILE, json.dumps(keys, indent=1) + "\n")
 
 
 def run_benchmark(request: Request) -> dict[str, Any]:

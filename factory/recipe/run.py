@@ -28,7 +28,7 @@ from typing import Any
 from factory.core.errors import FactoryError, RecipeError, short_path, short_value
 from factory.core.manifest import find_manifest, manifest_fingerprint
 from factory.core.options import Layer, check, command_line, fail, load_yaml, to_json, to_values
-from factory.core.outputs import check_target, output_lock
+from factory.core.outputs import check_target, output_lock, write_whole
 from factory.core.resources import find
 from factory.core.vocab_sizes import DEFAULT_VOCAB_SIZE
 from factory.evaluate.config import EvalConfig, RetrievalConfig
@@ -391,12 +391,8 @@ def read_state(path: Path) -> dict[str, Any]:
 
 
 def write_state(path: Path, saved: dict[str, Any]) -> None:
-    """run-state.json written whole: a temporary file beside it, renamed over it (a kill mid-write keeps the old)."""
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """run-state.json written whole (outputs.write_whole: a kill mid-write keeps the old)."""
+    write_whole(path, json.dumps(saved, indent=2) + "\n")
 
 
 def check_pretrain_folder(step: Step, state: dict[str, Any], saved: dict[str, Any]) -> None:
